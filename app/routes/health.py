@@ -1,0 +1,19 @@
+"""GET /api/health: is the service up, which torch, which device."""
+
+from __future__ import annotations
+
+import torch
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api", tags=["health"])
+
+
+@router.get("/health")
+def health() -> dict[str, str | None]:
+    cuda = torch.cuda.is_available()
+    return {
+        "status": "ok",
+        "torch": torch.__version__,
+        "device": "cuda" if cuda else "cpu",
+        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+    }

@@ -1,0 +1,58 @@
+"""Settings from environment variables (prefix SDUNET_), read once through a cached getter."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+# templates/ and static/ sit at the top of the repository, beside app/ (an editable install or a checkout).
+ROOT = Path(os.environ.get("SDUNET_ROOT", Path(__file__).resolve().parent.parent))
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(f"SDUNET_{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"SDUNET_{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    cache_size: int  # traces kept in the LRU cache
+    max_concurrent_traces: int  # traces computed at once (each holds the GIL most of the time)
+    devices: tuple[str, ...]  # devices allowed for timed profiles
+    max_image_size: int  # pixels per side
+    max_batch: int
+    max_context_tokens: int
+    max_queue: int  # profile jobs waiting per device
+    weights: str | None  # a local weights file used by profiles (serve --weights)
+    cors_origins: tuple[str, ...]
+    templates_dir: Path
+    static_dir: Path
+
+
+@lru_cache
+def get_settings() -> Settings:
+    env = os.environ.get
+    return Settings(
+        host=env("SDUNET_HOST", "127.0.0.1"),
+        port=_int("PORT", 8000),
+        cache_size=_int("CACHE_SIZE", 64),
+        max_concurrent_traces=_int("CONCURRENT_TRACES", 2),
+        devices=tuple(d for d in env("SDUNET_DEVICES", "cpu,cuda").split(",") if d),
+        max_image_size=_int("MAX_IMAGE_SIZE", 4096),
+        max_batch=_int("MAX_BATCH", 64),
+        max_context_tokens=_int("MAX_CONTEXT_TOKENS", 1024),
+        max_queue=_int("MAX_QUEUE", 16),
+        weights=env("SDUNET_WEIGHTS") or None,
+        cors_origins=tuple(o for o in env("SDUNET_CORS_ORIGINS", "").split(",") if o),
+        templates_dir=ROOT / "templates",
+        static_dir=ROOT / "static",
+    )

@@ -1,0 +1,160 @@
+"""The transformer side of the UNet: CrossAttention, FeedForward (GEGLU), BasicTransformerBlock and
+SpatialTransformer, with the original attribute names (`to_q`, `to_k`, `to_v`, `to_out`, `ff.net`, `attn1`,
+`attn2`, `norm1..3`, `proj_in`, `transformer_blocks`, `proj_out`).
+
+Attention runs through `torch.nn.functional.scaled_dot_product_attention`, which computes the same
+softmax(QK^T / sqrt(d_head)) V as the original einsums and picks a fused kernel where one exists.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import ContextBlock
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention from x to a context (self-attention when no context is given).
+
+    to_q from x; to_k, to_v from the context (or x); no bias; heads split; to_out = Linear + Dropout.
+    """
+
+    def __init__(
+        self, query_dim: int, *, context_dim: int | None = None, heads: int, dim_head: int, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        inner = heads * dim_head
+        context_dim = context_dim or query_dim
+        self.heads = heads
+        self.dim_head = dim_head
+        self.to_q = nn.Linear(query_dim, inner, bias=False)
+        self.to_k = nn.Linear(context_dim, inner, bias=False)
+        self.to_v = nn.Linear(context_dim, inner, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        context = x if context is None else context
+        b, n, _ = x.shape
+        m = context.shape[1]
+        # [B, N, heads * d] -> [B, heads, N, d]
+        q = self.to_q(x).view(b, n, self.heads, self.dim_head).transpose(1, 2)
+        k = self.to_k(context).view(b, m, self.heads, self.dim_head).transpose(1, 2)
+        v = self.to_v(context).view(b, m, self.heads, self.dim_head).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v)  # [B, heads, N, d]
+        out = out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
+        return self.to_out(out)
+
+
+class GEGLU(nn.Module):
+    """Linear d -> 2 * inner, split into value and gate, value * GELU(gate)."""
+
+    def __init__(self, dim_in: int, dim_out: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim_in, dim_out * 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, gate = self.proj(x).chunk(2, dim=-1)
+        return value * F.gelu(gate)
+
+
+class FeedForward(nn.Module):
+    """GEGLU (d -> 4d) -> Dropout -> Linear (4d -> d), as `ff.net.0..2`."""
+
+    def __init__(self, dim: int, *, mult: int = 4, dropout: float = 0.0) -> None:
+        super().__init__()
+        inner = dim * mult
+        self.net = nn.Sequential(GEGLU(dim, inner), nn.Dropout(dropout), nn.Linear(inner, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class BasicTransformerBlock(nn.Module):
+    """Self-attention, cross-attention to the context, feed-forward; each pre-normed with a residual add."""
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        heads: int,
+        dim_head: int,
+        context_dim: int | None,
+        dropout: float = 0.0,
+        disable_self_attn: bool = False,
+    ) -> None:
+        super().__init__()
+        self.disable_self_attn = disable_self_attn
+        # With self-attention disabled (SD x4 upscaler), attn1 attends to the context as well.
+        self.attn1 = CrossAttention(
+            dim, heads=heads, dim_head=dim_head, dropout=dropout, context_dim=context_dim if disable_self_attn else None
+        )
+        self.ff = FeedForward(dim, dropout=dropout)
+        self.attn2 = CrossAttention(dim, context_dim=context_dim, heads=heads, dim_head=dim_head, dropout=dropout)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.norm3 = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn1(self.norm1(x), context if self.disable_self_attn else None)  # [B, HW, C]
+        x = x + self.attn2(self.norm2(x), context)  # queries from pixels, keys/values from the text tokens
+        return x + self.ff(self.norm3(x))
+
+
+class SpatialTransformer(ContextBlock):
+    """GroupNorm -> proj_in -> [B, C, H, W] as [B, H*W, C] -> transformer blocks -> back -> proj_out -> + input.
+
+    proj_in / proj_out are 1x1 convs (SD 1.x) or Linear layers applied on the tokens (SD 2.x, SDXL).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        heads: int,
+        dim_head: int,
+        depth: int = 1,
+        context_dims: list[int | None],
+        dropout: float = 0.0,
+        disable_self_attn: bool = False,
+        use_linear: bool = False,
+        norm_groups: int = 32,
+    ) -> None:
+        super().__init__()
+        inner = heads * dim_head
+        self.channels = channels
+        self.use_linear = use_linear
+        # The original's Normalize: a plain GroupNorm with eps 1e-6 (the ResBlocks' GroupNorm32 uses 1e-5).
+        self.norm = nn.GroupNorm(num_groups=norm_groups, num_channels=channels, eps=1e-6, affine=True)
+        self.proj_in = nn.Linear(channels, inner) if use_linear else nn.Conv2d(channels, inner, 1)
+        self.transformer_blocks = nn.ModuleList(
+            BasicTransformerBlock(
+                inner,
+                heads=heads,
+                dim_head=dim_head,
+                context_dim=context_dims[d],
+                dropout=dropout,
+                disable_self_attn=disable_self_attn,
+            )
+            for d in range(depth)
+        )
+        self.proj_out = nn.Linear(inner, channels) if use_linear else nn.Conv2d(inner, channels, 1)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        b, _, h, w = x.shape
+        x_in = x
+        x = self.norm(x)
+        if not self.use_linear:
+            x = self.proj_in(x)  # [B, C, H, W] -> [B, inner, H, W]
+        x = x.flatten(2).transpose(1, 2)  # -> [B, H*W, inner]
+        if self.use_linear:
+            x = self.proj_in(x)
+        for block in self.transformer_blocks:
+            x = block(x, context)
+        if self.use_linear:
+            x = self.proj_out(x)
+        x = x.transpose(1, 2).reshape(b, -1, h, w)  # -> [B, inner, H, W]
+        if not self.use_linear:
+            x = self.proj_out(x)
+        return x + x_in

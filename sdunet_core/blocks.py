@@ -1,0 +1,205 @@
+"""The convolutional blocks of the UNet: ResBlock, Downsample, Upsample, the plain AttentionBlock, and the
+container that routes the time embedding and the context to the blocks that take them.
+
+Attribute names are the original ones (`in_layers`, `emb_layers`, `out_layers`, `skip_connection`, `op`,
+`conv`, `qkv`, `proj_out`) so that checkpoints load unchanged. Shapes are `[batch, channels, *spatial]`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GroupNorm32(nn.GroupNorm):
+    """GroupNorm computed in float32 and cast back, as the original does for fp16 stability."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float()).type(x.dtype)
+
+
+def normalization(channels: int, groups: int) -> GroupNorm32:
+    return GroupNorm32(groups, channels)
+
+
+def conv_nd(dims: int, *args, **kwargs) -> nn.Module:
+    return {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dims](*args, **kwargs)
+
+
+def avg_pool_nd(dims: int, *args, **kwargs) -> nn.Module:
+    return {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[dims](*args, **kwargs)
+
+
+class TimestepBlock(nn.Module):
+    """A block whose forward takes the time embedding as a second argument."""
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class ContextBlock(nn.Module):
+    """A block whose forward takes the context tokens as a second argument."""
+
+
+class TimestepEmbedSequential(nn.Sequential):
+    """A Sequential that hands `emb` to TimestepBlocks and `context` to ContextBlocks."""
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        for layer in self:
+            if isinstance(layer, TimestepBlock):
+                x = layer(x, emb)
+            elif isinstance(layer, ContextBlock):
+                x = layer(x, context)
+            else:
+                x = layer(x)
+        return x
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour x2, then (with conv resampling) a 3x3 conv: C x H x W -> C' x 2H x 2W."""
+
+    def __init__(self, channels: int, use_conv: bool, *, dims: int = 2, out_channels: int | None = None) -> None:
+        super().__init__()
+        self.channels = channels
+        self.out_channels = out_channels or channels
+        self.use_conv = use_conv
+        self.dims = dims
+        if use_conv:
+            self.conv = conv_nd(dims, channels, self.out_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dims == 3:  # video-like input: keep the first axis, double height and width
+            x = F.interpolate(x, (x.shape[2], x.shape[3] * 2, x.shape[4] * 2), mode="nearest")
+        else:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return self.conv(x) if self.use_conv else x
+
+
+class Downsample(nn.Module):
+    """A 3x3 conv with stride 2 (or a 2x2 average pool without conv resampling): C x H x W -> C' x H/2 x W/2."""
+
+    def __init__(self, channels: int, use_conv: bool, *, dims: int = 2, out_channels: int | None = None) -> None:
+        super().__init__()
+        self.channels = channels
+        self.out_channels = out_channels or channels
+        stride = 2 if dims != 3 else (1, 2, 2)
+        if use_conv:
+            self.op = conv_nd(dims, channels, self.out_channels, 3, stride=stride, padding=1)
+        else:
+            if self.out_channels != channels:
+                raise ValueError("average-pool downsampling cannot change the channel count")
+            self.op = avg_pool_nd(dims, kernel_size=stride, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+
+class ResBlock(TimestepBlock):
+    """Two 3x3 convs with the time embedding added in between, and a residual path.
+
+    in_layers: GroupNorm -> SiLU -> conv (C -> C'); emb_layers: SiLU -> Linear (emb -> C', or 2C' for
+    scale-shift); out_layers: GroupNorm -> SiLU -> Dropout -> conv (C' -> C'); skip_connection: identity or a
+    1x1 conv when C != C'. With `up`/`down` both paths are resampled inside the block.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        emb_channels: int,
+        dropout: float,
+        *,
+        out_channels: int | None = None,
+        dims: int = 2,
+        use_scale_shift_norm: bool = False,
+        up: bool = False,
+        down: bool = False,
+        norm_groups: int = 32,
+    ) -> None:
+        super().__init__()
+        self.channels = channels
+        self.out_channels = out_channels or channels
+        self.use_scale_shift_norm = use_scale_shift_norm
+        self.in_layers = nn.Sequential(
+            normalization(channels, norm_groups), nn.SiLU(), conv_nd(dims, channels, self.out_channels, 3, padding=1)
+        )
+        self.updown = up or down
+        if up:
+            self.h_upd = Upsample(channels, False, dims=dims)
+            self.x_upd = Upsample(channels, False, dims=dims)
+        elif down:
+            self.h_upd = Downsample(channels, False, dims=dims)
+            self.x_upd = Downsample(channels, False, dims=dims)
+        else:
+            self.h_upd = self.x_upd = nn.Identity()
+        self.emb_layers = nn.Sequential(
+            nn.SiLU(), nn.Linear(emb_channels, 2 * self.out_channels if use_scale_shift_norm else self.out_channels)
+        )
+        self.out_layers = nn.Sequential(
+            normalization(self.out_channels, norm_groups),
+            nn.SiLU(),
+            nn.Dropout(p=dropout),
+            conv_nd(dims, self.out_channels, self.out_channels, 3, padding=1),
+        )
+        if self.out_channels == channels:
+            self.skip_connection: nn.Module = nn.Identity()
+        else:
+            self.skip_connection = conv_nd(dims, channels, self.out_channels, 1)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        if self.updown:
+            # Resample between the activation and the conv, on the residual path too.
+            *rest, conv = self.in_layers
+            h = x
+            for layer in rest:
+                h = layer(h)
+            h = conv(self.h_upd(h))
+            x = self.x_upd(x)
+        else:
+            h = self.in_layers(x)  # [B, C, H, W] -> [B, C', H, W]
+        emb_out = self.emb_layers(emb).type(h.dtype)  # [B, emb] -> [B, C'] (or [B, 2C'])
+        emb_out = emb_out.reshape(*emb_out.shape, *([1] * (h.dim() - 2)))  # broadcast over every pixel
+        if self.use_scale_shift_norm:
+            norm, *rest = self.out_layers
+            scale, shift = emb_out.chunk(2, dim=1)
+            h = norm(h) * (1 + scale) + shift
+            for layer in rest:
+                h = layer(h)
+        else:
+            h = self.out_layers(h + emb_out)
+        return self.skip_connection(x) + h
+
+
+class AttentionBlock(nn.Module):
+    """Plain multi-head self-attention over all positions (unconditional LDMs).
+
+    GroupNorm -> qkv (1x1 conv, C -> 3C) -> attention -> proj_out (1x1 conv) -> + x.
+    """
+
+    def __init__(
+        self, channels: int, *, num_heads: int, new_attention_order: bool = False, norm_groups: int = 32
+    ) -> None:
+        super().__init__()
+        self.channels = channels
+        self.num_heads = num_heads
+        self.new_attention_order = new_attention_order
+        self.norm = normalization(channels, norm_groups)
+        self.qkv = conv_nd(1, channels, channels * 3, 1)
+        self.proj_out = conv_nd(1, channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, *spatial = x.shape
+        x = x.reshape(b, c, -1)  # [B, C, H, W] -> [B, C, T]
+        qkv = self.qkv(self.norm(x))  # [B, 3C, T]
+        t, heads, ch = x.shape[-1], self.num_heads, c // self.num_heads
+        if self.new_attention_order:
+            # q, k, v split first, then heads: [B, 3, H, ch, T]
+            q, k, v = qkv.reshape(b, 3, heads, ch, t).unbind(1)
+        else:
+            # The legacy order splits heads first: [B, H, 3 * ch, T]
+            q, k, v = qkv.reshape(b, heads, 3 * ch, t).split(ch, dim=2)
+        # [B, H, ch, T] -> [B, H, T, ch]; softmax(q k^T / sqrt(ch)) v
+        h = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        h = h.transpose(-1, -2).reshape(b, c, t)  # back to [B, C, T]
+        h = self.proj_out(h)
+        return (x + h).reshape(b, c, *spatial)

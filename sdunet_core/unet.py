@@ -1,0 +1,195 @@
+"""UNetModel: the diffusion UNet of LDM, SD 1.x, SD 2.x and SDXL, built from a `UNetConfig`.
+
+Its state dict has the original keys and shapes (a checkpoint's `model.diffusion_model.*` loads with
+strict=True once the prefix is dropped) and its forward matches the original numerically. It records, while
+it is built, which stage and level each top-level block belongs to and which input block each output block
+concatenates (`block_map`), so that nobody has to parse indices later.
+
+References: `ldm/modules/diffusionmodules/openaimodel.py` (CompVis latent-diffusion, stable-diffusion;
+Stability-AI stablediffusion) and `sgm/modules/diffusionmodules/openaimodel.py` (Stability-AI
+generative-models).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .attention import SpatialTransformer
+from .blocks import (
+    AttentionBlock,
+    Downsample,
+    ResBlock,
+    TimestepEmbedSequential,
+    Upsample,
+    conv_nd,
+    normalization,
+)
+from .config import AttentionPlan, BlockPlan, UNetConfig, plan_blocks
+
+
+def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding [B] -> [B, dim]: cosines then sines of geometrically spaced frequencies."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timesteps.device) / half)
+    args = timesteps[:, None].float() * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
+    return emb
+
+
+class UNetModel(nn.Module):
+    """The full UNet: time embedding, down stage, middle block, up stage with skips, output head."""
+
+    def __init__(self, config: UNetConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        self.plan: list[BlockPlan] = plan_blocks(cfg)
+        ted = cfg.time_embed_dim
+        g = cfg.norm_groups
+
+        # 1. Time embedding: sinusoid of width model_channels -> Linear -> SiLU -> Linear to 4 * model_channels.
+        self.time_embed = nn.Sequential(nn.Linear(cfg.model_channels, ted), nn.SiLU(), nn.Linear(ted, ted))
+        # 2. Class / pooled-text conditioning, embedded to the same width and added to the time embedding.
+        if cfg.num_classes == "continuous":
+            self.label_emb: nn.Module = nn.Linear(1, ted)
+        elif cfg.num_classes == "sequential":
+            assert cfg.adm_in_channels is not None  # checked by the config
+            self.label_emb = nn.Sequential(
+                nn.Sequential(nn.Linear(cfg.adm_in_channels, ted), nn.SiLU(), nn.Linear(ted, ted))
+            )
+        elif cfg.num_classes is not None:
+            self.label_emb = nn.Embedding(cfg.num_classes, ted)
+
+        def attention_layer(a: AttentionPlan) -> nn.Module:
+            if a.kind == "spatial_transformer":
+                return SpatialTransformer(
+                    a.channels,
+                    heads=a.heads,
+                    dim_head=a.head_channels,
+                    depth=a.depth,
+                    context_dims=list(a.context_dims),
+                    dropout=cfg.dropout,
+                    disable_self_attn=a.disable_self_attn,
+                    use_linear=cfg.use_linear_in_transformer,
+                    norm_groups=g,
+                )
+            return AttentionBlock(
+                a.channels, num_heads=a.heads, new_attention_order=cfg.use_new_attention_order, norm_groups=g
+            )
+
+        def res_block(cin: int, cout: int, *, up: bool = False, down: bool = False) -> ResBlock:
+            return ResBlock(
+                cin,
+                ted,
+                cfg.dropout,
+                out_channels=cout,
+                dims=cfg.dims,
+                use_scale_shift_norm=cfg.use_scale_shift_norm,
+                up=up,
+                down=down,
+                norm_groups=g,
+            )
+
+        # 3. Down stage, 4. middle block, 5. up stage, 6. output: one TimestepEmbedSequential per planned block.
+        self.input_blocks = nn.ModuleList()
+        self.output_blocks = nn.ModuleList()
+        for b in self.plan:
+            if b.role == "input_conv":
+                self.input_blocks.append(
+                    TimestepEmbedSequential(conv_nd(cfg.dims, b.in_channels, b.out_channels, 3, padding=1))
+                )
+            elif b.role == "downsample":
+                layer = (
+                    res_block(b.in_channels, b.out_channels, down=True)
+                    if cfg.resblock_updown
+                    else Downsample(b.in_channels, cfg.conv_resample, dims=cfg.dims, out_channels=b.out_channels)
+                )
+                self.input_blocks.append(TimestepEmbedSequential(layer))
+            elif b.stage == "down":
+                layers = [res_block(b.in_channels, b.out_channels), *map(attention_layer, b.attention)]
+                self.input_blocks.append(TimestepEmbedSequential(*layers))
+            elif b.stage == "mid":
+                self.middle_block = TimestepEmbedSequential(
+                    res_block(b.in_channels, b.out_channels),
+                    attention_layer(b.attention[0]),
+                    res_block(b.out_channels, b.out_channels),
+                )
+            elif b.stage == "up":
+                layers = [res_block(b.in_channels, b.out_channels), *map(attention_layer, b.attention)]
+                if b.resample == "up":
+                    layers.append(
+                        res_block(b.out_channels, b.out_channels, up=True)
+                        if cfg.resblock_updown
+                        else Upsample(b.out_channels, cfg.conv_resample, dims=cfg.dims, out_channels=b.out_channels)
+                    )
+                self.output_blocks.append(TimestepEmbedSequential(*layers))
+            elif b.path == "out":
+                self.out = nn.Sequential(
+                    normalization(b.in_channels, g),
+                    nn.SiLU(),
+                    conv_nd(cfg.dims, cfg.model_channels, b.out_channels, 3, padding=1),
+                )
+            elif b.path == "id_predictor":
+                self.id_predictor = nn.Sequential(
+                    normalization(b.in_channels, g), conv_nd(cfg.dims, cfg.model_channels, b.out_channels, 1)
+                )
+
+    # ---- the model's map of itself ----------------------------------------------------------------------
+    @property
+    def block_map(self) -> dict[str, BlockPlan]:
+        """Top-level block path -> its stage, level, role and skip source (embeddings included)."""
+        out: dict[str, BlockPlan] = {
+            "time_embed": BlockPlan(
+                "time_embed", "embed", None, "time_embedding", 1, self.config.model_channels, self.config.time_embed_dim
+            )
+        }
+        if hasattr(self, "label_emb"):
+            width = self.config.adm_in_channels or (1 if self.config.num_classes == "continuous" else 0)
+            out["label_emb"] = BlockPlan(
+                "label_emb", "embed", None, "label_embedding", 1, width, self.config.time_embed_dim
+            )
+        out.update({b.path: b for b in self.plan})
+        return out
+
+    @property
+    def skips(self) -> list[tuple[str, str]]:
+        """(input block, output block) pairs: the output block concatenates the input block's output."""
+        return [(b.skip_from, b.path) for b in self.plan if b.skip_from is not None]
+
+    # ---- forward ------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        x: torch.Tensor,
+        timesteps: torch.Tensor,
+        context: torch.Tensor | None = None,
+        y: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x: [B, in_channels, H, W]; timesteps: [B]; context: [B, tokens, context_dim]; y: [B] or [B, adm]."""
+        if (y is not None) != hasattr(self, "label_emb"):
+            raise ValueError("y must be given if and only if the model is class-conditional (num_classes)")
+        # 1. Time (and class) embedding: [B] -> [B, 4 * model_channels]
+        t_emb = timestep_embedding(timesteps, self.config.model_channels).to(self.time_embed[0].weight.dtype)
+        emb = self.time_embed(t_emb)
+        if y is not None:
+            if y.shape[0] != x.shape[0]:
+                raise ValueError(f"y has batch {y.shape[0]}, x has batch {x.shape[0]}")
+            emb = emb + self.label_emb(y)
+        # 2. Down stage: keep every block's output for the skips.
+        skips = []
+        h = x
+        for block in self.input_blocks:
+            h = block(h, emb, context)
+            skips.append(h)
+        # 3. Middle block at the lowest resolution.
+        h = self.middle_block(h, emb, context)
+        # 4. Up stage: concatenate the matching down output (last in, first out) on the channel axis.
+        for block in self.output_blocks:
+            h = torch.cat([h, skips.pop()], dim=1)
+            h = block(h, emb, context)
+        # 5. Output head back to latent channels (or codebook logits).
+        h = h.type(x.dtype)
+        return self.id_predictor(h) if hasattr(self, "id_predictor") else self.out(h)

@@ -1,0 +1,63 @@
+"""The ground floor: health, the page, the CLI, the Dockerfile's command."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import torch
+
+from tests.conftest import ROOT
+
+
+def test_health(client) -> None:
+    r = client.get("/api/health")
+    assert r.status_code == 200
+    cuda = torch.cuda.is_available()
+    assert r.json() == {
+        "status": "ok",
+        "torch": torch.__version__,
+        "device": "cuda" if cuda else "cpu",
+        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+    }
+
+
+def test_index_page_loads_js_from_static(client) -> None:
+    r = client.get("/")
+    assert r.status_code == 200
+    assert "<h1>SD UNet Explorer</h1>" in r.text
+    scripts = re.findall(r'<script[^>]*src="([^"]+)"', r.text)
+    assert scripts and all("/static/" in s or "/vendor/" in s for s in scripts)
+    for src in scripts:
+        path = re.sub(r"^https?://[^/]+", "", src)
+        assert client.get(path).status_code == 200, src
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+
+
+def test_plotly_is_served_locally(client) -> None:
+    r = client.get("/vendor/plotly.min.js")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/javascript")
+    assert len(r.content) > 1_000_000
+
+
+def test_cli_help_lists_serve() -> None:
+    out = subprocess.run([sys.executable, "-m", "app", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "serve" in out
+
+
+def test_dockerfile_cmd_names_a_real_subcommand() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert "python:3.11-slim" in text
+    cmd = re.search(r"^CMD\s+(\[.*\])\s*$", text, re.M)
+    assert cmd, "Dockerfile needs an exec-form CMD"
+    import json
+
+    argv = json.loads(cmd.group(1))
+    assert argv[0] == "sdunet-explorer"
+    from app.cli import build_parser
+
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == "serve"
+    assert args.host == "0.0.0.0"
