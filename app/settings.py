@@ -32,6 +32,9 @@ class Settings:
     max_batch: int
     max_context_tokens: int
     max_queue: int  # profile jobs waiting per device
+    profile_time_limit_s: int  # a timed profile that runs longer fails
+    profile_memory_bytes: int  # 0: the device's free memory is the only budget
+    max_body_bytes: int  # request bodies over this are refused with 413
     weights: str | None  # a local weights file used by profiles (serve --weights)
     cors_origins: tuple[str, ...]
     templates_dir: Path
@@ -51,6 +54,9 @@ def get_settings() -> Settings:
         max_batch=_int("MAX_BATCH", 64),
         max_context_tokens=_int("MAX_CONTEXT_TOKENS", 1024),
         max_queue=_int("MAX_QUEUE", 16),
+        profile_time_limit_s=_int("PROFILE_TIME_LIMIT", 600),
+        profile_memory_bytes=_int("PROFILE_MEMORY_MB", 0) * 2**20,
+        max_body_bytes=_int("MAX_BODY_MB", 32) * 2**20,
         weights=env("SDUNET_WEIGHTS") or None,
         cors_origins=tuple(o for o in env("SDUNET_CORS_ORIGINS", "").split(",") if o),
         templates_dir=ROOT / "templates",

@@ -243,9 +243,7 @@ def _module_role(name: str, module: nn.Module, attr: str, block_roles: dict[str,
 def _build(config: UNetConfig, device: torch.device | str, dtype: torch.dtype | None) -> UNetModel:
     with torch.device(device):
         model = UNetModel(config)
-    if dtype is not None and str(device) != "meta":
-        model = model.to(dtype=dtype)
-    elif dtype is not None:
+    if dtype is not None:
         model = model.to(dtype=dtype)
     for block in model.modules():
         # Mark the attn1 of blocks with self-attention disabled: it attends to the context (SD x4 upscaler).
@@ -260,7 +258,7 @@ def _record_structure(
     """Run the meta forward once with hooks; return the node list and the peak activation bytes."""
     names = {m: n for n, m in model.named_modules()}
     calls: dict[str, dict[str, Any]] = {}
-    stack: list[str] = ["" ]
+    stack: list[str] = [""]
     order = [0]
 
     def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -307,7 +305,9 @@ def _record_structure(
             "role": _module_role(path, module, attr, block_roles),
             "parent": parent,
             "children": [f"{path}.{c}" if path else c for c, _ in module.named_children()],
-            "stage": info.stage if info else ("down" if path == "input_blocks" else "up" if path == "output_blocks" else None),
+            "stage": info.stage
+            if info
+            else ("down" if path == "input_blocks" else "up" if path == "output_blocks" else None),
             "level": info.level if info else None,
             "inputs": rec.get("inputs"),
             "outputs": rec.get("outputs"),
@@ -495,7 +495,9 @@ def trace_unet(
         preset = _preset_for(config)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError("batch", f"must be a positive integer, got {batch!r}")
-    if context_tokens is not None and (isinstance(context_tokens, bool) or not isinstance(context_tokens, int) or context_tokens < 1):
+    if context_tokens is not None and (
+        isinstance(context_tokens, bool) or not isinstance(context_tokens, int) or context_tokens < 1
+    ):
         raise ConfigError("context_tokens", f"must be a positive integer, got {context_tokens!r}")
     if context_tokens is None and config.use_spatial_transformer:
         context_tokens = PRESETS[preset].context_tokens if preset else 77
@@ -542,8 +544,14 @@ def trace_unet(
     by_path = {n["path"]: n for n in nodes}
     blocks = [
         {
-            "path": b.path, "stage": b.stage, "level": b.level, "role": b.role, "factor": b.factor,
-            "in_channels": b.in_channels, "out_channels": b.out_channels, "skip_from": b.skip_from,
+            "path": b.path,
+            "stage": b.stage,
+            "level": b.level,
+            "role": b.role,
+            "factor": b.factor,
+            "in_channels": b.in_channels,
+            "out_channels": b.out_channels,
+            "skip_from": b.skip_from,
             "attention": [a.kind for a in b.attention],
             "resample": b.resample,
         }
@@ -554,7 +562,9 @@ def trace_unet(
         shape = by_path[src]["outputs"][0]["shape"]
         concat = by_path[dst]["inputs"][0]["shape"]
         skips.append({"from": src, "to": dst, "shape": shape, "concat_shape": concat})
-    trace = Trace(config, preset, device, str(torch_dtype).removeprefix("torch."), inputs_spec, nodes, blocks, skips, totals)
+    trace = Trace(
+        config, preset, device, str(torch_dtype).removeprefix("torch."), inputs_spec, nodes, blocks, skips, totals
+    )
     del meta_model, meta_inputs
 
     # 2. Optionally, a timed run on a real device.

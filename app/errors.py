@@ -1,0 +1,71 @@
+"""One shape for every error the API returns: {"detail", "field", "reason"} with a 4xx status, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sdunet_core import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """A request the API refuses: status, the field at fault (or None) and why."""
+
+    def __init__(self, status: int, field: str | None, reason: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.field = field
+        self.reason = reason
+        self.headers = headers
+
+
+def error_body(field: str | None, reason: str, **extra: object) -> dict[str, object]:
+    detail = f"{field}: {reason}" if field else reason
+    return {"detail": detail, "field": field, "reason": reason, **extra}
+
+
+def _field_of(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.field, exc.reason), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(ConfigError)
+    async def config_error(request: Request, exc: ConfigError) -> JSONResponse:
+        return JSONResponse(error_body(exc.field, exc.reason), status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": "body", "reason": f"invalid JSON: {e.get('ctx', {}).get('error', 'cannot parse')}"}
+            if e.get("type") == "json_invalid"
+            else {"field": _field_of(tuple(e.get("loc", ()))), "reason": e.get("msg", "invalid")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "reason": "invalid request"}
+        return JSONResponse(error_body(first["field"], first["reason"], errors=errors), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        reason = exc.detail if isinstance(exc.detail, str) else "error"
+        return JSONResponse(
+            error_body(None, reason), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Never leak a traceback; the log keeps it for whoever runs the server.
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body(None, "internal error: the server could not handle this request"), status_code=500
+        )

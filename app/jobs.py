@@ -1,0 +1,216 @@
+"""Timed profiles as jobs: one worker thread per device runs them one at a time, the rest wait in a bounded queue.
+
+Every job ends done, failed (with the reason) or cancelled: nothing is dropped. Progress is published as a
+monotonically increasing version so that the SSE stream can wait for the next change.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.errors import ApiError
+from app.tracing import TraceSpec
+from sdunet_core import ConfigError
+from sdunet_core.trace import MemoryLimitError, trace_unet
+
+log = logging.getLogger(__name__)
+TERMINAL = ("done", "failed", "cancelled")
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _TimedOut(Exception):
+    pass
+
+
+@dataclass
+class Job:
+    id: str
+    spec: TraceSpec
+    device: str
+    dtype: str
+    repeats: int
+    warmup: int
+    seq: int
+    state: str = "queued"
+    phase: str = "queued"
+    done: int = 0
+    total: int = 0
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    version: int = 0
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+
+    def progress(self) -> dict[str, Any]:
+        return {"phase": self.phase, "done": self.done, "total": self.total}
+
+
+class ProfileManager:
+    def __init__(self, max_queue: int, time_limit_s: float, keep: int = 64) -> None:
+        self.max_queue = max_queue
+        self.time_limit_s = time_limit_s
+        self.keep = keep
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._queues: dict[str, queue.Queue[Job | None]] = {}
+        self._workers: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._seq = itertools.count()
+
+    # ---- submission and queries ------------------------------------------------------------------------
+    def submit(self, spec: TraceSpec, device: str, dtype: str, repeats: int, warmup: int) -> Job:
+        with self._lock:
+            waiting = sum(1 for j in self._jobs.values() if j.device == device and j.state == "queued")
+            if waiting >= self.max_queue:
+                raise ApiError(
+                    429,
+                    "device",
+                    f"{waiting} profiles already wait for {device} (limit {self.max_queue})",
+                    {"Retry-After": "10"},
+                )
+            job = Job(uuid.uuid4().hex[:16], spec, device, dtype, repeats, warmup, next(self._seq))
+            self._jobs[job.id] = job
+            self._evict()
+            q = self._queues.get(device)
+            if q is None:
+                q = self._queues[device] = queue.Queue()
+                worker = threading.Thread(target=self._run, args=(q,), name=f"profile-{device}", daemon=True)
+                self._workers[device] = worker
+                worker.start()
+        q.put(job)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, "id", f"no profile job {job_id!r}")
+        return job
+
+    def position(self, job: Job) -> int | None:
+        """0 while running, n for the n-th job waiting on its device, None once finished."""
+        with self._lock:
+            if job.state == "running":
+                return 0
+            if job.state != "queued":
+                return None
+            return 1 + sum(
+                1 for j in self._jobs.values() if j.device == job.device and j.state == "queued" and j.seq < job.seq
+            )
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        with self._lock:
+            if job.state == "queued":
+                self._finish(job, "cancelled", None)
+            elif job.state == "running":
+                job.cancel_requested.set()
+        return job
+
+    def wait_for_change(self, job: Job, version: int, timeout: float) -> int:
+        with self._changed:
+            self._changed.wait_for(lambda: job.version != version, timeout=timeout)
+            return job.version
+
+    def snapshot(self, job: Job) -> dict[str, Any]:
+        return {
+            "id": job.id,
+            "state": job.state,
+            "progress": job.progress(),
+            "position": self.position(job),
+            "device": job.device,
+            "dtype": job.dtype,
+            "error": job.error,
+            "result": job.result,
+        }
+
+    def shutdown(self) -> None:
+        with self._lock:
+            for job in self._jobs.values():
+                if job.state == "queued":
+                    self._finish(job, "cancelled", "the server is shutting down")
+                elif job.state == "running":
+                    job.cancel_requested.set()
+            for q in self._queues.values():
+                q.put(None)
+
+    # ---- the worker --------------------------------------------------------------------------------------
+    def _update(self, job: Job, **changes: Any) -> None:
+        with self._lock:
+            for k, v in changes.items():
+                setattr(job, k, v)
+            job.version += 1
+            self._changed.notify_all()
+
+    def _finish(self, job: Job, state: str, error: str | None, result: dict[str, Any] | None = None) -> None:
+        # Called with the lock held.
+        job.state, job.error, job.result, job.finished = state, error, result, time.time()
+        job.phase = state
+        job.version += 1
+        self._changed.notify_all()
+
+    def _evict(self) -> None:
+        finished = [j for j in self._jobs.values() if j.state in TERMINAL]
+        for job in finished[: max(0, len(self._jobs) - self.keep)]:
+            del self._jobs[job.id]
+
+    def _run(self, q: queue.Queue[Job | None]) -> None:
+        while True:
+            job = q.get()
+            if job is None:
+                return
+            with self._lock:
+                if job.state != "queued":
+                    continue  # cancelled while waiting
+                job.state, job.started = "running", time.time()
+                job.version += 1
+                self._changed.notify_all()
+            self._execute(job)
+
+    def _execute(self, job: Job) -> None:
+        deadline = time.monotonic() + self.time_limit_s
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if job.cancel_requested.is_set():
+                raise _Cancelled
+            if time.monotonic() > deadline:
+                raise _TimedOut
+            self._update(job, phase=phase, done=done, total=total)
+
+        try:
+            trace = trace_unet(
+                job.spec.config,
+                sample_size=job.spec.sample_size,
+                batch=job.spec.batch,
+                context_tokens=job.spec.context_tokens,
+                device=job.device,
+                dtype=job.dtype,
+                repeats=job.repeats,
+                warmup=job.warmup,
+                progress=progress,
+            )
+            outcome: tuple[str, str | None, dict[str, Any] | None] = ("done", None, trace.to_dict())
+        except _Cancelled:
+            outcome = ("cancelled", "cancelled by request", None)
+        except _TimedOut:
+            outcome = ("failed", f"over the time limit of {self.time_limit_s:.0f} s per profile", None)
+        except (ConfigError, MemoryLimitError) as exc:
+            outcome = ("failed", str(exc), None)
+        except Exception as exc:  # a job must end in a state, whatever happened
+            log.exception("profile %s failed", job.id)
+            outcome = ("failed", f"{type(exc).__name__}: {exc}", None)
+        with self._lock:
+            self._finish(job, *outcome)

@@ -1,0 +1,30 @@
+"""Request bodies of the API, validated by pydantic: unknown fields are refused, every number has a range."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TraceRequest(BaseModel):
+    """Which model (a preset, our config fields, or the original yaml params) and which input to trace."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str | None = Field(None, description="a preset name from /api/presets")
+    config: dict[str, Any] | None = Field(None, description="a UNetConfig in our field names")
+    ldm_params: dict[str, Any] | None = Field(None, description="the original yaml's unet_config.params")
+    image_size: list[int] | None = Field(None, description="image size in pixels [H, W]; divided by the latent factor")
+    sample_size: list[int] | None = Field(None, description="latent size [H, W]")
+    batch: int = Field(1, ge=1, description="batch size")
+    context_tokens: int | None = Field(None, ge=1, description="context tokens (77 for CLIP text)")
+
+
+class ProfileRequest(TraceRequest):
+    """A trace with a timed run on a real device."""
+
+    device: Literal["cpu", "cuda"] = "cpu"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    repeats: int = Field(3, ge=1, le=50, description="timed forwards (the median is reported)")
+    warmup: int = Field(1, ge=0, le=10, description="untimed forwards first")

@@ -1,0 +1,61 @@
+"""A torchinfo-like text table of a trace: the module tree to a depth, output shape, parameters and FLOPs."""
+
+from __future__ import annotations
+
+from .trace import Trace
+
+
+def human(n: float, unit: str = "") -> str:
+    """1234567 -> '1.23M'."""
+    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{suffix}{unit}"
+    return f"{n:.0f}{unit}"
+
+
+def format_summary(trace: Trace, depth: int = 2) -> str:
+    rows = [("Module (kind)", "Output shape", "Params", "FLOPs", "Attn FLOPs")]
+    for node in trace.nodes:
+        level = node["path"].count(".") + 1 if node["path"] else 0
+        # Top-level blocks sit at depth 1 although input_blocks.N has one dot: count from the block, not the list.
+        if node["path"].startswith(("input_blocks.", "output_blocks.")):
+            level -= 1
+        if node["path"] in ("input_blocks", "output_blocks") or level > depth:
+            continue
+        name = node["name"] if level > 1 else (node["path"] or "UNetModel")
+        out = node["outputs"][0]["shape"] if node["outputs"] else "-"
+        rows.append(
+            (
+                "  " * level + f"{name} ({node['kind']})",
+                str(out),
+                f"{node['params']:,}",
+                human(node["flops"]),
+                human(node["flops_by_op"]["attention"]),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    line = "-" * (sum(widths) + 2 * (len(widths) - 1))
+    text = [line]
+    for i, row in enumerate(rows):
+        text.append(
+            "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True)))
+        )
+        if i == 0:
+            text.append(line)
+    t = trace.totals
+    inp = trace.inputs
+    text += [
+        line,
+        f"Input: x {inp['x']['shape']}"
+        + (f", context {inp['context']['shape']}" if inp.get("context") else "")
+        + (f", y {inp['y']['shape']}" if inp.get("y") else ""),
+        f"Total params: {t['params']:,} ({human(t['param_bytes'], 'B')} at {trace.dtype})",
+        f"Total FLOPs: {human(t['flops'])} (attention matmuls {human(t['attention_flops'])}); "
+        f"MACs without attention: {human(t['macs_without_attention'])}",
+        f"Peak memory estimate: {human(t['peak_memory_bytes'], 'B')} "
+        f"(weights + {human(t['peak_activation_bytes'], 'B')} activations)",
+    ]
+    if t.get("time_ms") is not None:
+        text.append(f"Forward time: {t['time_ms']:.2f} ms on {trace.device} (median)")
+    text.append(line)
+    return "\n".join(text)
