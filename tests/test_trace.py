@@ -1,0 +1,217 @@
+"""The tracer against the reference figures, its own invariants, torchinfo, a semantic golden, and threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import pytest
+import torch
+import torchinfo
+from torch.utils.flop_counter import FlopCounterMode
+
+from sdunet_core import PRESETS, UNetModel
+from sdunet_core.trace import MemoryLimitError, make_inputs, trace_unet
+from tests.conftest import DATA
+
+REFERENCE = json.loads((DATA / "reference_presets.json").read_text())
+UPDATE = os.environ.get("SDUNET_UPDATE_GOLDENS") == "1"
+
+
+@pytest.fixture(scope="module")
+def sd1():
+    return trace_unet("sd1")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return trace_unet("tiny")
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_every_preset_traces_on_meta_with_exact_params(name: str) -> None:
+    trace = trace_unet(name)
+    assert trace.totals["params"] == REFERENCE[name]["num_parameters"]
+    assert trace.inputs["x"]["shape"] == REFERENCE[name]["reference_input"]["x"]
+    assert trace.nodes[0]["outputs"][0]["shape"][2:] == REFERENCE[name]["reference_input"]["x"][2:]
+    assert trace.totals["time_ms"] is None
+
+
+def test_sd1_flops_match_the_reference(sd1) -> None:
+    # 803.27 GFLOPs at 512x512, 126.05 G of them attention matmuls; 338.6 GMACs without attention.
+    assert sd1.totals["flops"] == REFERENCE["sd1"]["reference_flops"]["total"] == 803_273_441_280
+    assert sd1.totals["attention_flops"] == 126_052_270_080
+    assert sd1.totals["macs_without_attention"] == 338_610_585_600
+
+
+def test_sdxl_at_1024_traces() -> None:
+    trace = trace_unet("sdxl-base", sample_size=(128, 128))
+    assert trace.totals["params"] == 2_567_463_684
+    assert trace.inputs["image_size"] == [1024, 1024]
+    assert len(trace.skips) == 9
+
+
+def test_internal_sums(sd1) -> None:
+    by_path = {n["path"]: n for n in sd1.nodes}
+    for node in sd1.nodes:
+        kids = [by_path[c] for c in node["children"]]
+        assert node["params"] == node["params_own"] + sum(k["params"] for k in kids), node["path"]
+        assert node["flops"] == node["flops_own"] + sum(k["flops"] for k in kids), node["path"]
+        assert node["flops"] == sum(node["flops_by_op"].values())
+
+
+def test_node_paths_equal_named_modules(sd1) -> None:
+    with torch.device("meta"):
+        model = UNetModel(PRESETS["sd1"].config)
+    assert [n["path"] for n in sd1.nodes] == [p for p, _ in model.named_modules()]
+
+
+@pytest.mark.parametrize("name", ["tiny", "sd1", "ldm-churches"])
+def test_root_flops_equal_flop_counter_mode(name: str) -> None:
+    preset = PRESETS[name]
+    with torch.device("meta"):
+        model = UNetModel(preset.config).eval()
+    inputs = make_inputs(preset.config, preset.sample_size, 1, preset.context_tokens, "meta", torch.float32)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(**inputs)
+    assert trace_unet(name).totals["flops"] == counter.get_total_flops()
+
+
+def test_skips_add_up(sd1) -> None:
+    by_path = {n["path"]: n for n in sd1.nodes}
+    assert [(s["from"], s["to"]) for s in sd1.skips] == [
+        (f"input_blocks.{11 - i}", f"output_blocks.{i}") for i in range(12)
+    ]
+    previous = "middle_block"
+    for skip in sd1.skips:
+        running = by_path[previous]["outputs"][0]["shape"]
+        assert skip["shape"] == by_path[skip["from"]]["outputs"][0]["shape"]
+        assert skip["concat_shape"][1] == running[1] + skip["shape"][1]
+        resblock_in = by_path[skip["to"] + ".0"]["inputs"][0]["shape"]
+        assert resblock_in == skip["concat_shape"]
+        previous = skip["to"]
+
+
+def test_params_and_shapes_per_node_match_torchinfo(tiny) -> None:
+    cfg = PRESETS["tiny"].config
+    model = UNetModel(cfg).eval()
+    inputs = make_inputs(cfg, (16, 16), 1, 8, "cpu", torch.float32)
+    stats = torchinfo.summary(model, input_data=inputs, verbose=0, depth=50)
+    names = {m: n for n, m in model.named_modules()}
+    by_path = {n["path"]: n for n in tiny.nodes}
+    checked = 0
+    for layer in stats.summary_list:
+        node = by_path[names[layer.module]]
+        assert layer.num_params == node["params"], node["path"]
+        if layer.output_size and node["called"] and node["outputs"]:
+            assert list(layer.output_size) == node["outputs"][0]["shape"], node["path"]
+        checked += 1
+    assert checked > 500
+
+
+def _semantic(trace) -> dict:
+    """What the golden pins: structure, shapes, params and FLOPs per node (not timings or versions)."""
+    keep = (
+        "path",
+        "parent",
+        "kind",
+        "role",
+        "stage",
+        "level",
+        "outputs",
+        "params",
+        "params_own",
+        "flops",
+        "flops_own",
+        "flops_by_op",
+        "activation_bytes",
+    )
+    return {
+        "totals": {k: v for k, v in trace.totals.items() if k != "time_ms"},
+        "skips": trace.skips,
+        "blocks": trace.blocks,
+        "nodes": [{k: n[k] for k in keep} for n in trace.nodes],
+    }
+
+
+def test_tiny_trace_golden(tiny) -> None:
+    path = DATA / "golden_tiny_trace.json"
+    got = json.loads(json.dumps(_semantic(tiny)))
+    if UPDATE or not path.exists():
+        path.write_text(json.dumps(got, indent=1) + "\n")
+        if not UPDATE:
+            pytest.fail("golden written for the first time; run again (SDUNET_UPDATE_GOLDENS=1 rewrites it)")
+    golden = json.loads(path.read_text())
+    assert got == golden
+    # The golden holds together on its own: every node's params and FLOPs are its own plus its children's.
+    children: dict[str, list[dict]] = {}
+    for node in golden["nodes"]:
+        children.setdefault(node["parent"], []).append(node)
+    for node in golden["nodes"]:
+        kids = children.get(node["path"], [])
+        assert node["params"] == node["params_own"] + sum(k["params"] for k in kids)
+        assert node["flops"] == node["flops_own"] + sum(k["flops"] for k in kids)
+    assert golden["nodes"][0]["flops"] == golden["totals"]["flops"]
+
+
+def test_two_threads_give_the_same_results_as_alone() -> None:
+    alone = {name: trace_unet(name).to_dict() for name in ("sd1", "ldm-churches")}
+    results: dict[str, dict] = {}
+
+    def run(name: str) -> None:
+        results[name] = trace_unet(name).to_dict()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in alone]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == alone
+
+
+def test_timed_cpu_trace_fills_times() -> None:
+    phases: list[str] = []
+    trace = trace_unet("tiny", device="cpu", repeats=2, progress=lambda phase, done, total: phases.append(phase))
+    assert trace.timing is not None and trace.timing["forward_ms"] > 0
+    assert trace.totals["time_ms"] == trace.timing["forward_ms"]
+    called = [n for n in trace.nodes if n["called"]]
+    assert all(n["time_ms"] is not None and n["time_ms"] >= 0 for n in called)
+    assert phases[0] == "building" and "warmup" in phases and "run" in phases and phases[-1] == "done"
+    # Structure and FLOPs are the same as on meta.
+    assert trace.totals["flops"] == trace_unet("tiny").totals["flops"]
+
+
+def test_timed_trace_with_a_state_dict_is_deterministic() -> None:
+    cfg = PRESETS["tiny"].config
+    torch.manual_seed(3)
+    state = UNetModel(cfg).state_dict()
+    a = trace_unet(cfg, device="cpu", repeats=1, state_dict=state)
+    assert a.totals["params"] == sum(v.numel() for v in state.values())
+
+
+def test_memory_guard_refuses_before_building(monkeypatch) -> None:
+    import sdunet_core.trace as tr
+
+    monkeypatch.setattr(tr, "_available_bytes", lambda device: 1 << 20)
+    with pytest.raises(MemoryLimitError, match="GiB"):
+        trace_unet("sd1", device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"batch": 0}, "batch"),
+        ({"sample_size": (63, 64)}, "sample_size"),
+        ({"device": "tpu"}, "device"),
+        ({"dtype": "int8"}, "dtype"),
+        ({"context_tokens": 0}, "context_tokens"),
+        ({"repeats": 0}, "repeats"),
+    ],
+)
+def test_bad_arguments_name_the_field(kwargs: dict, field: str) -> None:
+    from sdunet_core import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        trace_unet("sd1", **kwargs)
+    assert info.value.field == field
