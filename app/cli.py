@@ -19,7 +19,15 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ["SDUNET_HOST"] = args.host
     os.environ["SDUNET_PORT"] = str(args.port)
     # One worker: a torch app keeps its models and caches in one process.
-    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=1, log_level="info")
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=1,
+        log_level="info",
+        access_log=args.access_log,
+    )
     return 0
 
 
@@ -62,6 +70,41 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from sdunet_core.checkpoint import CheckpointError, inspect_file
+
+    try:
+        detection = inspect_file(args.file)
+    except CheckpointError as exc:
+        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(detection.to_dict(), indent=1))
+        return 0
+    d = detection.to_dict()
+    names = "original names" if d["format"] == "ldm" else "diffusers names"
+    also = f" (same shapes: {', '.join(d['matching_presets'])})" if len(d["matching_presets"]) > 1 else ""
+    print(f"UNet under {d['prefix']!r} ({names}): preset {d['preset'] or 'none'}{also}")
+    sizes = ", ".join(f"{dtype} {n / 2**20:,.1f} MiB" for dtype, n in d["bytes_by_dtype"].items())
+    print(f"  {d['num_parameters']:,} parameters; {sizes}")
+    for key, value in d["ldm_params"].items():
+        print(f"  {key}: {json.dumps(value)}")
+    if detection.exact:
+        print("  loads into UNetModel(config) with strict=True: no key missing, unexpected or mismatched")
+    for label in ("missing", "unexpected"):
+        if d[label]:
+            print(f"  {len(d[label])} {label}: {', '.join(d[label][:5])}{' ...' if len(d[label]) > 5 else ''}")
+    for m in d["mismatched"][:5]:
+        print(f"  mismatched {m['key']}: expected {m['expected']}, found {m['found']}")
+    for note in d["notes"]:
+        print(f"  note: {note}")
+    if d["other_keys"]:
+        print("  other tensors: " + ", ".join(f"{k} ({n})" for k, n in d["other_keys"].items()))
+    return 0
+
+
 def _add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("preset", help="a preset name (sd1, sd2, sdxl-base, ...)")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="latent size (default: the preset's)")
@@ -77,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the explorer page and its API")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs throughput)")
     serve.set_defaults(func=_serve)
 
     trace = sub.add_parser("trace", help="trace a preset: totals, and the JSON with --json")
@@ -91,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_args(summary)
     summary.add_argument("--depth", type=int, default=2, help="tree depth to show (default 2)")
     summary.set_defaults(func=_summary)
+
+    inspect = sub.add_parser("inspect", help="detect the UNet architecture of a .safetensors or .ckpt file")
+    inspect.add_argument("file", help="a .safetensors, .ckpt or .pt file (only its header or pickle is read)")
+    inspect.add_argument("--json", action="store_true", help="print the whole detection as JSON")
+    inspect.set_defaults(func=_inspect)
     return parser
 
 

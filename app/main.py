@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from app.errors import error_body, install_error_handlers
+from app.errors import install_error_handlers
 from app.jobs import ProfileManager
-from app.routes import health, pages, presets, profile, source, trace
+from app.middleware import SecurityMiddleware
+from app.routes import checkpoint, health, pages, presets, profile, source, trace
 from app.settings import get_settings
 from app.tracing import TraceCache
-
-# script-src 'self' keeps data from ever running as code; plotly needs inline styles.
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
 
 
 @asynccontextmanager
@@ -46,7 +40,7 @@ def create_app() -> FastAPI:
     )
     app.state.templates = Jinja2Templates(directory=settings.templates_dir)
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
-    for module in (health, presets, trace, profile, source, pages):
+    for module in (health, presets, trace, profile, source, checkpoint, pages):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
@@ -55,19 +49,5 @@ def create_app() -> FastAPI:
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "DELETE"]
         )
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            return JSONResponse(
-                error_body("body", f"request body over the limit of {settings.max_body_bytes // 2**20} MiB"),
-                status_code=413,
-            )
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        return response
-
+    app.add_middleware(SecurityMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

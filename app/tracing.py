@@ -32,17 +32,9 @@ class TraceSpec:
     context_tokens: int | None
 
     @property
-    def key(self) -> str:
-        canonical = json.dumps(
-            {
-                "config": self.config.to_dict(),
-                "sample": self.sample_size,
-                "batch": self.batch,
-                "tokens": self.context_tokens,
-            },
-            sort_keys=True,
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    def key(self) -> tuple:
+        # The config is a frozen dataclass of tuples and scalars: it hashes and compares by value.
+        return (self.config, self.sample_size, self.batch, self.context_tokens)
 
 
 @dataclass(frozen=True)
@@ -120,12 +112,22 @@ class TraceCache:
     def __init__(self, size: int, concurrent: int, wait_s: float = 30.0) -> None:
         self.size = size
         self.wait_s = wait_s
-        self._items: OrderedDict[str, CachedTrace] = OrderedDict()
-        self._inflight: dict[str, Future[CachedTrace]] = {}
+        self._items: OrderedDict[tuple, CachedTrace] = OrderedDict()
+        self._inflight: dict[tuple, Future[CachedTrace]] = {}
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(concurrent)
         self.hits = 0
         self.misses = 0
+
+    def peek(self, spec: TraceSpec) -> CachedTrace | None:
+        """The cached trace, or None; never computes (cheap enough for the event loop)."""
+        key = spec.key
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+            return item
 
     def get(self, spec: TraceSpec) -> CachedTrace:
         key = spec.key

@@ -417,36 +417,38 @@ def _time_modules(
     total = warmup + 2 * repeats
     step = 0
     forward_ms: list[float] = []
+
+    def tick(phase: str) -> None:
+        nonlocal step
+        step += 1
+        if progress:
+            progress(phase, step, total)
+
     with torch.inference_mode():
         for _ in range(warmup):
             model(**inputs)
-            step += 1
-            if progress:
-                progress("warmup", step, total)
+            tick("warmup")
         sync()
-        # Unhooked forwards: the honest end-to-end time.
+        # Unhooked and hooked forwards alternate, so that both see the same machine state: the unhooked ones give
+        # the honest end-to-end time, the hooked ones the per-module times.
         for _ in range(repeats):
             t0 = time.perf_counter()
             model(**inputs)
             sync()
             forward_ms.append((time.perf_counter() - t0) * 1e3)
-            step += 1
-            if progress:
-                progress("run", step, total)
-        handles = [m.register_forward_pre_hook(pre) for m in names] + [m.register_forward_hook(post) for m in names]
-        try:
-            for _ in range(repeats):
+            tick("run")
+            handles = [m.register_forward_pre_hook(pre) for m in names]
+            handles += [m.register_forward_hook(post) for m in names]
+            try:
                 model(**inputs)
                 sync()
-                for path, a, b in pending:
-                    samples[path].append(a.elapsed_time(b))
-                pending.clear()
-                step += 1
-                if progress:
-                    progress("run", step, total)
-        finally:
-            for h in handles:
-                h.remove()
+            finally:
+                for h in handles:
+                    h.remove()
+            for path, a, b in pending:
+                samples[path].append(a.elapsed_time(b))
+            pending.clear()
+            tick("run")
     return {p: statistics.median(v) for p, v in samples.items() if v}, forward_ms
 
 

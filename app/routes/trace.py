@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from app.schemas import TraceRequest
@@ -36,15 +37,16 @@ CacheDep = Annotated[TraceCache, Depends(get_cache)]
         503: {"description": "too busy; retry after Retry-After seconds"},
     },
 )
-def trace(
+async def trace(
     body: TraceRequest,
     settings: SettingsDep,
     cache: CacheDep,
     accept_encoding: Annotated[str, Header()] = "",
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Any:
+    # Resolving and a cache hit are cheap and stay on the event loop; a miss computes in the threadpool.
     spec = resolve(body, settings)
-    cached = cache.get(spec)
+    cached = cache.peek(spec) or await run_in_threadpool(cache.get, spec)
     headers = {"ETag": cached.etag, "Cache-Control": "private, max-age=3600", "Vary": "Accept-Encoding"}
     if if_none_match is not None and cached.etag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=304, headers=headers)
