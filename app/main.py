@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from app.errors import install_error_handlers
 from app.jobs import ProfileManager
 from app.middleware import SecurityMiddleware
-from app.routes import checkpoint, health, pages, presets, profile, source, trace
+from app.routes import analysis, checkpoint, health, pages, presets, profile, source, trace
 from app.settings import get_settings
 from app.tracing import TraceCache
 
@@ -40,7 +40,7 @@ def create_app() -> FastAPI:
     )
     app.state.templates = Jinja2Templates(directory=settings.templates_dir)
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
-    for module in (health, presets, trace, profile, source, checkpoint, pages):
+    for module in (health, presets, trace, profile, source, checkpoint, analysis, pages):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)

@@ -1,0 +1,87 @@
+"""GET /api/compare and /api/scaling: numbers checked against traces made directly by the library."""
+
+from __future__ import annotations
+
+import pytest
+
+from sdunet_core.trace import trace_unet
+
+
+@pytest.fixture(scope="module")
+def sd1_vs_sdxl(client) -> dict:
+    r = client.get("/api/compare", params={"a": "sd1", "b": "sdxl-base"})
+    assert r.status_code == 200
+    return r.json()
+
+
+def test_compare_totals_match_the_traces(sd1_vs_sdxl) -> None:
+    sd1, sdxl = trace_unet("sd1"), trace_unet("sdxl-base")
+    assert sd1_vs_sdxl["a"]["totals"] == sd1.totals
+    assert sd1_vs_sdxl["b"]["totals"] == sdxl.totals
+    by_stage = {row["key"]: row for row in sd1_vs_sdxl["by_stage"]}
+    assert sum(r["a"]["flops"] for r in by_stage.values()) == sd1.totals["flops"]
+    assert sum(r["b"]["params"] for r in by_stage.values()) == sdxl.totals["params"]
+    down = sum(sd1.node(f"input_blocks.{i}")["flops"] for i in range(12))
+    assert by_stage["down"]["a"]["flops"] == down
+    assert by_stage["mid"]["b"]["params"] == sdxl.node("middle_block")["params"]
+
+
+def test_compare_by_kind_counts(sd1_vs_sdxl) -> None:
+    kinds = {row["key"]: row for row in sd1_vs_sdxl["by_kind"]}
+    # SD 1.x: 16 SpatialTransformers of depth 1; SDXL: 11 of depths 2 and 10 -> 4*2 + 1*... = 70 transformer blocks.
+    assert kinds["spatial_transformer"]["a"]["count"] == 16
+    assert kinds["transformer_block"]["a"]["count"] == 16
+    assert kinds["spatial_transformer"]["b"]["count"] == 11
+    assert kinds["transformer_block"]["b"]["count"] == 2 * 2 + 2 * 10 + 10 + 3 * 2 + 3 * 10
+    assert kinds["resblock"]["a"]["count"] == 22 and kinds["resblock"]["b"]["count"] == 17
+
+
+def test_compare_names_the_structural_differences(sd1_vs_sdxl) -> None:
+    diffs = {d["where"]: d for d in sd1_vs_sdxl["differences"]}
+    # SDXL has no attention at the highest resolution ...
+    assert diffs["down.0"]["a"][0] == "ResBlock + SpatialTransformer" and diffs["down.0"]["b"][0] == "ResBlock"
+    # ... and stacks ten transformer blocks at the lowest, in the middle block too.
+    assert diffs["down.2"]["b"][0] == "ResBlock + SpatialTransformer x10"
+    assert diffs["mid"]["b"] == ["ResBlock + SpatialTransformer x10 + ResBlock"]
+    assert diffs["down.3"]["b"] is None  # SDXL has three levels
+
+
+def test_compare_same_model_has_no_differences(client) -> None:
+    body = client.get("/api/compare", params={"a": "sd2", "b": "sd2-v"}).json()
+    assert body["differences"] == []
+    assert body["a"]["totals"]["params"] == body["b"]["totals"]["params"]
+
+
+def test_scaling_points_match_traces(client) -> None:
+    r = client.get("/api/scaling", params={"preset": "sd1", "sizes": "512,256"})
+    assert r.status_code == 200
+    points = r.json()["points"]
+    assert [p["image_size"] for p in points] == [[256, 256], [512, 512]]
+    for p in points:
+        t = trace_unet("sd1", sample_size=(p["image_size"][0] // 8,) * 2).totals
+        assert p["flops"] == t["flops"] and p["attention_flops"] == t["attention_flops"]
+        assert p["other_flops"] == t["flops"] - t["attention_flops"]
+        assert p["peak_memory_bytes"] == t["peak_memory_bytes"]
+    # Attention grows with the square of the token count: 4x the pixels -> more than 4x the attention FLOPs.
+    assert points[1]["attention_flops"] > 4 * points[0]["attention_flops"]
+    assert points[1]["other_flops"] == pytest.approx(4 * points[0]["other_flops"], rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "field"),
+    [
+        ("/api/compare", {"a": "sd1", "b": "nope"}, 404, "b"),
+        ("/api/compare", {"a": "sd1"}, 422, "b"),
+        ("/api/compare", {"a": "sd1", "b": "sd2", "image_size": 100}, 422, "image_size"),
+        ("/api/scaling", {"preset": "sd1", "sizes": "a,b"}, 422, "sizes"),
+        ("/api/scaling", {"preset": "sd1", "sizes": "100"}, 422, "sizes"),
+        ("/api/scaling", {"preset": "sd1", "sizes": ",".join(["256"] * 13)}, 413, "sizes"),
+        ("/api/scaling", {"preset": "sd1", "sizes": "8192"}, 413, "sizes"),
+        ("/api/scaling", {"preset": "nope"}, 404, "preset"),
+    ],
+)
+def test_bad_analysis_requests(client, path: str, params: dict, status: int, field: str) -> None:
+    r = client.get(path, params=params)
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["field"] == field and body["detail"] == f"{field}: {body['reason']}"
