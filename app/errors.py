@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sdunet_core import ConfigError
 
 log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx body: the field at fault (null when the whole request is) and the reason."""
+
+    detail: str
+    field: str | None
+    reason: str
+    errors: list[dict[str, str]] | None = None
+
+
+# Declared on every API router so that the OpenAPI schema describes the error bodies the API really returns.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in (
+        (400, "malformed request body"),
+        (404, "not found"),
+        (413, "over a size limit"),
+        (422, "invalid request or impossible config"),
+        (429, "queue full; retry after Retry-After seconds"),
+        (503, "too busy; retry after Retry-After seconds"),
+    )
+}
 
 
 class ApiError(Exception):

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from app.errors import ApiError
+from app.errors import ERROR_RESPONSES, ApiError
 from app.schemas import TraceRequest
 from app.settings import Settings, get_settings
 from app.tracing import TraceCache, resolve
 from sdunet_core.compare import compare_traces, scaling_point
 
-router = APIRouter(prefix="/api", tags=["analysis"])
+router = APIRouter(prefix="/api", tags=["analysis"], responses=ERROR_RESPONSES)
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MAX_SIZES = 12
 

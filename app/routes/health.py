@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from fastapi import APIRouter
 
-router = APIRouter(prefix="/api", tags=["health"])
+from app.errors import ERROR_RESPONSES
+
+router = APIRouter(prefix="/api", tags=["health"], responses=ERROR_RESPONSES)
 
 
 @router.get("/health")

@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.errors import ApiError
+from app.errors import ERROR_RESPONSES, ApiError
 from sdunet_core import PRESETS
 
-router = APIRouter(prefix="/api/presets", tags=["presets"])
+router = APIRouter(prefix="/api/presets", tags=["presets"], responses=ERROR_RESPONSES)
 
 
 @router.get("")

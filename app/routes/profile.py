@@ -11,14 +11,14 @@ import torch
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from app.errors import ApiError
+from app.errors import ERROR_RESPONSES, ApiError
 from app.jobs import TERMINAL, ProfileManager
 from app.schemas import ProfileRequest
 from app.settings import Settings, get_settings
 from app.tracing import TraceCache, resolve
 from sdunet_core.trace import _available_bytes
 
-router = APIRouter(prefix="/api/profile", tags=["profile"])
+router = APIRouter(prefix="/api/profile", tags=["profile"], responses=ERROR_RESPONSES)
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
@@ -29,7 +29,7 @@ def get_manager(request: Request) -> ProfileManager:
 ManagerDep = Annotated[ProfileManager, Depends(get_manager)]
 
 
-@router.post("", status_code=202, responses={413: {"description": "would not fit"}, 429: {"description": "queue full"}})
+@router.post("", status_code=202, responses={202: {"description": "queued: {id, state, position}"}})
 def submit(body: ProfileRequest, request: Request, settings: SettingsDep, manager: ManagerDep) -> JSONResponse:
     if body.device not in settings.devices:
         raise ApiError(422, "device", f"{body.device!r} is not allowed here; allowed: {list(settings.devices)}")

@@ -6,10 +6,10 @@ import inspect
 
 from fastapi import APIRouter
 
-from app.errors import ApiError
+from app.errors import ERROR_RESPONSES, ApiError
 from sdunet_core import attention, blocks, unet
 
-router = APIRouter(prefix="/api/source", tags=["source"])
+router = APIRouter(prefix="/api/source", tags=["source"], responses=ERROR_RESPONSES)
 
 # Only our own classes, by name: nothing else on the server can be read through this route.
 _CLASSES = {

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from app.errors import ERROR_RESPONSES
 from app.schemas import TraceRequest
 from app.settings import Settings, get_settings
 from app.tracing import TraceCache, resolve
 
-router = APIRouter(prefix="/api", tags=["trace"])
+router = APIRouter(prefix="/api", tags=["trace"], responses=ERROR_RESPONSES)
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
@@ -31,10 +32,6 @@ CacheDep = Annotated[TraceCache, Depends(get_cache)]
             "content": {"application/json": {"schema": {"type": "object"}}},
         },
         304: {"description": "not modified (If-None-Match matched the ETag)"},
-        404: {"description": "unknown preset"},
-        413: {"description": "over a size limit"},
-        422: {"description": "invalid request or impossible config"},
-        503: {"description": "too busy; retry after Retry-After seconds"},
     },
 )
 async def trace(
