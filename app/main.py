@@ -38,7 +38,9 @@ def create_app() -> FastAPI:
     app.state.templates = Jinja2Templates(directory=settings.templates_dir)
     # Both are light (no model is built until a request asks): the profile worker threads start on first use and
     # the lifespan stops them.
-    app.state.trace_cache = TraceCache(settings.cache_size, settings.max_concurrent_traces)
+    app.state.trace_cache = TraceCache(
+        settings.cache_size, settings.max_concurrent_traces, time_limit_s=settings.trace_time_limit_s
+    )
     app.state.profiles = ProfileManager(settings.max_queue, settings.profile_time_limit_s)
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     for module in (health, presets, trace, profile, source, checkpoint, analysis, pages):

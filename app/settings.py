@@ -32,6 +32,7 @@ class Settings:
     max_batch: int
     max_context_tokens: int
     max_queue: int  # profile jobs waiting per device
+    trace_time_limit_s: int  # a meta trace that runs longer is refused
     profile_time_limit_s: int  # a timed profile that runs longer fails
     profile_memory_bytes: int  # 0: the device's free memory is the only budget
     max_body_bytes: int  # request bodies over this are refused with 413
@@ -54,6 +55,7 @@ def get_settings() -> Settings:
         max_batch=_int("MAX_BATCH", 64),
         max_context_tokens=_int("MAX_CONTEXT_TOKENS", 1024),
         max_queue=_int("MAX_QUEUE", 16),
+        trace_time_limit_s=_int("TRACE_TIME_LIMIT", 60),
         profile_time_limit_s=_int("PROFILE_TIME_LIMIT", 600),
         profile_memory_bytes=_int("PROFILE_MEMORY_MB", 0) * 2**20,
         max_body_bytes=_int("MAX_BODY_MB", 32) * 2**20,

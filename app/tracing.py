@@ -18,7 +18,7 @@ from app.errors import ApiError
 from app.schemas import TraceRequest
 from app.settings import Settings
 from sdunet_core import PRESETS, ConfigError, UNetConfig
-from sdunet_core.trace import default_sample_size, trace_unet
+from sdunet_core.trace import TraceTimeout, default_sample_size, trace_unet
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,9 @@ def resolve(req: TraceRequest, settings: Settings) -> TraceSpec:
 class TraceCache:
     """An LRU cache of serialized traces with single-flight computation and a bound on concurrent traces."""
 
-    def __init__(self, size: int, concurrent: int, wait_s: float = 30.0) -> None:
+    def __init__(self, size: int, concurrent: int, wait_s: float = 30.0, time_limit_s: float | None = None) -> None:
         self.size = size
+        self.time_limit_s = time_limit_s
         self.wait_s = wait_s
         self._items: OrderedDict[tuple, CachedTrace] = OrderedDict()
         self._inflight: dict[tuple, Future[CachedTrace]] = {}
@@ -164,8 +165,16 @@ class TraceCache:
             raise ApiError(503, None, "too many traces are being computed; try again shortly", {"Retry-After": "2"})
         try:
             trace = trace_unet(
-                spec.config, sample_size=spec.sample_size, batch=spec.batch, context_tokens=spec.context_tokens
+                spec.config,
+                sample_size=spec.sample_size,
+                batch=spec.batch,
+                context_tokens=spec.context_tokens,
+                time_limit_s=self.time_limit_s,
             )
+        except TraceTimeout:
+            raise ApiError(
+                413, None, f"the trace ran past the limit of {self.time_limit_s:.0f} s; try a smaller model or input"
+            ) from None
         finally:
             self._slots.release()
         data = trace.to_dict()

@@ -196,12 +196,18 @@ def _nbytes(value: Any) -> int:
     return 0
 
 
+class TraceTimeout(RuntimeError):
+    """A trace ran past its time limit."""
+
+
 class _FlopAndMemoryMode(TorchDispatchMode):
     """Counts FLOPs per (module, kind) and tracks live activation bytes, at dispatch."""
 
-    def __init__(self, stack: list[str]) -> None:
+    def __init__(self, stack: list[str], deadline: float | None = None) -> None:
         super().__init__()
         self.stack = stack
+        self.deadline = deadline
+        self.ops = 0
         self.flops: dict[str, dict[str, int]] = {}
         self.live = 0
         self.peak = 0
@@ -211,6 +217,9 @@ class _FlopAndMemoryMode(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
+        self.ops += 1
+        if self.deadline is not None and self.ops % 256 == 0 and time.monotonic() > self.deadline:
+            raise TraceTimeout("the trace ran past its time limit")
         out = func(*args, **kwargs)
         packet = func._overloadpacket
         formula = flop_registry.get(packet)
@@ -253,7 +262,7 @@ def _build(config: UNetConfig, device: torch.device | str, dtype: torch.dtype | 
 
 
 def _record_structure(
-    model: UNetModel, inputs: dict[str, torch.Tensor | None], dtype: torch.dtype
+    model: UNetModel, inputs: dict[str, torch.Tensor | None], deadline: float | None = None
 ) -> tuple[list[dict[str, Any]], int]:
     """Run the meta forward once with hooks; return the node list and the peak activation bytes."""
     names = {m: n for n, m in model.named_modules()}
@@ -277,7 +286,7 @@ def _record_structure(
     for module in names:
         handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(module.register_forward_hook(post, with_kwargs=True))
-    mode = _FlopAndMemoryMode(stack)
+    mode = _FlopAndMemoryMode(stack, deadline)
     try:
         mode.live = sum(_nbytes(v) for v in inputs.values())
         with torch.no_grad(), mode:
@@ -344,7 +353,6 @@ def _record_structure(
                 node["inputs"] = called[0]["inputs"]
                 node["outputs"] = called[-1]["outputs"]
                 node["activation_bytes"] = called[-1]["activation_bytes"]
-    del dtype
     return nodes, mode.peak
 
 
@@ -480,12 +488,14 @@ def trace_unet(
     state_dict: dict[str, torch.Tensor] | None = None,
     progress: Progress | None = None,
     seed: int = 0,
+    time_limit_s: float | None = None,
 ) -> Trace:
     """Trace one forward pass of the UNet described by `config` (or a preset name).
 
     sample_size is the latent size (H, W), by default the preset's reference input; context_tokens defaults to
     the preset's (77 for text models). On "meta" nothing is allocated and time_ms stays null; on "cpu" or
     "cuda" the model is built with seeded random weights (or `state_dict`) and every module is timed.
+    time_limit_s bounds the meta pass (TraceTimeout past it).
     """
     preset = None
     if isinstance(config, str):
@@ -518,10 +528,11 @@ def trace_unet(
     # 1. Structure, shapes and FLOPs on the meta device.
     if progress:
         progress("building", 0, 1)
+    deadline = time.monotonic() + time_limit_s if time_limit_s is not None else None
     with _META_LOCK:
         meta_model = _build(config, "meta", torch_dtype)
         meta_inputs = make_inputs(config, sample_size, batch, context_tokens, "meta", torch_dtype)
-        nodes, peak_activations = _record_structure(meta_model, meta_inputs, torch_dtype)
+        nodes, peak_activations = _record_structure(meta_model, meta_inputs, deadline)
     elem = torch.empty((), dtype=torch_dtype).element_size()
     params = nodes[0]["params"]
     totals: dict[str, Any] = {

@@ -281,3 +281,10 @@ def test_unknown_job_is_404(client) -> None:
         r = client.request(method, path)
         assert r.status_code == 404
         assert r.json() == _err("id", "no profile job 'nope'")
+
+
+def test_trace_over_the_time_limit_is_413(client, monkeypatch) -> None:
+    monkeypatch.setattr(client.app.state.trace_cache, "time_limit_s", 0.0)
+    r = client.post("/api/trace", json={"preset": "sdxl-refiner", "batch": 2})
+    assert r.status_code == 413
+    assert r.json() == _err(None, "the trace ran past the limit of 0 s; try a smaller model or input")

@@ -215,3 +215,10 @@ def test_bad_arguments_name_the_field(kwargs: dict, field: str) -> None:
     with pytest.raises(ConfigError) as info:
         trace_unet("sd1", **kwargs)
     assert info.value.field == field
+
+
+def test_time_limit_stops_a_long_trace() -> None:
+    from sdunet_core.trace import TraceTimeout
+
+    with pytest.raises(TraceTimeout):
+        trace_unet("sdxl-base", time_limit_s=0.0)
