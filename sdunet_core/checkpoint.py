@@ -1,0 +1,304 @@
+"""Open your own checkpoint: find the UNet in a tensor table and name its architecture from the shapes alone.
+
+`detect_unet(header)` takes a safetensors header (or the table `read_header` builds from a file) and
+
+1. finds the prefix the UNet sits under (`model.diffusion_model.` in the original single-file checkpoints,
+   none in a diffusers `unet/` file, anything else such as `unet.`) and its key format: `"ldm"` (the original
+   names) or `"diffusers"` (UNet2DConditionModel names, renamed to the original ones through `diffusers_keys`);
+2. reconstructs the whole `UNetConfig` from the shapes (`infer_config`, which lists what shapes cannot show);
+3. names the preset whose state dict has exactly these shapes and takes that preset's config (sd2 and sd2-v
+   are the same network: `preset` is the first, `matching_presets` lists both);
+4. compares the file with `UNetModel(config)` built on the meta device: missing, unexpected and mismatched
+   keys, in the file's own naming;
+5. adds up the bytes of every top-level block by dtype.
+
+Nothing here reads tensor data, and nothing imports the web app.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from .config import UNetConfig
+from .diffusers_keys import DIFFUSERS_TOP_LEVEL, LDM_TOP_LEVEL, KeyMap, keymap_for, layout_from_diffusers_keys
+from .header import (
+    CheckpointError,
+    TensorInfo,
+    parse_safetensors_header,
+    read_header,
+    read_safetensors_header,
+    read_torch_checkpoint,
+    validate_header,
+)
+from .infer_config import infer_config
+from .presets import PRESETS
+
+__all__ = [
+    "CheckpointError",
+    "Detection",
+    "TensorInfo",
+    "detect_unet",
+    "inspect_file",
+    "parse_safetensors_header",
+    "read_header",
+    "read_safetensors_header",
+    "read_torch_checkpoint",
+]
+
+KeyFormat = Literal["ldm", "diffusers"]
+
+# Two tensors that every UNet has, per key format: the time embedding's first Linear and the input conv.
+_ANCHORS: dict[KeyFormat, tuple[str, str]] = {
+    "ldm": ("time_embed.0.weight", "input_blocks.0.0.weight"),
+    "diffusers": ("time_embedding.linear_1.weight", "conv_in.weight"),
+}
+# Where the UNet usually sits: preferred when a file holds more than one candidate.
+_USUAL_PREFIXES = ("model.diffusion_model.", "", "unet.")
+
+# What the other parts of a Stable Diffusion file are, to say what a file without a UNet holds.
+_KNOWN_PARTS = {
+    "first_stage_model": "the VAE",
+    "cond_stage_model": "the text encoder",
+    "conditioner": "the text encoders (SDXL)",
+    "text_model": "a CLIP text encoder",
+    "encoder": "a VAE encoder",
+    "decoder": "a VAE decoder",
+    "model_ema": "EMA weights",
+}
+
+# Metadata is echoed back cut to this many entries of this length (a training log can be megabytes).
+_METADATA_CHARS = 200
+_METADATA_ENTRIES = 64
+
+
+@dataclass
+class Detection:
+    """What a tensor table holds: where the UNet is, its architecture, and how well the file fits it."""
+
+    prefix: str
+    format: KeyFormat
+    config: UNetConfig
+    preset: str | None
+    matching_presets: list[str]
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[dict[str, Any]]
+    bytes_by_block: dict[str, dict[str, int]]
+    num_parameters: int
+    notes: list[str] = field(default_factory=list)
+    other_keys: dict[str, int] = field(default_factory=dict)
+    other_prefixes: list[str] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exact(self) -> bool:
+        """The file loads into UNetModel(config) with strict=True once the prefix is dropped."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def to_dict(self) -> dict[str, Any]:
+        dtypes: dict[str, int] = defaultdict(int)
+        for per_dtype in self.bytes_by_block.values():
+            for dtype, n in per_dtype.items():
+                dtypes[dtype] += n
+        return {
+            "prefix": self.prefix,
+            "format": self.format,
+            "preset": self.preset,
+            "matching_presets": self.matching_presets,
+            "exact": self.exact,
+            "config": self.config.to_dict(),
+            "ldm_params": self.config.to_ldm(),
+            "num_parameters": self.num_parameters,
+            "missing": self.missing,
+            "unexpected": self.unexpected,
+            "mismatched": self.mismatched,
+            "bytes_by_block": self.bytes_by_block,
+            "bytes_by_dtype": dict(dtypes),
+            "total_bytes": sum(dtypes.values()),
+            "notes": self.notes,
+            "other_keys": self.other_keys,
+            "other_prefixes": self.other_prefixes,
+            "metadata": self.metadata,
+        }
+
+
+def inspect_file(path: str | Path) -> Detection:
+    """Detect the UNet in a `.safetensors`, `.ckpt` or `.pt` file, reading only its header or pickle."""
+    return detect_unet(read_header(path))
+
+
+def detect_unet(header: dict[str, Any]) -> Detection:
+    """Find the UNet in a safetensors-style header and reconstruct its architecture from the shapes."""
+    tensors, metadata = validate_header(header)
+    prefix, key_format, others = _find_unet(tensors)
+
+    # 1. The UNet's tensors, without the prefix. Without a prefix, only the UNet's own top-level names count:
+    #    a file may hold the VAE and text encoder beside it.
+    top_level = LDM_TOP_LEVEL if key_format == "ldm" else DIFFUSERS_TOP_LEVEL
+    unet: dict[str, TensorInfo] = {}
+    other_keys: dict[str, int] = defaultdict(int)
+    for name, info in tensors.items():
+        local = name[len(prefix) :] if name.startswith(prefix) else None
+        if local is None or (not prefix and local.split(".", 1)[0] not in top_level):
+            other_keys[name.split(".", 1)[0]] += 1
+        else:
+            unet[local] = info
+
+    # 2. Original names (diffusers names are translated through the layout they show).
+    keymap: KeyMap | None = None
+    if key_format == "diffusers":
+        keymap = KeyMap(layout_from_diffusers_keys(unet))
+        ldm: dict[str, TensorInfo] = {}
+        untranslated: list[str] = []
+        for name, info in unet.items():
+            original = keymap.from_diffusers(name)
+            if original is None:
+                untranslated.append(name)
+            else:
+                ldm[original] = info
+    else:
+        ldm, untranslated = unet, []
+    shapes = {k: v.shape for k, v in ldm.items()}
+
+    # 3. The architecture, and 4. the presets with exactly these shapes.
+    config, notes = infer_config(shapes)
+    matching = [name for name, p in PRESETS.items() if _could_match(p.config, config) and _shapes(p.config) == shapes]
+    if matching:
+        # The preset's config fills in what shapes cannot show (heads, depths at levels without attention, ...).
+        preset_config = PRESETS[matching[0]].config
+        changed = [
+            f"{f}={getattr(preset_config, f)!r}"
+            for f in config.to_dict()
+            if getattr(preset_config, f) != getattr(config, f)
+        ]
+        notes = [
+            f"the shapes equal preset {matching[0]}'s"
+            + (f"; took its settings for what shapes cannot show: {', '.join(changed)}" if changed else "")
+        ]
+        config = preset_config
+
+    # 5. The file against UNetModel(config), reported in the file's own names.
+    expected = _shapes(config)
+
+    def own(original: str) -> str:
+        if keymap is None:
+            return original
+        return keymap.to_diffusers(original) or original
+
+    missing = [own(k) for k in expected if k not in shapes]
+    unexpected = sorted([*untranslated, *(own(k) for k in shapes if k not in expected)])
+    mismatched = [
+        {"key": own(k), "expected": list(expected[k]), "found": list(shapes[k])}
+        for k in expected
+        if k in shapes and shapes[k] != expected[k]
+    ]
+    if key_format == "diffusers" and (reason := _diffusers_gap(config)):
+        notes.append(reason)
+
+    return Detection(
+        prefix=prefix,
+        format=key_format,
+        config=config,
+        preset=matching[0] if matching else None,
+        matching_presets=matching,
+        missing=missing,
+        unexpected=unexpected,
+        mismatched=mismatched,
+        # Untranslatable diffusers tensors count too, under their own first name part.
+        bytes_by_block=_bytes_by_block({**ldm, **{n: unet[n] for n in untranslated}}, expected),
+        num_parameters=sum(info.numel for info in unet.values()),
+        notes=notes,
+        other_keys=dict(sorted(other_keys.items())),
+        other_prefixes=others,
+        metadata={k[:_METADATA_CHARS]: v[:_METADATA_CHARS] for k, v in list(metadata.items())[:_METADATA_ENTRIES]},
+    )
+
+
+def _find_unet(tensors: dict[str, TensorInfo]) -> tuple[str, KeyFormat, list[str]]:
+    """(prefix, key format, other candidate prefixes) of the UNet; CheckpointError when there is none."""
+    names = set(tensors)
+    candidates: list[tuple[str, KeyFormat]] = []
+    for name in names:
+        for key_format, (first, second) in _ANCHORS.items():
+            if name.endswith(first):
+                prefix = name[: -len(first)]
+                if (not prefix or prefix.endswith(".")) and prefix + second in names:
+                    candidates.append((prefix, key_format))
+    if not candidates:
+        raise CheckpointError("header", _no_unet_message(names))
+
+    def rank(candidate: tuple[str, KeyFormat]) -> tuple[int, int, str, bool]:
+        prefix, key_format = candidate
+        usual = _USUAL_PREFIXES.index(prefix) if prefix in _USUAL_PREFIXES else len(_USUAL_PREFIXES)
+        return usual, len(prefix), prefix, key_format != "ldm"
+
+    candidates.sort(key=rank)
+    prefix, key_format = candidates[0]
+    return prefix, key_format, list(dict.fromkeys(p for p, _ in candidates[1:] if p != prefix))
+
+
+def _no_unet_message(names: set[str]) -> str:
+    parts: dict[str, int] = defaultdict(int)
+    for name in names:
+        parts[name.split(".", 1)[0]] += 1
+    held = ", ".join(
+        f"{part} ({n} tensors{', ' + _KNOWN_PARTS[part] if part in _KNOWN_PARTS else ''})"
+        for part, n in sorted(parts.items(), key=lambda kv: (-kv[1], kv[0]))[:8]
+    )
+    return (
+        "no UNet found: no time_embed.0.weight beside input_blocks.0.0.weight (original names) or "
+        "time_embedding.linear_1.weight beside conv_in.weight (diffusers names) under any prefix; "
+        + (f"the file holds {held}" if held else "the file holds no tensors")
+    )
+
+
+def _diffusers_gap(config: UNetConfig) -> str | None:
+    if keymap_for(config) is None:
+        return "diffusers' UNet2DConditionModel cannot express this architecture; names were read as far as they map"
+    return None
+
+
+def _could_match(a: UNetConfig, b: UNetConfig) -> bool:
+    """A cheap pre-check before comparing whole state dicts: the fields every shape depends on."""
+    return (a.in_channels, a.out_channels, a.model_channels, a.channel_mult, a.num_res_blocks) == (
+        b.in_channels,
+        b.out_channels,
+        b.model_channels,
+        b.channel_mult,
+        b.num_res_blocks,
+    )
+
+
+@lru_cache(maxsize=64)
+def _shapes(config: UNetConfig) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of UNetModel(config), built on the meta device (no memory, a few milliseconds)."""
+    import torch
+
+    from .unet import UNetModel
+
+    with torch.device("meta"):
+        model = UNetModel(config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _block_of(key: str) -> str:
+    """The top-level block a key belongs to: `input_blocks.3`, `middle_block`, `time_embed`, ..."""
+    parts = key.split(".")
+    if parts[0] in ("input_blocks", "output_blocks") and len(parts) > 1:
+        return f"{parts[0]}.{parts[1]}"
+    return parts[0]
+
+
+def _bytes_by_block(tensors: dict[str, TensorInfo], expected: dict[str, tuple[int, ...]]) -> dict[str, dict[str, int]]:
+    """Block -> dtype -> bytes, blocks in the model's order (then any the model does not have)."""
+    order = {block: i for i, block in enumerate(dict.fromkeys(_block_of(k) for k in expected))}
+    out: dict[str, dict[str, int]] = {}
+    for key, info in sorted(tensors.items(), key=lambda kv: order.get(_block_of(kv[0]), math.inf)):
+        per_dtype = out.setdefault(_block_of(key), {})
+        per_dtype[info.dtype] = per_dtype.get(info.dtype, 0) + info.nbytes
+    return out
