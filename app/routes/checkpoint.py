@@ -15,11 +15,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from app.errors import ApiError
+from app.errors import ERROR_RESPONSES, ApiError
 from sdunet_core.checkpoint import CheckpointError, detect_unet
 from sdunet_core.header import decode_header_json, parse_safetensors_header
 
-router = APIRouter(prefix="/api/checkpoint", tags=["checkpoint"])
+router = APIRouter(prefix="/api/checkpoint", tags=["checkpoint"], responses=ERROR_RESPONSES)
 
 # An SDXL header is about 200 kB; 16 MB leaves room for odd files and bounds the JSON parse.
 MAX_BODY_BYTES = 16 * 1024 * 1024
