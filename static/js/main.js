@@ -1,1 +1,314 @@
-// Wires the page together.
+// main.js — wires the page: controls → store → views. It owns no drawing and no data rules of its own: the store
+// holds the state, layout.js places things, diagram.js / details.js / charts.js draw, api.js talks to the server.
+// After every render it sets document.body.dataset.ready = "true" (and .preset) so tests and benches can wait.
+
+import * as api from './api.js';
+import { drawCharts } from './charts.js';
+import { createDetails } from './details.js';
+import { createDiagram } from './diagram.js';
+import { bytes, compact, shapeText } from './format.js';
+import { createMemo, expandablePaths, flowOf, indexTrace, layoutScene } from './layout.js';
+import { createStore } from './state.js';
+
+const $ = (id) => document.getElementById(id);
+const store = createStore();
+const { state } = store;
+
+let ix = null; // lookups for the current trace
+let memo = null; // layout memo for the current trace
+const traceCache = new Map(); // "preset@size" → trace, so switching back is instant
+let loadToken = 0;
+let profileStop = null;
+
+function setReady(ready) {
+  document.body.dataset.ready = ready ? 'true' : 'false';
+}
+
+// ---- views --------------------------------------------------------------------------------------------------
+
+const diagramHost = $('diagram');
+const diagram = createDiagram(diagramHost, {
+  onActivate(path) {
+    store.select(path);
+    if (ix && flowOf(ix, path).boxPaths.length) store.toggle(path);
+  },
+  onSelect: (path) => store.select(path),
+});
+
+const details = createDetails($('details'), {
+  onToggle: (path) => store.toggle(path),
+  onSelect: (path) => store.select(path),
+  loadSource: (kind) => api.getSource(kind),
+});
+
+function renderDiagram() {
+  if (!ix) return;
+  setReady(false);
+  const t0 = performance.now();
+  const scene = layoutScene(ix, state.expanded, memo);
+  diagram.render(scene, ix, { metric: state.metric, selection: state.selection });
+  document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
+  $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
+  setReady(true);
+}
+
+function showDetails() {
+  const path = state.selection ?? '';
+  const expandable = Boolean(ix && path !== '' && ix.nodes.has(path) && flowOf(ix, path).boxPaths.length);
+  details.show(ix, path, { expanded: state.expanded.has(path), expandable });
+}
+
+function showSummary(trace) {
+  const preset = state.presets.find((p) => p.name === trace.preset);
+  const input = trace.input ?? {};
+  const size = input.image_size ? `${input.image_size.join('×')} px` : `latent ${input.sample_size?.join('×')}`;
+  const parts = [
+    ['Model', preset?.title ?? trace.preset ?? 'custom config'],
+    ['Parameters', `${compact(trace.totals.params)} (${bytes(trace.totals.param_bytes)})`],
+    ['FLOPs per step', `${compact(trace.totals.flops)} at ${size} (latent ${shapeText(input.x?.shape)})`],
+    ['Attention', `${compact(trace.totals.attention_flops)} FLOPs in QKᵀ and AV`],
+    ['Peak memory', bytes(trace.totals.peak_memory_bytes)],
+  ];
+  if (input.context) parts.push(['Context', shapeText(input.context.shape)]);
+  if (trace.totals.time_ms != null) parts.push(['Measured', `${trace.totals.time_ms.toFixed(1)} ms per forward on ${trace.device}`]);
+  const dl = document.createElement('dl');
+  for (const [k, v] of parts) {
+    const div = document.createElement('div');
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = v;
+    div.append(dt, dd);
+    dl.append(div);
+  }
+  $('summary').replaceChildren(dl);
+}
+
+function showError(message) {
+  const box = $('error');
+  box.textContent = message ?? '';
+  box.hidden = !message;
+}
+
+async function drawChartsSoon() {
+  document.body.dataset.charts = 'false';
+  const current = ix;
+  // After the diagram is on screen: the charts are secondary and Plotly's first draw takes a moment.
+  await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+  if (current !== ix) return;
+  try {
+    await drawCharts({ flopsEl: $('chart-flops'), paramsEl: $('chart-params') }, ix, { onSelect: (p) => store.select(p) });
+    document.body.dataset.charts = 'true';
+  } catch (err) {
+    showError(`Charts failed: ${err.message}`);
+  }
+}
+
+// ---- store → views --------------------------------------------------------------------------------------------
+
+store.on('presets', (presets) => {
+  const select = $('model');
+  select.replaceChildren(
+    ...presets.map((p) => {
+      const o = document.createElement('option');
+      o.value = p.name;
+      o.textContent = `${p.name} — ${p.title}`;
+      return o;
+    }),
+  );
+});
+
+store.on('model', ({ preset }) => {
+  $('model').value = preset;
+  loadTrace();
+});
+
+store.on('trace', (trace) => {
+  ix = indexTrace(trace);
+  memo = createMemo();
+  const fitting = diagram.zoom;
+  renderDiagram();
+  if (document.body.dataset.fitted !== trace.preset) {
+    // A new model starts fitted to the width (never enlarged); a new size or a profile keeps the zoom.
+    diagram.fitZoom();
+    document.body.dataset.fitted = trace.preset ?? '';
+    $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
+  } else {
+    diagram.setZoom(fitting);
+  }
+  document.body.dataset.preset = trace.preset ?? '';
+  $('diagram').setAttribute('aria-busy', 'false');
+  const preset = state.presets.find((p) => p.name === trace.preset);
+  const sizeInput = $('image-size');
+  if (trace.input?.image_size) {
+    sizeInput.value = trace.input.image_size[0];
+    const step = (preset?.latent_factor ?? 8) * 2 ** ((trace.config?.channel_mult?.length ?? 1) - 1);
+    sizeInput.step = step;
+    sizeInput.min = step;
+    sizeInput.disabled = false;
+  } else {
+    sizeInput.disabled = true;
+  }
+  const timed = trace.totals.time_ms != null;
+  const timeRadio = document.querySelector('input[name="metric"][value="time"]');
+  timeRadio.disabled = !timed;
+  document.querySelector(`input[name="metric"][value="${state.metric}"]`).checked = true;
+  showSummary(trace);
+  showDetails();
+  history.replaceState(null, '', `#${encodeURIComponent(trace.preset ?? '')}@${trace.input?.image_size?.[0] ?? ''}`);
+  drawChartsSoon();
+});
+
+store.on('expanded', () => {
+  renderDiagram();
+  showDetails();
+});
+
+store.on('selection', (path) => {
+  diagram.highlight(path);
+  showDetails();
+});
+
+store.on('metric', (metric) => {
+  document.querySelector(`input[name="metric"][value="${metric}"]`).checked = true;
+  renderDiagram();
+});
+
+store.on('profile', (p) => {
+  const bar = $('profile-progress');
+  const status = $('profile-status');
+  const running = p.state === 'queued' || p.state === 'running' || p.state === 'starting';
+  $('profile').disabled = running;
+  bar.hidden = !running;
+  if (p.total) {
+    bar.max = p.total;
+    bar.value = p.done;
+  } else {
+    bar.removeAttribute('value');
+  }
+  if (running) status.textContent = `${p.phase || p.state}${p.total ? ` ${p.done}/${p.total}` : ''}…`;
+  else if (p.state === 'done') status.textContent = 'Measured: times are on the blocks and in the FLOPs chart.';
+  else if (p.state === 'failed' || p.state === 'cancelled') status.textContent = `Profile ${p.state}: ${p.error ?? ''}`;
+  else status.textContent = '';
+});
+
+// ---- loading --------------------------------------------------------------------------------------------------
+
+async function loadTrace() {
+  const { preset, imageSize } = state;
+  const key = `${preset}@${imageSize ?? ''}`;
+  const token = ++loadToken;
+  setReady(false);
+  $('diagram').setAttribute('aria-busy', 'true');
+  showError(null);
+  try {
+    let trace = traceCache.get(key);
+    if (!trace) {
+      trace = await api.getTrace({ preset, imageSize });
+      traceCache.set(key, trace);
+      if (trace.input?.image_size) traceCache.set(`${preset}@${trace.input.image_size[0]}`, trace);
+    }
+    if (token !== loadToken) return;
+    store.setTrace(trace);
+  } catch (err) {
+    if (token !== loadToken) return;
+    showError(`Could not trace ${preset}: ${err.message}`);
+    $('diagram').setAttribute('aria-busy', 'false');
+    setReady(true);
+  }
+}
+
+async function runProfile() {
+  if (!state.trace) return;
+  const { preset } = state;
+  const imageSize = state.trace.input?.image_size?.[0] ?? state.imageSize;
+  const key = `${preset}@${imageSize ?? ''}`;
+  profileStop?.();
+  store.setProfile({ state: 'queued', phase: 'queued', done: 0, total: 0, error: null });
+  let id;
+  try {
+    ({ id } = await api.startProfile({ preset, imageSize, device: 'cpu', repeats: 2 }));
+  } catch (err) {
+    store.setProfile({ state: 'failed', error: err.message });
+    return;
+  }
+  const finish = async (end) => {
+    profileStop = null;
+    try {
+      // The job's own record is the truth (the stream may have dropped); poll until it is final.
+      let job = await api.getProfile(id);
+      while (!['done', 'failed', 'cancelled'].includes(job.state)) {
+        await new Promise((r) => setTimeout(r, 500));
+        job = await api.getProfile(id);
+      }
+      if (job.state !== 'done') {
+        store.setProfile({ state: job.state, error: job.error ?? end?.error ?? null });
+        return;
+      }
+      traceCache.set(key, job.result);
+      store.setProfile({ state: 'done', error: null });
+      if (state.preset === preset) {
+        store.setTrace(job.result);
+        store.setMetric('time');
+      }
+    } catch (err) {
+      store.setProfile({ state: 'failed', error: err.message });
+    }
+  };
+  profileStop = api.followProfile(id, {
+    onProgress: (p) => store.setProfile({ state: p.state ?? 'running', phase: p.phase ?? '', done: p.done ?? 0, total: p.total ?? 0 }),
+    onEnd: finish,
+  });
+}
+
+// ---- controls ---------------------------------------------------------------------------------------------------
+
+$('model').addEventListener('change', (e) => store.setModel(e.target.value, null));
+
+$('image-size').addEventListener('change', (e) => {
+  const step = Number(e.target.step) || 8;
+  let v = Math.round(Number(e.target.value) / step) * step;
+  if (!Number.isFinite(v) || v < step) v = step;
+  v = Math.min(v, 4096);
+  e.target.value = v;
+  store.setModel(state.preset, v);
+});
+
+for (const radio of document.querySelectorAll('input[name="metric"]')) {
+  radio.addEventListener('change', (e) => store.setMetric(e.target.value));
+}
+
+$('expand-all').addEventListener('click', () => ix && store.setExpanded(expandablePaths(ix)));
+$('collapse-all').addEventListener('click', () => store.setExpanded([]));
+$('profile').addEventListener('click', runProfile);
+$('zoom-in').addEventListener('click', () => {
+  diagram.setZoom(diagram.zoom * 1.2);
+  $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
+});
+$('zoom-out').addEventListener('click', () => {
+  diagram.setZoom(diagram.zoom / 1.2);
+  $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
+});
+$('zoom-fit').addEventListener('click', () => {
+  diagram.fitZoom();
+  $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
+});
+
+async function init() {
+  setReady(false);
+  try {
+    store.setPresets(await api.getPresets());
+  } catch (err) {
+    showError(`Could not load the presets: ${err.message}`);
+    setReady(true);
+    return;
+  }
+  // "#sdxl-base@1024" picks the model and size; otherwise SD 1.x at its reference size.
+  const [hashPreset, hashSize] = decodeURIComponent(location.hash.slice(1)).split('@');
+  const names = state.presets.map((p) => p.name);
+  const preset = names.includes(hashPreset) ? hashPreset : names.includes('sd1') ? 'sd1' : names[0];
+  const size = Number(hashSize) > 0 ? Number(hashSize) : null;
+  store.setModel(preset, size);
+}
+
+init();

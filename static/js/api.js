@@ -1,0 +1,78 @@
+// api.js — the page's only door to the server: fetch calls and the profile event stream. No DOM, no state.
+// Errors come back as {detail, field, reason}; each call throws an Error carrying the server's detail.
+
+async function request(method, url, body) {
+  const init = { method, headers: { Accept: 'application/json' } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(url, init);
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const detail = data && (data.detail ?? data.reason);
+    const error = new Error(typeof detail === 'string' ? detail : `${method} ${url} failed: ${response.status}`);
+    error.status = response.status;
+    error.field = data?.field ?? null;
+    throw error;
+  }
+  return data;
+}
+
+/** GET /api/presets → [{name, title, family, num_parameters, reference_input, latent_factor}]. */
+export function getPresets() {
+  return request('GET', '/api/presets');
+}
+
+/** POST /api/trace → the trace JSON (docs/trace-schema.md). */
+export function getTrace({ preset, imageSize }) {
+  const body = { preset };
+  if (imageSize) body.image_size = [imageSize, imageSize];
+  return request('POST', '/api/trace', body);
+}
+
+/** POST /api/profile → {id}: a timed run queued on the server. */
+export function startProfile({ preset, imageSize, device = 'cpu', dtype = 'float32', repeats = 2 }) {
+  const body = { preset, device, dtype, repeats };
+  if (imageSize) body.image_size = [imageSize, imageSize];
+  return request('POST', '/api/profile', body);
+}
+
+/** GET /api/profile/{id} → {id, state, progress, position, result, error}. */
+export function getProfile(id) {
+  return request('GET', `/api/profile/${encodeURIComponent(id)}`);
+}
+
+/**
+ * Follow a profile job's Server-Sent Events. onProgress gets {phase, done, total}; onEnd gets {state, error}
+ * once. Returns a function that stops listening. The stream is closed on 'end' so the browser does not reconnect.
+ */
+export function followProfile(id, { onProgress, onEnd }) {
+  const source = new EventSource(`/api/profile/${encodeURIComponent(id)}/events`);
+  let ended = false;
+  const finish = (payload) => {
+    if (ended) return;
+    ended = true;
+    source.close();
+    onEnd(payload);
+  };
+  source.addEventListener('progress', (event) => onProgress(JSON.parse(event.data)));
+  source.addEventListener('end', (event) => finish(JSON.parse(event.data)));
+  // A dropped stream is not fatal: the caller polls the job for its final state.
+  source.onerror = () => finish(null);
+  return () => {
+    ended = true;
+    source.close();
+  };
+}
+
+/** GET /api/source/{kind} → {kind, module, source}. */
+export function getSource(kind) {
+  return request('GET', `/api/source/${encodeURIComponent(kind)}`);
+}

@@ -1,0 +1,94 @@
+// config.js — every visual constant of the diagram in one place: sizes, gaps, colours, text widths.
+// layout.js and diagram.js read from here so a change of look never means hunting through drawing code.
+
+/** Geometry, in SVG user units (1 unit = 1 CSS pixel at zoom 1). */
+export const SIZES = Object.freeze({
+  margin: 36, // around the whole U (the bus trunks run inside it)
+  top: Object.freeze({ w: 136, h: 66 }), // a top-level block card
+  inner: Object.freeze({ h: 48, minW: 104, maxW: 250 }), // a card inside an opened block
+  padX: 14, // inside an opened block, left and right of its flow
+  padBottom: 12,
+  gap: 32, // vertical gap between steps of a flow: holds the arrow and its shape label
+  parGap: 12, // between side-by-side cards (q, k, v)
+  sideGap: 40, // between the main column and the side inputs (time embedding, context)
+  sideLabel: 16, // room above a side card for the name of what feeds it
+  resLane: 22, // width of the lane that carries a residual connection
+  bracketGap: 8,
+  opR: 11, // radius of a +, ×, ⧺ operation
+  pillH: 22,
+  termH: 22,
+  // The U
+  uGapX: 26, // between blocks of a row
+  uIndent: 56, // each deeper level moves inward by this much, which draws the U
+  uCenterGap: 48,
+  carriage: 14, // the lane under a row where the flow turns to the next row
+  laneH: 19, // one skip connection's lane
+  busH: 9, // one bus lane (time embedding, context)
+  channelPad: 10,
+  headerGap: 26,
+  portDy: 33, // U-row arrows attach this far below a block's top: the middle of a closed card
+});
+
+/** Stage colours: the U reads down (blue) → middle (amber) → up (green); embeddings violet, output teal. */
+export const STAGE_COLORS = Object.freeze({
+  embed: '#7c5cc4',
+  down: '#2f6fd0',
+  mid: '#d2871f',
+  up: '#23945f',
+  out: '#0f8a96',
+});
+
+export const STAGE_NAMES = Object.freeze({
+  embed: 'Embedding',
+  down: 'Down stage',
+  mid: 'Middle',
+  up: 'Up stage',
+  out: 'Output',
+});
+
+/** Wire colours (also in app.css as --emb, --ctx, --skip so the legend matches). */
+export const WIRE_COLORS = Object.freeze({
+  flow: '#3d4451',
+  skip: '#8a6fb0',
+  emb: '#9b59b6',
+  ctx: '#e07b24',
+  res: '#6b7785',
+});
+
+/** Card fill by what a module does; containers stay white so their children stand out. */
+export const KIND_CATEGORY = Object.freeze({
+  Conv2d: 'conv', Conv1d: 'conv', Conv3d: 'conv',
+  Linear: 'linear', Embedding: 'linear',
+  GroupNorm: 'norm', GroupNorm32: 'norm', LayerNorm: 'norm',
+  SiLU: 'act', GELU: 'act',
+  Dropout: 'drop', Identity: 'drop',
+  AvgPool2d: 'pool', AvgPool1d: 'pool', AvgPool3d: 'pool',
+  CrossAttention: 'attn', AttentionBlock: 'attn', SpatialTransformer: 'attn', BasicTransformerBlock: 'attn',
+  FeedForward: 'mlp', GEGLU: 'mlp',
+  ResBlock: 'res', Downsample: 'resample', Upsample: 'resample',
+});
+
+export const CATEGORY_NAMES = Object.freeze({
+  conv: 'convolution', linear: 'linear', norm: 'normalisation', act: 'activation', drop: 'dropout / identity',
+  attn: 'attention', mlp: 'feed-forward', res: 'residual block', resample: 'resample', pool: 'pooling',
+});
+
+/** Short names of block kinds for a top-level card's second line. */
+export const KIND_SHORT = Object.freeze({
+  ResBlock: 'Res', SpatialTransformer: 'Transformer', AttentionBlock: 'Attention',
+  Downsample: 'Down ÷2', Upsample: 'Up ×2', Conv2d: 'Conv', Conv1d: 'Conv', Conv3d: 'Conv',
+  Linear: 'Linear', SiLU: 'SiLU', GroupNorm32: 'GroupNorm', Embedding: 'Embedding',
+});
+
+// Average glyph widths of the UI font as a fraction of the font size: a pure estimate, so layout stays free of
+// DOM measurement (and stays testable); the cards leave a little slack for it.
+const CHAR_EM = 0.58;
+const MONO_EM = 0.61;
+
+/** Estimated width of `text` at `size` px; mono for shapes and numbers. */
+export function textWidth(text, size = 11, mono = false) {
+  return String(text).length * size * (mono ? MONO_EM : CHAR_EM);
+}
+
+/** Text sizes used by both layout (for widths) and the stylesheet. */
+export const FONT = Object.freeze({ title: 11.5, sub: 10, shape: 10, label: 9.5 });

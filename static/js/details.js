@@ -1,0 +1,158 @@
+// details.js — the "Details" panel: everything the trace knows about the selected module (path, kind, shapes,
+// parameters, FLOPs by operation, activation memory, measured time), a plain-language explanation, and its
+// Python source on request. Built from DOM nodes with textContent only: trace data never becomes markup.
+
+import { explain, OUR_KINDS } from './explain.js';
+import { bytes, compact, exact, ms, percent, shapeFull, shapeText } from './format.js';
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (k === 'dataset') Object.assign(node.dataset, v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c == null || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function row(label, field, ...value) {
+  return [h('dt', {}, label), h('dd', { dataset: { field } }, ...value)];
+}
+
+export function createDetails(root, { onToggle, onSelect, loadSource }) {
+  let current = null; // {ix, path}
+  let codeToken = 0;
+
+  function show(ix, path, { expanded, expandable }) {
+    current = { ix, path };
+    codeToken += 1;
+    const node = ix?.nodes.get(path ?? '');
+    if (!node) {
+      root.replaceChildren(h('h2', {}, 'Details'), h('p', { class: 'muted' }, 'Loading the model…'));
+      return;
+    }
+    const total = ix.totals;
+    const isRoot = node.path === '';
+    const block = ix.blockByPath.get(node.path);
+    const title = isRoot ? `${ix.trace.preset ?? 'custom'} — the whole UNet` : node.path;
+
+    const dl = h('dl', { class: 'facts' });
+    if (!isRoot) dl.append(...row('Path', 'path', h('code', {}, node.path)));
+    dl.append(...row('Kind', 'kind', node.kind));
+    if (node.role) dl.append(...row('Role', 'role', node.role.replaceAll('_', ' ')));
+    if (block && block.level != null) {
+      dl.append(...row('Stage', 'stage', `${block.stage}, level ${block.level} (latent ÷${2 ** block.level})`));
+    } else if (node.stage) {
+      dl.append(...row('Stage', 'stage', `${node.stage}${node.level != null ? `, level ${node.level}` : ''}`));
+    }
+    const inputs = (node.inputs ?? []).map((t) => shapeFull(t.shape));
+    dl.append(...row(inputs.length > 1 ? 'Inputs' : 'Input', 'inputs', inputs.length ? inputs.join(' · ') : '—'));
+    const outputs = (node.outputs ?? []).map((t) => shapeFull(t.shape));
+    dl.append(...row('Output', 'output', outputs.length ? outputs.join(' · ') : '—'));
+    const skip = ix.skipInto.get(node.path);
+    if (skip) {
+      dl.append(...row('Skip in', 'skip', `${shapeText(skip.shape)} from `, link(skip.from), ` → concat ${shapeText(skip.concat_shape)}`));
+    }
+    const feeds = ix.trace.skips.find((s) => s.from === node.path);
+    if (feeds) dl.append(...row('Skip out', 'skip-out', `${shapeText(feeds.shape)} to `, link(feeds.to)));
+    dl.append(
+      ...row(
+        'Parameters',
+        'params',
+        h('strong', {}, exact(node.params)),
+        ` (${compact(node.params)}, ${percent(total.params ? node.params / total.params : null)} of the model)`,
+      ),
+    );
+    if (node.children.length) dl.append(...row('Own params', 'params-own', exact(node.params_own)));
+    dl.append(
+      ...row(
+        'FLOPs',
+        'flops',
+        h('strong', {}, compact(node.flops)),
+        ` (${percent(total.flops ? node.flops / total.flops : null)} of the model) · ${compact(node.macs)} MACs`,
+      ),
+    );
+    const byOp = Object.entries(node.flops_by_op ?? {}).filter(([, v]) => v > 0);
+    if (byOp.length) {
+      const list = h('ul', { class: 'byop' });
+      for (const [op, v] of byOp) {
+        list.append(h('li', {}, h('span', { class: `op-${op}` }, op), ` ${compact(v)} (${percent(node.flops ? v / node.flops : 0)})`));
+      }
+      dl.append(...row('By operation', 'flops-by-op', list));
+    }
+    dl.append(...row('Activations', 'activation', `${bytes(node.activation_bytes)} (output at ${ix.trace.dtype})`));
+    if (isRoot) {
+      dl.append(...row('Peak memory', 'peak', `${bytes(ix.trace.totals.peak_memory_bytes)} (weights + peak activations)`));
+    }
+    if (node.time_ms != null) {
+      const share = total.time ? node.time_ms / total.time : null;
+      dl.append(...row('Time', 'time', h('strong', {}, ms(node.time_ms)), ` (${percent(share)} of the hooked forward, ${ix.trace.device})`));
+    }
+    if (node.call_order != null) dl.append(...row('Runs', 'order', `#${node.call_order} in the forward`));
+
+    const actions = h('div', { class: 'actions' });
+    if (!isRoot && expandable) {
+      const open = h('button', { type: 'button' }, expanded ? 'Close block' : 'Open block');
+      open.addEventListener('click', () => onToggle(node.path));
+      actions.append(open);
+    }
+    const code = h('pre', { class: 'code', hidden: true, tabindex: 0, 'aria-label': `Source of ${node.kind}` });
+    if (OUR_KINDS.has(node.kind)) {
+      const btn = h('button', { type: 'button', 'aria-expanded': 'false' }, 'Show code');
+      btn.addEventListener('click', async () => {
+        if (!code.hidden) {
+          code.hidden = true;
+          btn.textContent = 'Show code';
+          btn.setAttribute('aria-expanded', 'false');
+          return;
+        }
+        const token = codeToken;
+        btn.disabled = true;
+        try {
+          const src = await loadSource(node.kind);
+          if (token !== codeToken) return;
+          code.replaceChildren(h('code', {}, src.source));
+          code.dataset.module = src.module;
+          code.hidden = false;
+          btn.textContent = 'Hide code';
+          btn.setAttribute('aria-expanded', 'true');
+        } catch (err) {
+          code.replaceChildren(document.createTextNode(`Could not load the source: ${err.message}`));
+          code.hidden = false;
+        } finally {
+          btn.disabled = false;
+        }
+      });
+      actions.append(btn);
+    } else {
+      actions.append(h('span', { class: 'muted' }, `${node.kind} is a PyTorch built-in (torch.nn.${node.kind}).`));
+    }
+
+    root.replaceChildren(
+      h('h2', { class: 'details-title' }, title),
+      h('p', { class: 'kind-line' }, h('span', { class: 'kind-badge', dataset: { stage: node.stage ?? '' } }, node.kind),
+        node.role ? ` ${node.role.replaceAll('_', ' ')}` : ''),
+      h('p', { class: 'explain' }, explain(node)),
+      dl,
+      actions,
+      code,
+    );
+  }
+
+  function link(path) {
+    const a = h('button', { type: 'button', class: 'linklike' }, path);
+    a.addEventListener('click', () => onSelect(path));
+    return a;
+  }
+
+  return {
+    show,
+    get current() {
+      return current;
+    },
+  };
+}

@@ -1,0 +1,356 @@
+// diagram.js — draws a scene from layout.js as SVG and turns clicks and keys on it into intents (open, select).
+// Every drawn module is a <g data-path data-kind> (focusable, a button; aria-expanded when it can open), nested
+// inside the block that contains it. Groups are kept by path between renders: a subtree whose layout object did
+// not change is not touched, so opening one block costs only its ancestors. All text goes in via textContent.
+
+import { SIZES as Z, KIND_CATEGORY } from './config.js';
+import { barFraction, cardLines, metricOf } from './layout.js';
+import { percent } from './format.js';
+
+const SVG = 'http://www.w3.org/2000/svg';
+const MARKERS = ['flow', 'skip', 'emb', 'ctx', 'res'];
+// Past this many boxes, only what is near the visible area gets its inside drawn (SDXL fully open has ~2000).
+const CULL_MIN = 700;
+
+function el(tag, attrs = {}, text = null) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) if (v != null) node.setAttribute(k, String(v));
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+function pathData(pts) {
+  return pts.map(([x, y], i) => `${i ? 'L' : 'M'}${x.toFixed(1)} ${y.toFixed(1)}`).join('');
+}
+
+function drawEdge(parent, e) {
+  const attrs = { d: pathData(e.pts), class: `wire ${e.cls}` };
+  if (e.head) attrs['marker-end'] = `url(#arrow-${MARKERS.includes(e.cls) ? e.cls : 'flow'})`;
+  parent.append(el('path', attrs));
+  if (e.label) parent.append(el('text', { x: e.lx, y: e.ly, class: 'elabel' }, e.label));
+}
+
+function drawOp(parent, op) {
+  if (op.shape === 'circle') {
+    parent.append(el('circle', { cx: op.cx, cy: op.cy, r: op.r, class: 'op' }));
+    parent.append(el('text', { x: op.cx, y: op.cy + 4, class: 'op-sym', 'text-anchor': 'middle' }, op.sym));
+    if (op.label) parent.append(el('text', { x: op.cx + op.r + 5, y: op.cy - 5, class: 'op-label' }, op.label));
+    return;
+  }
+  parent.append(el('rect', { x: op.x, y: op.y, width: op.w, height: op.h, rx: op.h / 2, class: op.shape }));
+  parent.append(el('text', { x: op.x + op.w / 2, y: op.y + op.h / 2 + 3.5, class: `${op.shape}-text`, 'text-anchor': 'middle' }, op.text));
+}
+
+function drawTerm(parent, t) {
+  const g = el('g', { class: `term ${t.cls}` });
+  if (t.title) g.append(el('title', {}, t.title));
+  g.append(el('rect', { x: t.x, y: t.y, width: t.w, height: t.h, rx: t.h / 2 }));
+  g.append(el('text', { x: t.x + t.w / 2, y: t.y + t.h / 2 + 3.5, 'text-anchor': 'middle' }, t.text));
+  parent.append(g);
+}
+
+/** Keep `child` at position `index` of `parent` without moving it when it is already there: moving a focused
+ * element would drop the keyboard focus. */
+function placeAt(parent, child, index) {
+  const current = parent.childNodes[index];
+  if (current !== child) parent.insertBefore(child, current ?? null);
+}
+
+export function createDiagram(host, { onActivate, onSelect }) {
+  const svg = el('svg', { class: 'unet', role: 'group', 'aria-label': 'UNet diagram: click a block to open it' });
+  const defs = el('defs');
+  for (const m of MARKERS) {
+    const marker = el('marker', {
+      id: `arrow-${m}`, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7,
+      orient: 'auto-start-reverse', class: `marker ${m}`,
+    });
+    marker.append(el('path', { d: 'M0 1L10 5L0 9z' }));
+    defs.append(marker);
+  }
+  const wires = el('g', { class: 'layer-wires' });
+  const skipsLayer = el('g', { class: 'layer-skips' });
+  const topLayer = el('g', { class: 'layer-top' });
+  const boxesLayer = el('g', { class: 'layer-boxes' });
+  svg.append(defs, wires, skipsLayer, topLayer, boxesLayer);
+  host.append(svg);
+
+  let ix = null;
+  let metric = 'flops';
+  let scene = null;
+  let zoom = 1;
+  let groups = new Map(); // top-level path → <g>
+  let selection = null;
+  let selected = null; // the <g> that carries .selected
+  let win = null; // the drawn window when culling, else null
+
+  function drawCard(g, box, depth) {
+    const node = box.node;
+    const lines = cardLines(ix, node);
+    const card = el('g', { class: 'card' });
+    const w = box.w;
+    const h = box.cardH;
+    const top = box.top;
+    card.append(el('rect', { class: 'card-bg', width: w, height: h, rx: top ? 8 : 6 }));
+    if (top) card.append(el('rect', { class: 'stage-strip', width: 5, height: h, rx: 2 }));
+    const frac = barFraction(ix, node, metric);
+    // The bar keeps the closed card's length when the block opens, so bars stay comparable.
+    const barW = box.cardW - 20;
+    if (top) card.append(el('rect', { class: 'bar-bg', x: 10, y: h - 7, width: barW, height: 3, rx: 1.5 }));
+    if (frac > 0) card.append(el('rect', { class: 'bar', x: 10, y: h - 7, width: Math.max(1.5, frac * barW), height: 3, rx: 1.5 }));
+    const ys = top ? [19, 36, 52] : [15, 28, 40];
+    card.append(el('text', { class: 't1', x: 11, y: ys[0] }, lines.title));
+    card.append(el('text', { class: 't2', x: 11, y: ys[1] }, lines.sub));
+    card.append(el('text', { class: 't3', x: 11, y: ys[2] }, lines.shape));
+    const { share } = metricOf(ix, node, metric);
+    if (share != null) card.append(el('text', { class: 'share', x: box.cardW - 10, y: ys[2], 'text-anchor': 'end' }, percent(share)));
+    if (box.expandable) {
+      card.append(el('text', { class: 'chev', x: w - 10, y: ys[0], 'text-anchor': 'end' }, box.expanded ? '−' : '+'));
+    }
+    if (top) {
+      // A tooltip on the big blocks only: thousands of <title>s would slow a fully opened SDXL down.
+      const tip = `${node.path} (${node.kind})${box.expandable ? (box.expanded ? ' — click to close' : ' — click to open') : ''}`;
+      card.append(el('title', {}, tip));
+    }
+    g.__card?.remove();
+    // After the frame (so the frame stays behind it), before the inner flow.
+    g.insertBefore(card, g.__frame ? g.__frame.nextSibling : g.firstChild);
+    g.__card = card;
+    g.setAttribute('data-depth', depth);
+  }
+
+  function drawDeco(inner, layout) {
+    const deco = el('g', { class: 'deco' });
+    for (const e of layout.edges) drawEdge(deco, e);
+    for (const d of layout.dots) deco.append(el('circle', { cx: d.cx, cy: d.cy, r: 2.6, class: 'dot res' }));
+    for (const op of layout.ops) drawOp(deco, op);
+    for (const t of layout.terms) drawTerm(deco, t);
+    for (const l of layout.labels) deco.append(el('text', { x: l.x, y: l.y, class: `label ${l.cls}`, 'text-anchor': l.anchor }, l.text));
+    for (const b of layout.brackets) {
+      const g = el('g', { class: 'bracket', 'data-path': b.path, 'data-kind': b.kind });
+      g.append(el('title', {}, `${b.path} (${b.kind}): the forward runs its children one by one`));
+      g.append(el('path', { d: `M${b.x - 4} ${b.y1}h4V${b.y2}h-4`, class: 'bracket-line' }));
+      g.append(el('text', { x: b.x + 3, y: b.y1 - 3, class: 'bracket-label' }, b.label));
+      deco.append(g);
+    }
+    inner.__deco?.remove();
+    inner.insertBefore(deco, inner.firstChild);
+    inner.__deco = deco;
+  }
+
+  /** Is a box at absolute (ax, ay) inside the window that is drawn? Without a window, everything is. */
+  function inWindow(ax, ay, w, h) {
+    return !win || (ax < win.x1 && ax + w > win.x0 && ay < win.y1 && ay + h > win.y0);
+  }
+
+  /** Create or update the group of one box at absolute (ax, ay); returns it. A box whose layout object did not
+   * change keeps its card and flow drawing; only its children are visited (for culling). An opened box outside
+   * the window keeps its frame and card but not its inside, which is drawn again when it scrolls into view. */
+  function renderBox(box, g, depth, ax, ay) {
+    if (!g) {
+      g = el('g', { role: 'button', tabindex: 0 });
+      g.__kids = new Map();
+    }
+    const node = box.node;
+    const same = g.__box === box && g.__metric === metric;
+    if (!same) {
+      const cat = KIND_CATEGORY[node.kind] ?? (node.children.length ? 'container' : 'other');
+      g.setAttribute('class', `box ${box.top ? 'top' : 'inner'} cat-${cat}${box.expanded ? ' open' : ''}`);
+      g.setAttribute('data-path', node.path);
+      g.setAttribute('data-kind', node.kind);
+      g.setAttribute('data-stage', node.stage ?? '');
+      g.setAttribute('aria-label', `${node.path} ${node.kind}`);
+      if (box.expandable) g.setAttribute('aria-expanded', box.expanded ? 'true' : 'false');
+      else g.removeAttribute('aria-expanded');
+      if (box.expanded) {
+        if (!g.__frame) {
+          g.__frame = el('rect', { class: 'frame', rx: box.top ? 9 : 7 });
+          g.insertBefore(g.__frame, g.firstChild);
+        }
+        g.__frame.setAttribute('width', box.w);
+        g.__frame.setAttribute('height', box.h);
+      } else if (g.__frame) {
+        g.__frame.remove();
+        g.__frame = null;
+      }
+      drawCard(g, box, depth);
+    }
+    const isSelected = node.path === selection;
+    if (isSelected !== g.classList.contains('selected')) g.classList.toggle('selected', isSelected);
+
+    if (box.expanded && inWindow(ax, ay, box.w, box.h)) {
+      let inner = g.__inner;
+      if (!inner) {
+        inner = el('g', { class: 'inner', transform: `translate(${Z.padX},${box.cardH})` });
+        g.append(inner);
+        g.__inner = inner;
+      }
+      if (g.__layout !== box.inner) {
+        inner.setAttribute('transform', `translate(${Z.padX},${box.cardH})`);
+        drawDeco(inner, box.inner);
+      }
+      const next = new Map();
+      const ox = ax + Z.padX;
+      const oy = ay + box.cardH;
+      box.inner.placements.forEach((pl, k) => {
+        const child = renderBox(pl.box, g.__kids.get(pl.box.path), depth + 1, ox + pl.x, oy + pl.y);
+        const t = `translate(${pl.x},${pl.y})`;
+        if (child.__t !== t) {
+          child.setAttribute('transform', t);
+          child.__t = t;
+        }
+        placeAt(inner, child, k + 1);
+        next.set(pl.box.path, child);
+      });
+      for (const [p, child] of g.__kids) if (!next.has(p)) child.remove();
+      g.__kids = next;
+      g.__layout = box.inner;
+    } else if (g.__inner) {
+      g.__inner.remove();
+      g.__inner = null;
+      g.__kids = new Map();
+      g.__layout = null;
+    }
+    g.__box = box;
+    g.__metric = metric;
+    return g;
+  }
+
+  function drawWires(sc) {
+    const frag = document.createDocumentFragment();
+    for (const b of sc.buses) drawEdge(frag, b);
+    for (const d of sc.dots) frag.append(el('circle', { cx: d.cx, cy: d.cy, r: 2.4, class: `dot ${d.cls}` }));
+    for (const e of sc.edges) drawEdge(frag, e);
+    wires.replaceChildren(frag);
+    const skipFrag = document.createDocumentFragment();
+    for (const s of sc.skips) {
+      const g = el('g', { class: 'skip', 'data-skip-from': s.from, 'data-skip-to': s.to });
+      g.append(el('title', {}, s.title));
+      g.append(el('path', { d: pathData(s.pts), class: 'wire skip', 'marker-end': 'url(#arrow-skip)' }));
+      g.append(el('text', { x: s.lx, y: s.ly, class: 'skip-label', 'text-anchor': 'middle' }, s.label));
+      skipFrag.append(g);
+    }
+    skipsLayer.replaceChildren(skipFrag);
+    const topFrag = document.createDocumentFragment();
+    for (const op of sc.ops) drawOp(topFrag, op);
+    for (const t of sc.terms) drawTerm(topFrag, t);
+    topLayer.replaceChildren(topFrag);
+  }
+
+  function applySize() {
+    if (!scene) return;
+    svg.setAttribute('viewBox', `0 0 ${scene.w} ${scene.h}`);
+    svg.setAttribute('width', Math.round(scene.w * zoom));
+    svg.setAttribute('height', Math.round(scene.h * zoom));
+  }
+
+  /** The part of the scene drawn in full: the visible area plus one screen around it, in scene units. Only for
+   * big scenes: below CULL_MIN boxes everything is drawn (and every module is in the DOM). */
+  function computeWindow(sc) {
+    const total = sc.tops.reduce((n, t) => n + t.box.count, 0);
+    if (total <= CULL_MIN) return null;
+    const w = host.clientWidth / zoom;
+    const h = host.clientHeight / zoom;
+    const x = host.scrollLeft / zoom;
+    const y = host.scrollTop / zoom;
+    return { x0: x - w, y0: y - h, x1: x + 2 * w, y1: y + 2 * h };
+  }
+
+  function renderBoxes() {
+    win = computeWindow(scene);
+    const next = new Map();
+    scene.tops.forEach((pl, k) => {
+      const g = renderBox(pl.box, groups.get(pl.box.path), 0, pl.x, pl.y);
+      const t = `translate(${pl.x},${pl.y})`;
+      if (g.__t !== t) {
+        g.setAttribute('transform', t);
+        g.__t = t;
+      }
+      g.setAttribute('data-stage', pl.stage);
+      placeAt(boxesLayer, g, k);
+      next.set(pl.box.path, g);
+    });
+    for (const [p, g] of groups) if (!next.has(p)) g.remove();
+    groups = next;
+  }
+
+  /** Draw `sc` (from layoutScene) for index `index`. A new index redraws everything; otherwise only what changed. */
+  function render(sc, index, opts = {}) {
+    if (index !== ix) {
+      for (const g of groups.values()) g.remove();
+      groups = new Map();
+    }
+    ix = index;
+    if (opts.metric) metric = opts.metric;
+    if ('selection' in opts) selection = opts.selection;
+    scene = sc;
+    applySize();
+    drawWires(sc);
+    renderBoxes();
+    selected = selection != null ? find(selection) : null;
+  }
+
+  // Scrolling a culled scene draws what comes into view, once per frame.
+  let scrollQueued = false;
+  host.addEventListener('scroll', () => {
+    if (scrollQueued || !scene || !win) return;
+    scrollQueued = true;
+    requestAnimationFrame(() => {
+      scrollQueued = false;
+      renderBoxes();
+    });
+  });
+
+  function find(path) {
+    return svg.querySelector(`g.box[data-path="${CSS.escape(path)}"], g.bracket[data-path="${CSS.escape(path)}"]`);
+  }
+  function highlight(path) {
+    selection = path;
+    if (selected) selected.classList.remove('selected');
+    selected = path != null ? find(path) : null;
+    if (selected) selected.classList.add('selected');
+  }
+
+  function setZoom(z) {
+    zoom = Math.max(0.2, Math.min(2.5, z));
+    applySize();
+    if (scene) renderBoxes();
+    return zoom;
+  }
+
+  function fitZoom() {
+    if (!scene) return zoom;
+    return setZoom(Math.min(1, (host.clientWidth - 4) / scene.w));
+  }
+
+  // Clicks: the card of a block opens or closes it (and selects it); the body of an opened block, or a bracket,
+  // only selects. Enter or Space on a focused block acts like a click on its card.
+  svg.addEventListener('click', (event) => {
+    const g = event.target.closest('[data-path]');
+    if (!g || !svg.contains(g)) return;
+    const path = g.getAttribute('data-path');
+    const card = event.target.closest('.card');
+    if (g.classList.contains('box') && card && card.parentNode === g) onActivate(path);
+    else onSelect(path);
+  });
+  svg.addEventListener('keydown', (event) => {
+    if (event.key !== 'Enter' && event.key !== ' ') return;
+    const g = event.target;
+    if (!(g instanceof SVGElement) || !g.classList.contains('box')) return;
+    event.preventDefault();
+    onActivate(g.getAttribute('data-path'));
+  });
+
+  return {
+    render,
+    highlight,
+    setZoom,
+    fitZoom,
+    get zoom() {
+      return zoom;
+    },
+    focus(path) {
+      find(path)?.focus();
+    },
+    element: svg,
+  };
+}

@@ -1,0 +1,104 @@
+// state.js — the one store of the page: which model and image size, its trace, which blocks are open, what is
+// selected, which metric the cards show, and how a profile run is going. Views never change each other; they
+// change the store, and the store tells everyone who listens (a ten-line emitter, no framework).
+
+/** A tiny event emitter: on(type, fn) returns a function that unsubscribes. */
+export function createEmitter() {
+  const handlers = new Map();
+  return {
+    on(type, fn) {
+      if (!handlers.has(type)) handlers.set(type, new Set());
+      handlers.get(type).add(fn);
+      return () => handlers.get(type).delete(fn);
+    },
+    emit(type, payload) {
+      for (const fn of handlers.get(type) ?? []) fn(payload);
+    },
+  };
+}
+
+export const METRICS = Object.freeze(['flops', 'params', 'time']);
+
+/**
+ * Events: 'presets', 'model' (preset or size chosen), 'trace' (a new trace to draw), 'expanded' (with the paths
+ * that changed, or null for all), 'selection', 'metric', 'profile', 'error'.
+ */
+export function createStore() {
+  const emitter = createEmitter();
+  const state = {
+    presets: [],
+    preset: null,
+    imageSize: null, // pixels, square; null = the preset's reference size
+    trace: null,
+    expanded: new Set(),
+    selection: null,
+    metric: 'flops',
+    profile: { state: 'idle', phase: '', done: 0, total: 0, error: null },
+    error: null,
+  };
+
+  return {
+    state,
+    on: emitter.on,
+
+    setPresets(presets) {
+      state.presets = presets;
+      emitter.emit('presets', presets);
+    },
+
+    /** Choose a model and image size; a different preset closes everything (its paths are different). */
+    setModel(preset, imageSize) {
+      if (preset !== state.preset) {
+        state.expanded = new Set();
+        state.selection = null;
+      }
+      state.preset = preset;
+      state.imageSize = imageSize;
+      emitter.emit('model', { preset, imageSize });
+    },
+
+    /** A new trace: keep what is open and selected when the paths still exist (same model, new size or times). */
+    setTrace(trace) {
+      const paths = new Set(trace.nodes.map((n) => n.path));
+      state.expanded = new Set([...state.expanded].filter((p) => paths.has(p)));
+      if (state.selection !== null && !paths.has(state.selection)) state.selection = null;
+      if (state.metric === 'time' && trace.totals.time_ms == null) state.metric = 'flops';
+      state.trace = trace;
+      state.error = null;
+      emitter.emit('trace', trace);
+    },
+
+    toggle(path) {
+      if (state.expanded.has(path)) state.expanded.delete(path);
+      else state.expanded.add(path);
+      emitter.emit('expanded', [path]);
+    },
+
+    setExpanded(paths) {
+      state.expanded = new Set(paths);
+      emitter.emit('expanded', null);
+    },
+
+    select(path) {
+      if (path === state.selection) return;
+      state.selection = path;
+      emitter.emit('selection', path);
+    },
+
+    setMetric(metric) {
+      if (!METRICS.includes(metric) || metric === state.metric) return;
+      state.metric = metric;
+      emitter.emit('metric', metric);
+    },
+
+    setProfile(patch) {
+      state.profile = { ...state.profile, ...patch };
+      emitter.emit('profile', state.profile);
+    },
+
+    setError(message) {
+      state.error = message;
+      emitter.emit('error', message);
+    },
+  };
+}
