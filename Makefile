@@ -44,6 +44,9 @@ lint: install-test
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 bench: install-test chromium
+	$(PY) -m pip install -q -e '.[test,bench]'
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
+	  echo "wrk is missing (apt-get install wrk): the API benchmark will be skipped"
 	$(PY) -m bench
 
 clean:

@@ -25,7 +25,8 @@ wrk.headers["Accept-Encoding"] = "gzip"
 done = function(summary, latency, requests)
   io.write(string.format("P50 %d\\nP90 %d\\nP99 %d\\nMAX %d\\nREQ %d\\nERR %d\\n", latency:percentile(50),
     latency:percentile(90), latency:percentile(99), latency.max, summary.requests,
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout))
 end
 """
 
@@ -41,14 +42,30 @@ def run(duration_s: int = 15, connections: int = 50) -> list[tuple[str, str, str
         first.raise_for_status()
         size = len(gzip.compress(first.content, 6))
         out = subprocess.run(
-            [wrk, "-t2", f"-c{connections}", f"-d{duration_s}s", "--timeout", "10s", "-s", script.name, url + "/api/trace"],
-            capture_output=True, text=True, check=True, timeout=duration_s + 60,
+            [
+                wrk,
+                "-t2",
+                f"-c{connections}",
+                f"-d{duration_s}s",
+                "--timeout",
+                "10s",
+                "-s",
+                script.name,
+                url + "/api/trace",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=duration_s + 60,
         ).stdout
     stats = {k: int(v) for k, v in re.findall(r"^(P50|P90|P99|MAX|REQ|ERR) (\d+)$", out, re.M)}
     return [
-        (f"cached sd1 trace, {connections} connections, {duration_s} s (wrk, loopback)",
-         f"p50 {stats['P50'] / 1000:.1f} ms, p90 {stats['P90'] / 1000:.1f} ms, p99 {stats['P99'] / 1000:.1f} ms; "
-         f"{stats['REQ'] / duration_s:.0f} req/s, {stats['ERR']} errors", "p99 <= 20 ms"),
+        (
+            f"cached sd1 trace, {connections} connections, {duration_s} s (wrk, loopback)",
+            f"p50 {stats['P50'] / 1000:.1f} ms, p90 {stats['P90'] / 1000:.1f} ms, p99 {stats['P99'] / 1000:.1f} ms; "
+            f"{stats['REQ'] / duration_s:.0f} req/s, {stats['ERR']} errors",
+            "p99 <= 20 ms",
+        ),
         ("sd1 trace response, gzipped", f"{size / 1000:.0f} KB", "<= 400 KB"),
     ]
 

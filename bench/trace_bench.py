@@ -71,8 +71,11 @@ def run() -> list[tuple[str, str, str]]:
     for name, size, repeats in (("tiny", (16, 16), 20), ("sd1", (32, 32), 3)):
         plain, hooked = _hook_overhead(name, size, repeats)
         rows.append(
-            (f"CPU timing hooks, {name} latent {size[0]}x{size[1]} (median of {repeats})",
-             f"{plain:.1f} ms -> {hooked:.1f} ms (+{100 * (hooked / plain - 1):.1f}%)", "<= +10%")
+            (
+                f"CPU timing hooks, {name} latent {size[0]}x{size[1]} (median of {repeats})",
+                f"{plain:.1f} ms -> {hooked:.1f} ms (+{100 * (hooked / plain - 1):.1f}%)",
+                "<= +10%",
+            )
         )
     return rows
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import schemathesis
+from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -16,7 +17,6 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from hypothesis import HealthCheck, settings
 
 from app.main import create_app
 from app.settings import get_settings

@@ -1,0 +1,84 @@
+"""Our UNet's real forward against diffusers' UNet2DConditionModel built from the same SD 1.x architecture
+(random weights, nothing downloaded), side by side in one run, on the CPU here and on CUDA when there is one.
+
+Run: `python -m bench.speed_bench`; `run()` returns the rows for `python -m bench`. Needs the `bench` extra
+(`pip install -e '.[bench]'`, which brings diffusers).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from bench.common import machine, table
+from sdunet_core import PRESETS, UNetModel
+from sdunet_core.trace import make_inputs
+
+SD1_DIFFUSERS = {
+    "sample_size": 64,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 2,
+    "block_out_channels": (320, 640, 1280, 1280),
+    "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    "cross_attention_dim": 768,
+    "attention_head_dim": 8,
+}
+
+
+def _time(model: torch.nn.Module, call, device: torch.device, repeats: int) -> float:
+    with torch.inference_mode():
+        call(model)  # warm-up
+        samples = []
+        for _ in range(repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            call(model)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            samples.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(samples)
+
+
+def run(repeats: int = 3) -> list[tuple[str, str, str]]:
+    try:
+        from diffusers import UNet2DConditionModel
+    except ImportError:
+        return [("our UNet vs diffusers", "skipped: diffusers is not installed (pip install -e '.[bench]')", "<= 1.0")]
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    cfg = PRESETS["sd1"].config
+    rows = []
+    for device in devices:
+        dtype = torch.float16 if device.type == "cuda" else torch.float32
+        torch.manual_seed(0)
+        ours = UNetModel(cfg).eval().to(device=device, dtype=dtype)
+        theirs = UNet2DConditionModel(**SD1_DIFFUSERS).eval().to(device=device, dtype=dtype)
+        assert sum(p.numel() for p in theirs.parameters()) == sum(p.numel() for p in ours.parameters())
+        for latent in (32, 64):
+            inputs = make_inputs(cfg, (latent, latent), 1, 77, device, dtype, torch.Generator().manual_seed(0))
+            t_ours = _time(ours, lambda m, i=inputs: m(**i), device, repeats)
+            t_theirs = _time(
+                theirs,
+                lambda m, i=inputs: m(i["x"], i["timesteps"], encoder_hidden_states=i["context"]),
+                device,
+                repeats,
+            )
+            rows.append(
+                (
+                    f"sd1 forward, {latent * 8}x{latent * 8}, {device.type} {str(dtype).removeprefix('torch.')} "
+                    f"(median of {repeats})",
+                    f"ours {t_ours:.0f} ms, diffusers {t_theirs:.0f} ms, ratio {t_ours / t_theirs:.2f}",
+                    "<= 1.0",
+                )
+            )
+        del ours, theirs
+    return rows
+
+
+if __name__ == "__main__":
+    print(f"Machine: {machine()}\n")
+    print(table(run()))
