@@ -29,19 +29,22 @@ SD1_DIFFUSERS = {
 }
 
 
-def _time(model: torch.nn.Module, call, device: torch.device, repeats: int) -> float:
+def _time_pair(calls: list, device: torch.device, repeats: int) -> list[float]:
+    """Median ms of each call, run alternately so that both see the same machine state."""
+    samples: list[list[float]] = [[] for _ in calls]
     with torch.inference_mode():
-        call(model)  # warm-up
-        samples = []
+        for call in calls:
+            call()  # warm-up
         for _ in range(repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            call(model)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            samples.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(samples)
+            for i, call in enumerate(calls):
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                call()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                samples[i].append((time.perf_counter() - t0) * 1e3)
+    return [statistics.median(s) for s in samples]
 
 
 def run(repeats: int = 3) -> list[tuple[str, str, str]]:
@@ -60,10 +63,11 @@ def run(repeats: int = 3) -> list[tuple[str, str, str]]:
         assert sum(p.numel() for p in theirs.parameters()) == sum(p.numel() for p in ours.parameters())
         for latent in (32, 64):
             inputs = make_inputs(cfg, (latent, latent), 1, 77, device, dtype, torch.Generator().manual_seed(0))
-            t_ours = _time(ours, lambda m, i=inputs: m(**i), device, repeats)
-            t_theirs = _time(
-                theirs,
-                lambda m, i=inputs: m(i["x"], i["timesteps"], encoder_hidden_states=i["context"]),
+            t_ours, t_theirs = _time_pair(
+                [
+                    lambda i=inputs, m=ours: m(**i),
+                    lambda i=inputs, m=theirs: m(i["x"], i["timesteps"], encoder_hidden_states=i["context"]),
+                ],
                 device,
                 repeats,
             )
