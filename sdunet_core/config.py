@@ -41,6 +41,10 @@ class ConfigError(ValueError):
         self.field = field
         self.reason = message
 
+    def __reduce__(self) -> tuple:
+        # Picklable with both arguments, so that it crosses from a worker process intact.
+        return (type(self), (self.field, self.reason))
+
 
 @dataclass(frozen=True)
 class UNetConfig:
@@ -212,6 +216,10 @@ class UNetConfig:
             # sgm's UNetModel (SDXL) always uses SpatialTransformers and has no such flag; ldm's asserts that a
             # context_dim comes with use_spatial_transformer. So a context_dim alone means the sgm code.
             kwargs["use_spatial_transformer"] = kwargs.get("context_dim") is not None
+        if params.get("legacy", True) is False and not kwargs["use_spatial_transformer"]:
+            # With legacy=False the original hands each plain attention block a head width (width // num_heads),
+            # which overrides num_heads_upsample: the way up has num_heads heads as well.
+            kwargs.pop("num_heads_upsample", None)
         return cls(**kwargs)
 
     def to_ldm(self) -> dict[str, Any]:
@@ -421,10 +429,10 @@ def _per_level(name: str, value: Any, levels: int, kind: type) -> tuple:
     return items
 
 
-def _positive(cfg: UNetConfig, *names: str) -> None:
+def _positive(cfg: UNetConfig, *names: str, required: bool = False) -> None:
     for name in names:
         value = getattr(cfg, name)
-        if value is None:
+        if value is None and not required:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(name, f"must be an integer, got {value!r}")
@@ -433,12 +441,14 @@ def _positive(cfg: UNetConfig, *names: str) -> None:
 
 
 def _validate(cfg: UNetConfig) -> None:
-    _positive(cfg, "in_channels", "out_channels", "model_channels", "norm_groups", "adm_in_channels", "n_embed")
-    _positive(cfg, "num_heads", "num_head_channels", "num_heads_upsample", "transformer_depth_middle")
+    _positive(cfg, "in_channels", "out_channels", "model_channels", "norm_groups", required=True)
+    _positive(cfg, "adm_in_channels", "n_embed")
+    # Lists before transformer_depth_middle, which defaults to the last depth: name the field that was given.
     for name in ("channel_mult", "num_res_blocks", "transformer_depth", "attention_resolutions"):
         values = getattr(cfg, name)
         if any(v < 1 for v in values):
             raise ConfigError(name, f"entries must be positive, got {list(values)}")
+    _positive(cfg, "num_heads", "num_head_channels", "num_heads_upsample", "transformer_depth_middle")
     if cfg.num_attention_blocks is not None:
         for level, (n, r) in enumerate(zip(cfg.num_attention_blocks, cfg.num_res_blocks, strict=True)):
             if n < 0 or n > r:

@@ -36,8 +36,8 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timesteps.device) / half)
     args = timesteps[:, None].float() * freqs[None]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    if dim % 2:
-        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
+    if dim % 2:  # pad odd widths with a zero column (dim=1 has no sinusoid at all: the column is the embedding)
+        emb = torch.cat([emb, emb.new_zeros(emb.shape[0], 1)], dim=-1)
     return emb
 
 
@@ -95,7 +95,9 @@ class UNetModel(nn.Module):
             )
 
         # 3. Down stage, 4. middle block, 5. up stage, 6. output: one TimestepEmbedSequential per planned block.
+        # Registered in the original's order (input, middle, output): state-dict keys and module order follow it.
         self.input_blocks = nn.ModuleList()
+        self.middle_block = TimestepEmbedSequential()  # replaced in place when the plan reaches the middle block
         self.output_blocks = nn.ModuleList()
         for b in self.plan:
             if b.role == "input_conv":

@@ -1,0 +1,204 @@
+"""Every kind of impossible UNet configuration is a ConfigError that names its field and the offending values.
+
+One test per class of error, through `UNetConfig(...)` (our field names), `from_dict` and `from_ldm` (the original
+yaml keys) where the route matters, and `check_sample_size` for input sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sdunet_core import PRESETS, ConfigError, UNetConfig
+
+# A small valid model in our field names: two levels of width 32 and 64, attention at both.
+BASE: dict[str, Any] = {
+    "in_channels": 4,
+    "out_channels": 4,
+    "model_channels": 32,
+    "channel_mult": (1, 2),
+    "num_res_blocks": 1,
+    "attention_resolutions": (1, 2),
+    "num_heads": 2,
+    "norm_groups": 8,
+}
+SPATIAL: dict[str, Any] = {**BASE, "use_spatial_transformer": True, "context_dim": 16}
+
+
+def config_error(build: Callable[[], object]) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        build()
+    return info.value
+
+
+def assert_names(exc: ConfigError, field: str, *values: object) -> None:
+    """The error's field, and a message that says the field and each value."""
+    assert exc.field == field
+    text = str(exc)
+    assert field in text, text
+    for value in values:
+        assert str(value) in text, (value, text)
+    assert isinstance(exc, ValueError)
+
+
+def test_base_configs_are_valid() -> None:
+    UNetConfig(**BASE)
+    UNetConfig(**SPATIAL)
+    UNetConfig.from_dict(UNetConfig(**SPATIAL).to_dict())
+
+
+def test_width_not_divisible_by_norm_groups() -> None:
+    exc = config_error(lambda: UNetConfig(**{**BASE, "model_channels": 20}))
+    assert_names(exc, "norm_groups", "norm_groups=8", "20 channels", "model_channels=20")
+
+
+def test_num_heads_not_dividing_a_width() -> None:
+    exc = config_error(lambda: UNetConfig(**{**BASE, "num_heads": 3}))
+    assert_names(exc, "num_heads", "3 heads", "width 32", "input_blocks.1")
+
+
+def test_num_heads_upsample_not_dividing_a_width() -> None:
+    exc = config_error(lambda: UNetConfig(**{**BASE, "num_heads_upsample": 3}))
+    assert_names(exc, "num_heads_upsample", "3 heads", "width 64", "output_blocks.0")
+
+
+def test_num_head_channels_not_dividing_a_width() -> None:
+    exc = config_error(lambda: UNetConfig(**{**SPATIAL, "num_heads": None, "num_head_channels": 12}))
+    assert_names(exc, "num_head_channels", "12", "width 32")
+
+
+@pytest.mark.parametrize(("heads", "head_channels"), [(2, 8), (None, None)])
+def test_exactly_one_of_num_heads_and_num_head_channels(heads: int | None, head_channels: int | None) -> None:
+    exc = config_error(lambda: UNetConfig(**{**BASE, "num_heads": heads, "num_head_channels": head_channels}))
+    assert_names(exc, "num_heads", f"num_heads={heads}", f"num_head_channels={head_channels}")
+    # The original's -1 sentinels read the same way.
+    ldm = {**BASE, "num_heads": heads or -1, "num_head_channels": head_channels or -1}
+    assert_names(config_error(lambda: UNetConfig.from_ldm(ldm)), "num_heads", "num_head_channels")
+
+
+def test_spatial_transformer_without_context_dim() -> None:
+    params = {**BASE, "use_spatial_transformer": True}
+    for build in (lambda: UNetConfig(**params), lambda: UNetConfig.from_ldm(params)):
+        assert_names(config_error(build), "context_dim", "spatial transformer")
+
+
+def test_context_dim_without_spatial_transformer() -> None:
+    params = {**BASE, "context_dim": 16}
+    for build in (lambda: UNetConfig(**params), lambda: UNetConfig.from_dict(params)):
+        assert_names(config_error(build), "context_dim", "16", "use_spatial_transformer")
+    # The original keys with the flag said false: the same error.
+    exc = config_error(lambda: UNetConfig.from_ldm({**params, "use_spatial_transformer": False}))
+    assert_names(exc, "context_dim", "16")
+    # Without the flag, from_ldm reads sgm's code (SDXL), where a context means spatial transformers.
+    assert UNetConfig.from_ldm(params).use_spatial_transformer
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "base"),
+    [
+        ("num_res_blocks", [1, 1, 1], BASE),
+        ("transformer_depth", [1, 2, 1], SPATIAL),
+        ("disable_self_attentions", [True], SPATIAL),
+        ("num_attention_blocks", [1, 1, 1], BASE),
+    ],
+)
+def test_per_level_list_of_the_wrong_length(field: str, value: list, base: dict[str, Any]) -> None:
+    exc = config_error(lambda: UNetConfig(**{**base, field: value}))
+    assert_names(exc, field, "2 levels", str(value))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "extra"),
+    [
+        ("in_channels", 0, {}),
+        ("out_channels", -1, {}),
+        ("model_channels", 0, {}),
+        ("norm_groups", 0, {}),
+        ("num_heads", 0, {}),
+        ("num_head_channels", -8, {"num_heads": None}),
+        ("channel_mult", [1, 0], {}),
+        ("num_res_blocks", [1, 0], {}),
+        ("attention_resolutions", [0, 1], {}),
+        # The last level's depth is also the middle block's: the error still names transformer_depth.
+        ("transformer_depth", [1, 0], {"use_spatial_transformer": True, "context_dim": 16}),
+        ("transformer_depth_middle", 0, {"use_spatial_transformer": True, "context_dim": 16}),
+        ("context_dim", 0, {"use_spatial_transformer": True}),
+        ("num_classes", 0, {}),
+        ("adm_in_channels", 0, {"num_classes": "sequential"}),
+        ("n_embed", 0, {}),
+    ],
+)
+def test_non_positive_sizes(field: str, value: Any, extra: dict[str, Any]) -> None:
+    exc = config_error(lambda: UNetConfig(**{**BASE, **extra, field: value}))
+    assert_names(exc, field, value)
+    assert "positive" in str(exc)
+
+
+def test_sequential_labels_without_adm_in_channels() -> None:
+    exc = config_error(lambda: UNetConfig(**{**BASE, "num_classes": "sequential"}))
+    assert_names(exc, "adm_in_channels", "num_classes='sequential'")
+
+
+@pytest.mark.parametrize("num_classes", [None, 10, "continuous"])
+def test_adm_in_channels_without_sequential_labels(num_classes: int | str | None) -> None:
+    exc = config_error(lambda: UNetConfig(**{**BASE, "adm_in_channels": 16, "num_classes": num_classes}))
+    assert_names(exc, "adm_in_channels", f"num_classes={num_classes!r}", "sequential")
+
+
+def test_unknown_keys() -> None:
+    ldm = {**PRESETS["sd1"].ldm_params, "use_flash_attention": True}
+    assert_names(config_error(lambda: UNetConfig.from_ldm(ldm)), "use_flash_attention", "unknown")
+    data = {**BASE, "heads": 4}
+    assert_names(config_error(lambda: UNetConfig.from_dict(data)), "heads", "unknown", "num_heads")
+
+
+@pytest.mark.parametrize("missing", ["in_channels", "model_channels", "num_res_blocks", "attention_resolutions"])
+def test_required_keys(missing: str) -> None:
+    data = {k: v for k, v in BASE.items() if k != missing}
+    assert_names(config_error(lambda: UNetConfig.from_dict(data)), missing, "required")
+    assert_names(config_error(lambda: UNetConfig.from_ldm(data)), missing, "required")
+
+
+def test_sample_size_not_divisible() -> None:
+    cfg = PRESETS["sd1"].config  # four levels: sizes must divide by 8
+    cfg.check_sample_size((64, 64))
+    assert_names(config_error(lambda: cfg.check_sample_size((63, 64))), "sample_size", "63", "8")
+    assert_names(config_error(lambda: cfg.check_sample_size((64, 64, 64))), "sample_size", "dims=2", "[64, 64, 64]")
+    assert_names(config_error(lambda: cfg.check_sample_size((0, 64))), "sample_size", "[0, 64]")
+    # 3D models resample height and width only: any number of frames.
+    UNetConfig(**{**BASE, "dims": 3}).check_sample_size((3, 8, 8))
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "values"),
+    [
+        ({"dims": 4}, "dims", ["4"]),
+        ({"dropout": 1.5}, "dropout", ["1.5"]),
+        ({"channel_mult": (2, 4)}, "channel_mult", ["[2, 4]"]),
+        ({"channel_mult": ()}, "channel_mult", ["[]"]),
+        ({"channel_mult": 2}, "channel_mult", ["2"]),
+        ({"model_channels": True}, "model_channels", ["True"]),
+        ({"in_channels": None}, "in_channels", ["None"]),
+        ({"norm_groups": None}, "norm_groups", ["None"]),
+        ({"num_res_blocks": [1, "2"]}, "num_res_blocks", ["'2'"]),
+        ({"conv_resample": "yes"}, "conv_resample", ["'yes'"]),
+        ({"num_classes": "text"}, "num_classes", ["'text'"]),
+        ({"num_heads": None, "num_head_channels": 8, "num_heads_upsample": 4}, "num_heads_upsample", []),
+        ({"disable_self_attentions": (True, False)}, "disable_self_attentions", ["use_spatial_transformer"]),
+        ({"use_linear_in_transformer": True}, "use_linear_in_transformer", ["use_spatial_transformer"]),
+        ({**SPATIAL, "dims": 3}, "dims", ["dims=3"]),
+        ({**SPATIAL, "context_dim": 1.5}, "context_dim", ["1.5"]),
+        ({"num_res_blocks": 2, "num_attention_blocks": (1, 3)}, "num_attention_blocks", ["3", "num_res_blocks[1]=2"]),
+    ],
+)
+def test_other_invalid_values(changes: dict[str, Any], field: str, values: list[str]) -> None:
+    exc = config_error(lambda: UNetConfig(**{**BASE, **changes}))
+    assert_names(exc, field, *values)
+
+
+@pytest.mark.parametrize("build", [UNetConfig.from_ldm, UNetConfig.from_dict])
+def test_not_a_mapping(build: Callable[[Any], UNetConfig]) -> None:
+    exc = config_error(lambda: build([("in_channels", 4)]))
+    assert "must be a mapping" in str(exc) and "list" in str(exc)
