@@ -1,4 +1,5 @@
 """Timed profiles as jobs: one worker thread per device runs them one at a time, the rest wait in a bounded queue.
+Each profile runs in a child process (app.workers.ProfileProcess): cancelling or timing out kills it.
 
 Every job ends done, failed (with the reason) or cancelled: nothing is dropped. Progress is published as a
 monotonically increasing version so that the SSE stream can wait for the next change.
@@ -7,6 +8,7 @@ monotonically increasing version so that the SSE stream can wait for the next ch
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import queue
 import threading
@@ -18,6 +20,7 @@ from typing import Any
 
 from app.errors import ApiError
 from app.tracing import TraceSpec
+from app.workers import ProfileProcess
 from sdunet_core import ConfigError
 from sdunet_core.trace import MemoryLimitError, trace_unet
 
@@ -59,7 +62,9 @@ class Job:
 
 
 class ProfileManager:
-    def __init__(self, max_queue: int, time_limit_s: float, keep: int = 64) -> None:
+    def __init__(self, max_queue: int, time_limit_s: float, keep: int = 64, in_process: bool = False) -> None:
+        # in_process runs profiles in the worker thread itself (for debugging); by default each runs in a child.
+        self.in_process = in_process
         self.max_queue = max_queue
         self.time_limit_s = time_limit_s
         self.keep = keep
@@ -182,7 +187,51 @@ class ProfileManager:
 
     def _execute(self, job: Job) -> None:
         deadline = time.monotonic() + self.time_limit_s
+        spec = job.spec
+        kwargs = {
+            "config": spec.config.to_dict(),
+            "sample_size": spec.sample_size,
+            "batch": spec.batch,
+            "context_tokens": spec.context_tokens,
+            "device": job.device,
+            "dtype": job.dtype,
+            "repeats": job.repeats,
+            "warmup": job.warmup,
+        }
+        outcome: tuple[str, str | None, dict[str, Any] | None]
+        if self.in_process:
+            outcome = self._execute_here(job, kwargs, deadline)
+        else:
+            outcome = self._execute_in_child(job, kwargs, deadline)
+        with self._lock:
+            self._finish(job, *outcome)
 
+    def _execute_in_child(
+        self, job: Job, kwargs: dict[str, Any], deadline: float
+    ) -> tuple[str, str | None, dict[str, Any] | None]:
+        child = ProfileProcess(**kwargs)
+        try:
+            while True:
+                if job.cancel_requested.is_set():
+                    return ("cancelled", "cancelled by request", None)
+                if time.monotonic() > deadline:
+                    return ("failed", f"over the time limit of {self.time_limit_s:.0f} s per profile", None)
+                message = child.receive(timeout=0.1)
+                if message is None:
+                    continue
+                if message[0] == "progress":
+                    _, phase, done, total = message
+                    self._update(job, phase=phase, done=done, total=total)
+                elif message[0] == "done":
+                    return ("done", None, json.loads(message[1]))
+                else:
+                    return ("failed", message[1], None)
+        finally:
+            child.close()  # a cancelled or late job's process is terminated here
+
+    def _execute_here(
+        self, job: Job, kwargs: dict[str, Any], deadline: float
+    ) -> tuple[str, str | None, dict[str, Any] | None]:
         def progress(phase: str, done: int, total: int) -> None:
             if job.cancel_requested.is_set():
                 raise _Cancelled
@@ -191,26 +240,14 @@ class ProfileManager:
             self._update(job, phase=phase, done=done, total=total)
 
         try:
-            trace = trace_unet(
-                job.spec.config,
-                sample_size=job.spec.sample_size,
-                batch=job.spec.batch,
-                context_tokens=job.spec.context_tokens,
-                device=job.device,
-                dtype=job.dtype,
-                repeats=job.repeats,
-                warmup=job.warmup,
-                progress=progress,
-            )
-            outcome: tuple[str, str | None, dict[str, Any] | None] = ("done", None, trace.to_dict())
+            kwargs["config"] = job.spec.config
+            return ("done", None, trace_unet(**kwargs, progress=progress).to_dict())
         except _Cancelled:
-            outcome = ("cancelled", "cancelled by request", None)
+            return ("cancelled", "cancelled by request", None)
         except _TimedOut:
-            outcome = ("failed", f"over the time limit of {self.time_limit_s:.0f} s per profile", None)
+            return ("failed", f"over the time limit of {self.time_limit_s:.0f} s per profile", None)
         except (ConfigError, MemoryLimitError) as exc:
-            outcome = ("failed", str(exc), None)
+            return ("failed", str(exc), None)
         except Exception as exc:  # a job must end in a state, whatever happened
             log.exception("profile %s failed", job.id)
-            outcome = ("failed", f"{type(exc).__name__}: {exc}", None)
-        with self._lock:
-            self._finish(job, *outcome)
+            return ("failed", f"{type(exc).__name__}: {exc}", None)

@@ -17,14 +17,19 @@ from app.middleware import SecurityMiddleware
 from app.routes import analysis, checkpoint, health, pages, presets, profile, source, trace
 from app.settings import get_settings
 from app.tracing import TraceCache
+from app.workers import TracePool
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    if app.state.trace_pool is not None:
+        app.state.trace_pool.warm()  # start the workers (importing torch) before the first request needs them
     try:
         yield
     finally:
         app.state.profiles.shutdown()
+        if app.state.trace_pool is not None:
+            app.state.trace_pool.shutdown()
 
 
 def create_app() -> FastAPI:
@@ -38,8 +43,12 @@ def create_app() -> FastAPI:
     app.state.templates = Jinja2Templates(directory=settings.templates_dir)
     # Both are light (no model is built until a request asks): the profile worker threads start on first use and
     # the lifespan stops them.
+    app.state.trace_pool = TracePool(settings.trace_workers) if settings.trace_workers > 0 else None
     app.state.trace_cache = TraceCache(
-        settings.cache_size, settings.max_concurrent_traces, time_limit_s=settings.trace_time_limit_s
+        settings.cache_size,
+        settings.max_concurrent_traces,
+        time_limit_s=settings.trace_time_limit_s,
+        pool=app.state.trace_pool,
     )
     app.state.profiles = ProfileManager(settings.max_queue, settings.profile_time_limit_s)
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")

@@ -26,12 +26,13 @@ class Settings:
     host: str
     port: int
     cache_size: int  # traces kept in the LRU cache
-    max_concurrent_traces: int  # traces computed at once (each holds the GIL most of the time)
+    max_concurrent_traces: int  # traces computed at once
     devices: tuple[str, ...]  # devices allowed for timed profiles
     max_image_size: int  # pixels per side
     max_batch: int
     max_context_tokens: int
     max_queue: int  # profile jobs waiting per device
+    trace_workers: int  # processes computing traces; 0 computes them in the server's own threads
     trace_time_limit_s: int  # a meta trace that runs longer is refused
     profile_time_limit_s: int  # a timed profile that runs longer fails
     profile_memory_bytes: int  # 0: the device's free memory is the only budget
@@ -55,6 +56,7 @@ def get_settings() -> Settings:
         max_batch=_int("MAX_BATCH", 64),
         max_context_tokens=_int("MAX_CONTEXT_TOKENS", 1024),
         max_queue=_int("MAX_QUEUE", 16),
+        trace_workers=_int("TRACE_WORKERS", 2),
         trace_time_limit_s=_int("TRACE_TIME_LIMIT", 60),
         profile_time_limit_s=_int("PROFILE_TIME_LIMIT", 600),
         profile_memory_bytes=_int("PROFILE_MEMORY_MB", 0) * 2**20,

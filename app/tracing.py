@@ -6,19 +6,18 @@ are computed at once, and a request that cannot get a slot in time gets a 503 wi
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from app.errors import ApiError
 from app.schemas import TraceRequest
 from app.settings import Settings
+from app.workers import TracePool, compute_trace
 from sdunet_core import PRESETS, ConfigError, UNetConfig
-from sdunet_core.trace import TraceTimeout, default_sample_size, trace_unet
+from sdunet_core.trace import TraceTimeout, default_sample_size
 
 
 @dataclass(frozen=True)
@@ -109,8 +108,16 @@ def resolve(req: TraceRequest, settings: Settings) -> TraceSpec:
 class TraceCache:
     """An LRU cache of serialized traces with single-flight computation and a bound on concurrent traces."""
 
-    def __init__(self, size: int, concurrent: int, wait_s: float = 30.0, time_limit_s: float | None = None) -> None:
+    def __init__(
+        self,
+        size: int,
+        concurrent: int,
+        wait_s: float = 30.0,
+        time_limit_s: float | None = None,
+        pool: TracePool | None = None,
+    ) -> None:
         self.size = size
+        self.pool = pool
         self.time_limit_s = time_limit_s
         self.wait_s = wait_s
         self._items: OrderedDict[tuple, CachedTrace] = OrderedDict()
@@ -163,22 +170,15 @@ class TraceCache:
     def _compute(self, spec: TraceSpec) -> CachedTrace:
         if not self._slots.acquire(timeout=self.wait_s):
             raise ApiError(503, None, "too many traces are being computed; try again shortly", {"Retry-After": "2"})
+        args = (spec.config.to_dict(), spec.sample_size, spec.batch, spec.context_tokens, self.time_limit_s)
         try:
-            trace = trace_unet(
-                spec.config,
-                sample_size=spec.sample_size,
-                batch=spec.batch,
-                context_tokens=spec.context_tokens,
-                time_limit_s=self.time_limit_s,
-            )
+            result = self.pool.submit(*args).result() if self.pool is not None else compute_trace(*args)
         except TraceTimeout:
             raise ApiError(
                 413, None, f"the trace ran past the limit of {self.time_limit_s:.0f} s; try a smaller model or input"
             ) from None
+        except BrokenProcessPool:
+            raise ApiError(503, None, "the trace worker stopped; try again", {"Retry-After": "2"}) from None
         finally:
             self._slots.release()
-        data = trace.to_dict()
-        body = json.dumps(data, separators=(",", ":")).encode()
-        return CachedTrace(
-            body, gzip.compress(body, 6), '"' + hashlib.sha256(body).hexdigest()[:32] + '"', data["totals"]
-        )
+        return CachedTrace(*result)
