@@ -27,7 +27,7 @@ export function createDetails(root, { onToggle, onSelect, loadSource }) {
   let current = null; // {ix, path}
   let codeToken = 0;
 
-  function show(ix, path, { expanded, expandable }) {
+  function show(ix, path, { expanded, expandable, model }) {
     current = { ix, path };
     codeToken += 1;
     const node = ix?.nodes.get(path ?? '');
@@ -38,7 +38,7 @@ export function createDetails(root, { onToggle, onSelect, loadSource }) {
     const total = ix.totals;
     const isRoot = node.path === '';
     const block = ix.blockByPath.get(node.path);
-    const title = isRoot ? `${ix.trace.preset ?? 'custom'} — the whole UNet` : node.path;
+    const title = isRoot ? `${model ?? ix.trace.preset ?? 'custom'} — the whole UNet` : node.path;
 
     const dl = h('dl', { class: 'facts' });
     if (!isRoot) dl.append(...row('Path', 'path', h('code', {}, node.path)));
@@ -100,7 +100,7 @@ export function createDetails(root, { onToggle, onSelect, loadSource }) {
       open.addEventListener('click', () => onToggle(node.path));
       actions.append(open);
     }
-    const code = h('pre', { class: 'code', hidden: true, tabindex: 0, 'aria-label': `Source of ${node.kind}` });
+    const code = h('pre', { class: 'code', hidden: true, tabindex: 0, 'aria-label': 'Python source' });
     if (OUR_KINDS.has(node.kind)) {
       const btn = h('button', { type: 'button', 'aria-expanded': 'false' }, 'Show code');
       btn.addEventListener('click', async () => {

@@ -55,15 +55,16 @@ function renderDiagram() {
 function showDetails() {
   const path = state.selection ?? '';
   const expandable = Boolean(ix && path !== '' && ix.nodes.has(path) && flowOf(ix, path).boxPaths.length);
-  details.show(ix, path, { expanded: state.expanded.has(path), expandable });
+  details.show(ix, path, { expanded: state.expanded.has(path), expandable, model: state.preset });
 }
 
 function showSummary(trace) {
-  const preset = state.presets.find((p) => p.name === trace.preset);
+  // The preset asked for, not trace.preset: presets with one config (sd2, sd2-v) trace to the same name.
+  const preset = state.presets.find((p) => p.name === state.preset);
   const input = trace.input ?? {};
   const size = input.image_size ? `${input.image_size.join('×')} px` : `latent ${input.sample_size?.join('×')}`;
   const parts = [
-    ['Model', preset?.title ?? trace.preset ?? 'custom config'],
+    ['Model', preset?.title ?? state.preset ?? 'custom config'],
     ['Parameters', `${compact(trace.totals.params)} (${bytes(trace.totals.param_bytes)})`],
     ['FLOPs per step', `${compact(trace.totals.flops)} at ${size} (latent ${shapeText(input.x?.shape)})`],
     ['Attention', `${compact(trace.totals.attention_flops)} FLOPs in QKᵀ and AV`],
@@ -128,17 +129,23 @@ store.on('trace', (trace) => {
   memo = createMemo();
   const fitting = diagram.zoom;
   renderDiagram();
-  if (document.body.dataset.fitted !== trace.preset) {
+  if (document.body.dataset.fitted !== state.preset) {
     // A new model starts fitted to the width (never enlarged); a new size or a profile keeps the zoom.
     diagram.fitZoom();
-    document.body.dataset.fitted = trace.preset ?? '';
+    document.body.dataset.fitted = state.preset ?? '';
     $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
   } else {
     diagram.setZoom(fitting);
   }
-  document.body.dataset.preset = trace.preset ?? '';
+  document.body.dataset.preset = state.preset ?? '';
+  if (!document.body.dataset.firstDrawMs) {
+    // Navigation → first diagram on screen (performance.now() counts from navigation start), for the page bench.
+    requestAnimationFrame(() => {
+      document.body.dataset.firstDrawMs = performance.now().toFixed(1);
+    });
+  }
   $('diagram').setAttribute('aria-busy', 'false');
-  const preset = state.presets.find((p) => p.name === trace.preset);
+  const preset = state.presets.find((p) => p.name === state.preset);
   const sizeInput = $('image-size');
   if (trace.input?.image_size) {
     sizeInput.value = trace.input.image_size[0];
@@ -155,7 +162,7 @@ store.on('trace', (trace) => {
   document.querySelector(`input[name="metric"][value="${state.metric}"]`).checked = true;
   showSummary(trace);
   showDetails();
-  history.replaceState(null, '', `#${encodeURIComponent(trace.preset ?? '')}@${trace.input?.image_size?.[0] ?? ''}`);
+  history.replaceState(null, '', `#${encodeURIComponent(state.preset ?? '')}@${trace.input?.image_size?.[0] ?? ''}`);
   drawChartsSoon();
 });
 
