@@ -195,7 +195,7 @@ class UNetConfig:
         """Build from a yaml's `unet_config.params`, taken verbatim."""
         if not isinstance(params, dict):
             raise ConfigError("ldm_params", f"must be a mapping, got {type(params).__name__}")
-        unknown = sorted(set(params) - set(_LDM_TO_FIELD) - IGNORED_LDM_KEYS)
+        unknown = sorted(map(str, set(params) - set(_LDM_TO_FIELD) - IGNORED_LDM_KEYS))
         if unknown:
             raise ConfigError(unknown[0], f"unknown key in the original UNet parameters: {unknown}")
         kwargs: dict[str, Any] = {}
@@ -256,7 +256,7 @@ class UNetConfig:
         if not isinstance(data, dict):
             raise ConfigError("config", f"must be a mapping, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls) if f.init}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(map(str, set(data) - names))
         if unknown:
             raise ConfigError(unknown[0], f"unknown config field(s) {unknown}; known: {sorted(names)}")
         for required in (
@@ -468,7 +468,7 @@ def _validate(cfg: UNetConfig) -> None:
             raise ConfigError(name, f"must be true or false, got {getattr(cfg, name)!r}")
     if isinstance(cfg.dropout, bool) or not isinstance(cfg.dropout, (int, float)) or not 0 <= cfg.dropout < 1:
         raise ConfigError("dropout", f"must be a number in [0, 1), got {cfg.dropout!r}")
-    if cfg.dims not in (1, 2, 3) or isinstance(cfg.dims, bool):
+    if not isinstance(cfg.dims, int) or isinstance(cfg.dims, bool) or cfg.dims not in (1, 2, 3):
         raise ConfigError("dims", f"must be 1, 2 or 3, got {cfg.dims!r}")
     if cfg.channel_mult[0] != 1:
         # The original's output conv reads model_channels, so the first level must be model_channels wide.
@@ -502,6 +502,17 @@ def _validate(cfg: UNetConfig) -> None:
         dims = cfg.context_dim if isinstance(cfg.context_dim, tuple) else (cfg.context_dim,)
         if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
             raise ConfigError("context_dim", f"must be a positive integer or a list of them, got {cfg.context_dim!r}")
+        if isinstance(cfg.context_dim, tuple) and len(set(cfg.context_dim)) > 1:
+            # One width per transformer block: every SpatialTransformer must be exactly that deep (sgm would fall
+            # back to the first width with a warning; we refuse instead of silently changing the model).
+            attended = [lv for lv in range(cfg.num_levels) if 2**lv in cfg.attention_resolutions]
+            depths = {cfg.transformer_depth[lv] for lv in attended} | {cfg.transformer_depth_middle}
+            if depths != {len(cfg.context_dim)}:
+                raise ConfigError(
+                    "context_dim",
+                    f"{list(cfg.context_dim)} gives one width per transformer block, but the depths are "
+                    f"{sorted(depths)}",
+                )
     if cfg.use_spatial_transformer and cfg.dims != 2:
         raise ConfigError("dims", f"spatial transformers work on images only (dims=2), got dims={cfg.dims}")
     nc = cfg.num_classes

@@ -202,3 +202,44 @@ def test_other_invalid_values(changes: dict[str, Any], field: str, values: list[
 def test_not_a_mapping(build: Callable[[Any], UNetConfig]) -> None:
     exc = config_error(lambda: build([("in_channels", 4)]))
     assert "must be a mapping" in str(exc) and "list" in str(exc)
+
+
+def test_per_block_context_widths_must_match_every_depth() -> None:
+
+    base = {
+        **UNetConfig.from_ldm(
+            {
+                "in_channels": 4,
+                "out_channels": 4,
+                "model_channels": 32,
+                "num_res_blocks": 1,
+                "attention_resolutions": [1, 2],
+                "channel_mult": [1, 2],
+                "num_head_channels": 8,
+                "transformer_depth": 2,
+                "context_dim": 16,
+            }
+        ).to_dict()
+    }
+    assert UNetConfig.from_dict({**base, "context_dim": [16, 24]}).context_dims_for(2) == [16, 24]
+    with pytest.raises(ConfigError) as info:
+        UNetConfig.from_dict({**base, "context_dim": [16, 24, 32]})
+    assert info.value.field == "context_dim"
+    assert "[16, 24, 32]" in str(info.value) and "[2]" in str(info.value)
+
+
+def test_dims_must_be_an_integer() -> None:
+
+    params = {
+        "in_channels": 4,
+        "out_channels": 4,
+        "model_channels": 32,
+        "num_res_blocks": 1,
+        "attention_resolutions": [],
+        "channel_mult": [1, 2],
+        "num_heads": 1,
+        "dims": 2.0,
+    }
+    with pytest.raises(ConfigError) as info:
+        UNetConfig.from_ldm(params)
+    assert info.value.field == "dims" and "2.0" in str(info.value)
