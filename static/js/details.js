@@ -82,7 +82,7 @@ export function createDetails(root, { onToggle, onSelect, loadSource }) {
       for (const [op, v] of byOp) {
         list.append(h('li', {}, h('span', { class: `op-${op}` }, op), ` ${compact(v)} (${percent(node.flops ? v / node.flops : 0)})`));
       }
-      dl.append(...row('By operation', 'flops-by-op', list));
+      dl.append(...row('FLOPs by op', 'flops-by-op', list));
     }
     dl.append(...row('Activations', 'activation', `${bytes(node.activation_bytes)} (output at ${ix.trace.dtype})`));
     if (isRoot) {

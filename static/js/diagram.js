@@ -5,7 +5,7 @@
 
 import { SIZES as Z, KIND_CATEGORY } from './config.js';
 import { barFraction, cardLines, metricOf } from './layout.js';
-import { percent } from './format.js';
+import { ms, percent } from './format.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const MARKERS = ['flow', 'skip', 'emb', 'ctx', 'res'];
@@ -101,8 +101,10 @@ export function createDiagram(host, { onActivate, onSelect }) {
     card.append(el('text', { class: 't1', x: 11, y: ys[0] }, lines.title));
     card.append(el('text', { class: 't2', x: 11, y: ys[1] }, lines.sub));
     card.append(el('text', { class: 't3', x: 11, y: ys[2] }, lines.shape));
-    const { share } = metricOf(ix, node, metric);
-    if (share != null) card.append(el('text', { class: 'share', x: box.cardW - 10, y: ys[2], 'text-anchor': 'end' }, percent(share)));
+    // FLOPs and params as a share of the model; measured time as milliseconds, the number people compare.
+    const { value, share } = metricOf(ix, node, metric);
+    const figure = metric === 'time' ? (value != null ? ms(value) : null) : share != null ? percent(share) : null;
+    if (figure) card.append(el('text', { class: 'share', x: box.cardW - 10, y: ys[2], 'text-anchor': 'end' }, figure));
     if (box.expandable) {
       card.append(el('text', { class: 'chev', x: w - 10, y: ys[0], 'text-anchor': 'end' }, box.expanded ? '−' : '+'));
     }

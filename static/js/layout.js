@@ -127,7 +127,7 @@ export function cardLines(ix, node) {
 function cardSize(ix, node, top) {
   const lines = cardLines(ix, node);
   const need = Math.max(
-    textWidth(lines.title, FONT.title, top) + 16, // top titles are paths, in mono; 16: the open/close sign
+    textWidth(lines.title, FONT.title * 1.08, top) + 16, // titles are bold (top ones mono paths); 16: the ± sign
     textWidth(lines.sub, FONT.sub),
     textWidth(lines.shape, FONT.shape, true) + 44, // room for the share, right-aligned
   ) + 22;
