@@ -249,3 +249,49 @@ def test_every_preset_draws_and_is_screenshotted(page, live_server, console_erro
     (ROOT / "docs").mkdir(exist_ok=True)
     shutil.copyfile(RESULTS / "page-sd1-open.png", ROOT / "docs" / "screenshot.png")
     assert console_errors == []
+
+
+# Runs layout.js in the page (a plain ES module, no DOM needed): the same inputs give the same scene, and nothing
+# drawn overlaps: top-level blocks, siblings inside an opened block, and children stay inside their parent.
+LAYOUT_CHECK = """async (trace) => {
+  const L = await import('/static/js/layout.js');
+  const ix = L.indexTrace(trace);
+  const strip = (scene) => JSON.stringify(scene, (k, v) => (k === 'node' || k === 'id' || k === 'sig' ? undefined : v));
+  const problems = [];
+  const all = new Set(L.expandablePaths(ix));
+  if (strip(L.layoutScene(ix, all, L.createMemo())) !== strip(L.layoutScene(L.indexTrace(trace), all)))
+    problems.push('layout differs between two runs');
+  const overlap = (a, b) =>
+    a.x < b.x + b.w - 0.5 && b.x < a.x + a.w - 0.5 && a.y < b.y + b.h - 0.5 && b.y < a.y + a.h - 0.5;
+  const check = (placements, where, bounds) => {
+    const rects = placements.map((p) => ({ x: p.x, y: p.y, w: p.box.w, h: p.box.h, path: p.box.path }));
+    for (let i = 0; i < rects.length; i += 1) {
+      const r = rects[i];
+      if (bounds && (r.x < -0.5 || r.y < -0.5 || r.x + r.w > bounds.w + 0.5 || r.y + r.h > bounds.h + 0.5))
+        problems.push(`${r.path} sticks out of ${where}`);
+      for (let j = i + 1; j < rects.length; j += 1) {
+        if (overlap(r, rects[j])) problems.push(`${r.path} overlaps ${rects[j].path}`);
+      }
+    }
+  };
+  for (const expanded of [new Set(), all]) {
+    const scene = L.layoutScene(ix, expanded);
+    check(scene.tops, 'the U', { w: scene.w, h: scene.h });
+    const walk = (box) => {
+      if (!box.inner) return;
+      check(box.inner.placements, box.path, box.inner);
+      for (const p of box.inner.placements) walk(p.box);
+    };
+    for (const t of scene.tops) walk(t.box);
+    if (scene.skips.length !== trace.skips.length) problems.push('a skip is missing');
+  }
+  return problems.slice(0, 20);
+}"""
+
+
+@pytest.mark.parametrize("preset", ["sd1", "sdxl-base", "ldm-churches"])
+def test_layout_is_pure_and_nothing_overlaps(page, live_server, console_errors, preset) -> None:
+    trace = _trace(live_server, preset)
+    _open(page, live_server, "tiny")
+    assert page.evaluate(LAYOUT_CHECK, trace) == []
+    assert console_errors == []

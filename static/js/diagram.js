@@ -235,6 +235,10 @@ export function createDiagram(host, { onActivate, onSelect }) {
     const topFrag = document.createDocumentFragment();
     for (const op of sc.ops) drawOp(topFrag, op);
     for (const t of sc.terms) drawTerm(topFrag, t);
+    for (const r of sc.rowLabels ?? []) {
+      topFrag.append(el('text', { x: r.x, y: r.y, class: 'row-label', 'text-anchor': 'middle' }, r.text));
+      topFrag.append(el('text', { x: r.x, y: r.y + 13, class: 'row-sub', 'text-anchor': 'middle' }, r.sub));
+    }
     topLayer.replaceChildren(topFrag);
   }
 
@@ -291,16 +295,18 @@ export function createDiagram(host, { onActivate, onSelect }) {
     selected = selection != null ? find(selection) : null;
   }
 
-  // Scrolling a culled scene draws what comes into view, once per frame.
-  let scrollQueued = false;
-  host.addEventListener('scroll', () => {
-    if (scrollQueued || !scene || !win) return;
-    scrollQueued = true;
+  // Scrolling or resizing a culled scene draws what comes into view, once per frame.
+  let viewQueued = false;
+  const viewChanged = () => {
+    if (viewQueued || !scene || !win) return;
+    viewQueued = true;
     requestAnimationFrame(() => {
-      scrollQueued = false;
+      viewQueued = false;
       renderBoxes();
     });
-  });
+  };
+  host.addEventListener('scroll', viewChanged);
+  new ResizeObserver(viewChanged).observe(host);
 
   function find(path) {
     return svg.querySelector(`g.box[data-path="${CSS.escape(path)}"], g.bracket[data-path="${CSS.escape(path)}"]`);

@@ -809,6 +809,21 @@ export function layoutScene(ix, expanded, memo = createMemo()) {
     rowOf.set(mid, levels);
   }
 
+  // Each row's resolution, between the two arms: the U's depth is the latent getting smaller.
+  const rowLabels = [];
+  const sample = input.sample_size ?? input.x?.shape?.slice(2) ?? [];
+  for (let L = 0; L < levels; L += 1) {
+    const a = place.get(down[L].at(-1));
+    const b = place.get(up[L][0]);
+    if (!a || !b || b.x - (a.x + a.box.w) < 44) continue;
+    rowLabels.push({
+      x: (a.x + a.box.w + b.x) / 2,
+      y: rowTop[L] + Z.portDy,
+      text: sample.map((v) => v / 2 ** L).join('×'),
+      sub: `level ${L}`,
+    });
+  }
+
   // The main flow: every non-embedding block in execution order.
   const seq = ix.blocks.filter((b) => b.stage !== 'embed' && place.has(b.path)).map((b) => b.path);
   for (let i = 1; i < seq.length; i += 1) {
@@ -907,5 +922,5 @@ export function layoutScene(ix, expanded, memo = createMemo()) {
   }
 
   const tops = ix.blocks.filter((b) => place.has(b.path)).map((b) => ({ ...place.get(b.path), stage: b.stage }));
-  return { w: W, h: H, tops, terms, edges, ops, dots, skips, buses };
+  return { w: W, h: H, tops, terms, edges, ops, dots, skips, buses, rowLabels };
 }
