@@ -20,7 +20,7 @@ export const SIZES = Object.freeze({
   // The U
   uGapX: 26, // between blocks of a row
   uIndent: 56, // each deeper level moves inward by this much, which draws the U
-  uCenterGap: 48,
+  uCenterGap: 64,
   carriage: 14, // the lane under a row where the flow turns to the next row
   laneH: 19, // one skip connection's lane
   busH: 9, // one bus lane (time embedding, context)

@@ -364,7 +364,7 @@ export function expandablePaths(ix) {
 // ---------------------------------------------------------------------------------------------------------------
 // Geometry of one opened block: a column on an axis, a residual lane on the left, side inputs on the right.
 
-function sizeOfItem(ix, it, kids) {
+function sizeOfItem(it, kids) {
   if (it.t === 'box') {
     const b = kids.get(it.path);
     return { w: b.w, h: b.h, left: b.w / 2, right: b.w / 2 };
@@ -424,7 +424,7 @@ function layoutFlow(ix, path, kids) {
   const node = ix.nodes.get(path);
   const flow = flowOf(ix, path);
   const { items, residuals } = flow;
-  const sizes = items.map((it) => sizeOfItem(ix, it, kids));
+  const sizes = items.map((it) => sizeOfItem(it, kids));
   const sides = items.map((it) => sizeOfSide(it.side, kids));
   const viaW = Math.max(0, ...residuals.flatMap((r) => r.via.map((p) => kids.get(p).w)));
   const laneW = residuals.length ? Math.max(Z.resLane, viaW ? viaW + 16 : 0) : 0;
@@ -815,13 +815,9 @@ export function layoutScene(ix, expanded, memo = createMemo()) {
   for (let L = 0; L < levels; L += 1) {
     const a = place.get(down[L].at(-1));
     const b = place.get(up[L][0]);
-    if (!a || !b || b.x - (a.x + a.box.w) < 44) continue;
-    rowLabels.push({
-      x: (a.x + a.box.w + b.x) / 2,
-      y: rowTop[L] + Z.portDy,
-      text: sample.map((v) => v / 2 ** L).join('×'),
-      sub: `level ${L}`,
-    });
+    const text = sample.map((v) => v / 2 ** L).join('×');
+    if (!a || !b || b.x - (a.x + a.box.w) < textWidth(text, 12, true) + 16) continue;
+    rowLabels.push({ x: (a.x + a.box.w + b.x) / 2, y: rowTop[L] + Z.portDy, text, sub: `level ${L}` });
   }
 
   // The main flow: every non-embedding block in execution order.
