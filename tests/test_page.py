@@ -239,11 +239,12 @@ def test_every_preset_draws_and_is_screenshotted(page, live_server, console_erro
             assert [p for p in paths if p.startswith("output_blocks.")] == [f"output_blocks.{i}" for i in range(9)]
             assert "label_emb" in paths
         page.screenshot(path=str(RESULTS / f"page-{preset}.png"))
-    # The README's picture: SD 1.x with one block opened.
+    # The README's picture: SD 1.x with one block opened, and the ResBlock inside it.
     page.get_by_label("Model").select_option("sd1")
     _wait_ready(page, "sd1")
-    _card(page, "input_blocks.4").click()
-    _wait_ready(page)
+    for path in ("input_blocks.4", "input_blocks.4.0"):
+        _card(page, path).click()
+        _wait_ready(page)
     page.wait_for_function("() => document.body.dataset.charts === 'true'")
     page.screenshot(path=str(RESULTS / "page-sd1-open.png"))
     (ROOT / "docs").mkdir(exist_ok=True)
