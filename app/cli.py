@@ -18,6 +18,12 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("Listening on %s: the explorer is reachable from other machines.", args.host)
     os.environ["SDUNET_HOST"] = args.host
     os.environ["SDUNET_PORT"] = str(args.port)
+    if args.weights:
+        from sdunet_core.weights import WeightsFile
+
+        weights = WeightsFile(args.weights)  # fail here, clearly, rather than inside the server
+        log.info("weights: %s (%s, preset %s)", args.weights, weights.detection.format, weights.detection.preset)
+        os.environ["SDUNET_WEIGHTS"] = str(os.path.abspath(args.weights))
     # One worker: a torch app keeps its models and caches in one process.
     uvicorn.run(
         "app.main:create_app",
@@ -120,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the explorer page and its API")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="a local checkpoint: profiles use its weights and the page shows per-block weight statistics",
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs throughput)")
     serve.set_defaults(func=_serve)
 
@@ -147,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     from sdunet_core import ConfigError
+    from sdunet_core.header import CheckpointError
 
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
+    except (ConfigError, CheckpointError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -23,6 +23,7 @@ from app.tracing import TraceSpec
 from app.workers import ProfileProcess
 from sdunet_core import ConfigError
 from sdunet_core.trace import MemoryLimitError, trace_unet
+from sdunet_core.weights import WeightsFile
 
 log = logging.getLogger(__name__)
 TERMINAL = ("done", "failed", "cancelled")
@@ -45,6 +46,7 @@ class Job:
     repeats: int
     warmup: int
     seq: int
+    weights_path: str | None = None
     state: str = "queued"
     phase: str = "queued"
     done: int = 0
@@ -76,7 +78,9 @@ class ProfileManager:
         self._seq = itertools.count()
 
     # ---- submission and queries ------------------------------------------------------------------------
-    def submit(self, spec: TraceSpec, device: str, dtype: str, repeats: int, warmup: int) -> Job:
+    def submit(
+        self, spec: TraceSpec, device: str, dtype: str, repeats: int, warmup: int, weights_path: str | None = None
+    ) -> Job:
         with self._lock:
             waiting = sum(1 for j in self._jobs.values() if j.device == device and j.state == "queued")
             if waiting >= self.max_queue:
@@ -86,7 +90,7 @@ class ProfileManager:
                     f"{waiting} profiles already wait for {device} (limit {self.max_queue})",
                     {"Retry-After": "10"},
                 )
-            job = Job(uuid.uuid4().hex[:16], spec, device, dtype, repeats, warmup, next(self._seq))
+            job = Job(uuid.uuid4().hex[:16], spec, device, dtype, repeats, warmup, next(self._seq), weights_path)
             self._jobs[job.id] = job
             self._evict()
             q = self._queues.get(device)
@@ -197,6 +201,7 @@ class ProfileManager:
             "dtype": job.dtype,
             "repeats": job.repeats,
             "warmup": job.warmup,
+            "weights_path": job.weights_path,
         }
         outcome: tuple[str, str | None, dict[str, Any] | None]
         if self.in_process:
@@ -241,6 +246,9 @@ class ProfileManager:
 
         try:
             kwargs["config"] = job.spec.config
+            weights_path = kwargs.pop("weights_path")
+            if weights_path:
+                kwargs["state_dict"] = WeightsFile(weights_path).state_dict()
             return ("done", None, trace_unet(**kwargs, progress=progress).to_dict())
         except _Cancelled:
             return ("cancelled", "cancelled by request", None)

@@ -14,10 +14,11 @@ from fastapi.templating import Jinja2Templates
 from app.errors import install_error_handlers
 from app.jobs import ProfileManager
 from app.middleware import SecurityMiddleware
-from app.routes import analysis, checkpoint, health, pages, presets, profile, source, trace
+from app.routes import analysis, checkpoint, health, names, pages, presets, profile, source, trace, weights
 from app.settings import get_settings
 from app.tracing import TraceCache
 from app.workers import TracePool
+from sdunet_core.weights import WeightsFile
 
 
 @asynccontextmanager
@@ -51,8 +52,11 @@ def create_app() -> FastAPI:
         pool=app.state.trace_pool,
     )
     app.state.profiles = ProfileManager(settings.max_queue, settings.profile_time_limit_s)
+    # A weights file given at start is read by its header now (its tensors only when asked for).
+    app.state.weights = WeightsFile(settings.weights) if settings.weights else None
+    app.state.weight_stats = {}
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
-    for module in (health, presets, trace, profile, source, checkpoint, analysis, pages):
+    for module in (health, presets, trace, profile, source, checkpoint, analysis, weights, names, pages):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)

@@ -28,3 +28,4 @@ class ProfileRequest(TraceRequest):
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     repeats: int = Field(3, ge=1, le=50, description="timed forwards (the median is reported)")
     warmup: int = Field(1, ge=0, le=10, description="untimed forwards first")
+    use_weights: bool = Field(False, description="run with the weights file the server was started with")

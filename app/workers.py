@@ -78,6 +78,11 @@ def _profile_main(conn: Any, kwargs: dict[str, Any]) -> None:
         from sdunet_core.trace import trace_unet
 
         kwargs["config"] = UNetConfig.from_dict(kwargs["config"])
+        weights_path = kwargs.pop("weights_path", None)
+        if weights_path:
+            from sdunet_core.weights import WeightsFile
+
+            kwargs["state_dict"] = WeightsFile(weights_path).state_dict()
         trace = trace_unet(**kwargs, progress=lambda phase, done, total: conn.send(("progress", phase, done, total)))
         conn.send(("done", json.dumps(trace.to_dict(), separators=(",", ":")).encode()))
     except Exception as exc:  # sent to the parent, which ends the job failed with this reason

@@ -52,7 +52,15 @@ def submit(body: ProfileRequest, request: Request, settings: SettingsDep, manage
             f"a timed run needs about {need / 2**30:.1f} GiB (weights + activations); "
             f"the limit here is {budget / 2**30:.1f} GiB",
         )
-    job = manager.submit(spec, body.device, body.dtype, body.repeats, body.warmup)
+    weights_path = None
+    if body.use_weights:
+        weights = request.app.state.weights
+        if weights is None:
+            raise ApiError(422, "use_weights", "no weights file was given (start the server with --weights FILE)")
+        if weights.config != spec.config:
+            raise ApiError(422, "use_weights", f"the weights file {weights.path.name} holds another architecture")
+        weights_path = str(weights.path)
+    job = manager.submit(spec, body.device, body.dtype, body.repeats, body.warmup, weights_path)
     return JSONResponse({"id": job.id, "state": job.state, "position": manager.position(job)}, status_code=202)
 
 

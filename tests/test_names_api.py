@@ -1,0 +1,48 @@
+"""POST /api/diffusers-names: every name it gives is a real module of diffusers' UNet2DConditionModel."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+diffusers = pytest.importorskip("diffusers")
+
+SD1 = {
+    "sample_size": 64,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 2,
+    "block_out_channels": (320, 640, 1280, 1280),
+    "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    "cross_attention_dim": 768,
+    "attention_head_dim": 8,
+}
+
+
+def test_sd1_names_are_diffusers_modules(client) -> None:
+    body = client.post("/api/diffusers-names", json={"preset": "sd1"}).json()
+    assert body["supported"] is True
+    with torch.device("meta"):
+        model = diffusers.UNet2DConditionModel(**SD1)
+    theirs = dict(model.named_modules())
+    names = body["names"]
+    mapped = {ours: name for ours, name in names.items() if name is not None}
+    assert len(mapped) > 550  # all but containers diffusers arranges differently (block wrappers, in_layers, ...)
+    for ours, name in mapped.items():
+        assert name in theirs, (ours, name)
+    # Same kind of layer on both sides for the leaves that hold weights.
+    assert type(theirs[names["input_blocks.1.1.transformer_blocks.0.attn2.to_k"]]).__name__ == "Linear"
+    assert names["middle_block.1"] == "mid_block.attentions.0"
+    assert names["out.2"] == "conv_out"
+
+
+def test_plain_attention_models_are_not_supported(client) -> None:
+    body = client.post("/api/diffusers-names", json={"preset": "ldm-celebahq"}).json()
+    assert body == {"supported": False, "reason": body["reason"], "names": {}}
+    assert "UNet2DModel" in body["reason"]
+
+
+def test_bad_body_names_the_field(client) -> None:
+    r = client.post("/api/diffusers-names", json={"preset": "nope"})
+    assert r.status_code == 404 and r.json()["field"] == "preset"
