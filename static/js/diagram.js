@@ -1,7 +1,9 @@
 // diagram.js — draws a scene from layout.js as SVG and turns clicks and keys on it into intents (open, select).
 // Every drawn module is a <g data-path data-kind> (focusable, a button; aria-expanded when it can open), nested
 // inside the block that contains it. Groups are kept by path between renders: a subtree whose layout object did
-// not change is not touched, so opening one block costs only its ancestors. All text goes in via textContent.
+// not change is not touched, so opening one block costs only its ancestors. Past CULL_MIN boxes (SDXL fully
+// opened) the insides of opened blocks far from the visible area are left out until scrolled to: the DOM stays
+// small and every interaction fast. All text goes in via textContent.
 
 import { SIZES as Z, KIND_CATEGORY } from './config.js';
 import { barFraction, cardLines, metricOf } from './layout.js';

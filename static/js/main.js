@@ -127,7 +127,7 @@ store.on('model', ({ preset }) => {
 store.on('trace', (trace) => {
   ix = indexTrace(trace);
   memo = createMemo();
-  const fitting = diagram.zoom;
+  const keptZoom = diagram.zoom;
   renderDiagram();
   if (document.body.dataset.fitted !== state.preset) {
     // A new model starts fitted to the width (never enlarged); a new size or a profile keeps the zoom.
@@ -135,7 +135,7 @@ store.on('trace', (trace) => {
     document.body.dataset.fitted = state.preset ?? '';
     $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
   } else {
-    diagram.setZoom(fitting);
+    diagram.setZoom(keptZoom);
   }
   document.body.dataset.preset = state.preset ?? '';
   if (!document.body.dataset.firstDrawMs) {
