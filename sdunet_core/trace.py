@@ -367,7 +367,16 @@ def _top_level(path: str) -> str | None:
 
 
 # ---- timing -----------------------------------------------------------------------------------------------
-def _available_bytes(device: torch.device) -> int:
+def run_memory_bytes(params: int, peak_activation_bytes: int, device: str, dtype: torch.dtype) -> int:
+    """Memory a timed run needs on `device`: the weights at `dtype` plus the peak activations (at `dtype`), with 20%
+    headroom for the allocator and kernel workspaces; on the CPU also the float32 copy the model is built in before
+    it is cast (it is the same tensor when the run is in float32)."""
+    elem = torch.empty((), dtype=dtype).element_size()
+    build = params * 4 if device == "cpu" and elem != 4 else 0
+    return int((params * elem + peak_activation_bytes) * 1.2) + build
+
+
+def available_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return free
@@ -583,8 +592,8 @@ def trace_unet(
     # 2. Optionally, a timed run on a real device.
     if device != "meta":
         dev = torch.device(device)
-        need = totals["peak_memory_bytes"] * 1.2 + (params * 4 if dtype is not None else 0)
-        free = _available_bytes(dev)
+        need = run_memory_bytes(params, peak_activations, device, torch_dtype)
+        free = available_bytes(dev)
         if need > free:
             raise MemoryLimitError(
                 f"a timed {device} run needs about {need / 2**30:.1f} GiB (weights + activations); "

@@ -264,7 +264,7 @@ def test_bad_profile_requests(client, body: dict, field: str, reason: str) -> No
 def test_profile_too_big_for_memory_is_413(client, monkeypatch) -> None:
     import app.routes.profile as profile
 
-    monkeypatch.setattr(profile, "_available_bytes", lambda device: 2**30)
+    monkeypatch.setattr(profile, "available_bytes", lambda device: 2**30)
     r = client.post("/api/profile", json={"preset": "sd1"})
     assert r.status_code == 413
     body = r.json()

@@ -193,7 +193,7 @@ def test_timed_trace_with_a_state_dict_is_deterministic() -> None:
 def test_memory_guard_refuses_before_building(monkeypatch) -> None:
     import sdunet_core.trace as tr
 
-    monkeypatch.setattr(tr, "_available_bytes", lambda device: 1 << 20)
+    monkeypatch.setattr(tr, "available_bytes", lambda device: 1 << 20)
     with pytest.raises(MemoryLimitError, match="GiB"):
         trace_unet("sd1", device="cpu")
 

@@ -16,7 +16,7 @@ from app.jobs import TERMINAL, ProfileManager
 from app.schemas import ProfileRequest
 from app.settings import Settings, get_settings
 from app.tracing import TraceCache, resolve
-from sdunet_core.trace import _available_bytes
+from sdunet_core.trace import available_bytes, parse_dtype, run_memory_bytes
 
 router = APIRouter(prefix="/api/profile", tags=["profile"], responses=ERROR_RESPONSES)
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -42,8 +42,10 @@ def submit(body: ProfileRequest, request: Request, settings: SettingsDep, manage
     cache: TraceCache = request.app.state.trace_cache
     totals = cache.get(spec).totals
     elem = {"float32": 4, "float16": 2, "bfloat16": 2}[body.dtype]
-    need = (totals["params"] * elem + totals["peak_activation_bytes"] * elem / 4) * 1.2 + totals["params"] * 4
-    free = _available_bytes(torch.device(body.device))
+    # The cached trace is in float32; activations scale with the element size.
+    peak = totals["peak_activation_bytes"] * elem // 4
+    need = run_memory_bytes(totals["params"], peak, body.device, parse_dtype(body.dtype))
+    free = available_bytes(torch.device(body.device))
     budget = min(free, settings.profile_memory_bytes) if settings.profile_memory_bytes else free
     if need > budget:
         raise ApiError(
