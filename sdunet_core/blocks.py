@@ -13,10 +13,16 @@ from torch import nn
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm computed in float32 and cast back, as the original does for fp16 stability."""
+    """GroupNorm computed in float32 and cast back, as the original does for fp16 stability.
+
+    The original keeps these layers' parameters in float32 when it converts a model to fp16; here the whole model
+    may be cast, so the affine parameters are upcast for the computation too.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.float()).type(x.dtype)
+        weight = self.weight.float() if self.weight is not None else None
+        bias = self.bias.float() if self.bias is not None else None
+        return F.group_norm(x.float(), self.num_groups, weight, bias, self.eps).type(x.dtype)
 
 
 def normalization(channels: int, groups: int) -> GroupNorm32:

@@ -222,3 +222,11 @@ def test_time_limit_stops_a_long_trace() -> None:
 
     with pytest.raises(TraceTimeout):
         trace_unet("sdxl-base", time_limit_s=0.0)
+
+
+def test_timed_bfloat16_on_cpu() -> None:
+    # Mixed precision paths: GroupNorm32 computes in float32 over bf16 activations, the rest runs in bf16.
+    for name in ("tiny", "ldm-churches"):
+        trace = trace_unet(name, device="cpu", dtype="bfloat16", repeats=1, warmup=0, sample_size=(16, 16))
+        assert trace.dtype == "bfloat16" and trace.totals["time_ms"] > 0
+        assert trace.nodes[0]["outputs"][0]["dtype"] == "bfloat16"
