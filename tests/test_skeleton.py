@@ -61,3 +61,15 @@ def test_dockerfile_cmd_names_a_real_subcommand() -> None:
     args = build_parser().parse_args(argv[1:])
     assert args.command == "serve"
     assert args.host == "0.0.0.0"
+
+
+def test_dockerfile_copies_what_exists_and_installs_the_package() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    sources = [src for line in re.findall(r"^COPY\s+(.+)$", text, re.M) for src in line.split()[:-1]]
+    assert sources, "the Dockerfile copies nothing"
+    for src in sources:
+        assert (ROOT / src).exists(), src
+    assert "EXPOSE 8000" in text
+    assert re.search(r"pip install[^\n]* \.(\s|$)", text), "the image must install the package itself"
+    # Templates and static files are found through SDUNET_ROOT in a non-editable install.
+    assert "SDUNET_ROOT=/app" in text and "COPY templates" in text and "COPY static" in text
