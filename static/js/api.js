@@ -1,11 +1,18 @@
 // api.js — the page's only door to the server: fetch calls and the profile event stream. No DOM, no state.
 // Errors come back as {detail, field, reason}; each call throws an Error carrying the server's detail.
 
+/** JSON text sent as it is (a checkpoint's header: the server, not the page, judges whether it parses). */
+class RawJson {
+  constructor(text) {
+    this.text = text;
+  }
+}
+
 async function request(method, url, body) {
   const init = { method, headers: { Accept: 'application/json' } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
+    init.body = body instanceof RawJson ? body.text : JSON.stringify(body);
   }
   const response = await fetch(url, init);
   const text = await response.text();
@@ -20,6 +27,7 @@ async function request(method, url, body) {
     const error = new Error(typeof detail === 'string' ? detail : `${method} ${url} failed: ${response.status}`);
     error.status = response.status;
     error.field = data?.field ?? null;
+    error.reason = typeof data?.reason === 'string' ? data.reason : null;
     throw error;
   }
   return data;
@@ -30,16 +38,17 @@ export function getPresets() {
   return request('GET', '/api/presets');
 }
 
-/** POST /api/trace → the trace JSON (docs/trace-schema.md). */
-export function getTrace({ preset, imageSize }) {
-  const body = { preset };
+/** POST /api/trace → the trace JSON (docs/trace-schema.md), of a preset or a config (our field names). */
+export function getTrace({ preset, config, imageSize }) {
+  const body = config ? { config } : { preset };
   if (imageSize) body.image_size = [imageSize, imageSize];
   return request('POST', '/api/trace', body);
 }
 
 /** POST /api/profile → {id}: a timed run queued on the server. */
-export function startProfile({ preset, imageSize, device = 'cpu', dtype = 'float32', repeats = 2 }) {
-  const body = { preset, device, dtype, repeats };
+export function startProfile({ preset, config, imageSize, device = 'cpu', dtype = 'float32', repeats = 2, useWeights = false }) {
+  const body = { ...(config ? { config } : { preset }), device, dtype, repeats };
+  if (useWeights) body.use_weights = true;
   if (imageSize) body.image_size = [imageSize, imageSize];
   return request('POST', '/api/profile', body);
 }
@@ -75,4 +84,24 @@ export function followProfile(id, { onProgress, onEnd }) {
 /** GET /api/source/{kind} → {kind, module, source}. */
 export function getSource(kind) {
   return request('GET', `/api/source/${encodeURIComponent(kind)}`);
+}
+
+/** POST /api/checkpoint/detect with a safetensors header's JSON text → the detected architecture and fit. */
+export function detectCheckpoint(headerText) {
+  return request('POST', '/api/checkpoint/detect', new RawJson(headerText));
+}
+
+/** POST /api/diffusers-names → {supported, reason, names: {our path: diffusers path | null}}. */
+export function getDiffusersNames({ preset, config }) {
+  return request('POST', '/api/diffusers-names', config ? { config } : { preset });
+}
+
+/** GET /api/weights → the weights file the server was started with (404 when none). */
+export function getWeights() {
+  return request('GET', '/api/weights');
+}
+
+/** GET /api/weights/stats → statistics and a histogram of one module's weights. */
+export function getWeightStats(path) {
+  return request('GET', `/api/weights/stats?path=${encodeURIComponent(path)}`);
 }

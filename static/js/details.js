@@ -1,9 +1,14 @@
 // details.js — the "Details" panel: everything the trace knows about the selected module (path, kind, shapes,
 // parameters, FLOPs by operation, activation memory, measured time), a plain-language explanation, and its
-// Python source on request. Built from DOM nodes with textContent only: trace data never becomes markup.
+// Python source on request; the module's name in diffusers, and with a weights file the statistics of its weights.
+// Built from DOM nodes with textContent only: trace data never becomes markup.
 
 import { explain, OUR_KINDS } from './explain.js';
 import { bytes, compact, exact, ms, percent, shapeFull, shapeText } from './format.js';
+import { drawHistogram, statNumber } from './weights.js';
+
+// Modules bigger than this get their weight statistics on a click, not on selection: they read the whole block.
+const AUTO_STATS_PARAMS = 50e6;
 
 function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -23,9 +28,21 @@ function row(label, field, ...value) {
   return [h('dt', {}, label), h('dd', { dataset: { field } }, ...value)];
 }
 
-export function createDetails(root, { onToggle, onSelect, loadSource }) {
+export function createDetails(root, { onToggle, onSelect, loadSource, loadDiffusersNames, weights }) {
   let current = null; // {ix, path}
-  let codeToken = 0;
+  let codeToken = 0; // a new show() makes every answer still on its way for the old one stale
+  const namesByModel = new Map(); // config JSON → Promise of /api/diffusers-names: asked once per model
+
+  function diffusersNames(trace) {
+    if (!loadDiffusersNames || !trace?.config) return null;
+    const key = JSON.stringify(trace.config);
+    if (!namesByModel.has(key)) {
+      const p = loadDiffusersNames(trace);
+      namesByModel.set(key, p);
+      p.catch(() => namesByModel.delete(key));
+    }
+    return namesByModel.get(key);
+  }
 
   function show(ix, path, { expanded, expandable, model }) {
     current = { ix, path };
@@ -42,6 +59,7 @@ export function createDetails(root, { onToggle, onSelect, loadSource }) {
 
     const dl = h('dl', { class: 'facts' });
     if (!isRoot) dl.append(...row('Path', 'path', h('code', {}, node.path)));
+    if (!isRoot) addDiffusersName(dl, ix, node.path);
     dl.append(...row('Kind', 'kind', node.kind));
     if (node.role) dl.append(...row('Role', 'role', node.role.replaceAll('_', ' ')));
     if (block && block.level != null) {
@@ -138,9 +156,70 @@ export function createDetails(root, { onToggle, onSelect, loadSource }) {
         node.role ? ` ${node.role.replaceAll('_', ' ')}` : ''),
       h('p', { class: 'explain' }, explain(node)),
       dl,
+      weightsSection(ix, node),
       actions,
       code,
     );
+  }
+
+  /** The "diffusers name" row, after the path, once the names are known (none for modules diffusers lacks). */
+  function addDiffusersName(dl, ix, path) {
+    const names = diffusersNames(ix.trace);
+    if (!names) return;
+    const token = codeToken;
+    const after = dl.lastElementChild;
+    names
+      .then((res) => {
+        const name = res?.supported ? res.names?.[path] : null;
+        if (token !== codeToken || !name) return;
+        const [dt, dd] = row('diffusers name', 'diffusers', h('code', {}, name));
+        after.after(dt, dd);
+      })
+      .catch(() => {}); // no names, no row: the rest of the panel stands
+  }
+
+  /** Statistics of the module's weights, when the server has a weights file of the model on screen. */
+  function weightsSection(ix, node) {
+    if (!weights?.matches(ix.trace.config)) return null;
+    const section = h('section', { class: 'weights', 'aria-label': 'Weights' });
+    section.append(h('h3', {}, 'Weights ', h('span', { class: 'muted' }, weights.info.file)));
+    if (!node.params) {
+      section.append(h('p', { class: 'muted', dataset: { field: 'w-none' } }, 'No weights: this module has no parameters.'));
+      return section;
+    }
+    const body = h('div', { class: 'weights-body' });
+    section.append(body);
+    const load = () => {
+      const token = codeToken;
+      body.replaceChildren(h('p', { class: 'muted' }, 'Reading the weights…'));
+      weights
+        .stats(node.path)
+        .then((s) => {
+          if (token !== codeToken) return;
+          const facts = h('dl', { class: 'facts wstats' });
+          facts.append(...row('count', 'w-count', exact(s.count)));
+          for (const k of ['mean', 'std', 'norm', 'min', 'max']) {
+            facts.append(...row(k, `w-${k}`, statNumber(s[k])));
+          }
+          const hist = h('div', { class: 'hist', dataset: { field: 'w-hist' } });
+          body.replaceChildren(facts, hist);
+          return drawHistogram(hist, s).then(() => {
+            hist.dataset.drawn = 'true';
+          });
+        })
+        .catch((err) => {
+          if (token !== codeToken) return;
+          body.replaceChildren(h('p', { class: 'muted' }, `Could not read the weights: ${err.reason ?? err.message}`));
+        });
+    };
+    if (node.params > AUTO_STATS_PARAMS) {
+      const btn = h('button', { type: 'button' }, `Compute statistics (${compact(node.params)} values)`);
+      btn.addEventListener('click', load);
+      body.append(btn);
+    } else {
+      load();
+    }
+    return section;
   }
 
   function link(path) {

@@ -4,15 +4,25 @@
 
 import * as api from './api.js';
 import { drawCharts } from './charts.js';
+import { createCheckpoint } from './checkpoint.js';
 import { createDetails } from './details.js';
 import { createDiagram } from './diagram.js';
 import { bytes, compact, shapeText } from './format.js';
 import { createMemo, expandablePaths, flowOf, indexTrace, layoutScene } from './layout.js';
 import { createStore } from './state.js';
+import { createWeights } from './weights.js';
 
 const $ = (id) => document.getElementById(id);
 const store = createStore();
 const { state } = store;
+const weights = createWeights(api);
+
+/** The model on screen: a preset, or a model from a file (custom) with the preset it was detected as, if any. */
+function shownModel() {
+  const custom = state.models.get(state.preset) ?? null;
+  const preset = state.presets.find((p) => p.name === (custom ? custom.preset : state.preset));
+  return { custom, preset, title: custom?.label ?? preset?.title ?? state.preset };
+}
 
 let ix = null; // lookups for the current trace
 let memo = null; // layout memo for the current trace
@@ -39,6 +49,8 @@ const details = createDetails($('details'), {
   onToggle: (path) => store.toggle(path),
   onSelect: (path) => store.select(path),
   loadSource: (kind) => api.getSource(kind),
+  loadDiffusersNames: (trace) => api.getDiffusersNames({ config: trace.config }),
+  weights,
 });
 
 function renderDiagram() {
@@ -55,16 +67,15 @@ function renderDiagram() {
 function showDetails() {
   const path = state.selection ?? '';
   const expandable = Boolean(ix && path !== '' && ix.nodes.has(path) && flowOf(ix, path).boxPaths.length);
-  details.show(ix, path, { expanded: state.expanded.has(path), expandable, model: state.preset });
+  details.show(ix, path, { expanded: state.expanded.has(path), expandable, model: shownModel().title });
 }
 
 function showSummary(trace) {
   // The preset asked for, not trace.preset: presets with one config (sd2, sd2-v) trace to the same name.
-  const preset = state.presets.find((p) => p.name === state.preset);
   const input = trace.input ?? {};
   const size = input.image_size ? `${input.image_size.join('×')} px` : `latent ${input.sample_size?.join('×')}`;
   const parts = [
-    ['Model', preset?.title ?? state.preset ?? 'custom config'],
+    ['Model', shownModel().title ?? 'custom config'],
     ['Parameters', `${compact(trace.totals.params)} (${bytes(trace.totals.param_bytes)})`],
     ['FLOPs per step', `${compact(trace.totals.flops)} at ${size} (latent ${shapeText(input.x?.shape)})`],
     ['Attention', `${compact(trace.totals.attention_flops)} FLOPs in QKᵀ and AV`],
@@ -107,17 +118,27 @@ async function drawChartsSoon() {
 
 // ---- store → views --------------------------------------------------------------------------------------------
 
-store.on('presets', (presets) => {
+function fillModelSelect() {
   const select = $('model');
-  select.replaceChildren(
-    ...presets.map((p) => {
-      const o = document.createElement('option');
-      o.value = p.name;
-      o.textContent = `${p.name} — ${p.title}`;
-      return o;
-    }),
-  );
-});
+  const option = (value, text) => {
+    const o = document.createElement('option');
+    o.value = value;
+    o.textContent = text;
+    return o;
+  };
+  const options = state.presets.map((p) => option(p.name, `${p.name} — ${p.title}`));
+  if (state.models.size) {
+    const group = document.createElement('optgroup');
+    group.label = 'From files';
+    group.append(...[...state.models.values()].map((m) => option(m.key, m.label)));
+    options.push(group);
+  }
+  select.replaceChildren(...options);
+  if (state.preset) select.value = state.preset;
+}
+
+store.on('presets', fillModelSelect);
+store.on('models', fillModelSelect);
 
 store.on('model', ({ preset }) => {
   $('model').value = preset;
@@ -145,7 +166,7 @@ store.on('trace', (trace) => {
     });
   }
   $('diagram').setAttribute('aria-busy', 'false');
-  const preset = state.presets.find((p) => p.name === state.preset);
+  const { preset } = shownModel();
   const sizeInput = $('image-size');
   if (trace.input?.image_size) {
     sizeInput.value = trace.input.image_size[0];
@@ -211,7 +232,8 @@ async function loadTrace() {
   try {
     let trace = traceCache.get(key);
     if (!trace) {
-      trace = await api.getTrace({ preset, imageSize });
+      const custom = state.models.get(preset);
+      trace = await api.getTrace(custom ? { config: custom.config, imageSize } : { preset, imageSize });
       traceCache.set(key, trace);
       if (trace.input?.image_size) traceCache.set(`${preset}@${trace.input.image_size[0]}`, trace);
     }
@@ -234,7 +256,11 @@ async function runProfile() {
   store.setProfile({ state: 'queued', phase: 'queued', done: 0, total: 0, error: null });
   let id;
   try {
-    ({ id } = await api.startProfile({ preset, imageSize, device: 'cpu', repeats: 2 }));
+    const custom = state.models.get(preset);
+    // With the server's weights file when the model on screen is its architecture, else random weights.
+    const useWeights = weights.matches(state.trace.config);
+    const body = { preset, config: custom?.config, imageSize, device: 'cpu', repeats: 2, useWeights };
+    ({ id } = await api.startProfile(body));
   } catch (err) {
     store.setProfile({ state: 'failed', error: err.message });
     return;
@@ -288,6 +314,20 @@ for (const radio of document.querySelectorAll('input[name="metric"]')) {
 $('expand-all').addEventListener('click', () => ix && store.setExpanded(expandablePaths(ix)));
 $('collapse-all').addEventListener('click', () => store.setExpanded([]));
 $('profile').addEventListener('click', runProfile);
+
+// "Open checkpoint": the detected architecture becomes a model in the selector and opens like a preset.
+createCheckpoint(
+  { button: $('open-checkpoint'), input: $('checkpoint-file'), panel: $('checkpoint') },
+  {
+    detect: (text) => api.detectCheckpoint(text),
+    onDetected(det, file) {
+      const key = `checkpoint:${file}`;
+      for (const k of traceCache.keys()) if (k.startsWith(`${key}@`)) traceCache.delete(k); // a new file, same name
+      store.addModel({ key, label: `From checkpoint: ${file}`, config: det.config, preset: det.preset, file });
+      store.setModel(key, null);
+    },
+  },
+);
 $('zoom-in').addEventListener('click', () => {
   diagram.setZoom(diagram.zoom * 1.2);
   $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
@@ -301,6 +341,27 @@ $('zoom-fit').addEventListener('click', () => {
   $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
 });
 
+/** The server's weights file, if it has one: the badge, and the model to show first (its preset or its config). */
+async function loadWeights() {
+  let info;
+  try {
+    info = await weights.load();
+  } catch (err) {
+    showError(`Could not read the weights file: ${err.message}`);
+    return null;
+  }
+  if (!info) return null;
+  const badge = $('weights-badge');
+  badge.textContent = `Weights: ${info.file}`;
+  badge.title = `${info.format} checkpoint, ${info.preset ?? 'custom'} architecture: `
+    + 'weight statistics in the details; Profile runs with these weights';
+  badge.hidden = false;
+  if (info.preset) return info.preset;
+  const key = `weights:${info.file}`;
+  store.addModel({ key, label: `Weights: ${info.file}`, config: info.config, preset: null, file: info.file });
+  return key;
+}
+
 async function init() {
   setReady(false);
   try {
@@ -310,10 +371,11 @@ async function init() {
     setReady(true);
     return;
   }
-  // "#sdxl-base@1024" picks the model and size; otherwise SD 1.x at its reference size.
+  const fromWeights = await loadWeights();
+  // "#sdxl-base@1024" picks the model and size; otherwise the weights file's model, or SD 1.x at its reference size.
   const [hashPreset, hashSize] = decodeURIComponent(location.hash.slice(1)).split('@');
   const names = state.presets.map((p) => p.name);
-  const preset = names.includes(hashPreset) ? hashPreset : names.includes('sd1') ? 'sd1' : names[0];
+  const preset = names.includes(hashPreset) ? hashPreset : fromWeights ?? (names.includes('sd1') ? 'sd1' : names[0]);
   const size = Number(hashSize) > 0 ? Number(hashSize) : null;
   store.setModel(preset, size);
 }

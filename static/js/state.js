@@ -20,13 +20,16 @@ export function createEmitter() {
 export const METRICS = Object.freeze(['flops', 'params', 'time']);
 
 /**
- * Events: 'presets', 'model' (preset or size chosen), 'trace' (a new trace to draw), 'expanded' (with the paths
- * that changed, or null for all), 'selection', 'metric', 'profile', 'error'.
+ * Events: 'presets', 'models' (a model from a file added), 'model' (preset or size chosen), 'trace' (a new trace
+ * to draw), 'expanded' (with the paths that changed, or null for all), 'selection', 'metric', 'profile', 'error'.
  */
 export function createStore() {
   const emitter = createEmitter();
   const state = {
     presets: [],
+    // Models from files beside the presets: key ("checkpoint:<file>", "weights:<file>") → {key, label, config,
+    // preset (the detected preset's name or null), file}. state.preset holds such a key when one is shown.
+    models: new Map(),
     preset: null,
     imageSize: null, // pixels, square; null = the preset's reference size
     trace: null,
@@ -44,6 +47,12 @@ export function createStore() {
     setPresets(presets) {
       state.presets = presets;
       emitter.emit('presets', presets);
+    },
+
+    /** Add (or replace) a model from a file; 'models' tells the selector. */
+    addModel(entry) {
+      state.models.set(entry.key, entry);
+      emitter.emit('models', [...state.models.values()]);
     },
 
     /** Choose a model and image size; a different preset closes everything (its paths are different). */

@@ -1,0 +1,199 @@
+// checkpoint.js — "Open checkpoint": reads only the header out of a .safetensors file the user picks (File.slice:
+// the first 8 bytes give the header's length n, then bytes 8..8+n hold its JSON), asks the server which UNet the
+// tensor table describes, and shows the answer in the "Checkpoint" panel. The weights themselves never leave the
+// machine, and a multi-GB file costs two small reads.
+//
+// Everything shown here comes from the user's file (tensor names, file name, metadata) or from the server's error
+// text: it goes into the page through textContent and DOM nodes only, never as markup.
+
+import { bytes, compact, exact } from './format.js';
+
+/** A header longer than this is not a real safetensors header (SDXL's is about 200 kB). */
+export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/** Keys listed per kind (missing, unexpected, mismatched); the rest are counted. */
+const LIST_LIMIT = 8;
+const METADATA_LIMIT = 12;
+
+/** A file the page refuses before asking the server; the message says why, in words. */
+export class HeaderError extends Error {}
+
+/**
+ * The header's JSON text from a File or Blob. Refuses what cannot be a safetensors file (too short, an absurd or
+ * impossible length) with a HeaderError; whether the text is a valid header is for the server to say.
+ */
+export async function readHeaderText(file) {
+  if (file.size < 8) {
+    throw new HeaderError(`the file is ${file.size} bytes long; a safetensors file starts with an 8-byte header length`);
+  }
+  const n = new DataView(await file.slice(0, 8).arrayBuffer()).getBigUint64(0, true); // little-endian u64
+  if (n === 0n) throw new HeaderError('the header length is 0: this is not a safetensors file');
+  if (n > BigInt(MAX_HEADER_BYTES)) {
+    throw new HeaderError(
+      `the first 8 bytes give a header length of ${n.toLocaleString('en-US')} bytes (over 100 MB): ` +
+        'this is not a safetensors file',
+    );
+  }
+  if (n > BigInt(file.size - 8)) {
+    throw new HeaderError(
+      `the header length ${n.toLocaleString('en-US')} bytes is more than the file holds after it ` +
+        `(${(file.size - 8).toLocaleString('en-US')} bytes): the file is truncated or not safetensors`,
+    );
+  }
+  const raw = await file.slice(8, 8 + Number(n)).arrayBuffer();
+  // Not fatal on bad UTF-8: the server answers with its own reason for text that is not a header.
+  return new TextDecoder('utf-8').decode(raw);
+}
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (k === 'dataset') Object.assign(node.dataset, v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c == null || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function row(label, field, ...value) {
+  return [h('dt', {}, label), h('dd', { dataset: { field } }, ...value)];
+}
+
+/** "first N of a list" with the count: a heading, the items, and "… and k more". */
+function keyList(title, field, items, render) {
+  const section = h('section', { class: 'ckpt-list', dataset: { field } });
+  section.append(h('h3', {}, `${title} `, h('span', { class: 'count' }, `(${items.length.toLocaleString('en-US')})`)));
+  if (!items.length) {
+    section.append(h('p', { class: 'muted' }, 'none'));
+    return section;
+  }
+  const ul = h('ul', {});
+  for (const item of items.slice(0, LIST_LIMIT)) ul.append(h('li', {}, render(item)));
+  section.append(ul);
+  if (items.length > LIST_LIMIT) {
+    section.append(h('p', { class: 'muted' }, `… and ${(items.length - LIST_LIMIT).toLocaleString('en-US')} more`));
+  }
+  return section;
+}
+
+/** The detection result as panel content (no event handlers: pure DOM from data). */
+export function detectionView(det, fileName) {
+  const dl = h('dl', { class: 'facts ckpt-facts' });
+  dl.append(...row('File', 'file', h('code', {}, fileName)));
+  dl.append(...row('Format', 'format', det.format === 'ldm' ? 'ldm (original names)' : `${det.format} (diffusers names)`));
+  dl.append(...row('Prefix', 'prefix', det.prefix ? h('code', {}, det.prefix) : '(none)'));
+  const others = (det.matching_presets ?? []).filter((p) => p !== det.preset);
+  dl.append(
+    ...row(
+      'Preset',
+      'preset',
+      h('strong', {}, det.preset ?? 'custom'),
+      others.length ? ` (the same network as ${others.join(', ')})` : '',
+      det.preset ? '' : ' architecture, reconstructed from the shapes',
+    ),
+  );
+  dl.append(...row('Parameters', 'params', h('strong', {}, exact(det.num_parameters)), ` (${compact(det.num_parameters)})`));
+  const dtypes = Object.entries(det.bytes_by_dtype ?? {}).sort((a, b) => b[1] - a[1]);
+  const dtypeList = h('ul', { class: 'plain' });
+  for (const [dtype, n] of dtypes) dtypeList.append(h('li', {}, h('code', {}, dtype), ` ${bytes(n)}`));
+  dl.append(...row('UNet bytes', 'dtypes', dtypes.length ? dtypeList : '—'));
+  dl.append(
+    ...row(
+      'Loads',
+      'exact',
+      det.exact
+        ? 'strictly: every key and shape fits the detected architecture'
+        : `with differences: ${det.missing.length} missing, ${det.unexpected.length} unexpected, ${det.mismatched.length} mismatched`,
+    ),
+  );
+  const otherKeys = Object.entries(det.other_keys ?? {});
+  if (otherKeys.length) {
+    const ul = h('ul', { class: 'plain' });
+    for (const [name, n] of otherKeys.slice(0, LIST_LIMIT)) ul.append(h('li', {}, h('code', {}, name), ` ${n} tensors`));
+    if (otherKeys.length > LIST_LIMIT) ul.append(h('li', { class: 'muted' }, `… and ${otherKeys.length - LIST_LIMIT} more`));
+    dl.append(...row('Beside it', 'other', ul));
+  }
+
+  const lists = h(
+    'div',
+    { class: 'ckpt-lists' },
+    keyList('Missing', 'missing', det.missing ?? [], (k) => h('code', {}, k)),
+    keyList('Unexpected', 'unexpected', det.unexpected ?? [], (k) => h('code', {}, k)),
+    keyList('Mismatched', 'mismatched', det.mismatched ?? [], (m) => [
+      h('code', {}, m.key),
+      ` expected [${(m.expected ?? []).join(', ')}], found [${(m.found ?? []).join(', ')}]`,
+    ]),
+  );
+
+  const parts = [dl, lists];
+  if (det.notes?.length) {
+    parts.push(h('ul', { class: 'ckpt-notes', dataset: { field: 'notes' } }, det.notes.map((n) => h('li', {}, n))));
+  }
+  const meta = Object.entries(det.metadata ?? {});
+  if (meta.length) {
+    const details = h('details', { class: 'ckpt-meta', dataset: { field: 'metadata' } });
+    details.append(h('summary', {}, `Metadata (${meta.length} entries)`));
+    const mdl = h('dl', { class: 'facts' });
+    for (const [k, v] of meta.slice(0, METADATA_LIMIT)) mdl.append(h('dt', {}, k), h('dd', {}, v));
+    details.append(mdl);
+    if (meta.length > METADATA_LIMIT) details.append(h('p', { class: 'muted' }, `… and ${meta.length - METADATA_LIMIT} more`));
+    parts.push(details);
+  }
+  return parts;
+}
+
+/**
+ * Wires the button, the file input and the panel. detect(text) posts the header; onDetected(detection, fileName)
+ * opens the detected architecture in the explorer. The panel's dataset.state is "reading", "done" or "error".
+ */
+export function createCheckpoint({ button, input, panel }, { detect, onDetected }) {
+  let token = 0;
+
+  function render(state, fileName, ...body) {
+    panel.dataset.state = state;
+    const close = h('button', { type: 'button', class: 'ckpt-close', 'aria-label': 'Close the checkpoint panel' }, '×');
+    close.addEventListener('click', () => {
+      panel.hidden = true;
+    });
+    panel.replaceChildren(
+      h('div', { class: 'ckpt-head' }, h('h2', {}, 'Checkpoint'), h('span', { class: 'ckpt-file' }, fileName), close),
+      ...body,
+    );
+    panel.hidden = false;
+  }
+
+  async function open(file) {
+    const mine = ++token;
+    button.disabled = true;
+    render('reading', file.name, h('p', { class: 'muted', role: 'status' }, 'Reading the header…'));
+    try {
+      const text = await readHeaderText(file);
+      const det = await detect(text);
+      if (mine !== token) return;
+      render('done', file.name, ...detectionView(det, file.name));
+      onDetected(det, file.name);
+    } catch (err) {
+      if (mine !== token) return;
+      // The API's own words (its `reason`, and the field it is about), or the page's for a file it refused to send.
+      const body = [
+        h('p', { class: 'error', role: 'alert', dataset: { field: 'error' } }, h('strong', {}, 'Could not open it: '), err.reason ?? err.message),
+      ];
+      if (err.field) body.push(h('p', { class: 'muted', dataset: { field: 'error-field' } }, 'About: ', h('code', {}, err.field)));
+      render('error', file.name, ...body);
+    } finally {
+      if (mine === token) button.disabled = false;
+    }
+  }
+
+  button.addEventListener('click', () => input.click());
+  input.addEventListener('change', () => {
+    const file = input.files?.[0];
+    input.value = ''; // choosing the same file again opens it again
+    if (file) open(file);
+  });
+
+  return { open };
+}
