@@ -55,6 +55,7 @@ def files(tmp_path_factory: pytest.TempPathFactory, tiny_state: dict[str, torch.
         "vae": d / "vae-only.safetensors",
         "random": d / "random.safetensors",
         "garbage": d / "garbage.safetensors",
+        "pickle": d / "model.ckpt",
         "xss": d / "x<img src=x onerror=alert(5)>.safetensors",
     }
     save_file({**{PREFIX + k: v for k, v in tiny_state.items()}, **VAE}, str(out["ldm"]))
@@ -66,6 +67,7 @@ def files(tmp_path_factory: pytest.TempPathFactory, tiny_state: dict[str, torch.
     # A plausible length, then bytes that are no JSON: the page sends them and the server says why.
     junk = b"\x00\x01 not a header \xff\xfe" * 4
     out["garbage"].write_bytes(struct.pack("<Q", len(junk)) + junk + b"\x00" * 64)
+    out["pickle"].write_bytes(b"\x80\x02}q\x00." + b"\x00" * 64)
     # The tiny UNet plus tensors and metadata whose names are markup.
     xss = {PREFIX + k: v for k, v in tiny_state.items()}
     xss[PREFIX + XSS_NAMES[0]] = torch.zeros(1)
@@ -210,6 +212,9 @@ def test_files_without_a_unet_show_the_reason(page, live_server, console_errors,
     _open_file(page, files["random"])
     assert panel.get_attribute("data-state") == "error"
     assert "not a safetensors file" in _field(panel, "error")
+    # A pickle (.ckpt) is not opened in the browser; the panel says how to read it instead.
+    _open_file(page, files["pickle"])
+    assert "sdunet-explorer inspect" in _field(panel, "error")
     # A plausible length over bytes that are no JSON, and a header with only VAE tensors: the API's reason.
     for name, status in (("garbage", 400), ("vae", 422)):
         code, body = _detect(live_server, files[name])
@@ -247,6 +252,8 @@ def test_markup_in_names_stays_text(page, live_server, console_errors, files) ->
     assert page.locator("#checkpoint script, #checkpoint b, #summary img").count() == 0
     assert page.evaluate("() => document.querySelectorAll('img').length") == 0
     assert dialogs == []
+    RESULTS.mkdir(exist_ok=True)
+    panel.screenshot(path=str(RESULTS / "page-checkpoint-markup.png"))
     assert console_errors == []
 
 
@@ -292,8 +299,19 @@ def test_weights_file_stats_histogram_and_profile(page, weights_server, console_
         assert shown == pytest.approx(stats[k], rel=1e-3, abs=1e-12), k
     assert hist.locator(".js-plotly-plot .bars path").count() > 0 or hist.locator(".main-svg").count() > 0
     assert details.get_by_role("region", name="Weights").is_visible()
-    page.screenshot(path=str(RESULTS / "page-weights.png"))
+    tensors = details.locator('[data-field="w-tensors"]')
+    tensors.locator("summary").click()
+    assert tensors.locator("li").count() == len(stats["tensors"])
     details.screenshot(path=str(RESULTS / "page-weights-details.png"))
+    first = stats["tensors"][0]  # named below the module's path, with shape and dtype
+    assert (
+        tensors.locator("li")
+        .first.inner_text()
+        .startswith(
+            f"{first['key'].removeprefix('input_blocks.4.')} [{', '.join(map(str, first['shape']))}] {first['dtype']}"
+        )
+    )
+    page.screenshot(path=str(RESULTS / "page-weights.png"))
 
     # A module without parameters says so; the whole model gets its statistics too (tiny: under the threshold).
     page.locator('[data-path="input_blocks.4.0"] > .card').click()

@@ -22,6 +22,12 @@ export class HeaderError extends Error {}
  * impossible length) with a HeaderError; whether the text is a valid header is for the server to say.
  */
 export async function readHeaderText(file) {
+  if (/\.(ckpt|pt|pth|bin)$/i.test(file.name ?? '')) {
+    throw new HeaderError(
+      'this is a PyTorch pickle, which the page does not open; run `sdunet-explorer inspect FILE` ' +
+        '(or `sdunet-explorer serve --weights FILE`) to read it on your machine',
+    );
+  }
   if (file.size < 8) {
     throw new HeaderError(`the file is ${file.size} bytes long; a safetensors file starts with an 8-byte header length`);
   }
@@ -112,7 +118,7 @@ export function detectionView(det, fileName) {
   const otherKeys = Object.entries(det.other_keys ?? {});
   if (otherKeys.length) {
     const ul = h('ul', { class: 'plain' });
-    for (const [name, n] of otherKeys.slice(0, LIST_LIMIT)) ul.append(h('li', {}, h('code', {}, name), ` ${n} tensors`));
+    for (const [name, n] of otherKeys.slice(0, LIST_LIMIT)) ul.append(h('li', {}, h('code', {}, name), ` ${n} tensor${n === 1 ? '' : 's'}`));
     if (otherKeys.length > LIST_LIMIT) ul.append(h('li', { class: 'muted' }, `… and ${otherKeys.length - LIST_LIMIT} more`));
     dl.append(...row('Beside it', 'other', ul));
   }

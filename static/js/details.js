@@ -178,6 +178,22 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadDiffus
       .catch(() => {}); // no names, no row: the rest of the panel stands
   }
 
+  /** Each tensor of the module (its key below the module's path), folded away: shape, dtype, mean, std. */
+  function tensorList(path, tensors) {
+    const box = h('details', { class: 'wtensors', dataset: { field: 'w-tensors' } });
+    box.append(h('summary', {}, `${tensors.length} tensor${tensors.length === 1 ? '' : 's'}`));
+    const ul = h('ul', {});
+    for (const t of tensors.slice(0, 64)) {
+      const name = path && t.key.startsWith(`${path}.`) ? t.key.slice(path.length + 1) : t.key;
+      ul.append(
+        h('li', {}, h('code', {}, name), ` [${t.shape.join(', ')}] ${t.dtype} · mean ${statNumber(t.mean)} · std ${statNumber(t.std)}`),
+      );
+    }
+    box.append(ul);
+    if (tensors.length > 64) box.append(h('p', { class: 'muted' }, `… and ${tensors.length - 64} more`));
+    return box;
+  }
+
   /** Statistics of the module's weights, when the server has a weights file of the model on screen. */
   function weightsSection(ix, node) {
     if (!weights?.matches(ix.trace.config)) return null;
@@ -202,7 +218,7 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadDiffus
             facts.append(...row(k, `w-${k}`, statNumber(s[k])));
           }
           const hist = h('div', { class: 'hist', dataset: { field: 'w-hist' } });
-          body.replaceChildren(facts, hist);
+          body.replaceChildren(facts, hist, tensorList(node.path, s.tensors ?? []));
           return drawHistogram(hist, s).then(() => {
             hist.dataset.drawn = 'true';
           });
