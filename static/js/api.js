@@ -105,3 +105,16 @@ export function getWeights() {
 export function getWeightStats(path) {
   return request('GET', `/api/weights/stats?path=${encodeURIComponent(path)}`);
 }
+
+/** GET /api/compare → two presets side by side: totals, per stage, per level, per block kind, differences. */
+export function getCompare({ a, b, imageSize }) {
+  const q = new URLSearchParams({ a, b });
+  if (imageSize) q.set('image_size', imageSize);
+  return request('GET', `/api/compare?${q}`);
+}
+
+/** GET /api/scaling → one preset's FLOPs, memory (and times, when profiled) at each square image size. */
+export function getScaling({ preset, sizes }) {
+  const q = new URLSearchParams({ preset, sizes: sizes.join(',') });
+  return request('GET', `/api/scaling?${q}`);
+}

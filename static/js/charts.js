@@ -114,3 +114,92 @@ export async function drawCharts({ flopsEl, paramsEl }, ix, { onSelect }) {
     });
   }
 }
+
+// ---- scaling: one model across image sizes (GET /api/scaling) ----------------------------------------------------
+
+const GIB = 2 ** 30;
+const ATTN_COLOR = '#c0392b';
+const REST_COLOR = '#8da4c4';
+
+/** The square image sizes to trace: 256 to 2048 px, each rounded to a multiple of `step` (the latent factor times
+ * the total downsampling, so every level divides evenly), no duplicates. */
+export function scalingSizes(step, from = 256, to = 2048) {
+  const out = [];
+  for (const s of [from, 384, 512, 768, 1024, 1280, 1536, to]) {
+    const v = Math.max(step, Math.round(s / step) * step);
+    if (!out.includes(v)) out.push(v);
+  }
+  return out;
+}
+
+/** One sentence on how attention grows compared with the rest, from the first and last points. */
+export function scalingNote(points) {
+  if (points.length < 2) return '';
+  const [p, q] = [points[0], points.at(-1)];
+  const px = (q.image_size[0] * q.image_size[1]) / (p.image_size[0] * p.image_size[1]);
+  const share = (x) => `${((100 * x.attention_flops) / x.flops).toFixed(1)}%`;
+  const grow = (a, b) => (a ? `${(b / a).toFixed(b / a >= 100 ? 0 : 1)}×` : 'from zero');
+  if (!q.attention_flops) return `From ${p.image_size[0]} to ${q.image_size[0]} px (${px.toFixed(0)}× the pixels) the FLOPs grow ${grow(p.flops, q.flops)}; this model has no attention matmuls.`;
+  return `From ${p.image_size[0]} to ${q.image_size[0]} px (${px.toFixed(0)}× the pixels), attention FLOPs grow `
+    + `${grow(p.attention_flops, q.attention_flops)}: quadratic in the latent pixels, against ${grow(p.other_flops, q.other_flops)} `
+    + `for everything else. Attention is ${share(p)} of the FLOPs at ${p.image_size[0]} px and ${share(q)} at ${q.image_size[0]} px.`;
+}
+
+/**
+ * FLOPs (attention stacked on the rest) over image size, and below it activation and peak memory, with measured
+ * times (ms, right axis) for the sizes that were profiled. `times` maps image size → ms; the API's own time_ms
+ * (a profiled trace in its cache) wins.
+ */
+export async function drawScaling(el, data, { times = new Map(), title = '' } = {}) {
+  const Plotly = window.Plotly;
+  if (!Plotly) return;
+  const pts = data.points;
+  const x = pts.map((p) => p.image_size[0]);
+  const bar = (name, key, color) => ({
+    type: 'bar', name, x, y: pts.map((p) => p[key] / 1e12), customdata: pts.map((p) => p[key]), marker: { color },
+    xaxis: 'x', yaxis: 'y', meta: key,
+    hovertemplate: `%{x} px: %{y:.3~f} TFLOPs<extra>${name}</extra>`,
+  });
+  const share = pts.map((p) => (p.flops ? `${((100 * p.attention_flops) / p.flops).toFixed(1)}% attention` : ''));
+  const attention = bar('attention FLOPs (QKᵀ, AV)', 'attention_flops', ATTN_COLOR);
+  attention.text = share;
+  attention.textposition = 'none';
+  attention.hovertemplate = '%{x} px: %{y:.3~f} TFLOPs (%{text})<extra>attention</extra>';
+  const line = (name, key, color, dash) => ({
+    type: 'scatter', mode: 'lines+markers', name, x, y: pts.map((p) => p[key] / GIB), customdata: pts.map((p) => p[key]),
+    xaxis: 'x', yaxis: 'y2', meta: key, line: { color, width: 2, dash }, marker: { size: 6, color },
+    hovertemplate: `%{x} px: %{y:.3~f} GiB<extra>${name}</extra>`,
+  });
+  const traces = [
+    bar('other FLOPs (conv, linear, …)', 'other_flops', REST_COLOR),
+    attention,
+    line('peak memory (weights + activations)', 'peak_memory_bytes', '#2b303a', 'solid'),
+    line('peak activations', 'peak_activation_bytes', '#23945f', 'dash'),
+    line('activations (sum of all outputs)', 'activation_bytes', '#7c5cc4', 'dot'),
+  ];
+  const measured = pts.map((p) => p.time_ms ?? times.get(p.image_size[0]) ?? null);
+  const timed = measured.some((v) => v != null);
+  if (timed) {
+    traces.push({
+      type: 'scatter', mode: 'lines+markers', name: 'measured time', x, y: measured, xaxis: 'x', yaxis: 'y3',
+      meta: 'time_ms', connectgaps: true, line: { color: '#d2871f', width: 2 }, marker: { symbol: 'diamond', size: 8 },
+      hovertemplate: '%{x} px: %{y:.3~f} ms<extra>measured</extra>',
+    });
+  }
+  const layout = {
+    title: { text: title, font: { ...FONT, size: 14 }, x: 0.01, xanchor: 'left' },
+    font: FONT,
+    barmode: 'stack',
+    height: 520,
+    margin: { l: 70, r: 70, t: 40, b: 50 },
+    paper_bgcolor: 'rgba(0,0,0,0)',
+    plot_bgcolor: '#fff',
+    legend: { orientation: 'h', y: -0.12, x: 0 },
+    xaxis: { title: { text: 'image size (px, square)' }, anchor: 'y2', tickvals: x, gridcolor: '#eef0f3' },
+    yaxis: { domain: [0.5, 1], title: { text: 'TFLOPs per step' }, gridcolor: '#e8ebf0', rangemode: 'tozero' },
+    yaxis2: { domain: [0, 0.4], title: { text: 'GiB' }, gridcolor: '#e8ebf0', rangemode: 'tozero' },
+    hoverlabel: { font: FONT },
+  };
+  if (timed) layout.yaxis3 = { title: { text: 'ms' }, overlaying: 'y2', side: 'right', rangemode: 'tozero', showgrid: false };
+  await Plotly.react(el, traces, layout, CONFIG);
+}

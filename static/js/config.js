@@ -92,3 +92,29 @@ export function textWidth(text, size = 11, mono = false) {
 
 /** Text sizes used by both layout (for widths) and the stylesheet. */
 export const FONT = Object.freeze({ title: 11.5, sub: 10, shape: 10, label: 9.5 });
+
+/** "Colour by" overlays: what a block's fill can show, and how the legend names it. */
+export const OVERLAYS = Object.freeze([
+  Object.freeze({ key: 'none', label: 'none' }),
+  Object.freeze({ key: 'params', label: 'parameters', unit: 'count' }),
+  Object.freeze({ key: 'flops', label: 'FLOPs', unit: 'count' }),
+  Object.freeze({ key: 'attention', label: 'attention FLOPs (QKᵀ, AV)', unit: 'count' }),
+  Object.freeze({ key: 'activation', label: 'activation memory', unit: 'bytes' }),
+  Object.freeze({ key: 'time', label: 'measured time', unit: 'ms' }),
+]);
+
+/** The overlay's colour ramp, light to dark (a sequential yellow–red scale); text turns white past DARK_FROM. */
+export const OVERLAY_RAMP = Object.freeze(['#fffbe0', '#fee391', '#fdb863', '#f47a3c', '#d7402b', '#9e1f3a']);
+export const OVERLAY_DARK_FROM = 0.62;
+
+/** Colour at position t (0..1) on OVERLAY_RAMP, as #rrggbb. */
+export function rampColor(t) {
+  const n = OVERLAY_RAMP.length - 1;
+  const x = Math.max(0, Math.min(1, t)) * n;
+  const i = Math.min(n - 1, Math.floor(x));
+  const f = x - i;
+  const rgb = (hex) => [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16));
+  const a = rgb(OVERLAY_RAMP[i]);
+  const b = rgb(OVERLAY_RAMP[i + 1]);
+  return `#${a.map((v, k) => Math.round(v + (b[k] - v) * f).toString(16).padStart(2, '0')).join('')}`;
+}

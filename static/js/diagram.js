@@ -5,14 +5,16 @@
 // opened) the insides of opened blocks far from the visible area are left out until scrolled to: the DOM stays
 // small and every interaction fast. All text goes in via textContent.
 
-import { SIZES as Z, KIND_CATEGORY } from './config.js';
-import { barFraction, cardLines, metricOf } from './layout.js';
+import { SIZES as Z, KIND_CATEGORY, OVERLAY_DARK_FROM, rampColor } from './config.js';
+import { barFraction, cardLines, metricOf, overlayScale, overlayValue } from './layout.js';
 import { ms, percent } from './format.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const MARKERS = ['flow', 'skip', 'emb', 'ctx', 'res'];
 // Past this many boxes, only what is near the visible area gets its inside drawn (SDXL fully open has ~2000).
 const CULL_MIN = 700;
+// Each diagram after the first (the compare view draws two more) gets its own marker ids.
+let instances = 0;
 
 function el(tag, attrs = {}, text = null) {
   const node = document.createElementNS(SVG, tag);
@@ -25,9 +27,9 @@ function pathData(pts) {
   return pts.map(([x, y], i) => `${i ? 'L' : 'M'}${x.toFixed(1)} ${y.toFixed(1)}`).join('');
 }
 
-function drawEdge(parent, e) {
+function drawEdge(parent, e, ids = '') {
   const attrs = { d: pathData(e.pts), class: `wire ${e.cls}` };
-  if (e.head) attrs['marker-end'] = `url(#arrow-${MARKERS.includes(e.cls) ? e.cls : 'flow'})`;
+  if (e.head) attrs['marker-end'] = `url(#arrow-${MARKERS.includes(e.cls) ? e.cls : 'flow'}${ids})`;
   parent.append(el('path', attrs));
   if (e.label) parent.append(el('text', { x: e.lx, y: e.ly, class: 'elabel' }, e.label));
 }
@@ -58,12 +60,14 @@ function placeAt(parent, child, index) {
   if (current !== child) parent.insertBefore(child, current ?? null);
 }
 
-export function createDiagram(host, { onActivate, onSelect }) {
-  const svg = el('svg', { class: 'unet', role: 'group', 'aria-label': 'UNet diagram: click a block to open it' });
+export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagram: click a block to open it' }) {
+  const ids = instances ? `-${instances}` : '';
+  instances += 1;
+  const svg = el('svg', { class: 'unet', role: 'group', 'aria-label': label });
   const defs = el('defs');
   for (const m of MARKERS) {
     const marker = el('marker', {
-      id: `arrow-${m}`, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7,
+      id: `arrow-${m}${ids}`, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7,
       orient: 'auto-start-reverse', class: `marker ${m}`,
     });
     marker.append(el('path', { d: 'M0 1L10 5L0 9z' }));
@@ -84,6 +88,10 @@ export function createDiagram(host, { onActivate, onSelect }) {
   let selection = null;
   let selected = null; // the <g> that carries .selected
   let win = null; // the drawn window when culling, else null
+  let overlay = 'none'; // the "Colour by" key, and its scale for this trace
+  let scale = null;
+  let highlights = new Set(); // search hits: data-highlight="true"
+  let fullDraw = false; // an export wants every box, culling or not
 
   function drawCard(g, box, depth) {
     const node = box.node;
@@ -92,7 +100,15 @@ export function createDiagram(host, { onActivate, onSelect }) {
     const w = box.w;
     const h = box.cardH;
     const top = box.top;
-    card.append(el('rect', { class: 'card-bg', width: w, height: h, rx: top ? 8 : 6 }));
+    const bg = el('rect', { class: 'card-bg', width: w, height: h, rx: top ? 8 : 6 });
+    card.append(bg);
+    const t = scale ? scale.at(overlayValue(ix, node, overlay)) : null;
+    if (t != null) {
+      // Inline, so it wins over the kind colours and travels with an exported SVG.
+      bg.style.fill = rampColor(t);
+      card.classList.add('overlaid');
+      if (t >= OVERLAY_DARK_FROM) card.classList.add('on-dark');
+    }
     if (top) card.append(el('rect', { class: 'stage-strip', width: 5, height: h, rx: 2 }));
     const frac = barFraction(ix, node, metric);
     // The bar keeps the closed card's length when the block opens, so bars stay comparable.
@@ -124,13 +140,14 @@ export function createDiagram(host, { onActivate, onSelect }) {
 
   function drawDeco(inner, layout) {
     const deco = el('g', { class: 'deco' });
-    for (const e of layout.edges) drawEdge(deco, e);
+    for (const e of layout.edges) drawEdge(deco, e, ids);
     for (const d of layout.dots) deco.append(el('circle', { cx: d.cx, cy: d.cy, r: 2.6, class: 'dot res' }));
     for (const op of layout.ops) drawOp(deco, op);
     for (const t of layout.terms) drawTerm(deco, t);
     for (const l of layout.labels) deco.append(el('text', { x: l.x, y: l.y, class: `label ${l.cls}`, 'text-anchor': l.anchor }, l.text));
     for (const b of layout.brackets) {
       const g = el('g', { class: 'bracket', 'data-path': b.path, 'data-kind': b.kind });
+      if (highlights.has(b.path)) g.setAttribute('data-highlight', 'true');
       g.append(el('title', {}, `${b.path} (${b.kind}): the forward runs its children one by one`));
       g.append(el('path', { d: `M${b.x - 4} ${b.y1}h4V${b.y2}h-4`, class: 'bracket-line' }));
       g.append(el('text', { x: b.x + 3, y: b.y1 - 3, class: 'bracket-label' }, b.label));
@@ -155,7 +172,7 @@ export function createDiagram(host, { onActivate, onSelect }) {
       g.__kids = new Map();
     }
     const node = box.node;
-    const same = g.__box === box && g.__metric === metric;
+    const same = g.__box === box && g.__metric === metric && g.__overlay === scale;
     if (!same) {
       const cat = KIND_CATEGORY[node.kind] ?? (node.children.length ? 'container' : 'other');
       g.setAttribute('class', `box ${box.top ? 'top' : 'inner'} cat-${cat}${box.expanded ? ' open' : ''}`);
@@ -180,6 +197,11 @@ export function createDiagram(host, { onActivate, onSelect }) {
     }
     const isSelected = node.path === selection;
     if (isSelected !== g.classList.contains('selected')) g.classList.toggle('selected', isSelected);
+    const hit = highlights.has(node.path);
+    if (hit !== g.hasAttribute('data-highlight')) {
+      if (hit) g.setAttribute('data-highlight', 'true');
+      else g.removeAttribute('data-highlight');
+    }
 
     if (box.expanded && inWindow(ax, ay, box.w, box.h)) {
       let inner = g.__inner;
@@ -216,20 +238,21 @@ export function createDiagram(host, { onActivate, onSelect }) {
     }
     g.__box = box;
     g.__metric = metric;
+    g.__overlay = scale;
     return g;
   }
 
   function drawWires(sc) {
     const frag = document.createDocumentFragment();
-    for (const b of sc.buses) drawEdge(frag, b);
+    for (const b of sc.buses) drawEdge(frag, b, ids);
     for (const d of sc.dots) frag.append(el('circle', { cx: d.cx, cy: d.cy, r: 2.4, class: `dot ${d.cls}` }));
-    for (const e of sc.edges) drawEdge(frag, e);
+    for (const e of sc.edges) drawEdge(frag, e, ids);
     wires.replaceChildren(frag);
     const skipFrag = document.createDocumentFragment();
     for (const s of sc.skips) {
       const g = el('g', { class: 'skip', 'data-skip-from': s.from, 'data-skip-to': s.to });
       g.append(el('title', {}, s.title));
-      g.append(el('path', { d: pathData(s.pts), class: 'wire skip', 'marker-end': 'url(#arrow-skip)' }));
+      g.append(el('path', { d: pathData(s.pts), class: 'wire skip', 'marker-end': `url(#arrow-skip${ids})` }));
       g.append(el('text', { x: s.lx, y: s.ly, class: 'skip-label', 'text-anchor': 'middle' }, s.label));
       skipFrag.append(g);
     }
@@ -255,7 +278,7 @@ export function createDiagram(host, { onActivate, onSelect }) {
    * big scenes: below CULL_MIN boxes everything is drawn (and every module is in the DOM). */
   function computeWindow(sc) {
     const total = sc.tops.reduce((n, t) => n + t.box.count, 0);
-    if (total <= CULL_MIN) return null;
+    if (total <= CULL_MIN || fullDraw) return null;
     const w = host.clientWidth / zoom;
     const h = host.clientHeight / zoom;
     const x = host.scrollLeft / zoom;
@@ -287,8 +310,13 @@ export function createDiagram(host, { onActivate, onSelect }) {
       for (const g of groups.values()) g.remove();
       groups = new Map();
     }
+    const newIndex = index !== ix;
     ix = index;
     if (opts.metric) metric = opts.metric;
+    if ((opts.overlay && opts.overlay !== overlay) || newIndex) {
+      overlay = opts.overlay ?? overlay;
+      scale = overlay !== 'none' ? overlayScale(ix, overlay) : null;
+    }
     if ('selection' in opts) selection = opts.selection;
     scene = sc;
     applySize();
@@ -318,6 +346,30 @@ export function createDiagram(host, { onActivate, onSelect }) {
     if (selected) selected.classList.remove('selected');
     selected = path != null ? find(path) : null;
     if (selected) selected.classList.add('selected');
+  }
+
+  /** Mark search hits (data-highlight="true"); they stay marked through redraws until replaced. */
+  function setHighlights(paths) {
+    highlights = new Set(paths);
+    for (const g of svg.querySelectorAll('[data-highlight]')) {
+      if (!highlights.has(g.getAttribute('data-path'))) g.removeAttribute('data-highlight');
+    }
+    for (const path of highlights) find(path)?.setAttribute('data-highlight', 'true');
+  }
+
+  /** Scroll so the rectangle {x, y, w, h} (scene units) is in the middle of the view. */
+  function reveal(rect) {
+    if (!rect) return;
+    host.scrollTo({
+      left: Math.max(0, (rect.x + rect.w / 2) * zoom - host.clientWidth / 2),
+      top: Math.max(0, (rect.y + Math.min(rect.h, 80) / 2) * zoom - host.clientHeight / 2),
+    });
+  }
+
+  /** Draw every box, off-screen ones too (for an export), or go back to culling big scenes. */
+  function setFullDraw(on) {
+    fullDraw = Boolean(on);
+    if (scene) renderBoxes();
   }
 
   function setZoom(z) {
@@ -353,6 +405,9 @@ export function createDiagram(host, { onActivate, onSelect }) {
   return {
     render,
     highlight,
+    setHighlights,
+    reveal,
+    setFullDraw,
     setZoom,
     fitZoom,
     get zoom() {
@@ -362,5 +417,8 @@ export function createDiagram(host, { onActivate, onSelect }) {
       find(path)?.focus();
     },
     element: svg,
+    get scene() {
+      return scene;
+    },
   };
 }

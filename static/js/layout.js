@@ -645,8 +645,10 @@ function termOf(text, cls, title = null) {
 /**
  * The whole scene: top-level boxes placed on the U, the flow between them, skip connections in lanes above the
  * up row they enter, and the time-embedding and context buses with a drop into every block that consumes them.
+ * `align` (from alignScenes) makes rows at least as tall as another model's, so two U's side by side line up by
+ * level; `scene.geometry` reports the natural heights it needs.
  */
-export function layoutScene(ix, expanded, memo = createMemo()) {
+export function layoutScene(ix, expanded, memo = createMemo(), align = null) {
   const boxes = new Map();
   for (const b of ix.blocks) if (ix.nodes.has(b.path)) boxes.set(b.path, layoutBox(ix, b.path, expanded, memo));
 
@@ -700,7 +702,7 @@ export function layoutScene(ix, expanded, memo = createMemo()) {
 
   // Header: t → time_embed (+ y → label_emb) and the context, far right.
   const headerTop = Z.margin;
-  const headerH = Math.max(Z.top.h, ...timeBox.map((b) => b.h));
+  const headerH = Math.max(align?.headerH ?? 0, Z.top.h, ...timeBox.map((b) => b.h));
   const portY = (p) => p.y + Z.portDy;
   let hx = Z.margin;
   const tPos = { ...tTerm, x: hx, y: headerTop + Z.portDy - Z.termH / 2 };
@@ -748,13 +750,18 @@ export function layoutScene(ix, expanded, memo = createMemo()) {
   const rowTop = [];
   const rowBottom = [];
   const chTop = [];
+  const geometry = { levels, headerH, channel: [], row: [] };
   let y = headerTop + headerH + Z.headerGap;
   for (let L = 0; L <= levels; L += 1) {
-    chTop[L] = y;
-    rowTop[L] = y + channelH(L);
+    if (L === levels) y += align?.beforeMid ?? 0; // room for levels the other model has and this one lacks
     const paths = L < levels ? [...down[L], ...up[L]] : mid ? [mid] : [];
     const hRow = Math.max(Z.top.h, ...paths.map((p) => boxes.get(p).h));
-    rowBottom[L] = rowTop[L] + hRow;
+    geometry.channel[L] = channelH(L);
+    geometry.row[L] = hRow;
+    // Extra height goes above the channel, so the lanes stay next to the row they feed.
+    chTop[L] = y + Math.max(0, (align?.channel[L] ?? 0) - channelH(L));
+    rowTop[L] = chTop[L] + channelH(L);
+    rowBottom[L] = rowTop[L] + Math.max(hRow, align?.row[L] ?? 0);
     y = rowBottom[L];
   }
   const H = Math.ceil(y + Z.margin);
@@ -918,5 +925,113 @@ export function layoutScene(ix, expanded, memo = createMemo()) {
   }
 
   const tops = ix.blocks.filter((b) => place.has(b.path)).map((b) => ({ ...place.get(b.path), stage: b.stage }));
-  return { w: W, h: H, tops, terms, edges, ops, dots, skips, buses, rowLabels };
+  return { w: W, h: H, tops, terms, edges, ops, dots, skips, buses, rowLabels, geometry };
+}
+
+/**
+ * Row heights that make two scenes line up: level L beside level L, the middle row beside the middle row, and a
+ * gap in the shallower U where the deeper one has levels it lacks. Takes both scenes' `geometry`, returns one
+ * `align` argument for layoutScene per scene.
+ */
+export function alignScenes(ga, gb) {
+  const deepest = Math.max(ga.levels, gb.levels);
+  const channel = [];
+  const row = [];
+  for (let L = 0; L < deepest; L += 1) {
+    channel[L] = Math.max(L < ga.levels ? ga.channel[L] : 0, L < gb.levels ? gb.channel[L] : 0);
+    row[L] = Math.max(L < ga.levels ? ga.row[L] : 0, L < gb.levels ? gb.row[L] : 0);
+  }
+  const midChannel = Math.max(ga.channel[ga.levels], gb.channel[gb.levels]);
+  const midRow = Math.max(ga.row[ga.levels], gb.row[gb.levels]);
+  const headerH = Math.max(ga.headerH, gb.headerH);
+  const forOne = (g) => {
+    let beforeMid = 0;
+    for (let L = g.levels; L < deepest; L += 1) beforeMid += channel[L] + row[L];
+    return {
+      headerH,
+      beforeMid,
+      channel: [...channel.slice(0, g.levels), midChannel],
+      row: [...row.slice(0, g.levels), midRow],
+    };
+  };
+  return [forOne(ga), forOne(gb)];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Overlays, search and positions: small pure helpers for the "Colour by" fill, the search box and scrolling.
+
+/** Every leaf output inside a module, summed (cached per trace): a container's own output would hide what runs
+ * inside it; the root's sum equals the trace's totals.activation_bytes. */
+function leafActivation(ix, path) {
+  if (!ix.leafBytes) {
+    const sums = new Map();
+    const nodes = ix.trace.nodes;
+    for (let i = nodes.length - 1; i >= 0; i -= 1) {
+      const n = nodes[i];
+      sums.set(n.path, n.children.length ? n.children.reduce((s, c) => s + (sums.get(c) ?? 0), 0) : n.activation_bytes ?? 0);
+    }
+    ix.leafBytes = sums;
+  }
+  return ix.leafBytes.get(path) ?? null;
+}
+
+/** A module's number for a "Colour by" overlay (config.OVERLAYS), or null when the trace has none. */
+export function overlayValue(ix, node, key) {
+  if (key === 'params') return node.params ?? null;
+  if (key === 'flops') return node.flops ?? null;
+  if (key === 'attention') return node.flops_by_op?.attention ?? 0;
+  if (key === 'activation') return leafActivation(ix, node.path);
+  if (key === 'time') return node.time_ms ?? null;
+  return null;
+}
+
+/** The overlay's scale: the largest top-level block gets the darkest colour; everything smaller is placed on a
+ * square-root scale, so modules a hundred times smaller still show a tint. */
+export function overlayScale(ix, key) {
+  let max = 0;
+  for (const b of ix.blocks) {
+    const n = ix.nodes.get(b.path);
+    if (n) max = Math.max(max, overlayValue(ix, n, key) ?? 0);
+  }
+  return {
+    key,
+    max,
+    /** Position on the ramp, 0..1, or null (no value). */
+    at: (v) => (v == null ? null : max > 0 ? Math.min(1, Math.sqrt(Math.max(0, v) / max)) : 0),
+    /** The value at ramp position t (for the legend's ticks). */
+    valueAt: (t) => t * t * max,
+  };
+}
+
+/** The open blocks that show `path` in the diagram, outermost first. A dissolved container (drawn as a bracket)
+ * opens its parent. Empty for a top-level block or a module that is never drawn. */
+export function pathToOpen(ix, path) {
+  const top = topLevelOf(path);
+  if (!top || !ix.blockByPath.has(top) || !ix.nodes.has(path) || ix.order.get(path) === Infinity) return [];
+  const out = [];
+  let cur = top;
+  while (cur !== path) {
+    const { boxPaths } = flowOf(ix, cur);
+    const next = boxPaths.find((p) => path === p || path.startsWith(`${p}.`));
+    if (boxPaths.length) out.push(cur);
+    if (!next) break;
+    cur = next;
+  }
+  return out;
+}
+
+/** Where `path` (or its nearest drawn ancestor) sits in a scene, in scene units: {x, y, w, h, path}. */
+export function boxRect(scene, path) {
+  const top = topLevelOf(path);
+  const pl = scene.tops.find((t) => t.box.path === top);
+  if (!pl) return null;
+  let { box, x, y } = pl;
+  while (box.path !== path && box.inner) {
+    const next = box.inner.placements.find((p) => path === p.box.path || path.startsWith(`${p.box.path}.`));
+    if (!next) break;
+    x += Z.padX + next.x;
+    y += box.cardH + next.y;
+    box = next.box;
+  }
+  return { x, y, w: box.w, h: box.h, path: box.path };
 }

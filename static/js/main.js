@@ -10,6 +10,8 @@ import { createDiagram } from './diagram.js';
 import { bytes, compact, shapeText } from './format.js';
 import { createMemo, expandablePaths, flowOf, indexTrace, layoutScene } from './layout.js';
 import { createStore } from './state.js';
+import { createFeatures } from './features.js';
+import { readUrl } from './urlstate.js';
 import { createWeights } from './weights.js';
 
 const $ = (id) => document.getElementById(id);
@@ -58,7 +60,7 @@ function renderDiagram() {
   setReady(false);
   const t0 = performance.now();
   const scene = layoutScene(ix, state.expanded, memo);
-  diagram.render(scene, ix, { metric: state.metric, selection: state.selection });
+  diagram.render(scene, ix, { metric: state.metric, selection: state.selection, overlay: state.overlay });
   document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
   $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
   setReady(true);
@@ -183,7 +185,6 @@ store.on('trace', (trace) => {
   document.querySelector(`input[name="metric"][value="${state.metric}"]`).checked = true;
   showSummary(trace);
   showDetails();
-  history.replaceState(null, '', `#${encodeURIComponent(state.preset ?? '')}@${trace.input?.image_size?.[0] ?? ''}`);
   drawChartsSoon();
 });
 
@@ -373,11 +374,16 @@ async function init() {
   }
   const fromWeights = await loadWeights();
   // "#sdxl-base@1024" picks the model and size; otherwise the weights file's model, or SD 1.x at its reference size.
-  const [hashPreset, hashSize] = decodeURIComponent(location.hash.slice(1)).split('@');
+  // The rest of the view in the link (opened blocks, selection, overlay, compare): urlstate.js, features.js.
+  const view = readUrl(location.hash);
+  const [hashPreset, hashSize] = [view.preset, view.size];
   const names = state.presets.map((p) => p.name);
   const preset = names.includes(hashPreset) ? hashPreset : fromWeights ?? (names.includes('sd1') ? 'sd1' : names[0]);
   const size = Number(hashSize) > 0 ? Number(hashSize) : null;
-  store.setModel(preset, size);
+  features.applyView(preset === hashPreset ? view : null, preset, size);
 }
+
+// Compare, scaling, "Colour by", search, exports and the URL; after the listeners above, so it sees drawn views.
+const features = createFeatures({ store, diagram, getIndex: () => ix, traceCache, renderDiagram, showError });
 
 init();

@@ -18,10 +18,13 @@ export function createEmitter() {
 }
 
 export const METRICS = Object.freeze(['flops', 'params', 'time']);
+// What "Colour by" can show (config.OVERLAYS names them); 'none' keeps the kind colours.
+export const OVERLAY_KEYS = Object.freeze(['none', 'params', 'flops', 'attention', 'activation', 'time']);
 
 /**
  * Events: 'presets', 'models' (a model from a file added), 'model' (preset or size chosen), 'trace' (a new trace
- * to draw), 'expanded' (with the paths that changed, or null for all), 'selection', 'metric', 'profile', 'error'.
+ * to draw), 'expanded' (with the paths that changed, or null for all), 'selection', 'metric', 'profile', 'error',
+ * 'overlay' (the "Colour by" choice), 'compare' (the preset shown beside this one).
  */
 export function createStore() {
   const emitter = createEmitter();
@@ -36,6 +39,8 @@ export function createStore() {
     expanded: new Set(),
     selection: null,
     metric: 'flops',
+    overlay: 'none', // the "Colour by" fill of the blocks
+    compare: null, // {preset, sameSize} shown beside this model, or null
     profile: { state: 'idle', phase: '', done: 0, total: 0, error: null },
     error: null,
   };
@@ -55,11 +60,17 @@ export function createStore() {
       emitter.emit('models', [...state.models.values()]);
     },
 
-    /** Choose a model and image size; a different preset closes everything (its paths are different). */
-    setModel(preset, imageSize) {
+    /** Choose a model and image size; a different preset closes everything (its paths are different), unless
+     * `view` ({expanded, selection}) says what to show. */
+    setModel(preset, imageSize, view = null) {
       if (preset !== state.preset) {
         state.expanded = new Set();
         state.selection = null;
+      }
+      if (view) {
+        // A link being restored: what to open and select once the trace is here (setTrace drops unknown paths).
+        state.expanded = new Set(view.expanded ?? []);
+        state.selection = view.selection ?? null;
       }
       state.preset = preset;
       state.imageSize = imageSize;
@@ -72,6 +83,7 @@ export function createStore() {
       state.expanded = new Set([...state.expanded].filter((p) => paths.has(p)));
       if (state.selection !== null && !paths.has(state.selection)) state.selection = null;
       if (state.metric === 'time' && trace.totals.time_ms == null) state.metric = 'flops';
+      if (state.overlay === 'time' && trace.totals.time_ms == null) state.overlay = 'none';
       state.trace = trace;
       state.error = null;
       emitter.emit('trace', trace);
@@ -98,6 +110,20 @@ export function createStore() {
       if (!METRICS.includes(metric) || metric === state.metric) return;
       state.metric = metric;
       emitter.emit('metric', metric);
+    },
+
+    setOverlay(key) {
+      if (!OVERLAY_KEYS.includes(key) || key === state.overlay) return;
+      state.overlay = key;
+      emitter.emit('overlay', key);
+    },
+
+    /** Show another preset beside this one (null: compare mode off). */
+    setCompare(compare) {
+      const next = compare?.preset ? { preset: compare.preset, sameSize: Boolean(compare.sameSize) } : null;
+      if (JSON.stringify(next) === JSON.stringify(state.compare)) return;
+      state.compare = next;
+      emitter.emit('compare', next);
     },
 
     setProfile(patch) {

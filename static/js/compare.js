@@ -1,0 +1,283 @@
+// compare.js — two models side by side: both U's, drawn by two more diagram.js instances and lined up level by
+// level (layout.alignScenes), and the tables of GET /api/compare (params and FLOPs per stage, per level and per
+// block kind) with the structural differences in words. Clicking a block opens it in its own U, and in the other
+// one too when that has the same block at the same stage and level.
+
+import { createDiagram } from './diagram.js';
+import { compact, exact } from './format.js';
+import { alignScenes, createMemo, flowOf, indexTrace, layoutScene } from './layout.js';
+
+const STAGE_WORDS = { embed: 'Embeddings', down: 'Down', mid: 'Middle', up: 'Up', out: 'Output' };
+const KIND_WORDS = {
+  resblock: 'ResBlock', spatial_transformer: 'SpatialTransformer', transformer_block: 'transformer block',
+  self_attention: 'self-attention', cross_attention: 'cross-attention', feed_forward: 'feed-forward',
+  attention_block: 'AttentionBlock', downsample: 'Downsample', upsample: 'Upsample',
+  time_embedding: 'time embedding', label_embedding: 'label embedding', input_conv: 'input conv', output: 'output',
+};
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (k === 'dataset') Object.assign(node.dataset, v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c != null && c !== false) node.append(c instanceof Node ? c : String(c));
+  return node;
+}
+
+/** "down.2" → {stage: 'down', level: 2}; "mid" → {stage: 'mid', level: null}. */
+function parseWhere(key) {
+  const [stage, level] = key.split('.');
+  return { stage, level: level == null ? null : Number(level) };
+}
+
+/** The latent size at a level: "32×32". */
+function latentAt(input, level) {
+  const s = input?.sample_size;
+  return s && level != null ? s.map((v) => v / 2 ** level).join('×') : '';
+}
+
+function whereWords(key, cmp) {
+  const { stage, level } = parseWhere(key);
+  if (level == null) return STAGE_WORDS[stage] ?? key;
+  const sizes = [latentAt(cmp.a.input, level), latentAt(cmp.b.input, level)];
+  const res = sizes[0] === sizes[1] ? sizes[0] : sizes.filter(Boolean).join(' / ');
+  return `${STAGE_WORDS[stage] ?? stage}, level ${level}${res ? ` (latent ${res})` : ''}`;
+}
+
+const hasAttention = (blocks) => (blocks ?? []).some((b) => /SpatialTransformer|AttentionBlock/.test(b));
+/** The most transformer blocks stacked in one SpatialTransformer of a level (0: none). */
+function depthOf(blocks) {
+  let d = 0;
+  for (const b of blocks ?? []) {
+    for (const m of b.matchAll(/SpatialTransformer(?: x(\d+))?/g)) d = Math.max(d, m[1] ? Number(m[1]) : 1);
+  }
+  return d;
+}
+const ratio = (a, b) => (a && b != null ? b / a : null);
+const times = (r) => (r == null ? '—' : r >= 10 ? `×${r.toFixed(0)}` : `×${r.toFixed(r >= 1 ? 1 : 2)}`);
+
+/**
+ * The structural differences in words: a few headline sentences (levels, attention at the highest resolution,
+ * stacked transformer blocks, size), then one line per level that differs. Pure: compare JSON + names in.
+ */
+export function describeDifferences(cmp, nameA, nameB) {
+  const headline = [];
+  const levelsOf = (side) => new Set(cmp.by_level.filter((r) => r[side] && r.key.startsWith('down.')).map((r) => r.key)).size;
+  const la = levelsOf('a');
+  const lb = levelsOf('b');
+  if (la !== lb) {
+    const deep = la > lb ? [nameA, la, cmp.a.input] : [nameB, lb, cmp.b.input];
+    const shallow = la > lb ? [nameB, lb, cmp.b.input] : [nameA, la, cmp.a.input];
+    headline.push(`${deep[0]} has ${deep[1]} resolution levels and ${shallow[0]} ${shallow[1]}: the lowest latent is `
+      + `${latentAt(deep[2], deep[1] - 1)} in ${deep[0]} and ${latentAt(shallow[2], shallow[1] - 1)} in ${shallow[0]}.`);
+  }
+  const byWhere = new Map(cmp.differences.map((d) => [d.where, d]));
+  // Attention where one model has it and the other does not (down levels; the up side mirrors them).
+  for (let L = 0; L < Math.min(la, lb); L += 1) {
+    const d = byWhere.get(`down.${L}`);
+    if (!d) continue;
+    const [ha, hb] = [hasAttention(d.a), hasAttention(d.b)];
+    if (ha === hb) continue;
+    const [without, withIt] = ha ? [nameB, nameA] : [nameA, nameB];
+    const where = L === 0 ? 'the highest resolution' : `level ${L}`;
+    headline.push(`${without} drops attention at ${where} (level ${L}, latent ${latentAt((ha ? cmp.b : cmp.a).input, L)}); `
+      + `${withIt} has a transformer there.`);
+  }
+  // How deep the transformers stack where the levels differ, and whether that is at the lowest resolution.
+  const stacks = [];
+  for (const d of cmp.differences) {
+    const [xa, xb] = [depthOf(d.a), depthOf(d.b)];
+    if (xa !== xb && Math.max(xa, xb) > 1) stacks.push({ key: d.where, xa, xb });
+  }
+  if (stacks.length) {
+    const top = Math.max(...stacks.map((x) => Math.max(x.xa, x.xb)));
+    const at = stacks.filter((x) => Math.max(x.xa, x.xb) === top);
+    const bigIsB = at[0].xb === top;
+    const [big, small, levels] = bigIsB ? [nameB, nameA, lb] : [nameA, nameB, la];
+    const lowest = at.some((x) => ['mid', `down.${levels - 1}`, `up.${levels - 1}`].includes(x.key));
+    const other = Math.max(...at.map((x) => (bigIsB ? x.xa : x.xb)));
+    headline.push(`${big} stacks ${top} transformer blocks in each SpatialTransformer ${lowest ? 'at the lowest resolution' : 'at'} `
+      + `(${at.map((x) => x.key).join(', ')}); ${small} has ${other ? `${other} there` : 'none there'}.`);
+  }
+  const [ta, tb] = [cmp.a.totals, cmp.b.totals];
+  const x = (r) => (r == null ? 'an unknown multiple of' : `${r.toFixed(r >= 10 ? 0 : r >= 1 ? 1 : 2)}×`);
+  headline.push(`${nameB} has ${x(ratio(ta.params, tb.params))} the parameters of ${nameA} (${compact(tb.params)} vs `
+    + `${compact(ta.params)}) and ${x(ratio(ta.flops, tb.flops))} the FLOPs per step (${compact(tb.flops)} vs `
+    + `${compact(ta.flops)}, each at ${cmp.a.input?.image_size?.[0] === cmp.b.input?.image_size?.[0] ? 'the same size' : 'its own size'}).`);
+  const rows = cmp.differences.map((d) => ({
+    where: d.where,
+    label: whereWords(d.where, cmp),
+    a: d.a ? d.a.join(' · ') : 'no such level',
+    b: d.b ? d.b.join(' · ') : 'no such level',
+  }));
+  return { headline, rows };
+}
+
+function numCell(value, field) {
+  return h('td', { dataset: { field, value: value ?? '' }, title: value == null ? null : exact(value) }, compact(value));
+}
+
+function table(kind, caption, rows, nameA, nameB, cols) {
+  const head = h('tr', {}, h('th', { scope: 'col' }, caption));
+  for (const c of cols) {
+    head.append(h('th', { scope: 'col' }, `${nameA} ${c.label}`), h('th', { scope: 'col' }, `${nameB} ${c.label}`),
+      h('th', { scope: 'col', class: 'ratio' }, `${nameB} / ${nameA}`));
+  }
+  const body = rows.map((r) => {
+    const tr = h('tr', { dataset: { key: r.key } }, h('th', { scope: 'row' }, r.label));
+    for (const c of cols) {
+      const a = r.a?.[c.key] ?? null;
+      const b = r.b?.[c.key] ?? null;
+      tr.append(numCell(a, `a-${c.key}`), numCell(b, `b-${c.key}`), h('td', { class: 'ratio' }, a && b != null ? times(b / a) : '—'));
+    }
+    return tr;
+  });
+  return h('table', { class: 'diff-table', dataset: { table: kind } }, h('thead', {}, head), h('tbody', {}, body));
+}
+
+/**
+ * The compare section. root holds the markup of templates/index.html (#compare); hooks: getTrace(preset, size)
+ * → a trace (cached by the caller), getComparison({a, b, imageSize}) → the /api/compare JSON,
+ * onState(s): 'loading' | 'true' | 'error' (also set as document.body.dataset.compare).
+ */
+export function createCompare(root, { getTrace, getComparison, onState }) {
+  const hosts = [root.querySelector('[data-side="a"] .compare-diagram'), root.querySelector('[data-side="b"] .compare-diagram')];
+  const titles = [root.querySelector('[data-side="a"] .compare-title'), root.querySelector('[data-side="b"] .compare-title')];
+  const tables = root.querySelector('.compare-tables');
+  const words = root.querySelector('.compare-differences');
+  const status = root.querySelector('.compare-status');
+  const sides = [0, 1].map((i) => ({ ix: null, memo: null, expanded: new Set(), selection: null, diagram: null, i }));
+  let token = 0;
+  let fitted = false;
+
+  sides.forEach((side) => {
+    side.diagram = createDiagram(hosts[side.i], {
+      label: `Compared UNet ${side.i ? 'B' : 'A'}: click a block to open it`,
+      onActivate(path) {
+        if (!side.ix || !flowOf(side.ix, path).boxPaths.length) return select(side, path);
+        const open = !side.expanded.has(path);
+        for (const s of sides) {
+          if (s !== side && !mirrors(side, s, path)) continue;
+          if (open) s.expanded.add(path);
+          else s.expanded.delete(path);
+        }
+        select(side, path);
+        render();
+      },
+      onSelect: (path) => select(side, path),
+    });
+  });
+
+  /** The other model has the same block at the same stage and level: open and close it together. */
+  function mirrors(from, to, path) {
+    if (!to.ix?.nodes.has(path) || !flowOf(to.ix, path).boxPaths.length) return false;
+    const [a, b] = [from.ix.nodes.get(path), to.ix.nodes.get(path)];
+    return a.stage === b.stage && a.level === b.level && a.kind === b.kind;
+  }
+
+  function select(side, path) {
+    side.selection = path;
+    side.diagram.highlight(path);
+  }
+
+  // Both scroll together vertically, so the rows stay side by side.
+  let syncing = false;
+  hosts.forEach((host, i) => {
+    host.addEventListener('scroll', () => {
+      if (syncing) return;
+      syncing = true;
+      hosts[1 - i].scrollTop = host.scrollTop;
+      requestAnimationFrame(() => {
+        syncing = false;
+      });
+    });
+  });
+
+  function render() {
+    if (!sides[0].ix || !sides[1].ix) return;
+    const natural = sides.map((s) => layoutScene(s.ix, s.expanded, s.memo));
+    const align = alignScenes(natural[0].geometry, natural[1].geometry);
+    const scenes = sides.map((s, i) => layoutScene(s.ix, s.expanded, s.memo, align[i]));
+    sides.forEach((s, i) => s.diagram.render(scenes[i], s.ix, { metric: 'flops', selection: s.selection }));
+    if (!fitted) {
+      // One zoom for both, so a level is as tall on the left as on the right.
+      const z = Math.min(1, ...scenes.map((sc, i) => (hosts[i].clientWidth - 4) / sc.w));
+      for (const s of sides) s.diagram.setZoom(z);
+      fitted = true;
+    }
+    // As tall as the taller U needs (scrollbars aside), up to 75% of the window.
+    const need = Math.max(...scenes.map((sc) => sc.h)) * sides[0].diagram.zoom + 24;
+    for (const host of hosts) host.style.height = `${Math.round(Math.min(need, window.innerHeight * 0.75))}px`;
+  }
+
+  function showTables(cmp, nameA, nameB) {
+    const stageRows = cmp.by_stage.map((r) => ({ ...r, label: STAGE_WORDS[r.key] ?? r.key }));
+    const levelRows = cmp.by_level.map((r) => ({ ...r, label: whereWords(r.key, cmp) }));
+    const kindRows = cmp.by_kind.map((r) => ({ ...r, label: KIND_WORDS[r.key] ?? r.key }));
+    const money = [{ key: 'params', label: 'params' }, { key: 'flops', label: 'FLOPs' }];
+    tables.replaceChildren(
+      h('h3', {}, 'Per stage'),
+      table('stage', 'Stage', stageRows, nameA, nameB, [...money, { key: 'attention_flops', label: 'attn FLOPs' }]),
+      h('h3', {}, 'Per level'),
+      table('level', 'Level', levelRows, nameA, nameB, [...money, { key: 'attention_flops', label: 'attn FLOPs' }]),
+      h('h3', {}, 'Per block kind'),
+      h('p', { class: 'muted' }, 'Kinds nest: a transformer block sits inside a SpatialTransformer, attention inside a transformer block.'),
+      table('kind', 'Kind', kindRows, nameA, nameB, [{ key: 'count', label: 'count' }, ...money]),
+    );
+    const { headline, rows } = describeDifferences(cmp, nameA, nameB);
+    const list = h('ul', { class: 'headline' }, headline.map((s) => h('li', {}, s)));
+    const diffs = rows.length
+      ? h('table', { class: 'diff-words' },
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Where'), h('th', { scope: 'col' }, nameA), h('th', { scope: 'col' }, nameB))),
+        h('tbody', {}, rows.map((r) => h('tr', { dataset: { where: r.where } }, h('th', { scope: 'row' }, r.label), h('td', {}, r.a), h('td', {}, r.b)))))
+      : h('p', {}, 'The blocks are the same at every level.');
+    words.replaceChildren(h('h3', {}, 'Structural differences'), list, diffs);
+  }
+
+  /** Show preset `a` beside preset `b`, both at imageSize (pixels), or each at its reference size (null). */
+  async function show({ a, b, imageSize }) {
+    const mine = ++token;
+    root.hidden = false;
+    onState('loading');
+    status.textContent = `Tracing ${b}…`;
+    try {
+      const [ta, tb, cmp] = await Promise.all([
+        getTrace(a, imageSize),
+        getTrace(b, imageSize),
+        getComparison({ a, b, imageSize }),
+      ]);
+      if (mine !== token) return;
+      const fresh = sides.map((s, i) => s.ix?.trace !== [ta, tb][i]);
+      [ta, tb].forEach((t, i) => {
+        const s = sides[i];
+        if (!fresh[i]) return;
+        s.ix = indexTrace(t);
+        s.memo = createMemo();
+        s.expanded = new Set();
+        s.selection = null;
+      });
+      fitted = fitted && !fresh.some(Boolean);
+      const size = (t) => (t.input?.image_size ? `${t.input.image_size[0]} px` : `latent ${t.input?.sample_size?.join('×')}`);
+      titles[0].textContent = `${a} at ${size(ta)}`;
+      titles[1].textContent = `${b} at ${size(tb)}`;
+      status.textContent = '';
+      render();
+      showTables(cmp, a, b);
+      onState('true');
+    } catch (err) {
+      if (mine !== token) return;
+      status.textContent = `Could not compare: ${err.message}`;
+      onState('error');
+    }
+  }
+
+  function hide() {
+    token += 1;
+    root.hidden = true;
+    onState('off');
+  }
+
+  return { show, hide, sides };
+}
