@@ -378,3 +378,34 @@ def test_the_url_restores_the_view(page, live_server, console_errors) -> None:
     assert page.get_by_label("Colour by").input_value() == "none"
     assert page.get_by_role("region", name="Compare").is_hidden()
     assert console_errors == []
+
+
+def test_profiled_times_colour_blocks_and_join_the_scaling_chart(page, live_server, console_errors) -> None:
+    _open(page, live_server, "tiny")
+    page.get_by_role("button", name="Profile").click()
+    page.wait_for_function("() => document.querySelector('input[name=metric][value=time]').checked", timeout=120_000)
+    _wait_ready(page)
+    select = page.get_by_label("Colour by")
+    assert select.locator('option[value="time"]').is_enabled()
+    select.select_option("time")
+    _wait_ready(page)
+    assert "measured time" in page.locator("#overlay-legend").inner_text()
+    assert (
+        page.evaluate("() => [...document.querySelectorAll('#diagram g.box.top > .card.overlaid')].length")
+        == page.locator("#diagram svg.unet .layer-boxes > g.box").count()
+    )
+
+    # The size on screen (tiny: 128 px) joins the scaling sizes, with its measured time.
+    page.locator("#scaling").scroll_into_view_if_needed()
+    page.wait_for_function("() => document.body.dataset.scaling === 'true'", timeout=120_000)
+    time_trace = page.evaluate(
+        "() => document.getElementById('chart-scaling').data.filter((t) => t.meta === 'time_ms').map((t) => [t.x, t.y])"
+    )
+    assert len(time_trace) == 1
+    xs, ys = time_trace[0]
+    assert 128 in xs and xs == sorted(xs)
+    measured = page.evaluate("() => document.getElementById('chart-scaling').data[0].x.length")
+    assert measured == len(xs)
+    assert ys[xs.index(128)] > 0
+    assert [y for x, y in zip(xs, ys, strict=True) if x != 128] == [None] * (len(xs) - 1)
+    assert console_errors == []

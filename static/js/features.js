@@ -249,7 +249,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
 
   const scalingEl = $('chart-scaling');
   const scalingStatus = $('scaling-status');
-  const scalingData = new Map(); // preset → /api/scaling JSON
+  const scalingData = new Map(); // "preset|sizes" → /api/scaling JSON
   const measured = new Map(); // preset → Map(image size → ms), from profiles in this page
   let scalingVisible = false;
   let scalingToken = 0;
@@ -265,14 +265,17 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       return;
     }
     const levels = state.trace.config?.channel_mult?.length ?? 1;
-    const sizes = scalingSizes(entry.latent_factor * 2 ** (levels - 1));
+    // 256 to 2048 px, and the size on screen too, so a profile of it shows on the curve.
+    const here = state.trace.input.image_size[0];
+    const sizes = [...new Set([...scalingSizes(entry.latent_factor * 2 ** (levels - 1)), here])].sort((a, b) => a - b);
+    const key = `${preset}|${sizes}`;
     try {
-      let data = scalingData.get(preset);
+      let data = scalingData.get(key);
       if (!data) {
         body.scaling = 'loading';
         scalingStatus.textContent = `Tracing ${preset} at ${sizes.length} sizes…`;
         data = await api.getScaling({ preset, sizes });
-        scalingData.set(preset, data);
+        scalingData.set(key, data);
       }
       if (mine !== scalingToken) return;
       await drawScaling(scalingEl, data, { times: measured.get(preset), title: `${preset}: cost per denoising step against image size` });
