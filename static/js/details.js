@@ -150,7 +150,9 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadDiffus
       actions.append(h('span', { class: 'muted' }, `${node.kind} is a PyTorch built-in (torch.nn.${node.kind}).`));
     }
 
-    root.replaceChildren(
+    // weightsSection is null when no weights file matches this model: leave it out (replaceChildren would
+    // write "null" as text).
+    const parts = [
       h('h2', { class: 'details-title' }, title),
       h('p', { class: 'kind-line' }, h('span', { class: 'kind-badge', dataset: { stage: node.stage ?? '' } }, node.kind),
         node.role ? ` ${node.role.replaceAll('_', ' ')}` : ''),
@@ -159,7 +161,8 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadDiffus
       weightsSection(ix, node),
       actions,
       code,
-    );
+    ];
+    root.replaceChildren(...parts.filter((part) => part != null));
   }
 
   /** The "diffusers name" row, after the path, once the names are known (none for modules diffusers lacks). */

@@ -305,6 +305,9 @@ $('image-size').addEventListener('change', (e) => {
   if (!Number.isFinite(v) || v < step) v = step;
   v = Math.min(v, 4096);
   e.target.value = v;
+  // The same size again (a blur after a snapped value, say) is no change: do not trace and redraw twice.
+  const shown = state.trace?.input?.image_size?.[0] ?? state.imageSize;
+  if (v === shown) return;
   store.setModel(state.preset, v);
 });
 
