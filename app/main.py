@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from app.errors import install_error_handlers
+from app.fastpath import TraceFastPath
 from app.jobs import ProfileManager
 from app.middleware import SecurityMiddleware
 from app.routes import analysis, checkpoint, health, names, pages, presets, profile, source, trace, weights
@@ -59,6 +60,8 @@ def create_app() -> FastAPI:
     for module in (health, presets, trace, profile, source, checkpoint, analysis, weights, names, pages):
         app.include_router(module.router)
     install_error_handlers(app)
+    # Innermost first: the trace fast path answers from the cache inside gzip and the security headers.
+    app.add_middleware(TraceFastPath)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     if settings.cors_origins:
         app.add_middleware(

@@ -43,6 +43,18 @@ class CachedTrace:
     etag: str
     totals: dict
 
+    def response_parts(
+        self, accept_encoding: str, if_none_match: str | None
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """(status, headers, body) of the HTTP answer: 304 on a matching ETag, gzip when the client takes it."""
+        headers = [("etag", self.etag), ("cache-control", "private, max-age=3600"), ("vary", "Accept-Encoding")]
+        if if_none_match is not None and self.etag in [t.strip() for t in if_none_match.split(",")]:
+            return 304, headers, b""
+        headers.append(("content-type", "application/json"))
+        if "gzip" in accept_encoding:
+            return 200, [*headers, ("content-encoding", "gzip")], self.gzipped  # compressed once, when cached
+        return 200, headers, self.body
+
 
 def resolve(req: TraceRequest, settings: Settings) -> TraceSpec:
     """Turn a request into a TraceSpec, or raise ApiError / ConfigError naming the field."""
@@ -122,10 +134,34 @@ class TraceCache:
         self.wait_s = wait_s
         self._items: OrderedDict[tuple, CachedTrace] = OrderedDict()
         self._inflight: dict[tuple, Future[CachedTrace]] = {}
+        self._bodies: OrderedDict[bytes, tuple] = OrderedDict()
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(concurrent)
         self.hits = 0
         self.misses = 0
+
+    # Request bodies already resolved, by their exact bytes (see app.fastpath): a repeated request is answered
+    # without parsing, validating or resolving it again. Bounded; small bodies only.
+    MAX_BODIES = 1024
+    MAX_BODY_BYTES = 4096
+
+    def remember_body(self, body: bytes, spec: TraceSpec) -> None:
+        if len(body) <= self.MAX_BODY_BYTES:
+            with self._lock:
+                self._bodies[body] = spec.key
+                self._bodies.move_to_end(body)
+                while len(self._bodies) > self.MAX_BODIES:
+                    self._bodies.popitem(last=False)
+
+    def by_body(self, body: bytes) -> CachedTrace | None:
+        """The cached trace of a request body seen before, or None (never seen, or its trace was evicted)."""
+        with self._lock:
+            key = self._bodies.get(body)
+            item = self._items.get(key) if key is not None else None
+            if item is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+            return item
 
     def peek(self, spec: TraceSpec) -> CachedTrace | None:
         """The cached trace, or None; never computes (cheap enough for the event loop)."""

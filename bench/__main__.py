@@ -22,6 +22,7 @@ def main() -> int:
     parser.add_argument("--no-readme", action="store_true", help="do not update README.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the results
     sections: list[tuple[str, list[tuple[str, str, str]]]] = []
     for title, fn in (
         ("Tracer (sdunet_core.trace)", trace_bench.run),

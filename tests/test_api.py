@@ -288,3 +288,43 @@ def test_trace_over_the_time_limit_is_413(client, monkeypatch) -> None:
     r = client.post("/api/trace", json={"preset": "sdxl-refiner", "batch": 2})
     assert r.status_code == 413
     assert r.json() == _err(None, "the trace ran past the limit of 0 s; try a smaller model or input")
+
+
+def test_repeated_trace_bodies_take_the_fast_path(client, monkeypatch) -> None:
+    body = b'{"preset": "tiny", "image_size": [256, 256]}'
+    headers = {"content-type": "application/json", "accept-encoding": "gzip"}
+    first = client.post("/api/trace", content=body, headers=headers)
+    assert first.status_code == 200
+
+    # The same bytes again are answered from the cache without routing or validation: resolve is never called.
+    import app.routes.trace as route
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the fast path should have answered")
+
+    monkeypatch.setattr(route, "resolve", fail)
+    second = client.post("/api/trace", content=body, headers=headers)
+    assert second.status_code == 200
+    assert second.content == first.content
+    for name in ("etag", "content-encoding", "content-type", "cache-control", "content-security-policy"):
+        assert second.headers[name] == first.headers[name], name
+    assert (
+        client.post("/api/trace", content=body, headers={**headers, "if-none-match": first.headers["etag"]}).status_code
+        == 304
+    )
+    plain = client.post(
+        "/api/trace", content=body, headers={"content-type": "application/json", "accept-encoding": "identity"}
+    )
+    assert "content-encoding" not in plain.headers and plain.json() == first.json()
+    # Other bytes (even the same JSON spaced differently) go through the app as usual.
+    with pytest.raises(AssertionError, match="fast path"):
+        client.post("/api/trace", content=b'{"preset":"tiny","image_size":[256,256]}', headers=headers)
+
+
+def test_fast_path_falls_through_when_the_trace_was_evicted(client) -> None:
+    cache = client.app.state.trace_cache
+    body = b'{"preset": "tiny", "image_size": [384, 384]}'
+    assert client.post("/api/trace", content=body, headers={"content-type": "application/json"}).status_code == 200
+    cache._items.clear()  # as if the LRU had dropped it
+    again = client.post("/api/trace", content=body, headers={"content-type": "application/json"})
+    assert again.status_code == 200 and again.json()["input"]["image_size"] == [384, 384]

@@ -35,6 +35,7 @@ CacheDep = Annotated[TraceCache, Depends(get_cache)]
     },
 )
 async def trace(
+    request: Request,
     body: TraceRequest,
     settings: SettingsDep,
     cache: CacheDep,
@@ -44,10 +45,6 @@ async def trace(
     # Resolving and a cache hit are cheap and stay on the event loop; a miss computes in the threadpool.
     spec = resolve(body, settings)
     cached = cache.peek(spec) or await run_in_threadpool(cache.get, spec)
-    headers = {"ETag": cached.etag, "Cache-Control": "private, max-age=3600", "Vary": "Accept-Encoding"}
-    if if_none_match is not None and cached.etag in [t.strip() for t in if_none_match.split(",")]:
-        return Response(status_code=304, headers=headers)
-    if "gzip" in accept_encoding:
-        # Compressed once when cached, not on every response.
-        return Response(cached.gzipped, media_type="application/json", headers={**headers, "Content-Encoding": "gzip"})
-    return Response(cached.body, media_type="application/json", headers=headers)
+    cache.remember_body(await request.body(), spec)  # the same bytes next time go through app.fastpath
+    status, headers, content = cached.response_parts(accept_encoding, if_none_match)
+    return Response(content, status_code=status, headers=dict(headers))
