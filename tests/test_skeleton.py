@@ -73,3 +73,24 @@ def test_dockerfile_copies_what_exists_and_installs_the_package() -> None:
     assert re.search(r"pip install[^\n]* \.(\s|$)", text), "the image must install the package itself"
     # Templates and static files are found through SDUNET_ROOT in a non-editable install.
     assert "SDUNET_ROOT=/app" in text and "COPY templates" in text and "COPY static" in text
+
+
+def test_no_path_traversal_through_static_or_source(client) -> None:
+    for path in (
+        "/static/../app/main.py",
+        "/static/%2e%2e/app/main.py",
+        "/static/..%2Fapp%2Fmain.py",
+        "/static/js/../../app/settings.py",
+        "/api/source/..%2F..%2Fapp%2Fmain",
+        "/api/source/%2e%2e",
+    ):
+        r = client.get(path)
+        assert r.status_code == 404, path
+        assert "get_settings" not in r.text and "create_app" not in r.text
+
+
+def test_security_headers_and_no_cors_by_default(client) -> None:
+    r = client.get("/api/health", headers={"Origin": "http://evil.example"})
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert "access-control-allow-origin" not in r.headers
