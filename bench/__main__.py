@@ -41,8 +41,12 @@ def main() -> int:
     print(text)
     if not args.no_readme:
         readme = ROOT / "README.md"
-        new = re.sub(r"(<!-- bench:start -->\n).*?(<!-- bench:end -->)", lambda m: m.group(1) + text + m.group(2),
-                     readme.read_text(), flags=re.S)
+        new = re.sub(
+            r"(<!-- bench:start -->\n).*?(<!-- bench:end -->)",
+            lambda m: m.group(1) + text + m.group(2),
+            readme.read_text(),
+            flags=re.S,
+        )
         readme.write_text(new)
     return 0
 

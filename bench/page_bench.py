@@ -10,26 +10,16 @@ frame: script, style, layout and paint of the change, without Playwright's round
 
 from __future__ import annotations
 
-import os
 import statistics
 from typing import Any
 
 import httpx
 
+from app.devserver import CHROMIUM, CHROMIUM_ARGS
 from bench.common import machine, table
 from bench.server import serve
 
-CHROMIUM = os.environ.get("SDUNET_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
+ARGS = CHROMIUM_ARGS
 VIEWPORT = {"width": 1600, "height": 1000}
 
 # The page's CSP forbids eval: Playwright gets function expressions only.

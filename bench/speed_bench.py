@@ -14,19 +14,8 @@ import torch
 
 from bench.common import machine, table
 from sdunet_core import PRESETS, UNetModel
+from sdunet_core.diffusers_keys import DIFFUSERS_CONFIGS
 from sdunet_core.trace import make_inputs
-
-SD1_DIFFUSERS = {
-    "sample_size": 64,
-    "in_channels": 4,
-    "out_channels": 4,
-    "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    "cross_attention_dim": 768,
-    "attention_head_dim": 8,
-}
 
 
 def _time_pair(calls: list, device: torch.device, repeats: int) -> list[float]:
@@ -59,7 +48,7 @@ def run(repeats: int = 3) -> list[tuple[str, str, str]]:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
         torch.manual_seed(0)
         ours = UNetModel(cfg).eval().to(device=device, dtype=dtype)
-        theirs = UNet2DConditionModel(**SD1_DIFFUSERS).eval().to(device=device, dtype=dtype)
+        theirs = UNet2DConditionModel(**DIFFUSERS_CONFIGS["sd1"]).eval().to(device=device, dtype=dtype)
         assert sum(p.numel() for p in theirs.parameters()) == sum(p.numel() for p in ours.parameters())
         for latent in (32, 64):
             inputs = make_inputs(cfg, (latent, latent), 1, 77, device, dtype, torch.Generator().manual_seed(0))

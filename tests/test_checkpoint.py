@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from app.cli import main
 from sdunet_core import PRESETS, UNetConfig, UNetModel
 from sdunet_core.checkpoint import CheckpointError, detect_unet, inspect_file
-from sdunet_core.diffusers_keys import from_diffusers_name, keymap_for, to_diffusers_name
+from sdunet_core.diffusers_keys import DIFFUSERS_CONFIGS, from_diffusers_name, keymap_for, to_diffusers_name
 from sdunet_core.header import parse_safetensors_header, read_safetensors_header
 from tests.conftest import DATA, ROOT
 
@@ -310,52 +310,6 @@ def test_key_map_round_trips_every_key(name: str) -> None:
     names = [keymap.to_diffusers(k) for k in preset_shapes(name)]
     assert None not in names and len(set(names)) == len(names)
     assert [keymap.from_diffusers(n) for n in names] == list(preset_shapes(name))
-
-
-# diffusers' own UNet2DConditionModel configs of the released models (as in their Hub config.json files).
-_SD2 = {"cross_attention_dim": 1024, "attention_head_dim": [5, 10, 20, 20], "use_linear_projection": True}
-_XL = {
-    "use_linear_projection": True,
-    "addition_embed_type": "text_time",
-    "addition_time_embed_dim": 256,
-    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-}
-DIFFUSERS_CONFIGS = {
-    "sd1": {"cross_attention_dim": 768, "attention_head_dim": 8},
-    "sd2": _SD2,
-    "sd2-inpaint": {**_SD2, "in_channels": 9},
-    "sd2-unclip-h": {**_SD2, "class_embed_type": "projection", "projection_class_embeddings_input_dim": 2048},
-    "sd-x4-upscaler": {
-        "in_channels": 7,
-        "block_out_channels": [256, 512, 512, 1024],
-        "down_block_types": ["DownBlock2D", *["CrossAttnDownBlock2D"] * 3],
-        "up_block_types": [*["CrossAttnUpBlock2D"] * 3, "UpBlock2D"],
-        "num_class_embeds": 1000,
-        "only_cross_attention": [True, True, True, False],
-        "attention_head_dim": 8,
-        "cross_attention_dim": 1024,
-        "use_linear_projection": True,
-    },
-    "sdxl-base": {
-        **_XL,
-        "block_out_channels": [320, 640, 1280],
-        "transformer_layers_per_block": [1, 2, 10],
-        "attention_head_dim": [5, 10, 20],
-        "cross_attention_dim": 2048,
-        "projection_class_embeddings_input_dim": 2816,
-    },
-    "sdxl-refiner": {
-        **_XL,
-        "block_out_channels": [384, 768, 1536, 1536],
-        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-        "transformer_layers_per_block": 4,
-        "attention_head_dim": [6, 12, 24, 24],
-        "cross_attention_dim": 1280,
-        "projection_class_embeddings_input_dim": 2560,
-    },
-}
 
 
 @cache

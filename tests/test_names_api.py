@@ -5,26 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-diffusers = pytest.importorskip("diffusers")
+from sdunet_core.diffusers_keys import DIFFUSERS_CONFIGS
 
-SD1 = {
-    "sample_size": 64,
-    "in_channels": 4,
-    "out_channels": 4,
-    "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    "cross_attention_dim": 768,
-    "attention_head_dim": 8,
-}
+diffusers = pytest.importorskip("diffusers")
 
 
 def test_sd1_names_are_diffusers_modules(client) -> None:
     body = client.post("/api/diffusers-names", json={"preset": "sd1"}).json()
     assert body["supported"] is True
     with torch.device("meta"):
-        model = diffusers.UNet2DConditionModel(**SD1)
+        model = diffusers.UNet2DConditionModel(**DIFFUSERS_CONFIGS["sd1"])
     theirs = dict(model.named_modules())
     names = body["names"]
     mapped = {ours: name for ours, name in names.items() if name is not None}

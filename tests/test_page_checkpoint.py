@@ -9,12 +9,7 @@ Real files are written with safetensors from a tiny random UNet; Chromium reads 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import struct
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +18,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from app.devserver import serve
 from sdunet_core import PRESETS, UNetModel
 from sdunet_core.diffusers_keys import to_diffusers_name
 
@@ -76,46 +72,13 @@ def files(tmp_path_factory: pytest.TempPathFactory, tiny_state: dict[str, torch.
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def weights_server(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A second uvicorn process, started with the tiny checkpoint as its weights file (SDUNET_WEIGHTS)."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("wserver") / "uvicorn.log"
     # Traces in the server's own threads: the tiny model needs no worker processes, and it starts faster.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SDUNET_WEIGHTS": str(files["ldm"]), "SDUNET_TRACE_WORKERS": "0"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start:\n{log.read_text()}")
-            time.sleep(0.2)
+    env = {"SDUNET_WEIGHTS": str(files["ldm"]), "SDUNET_TRACE_WORKERS": "0"}
+    with serve(env=env, log=tmp_path_factory.mktemp("wserver") / "uvicorn.log") as (url, _proc):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _wait_model(page, key: str) -> None:

@@ -7,6 +7,7 @@
 // text: it goes into the page through textContent and DOM nodes only, never as markup.
 
 import { bytes, compact, exact } from './format.js';
+import { h, row } from './dom.js';
 
 /** A header longer than this is not a real safetensors header (SDXL's is about 200 kB). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -48,24 +49,6 @@ export async function readHeaderText(file) {
   const raw = await file.slice(8, 8 + Number(n)).arrayBuffer();
   // Not fatal on bad UTF-8: the server answers with its own reason for text that is not a header.
   return new TextDecoder('utf-8').decode(raw);
-}
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v == null || v === false) continue;
-    if (k === 'dataset') Object.assign(node.dataset, v);
-    else node.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c == null || c === false) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return node;
-}
-
-function row(label, field, ...value) {
-  return [h('dt', {}, label), h('dd', { dataset: { field } }, ...value)];
 }
 
 /** "first N of a list" with the count: a heading, the items, and "… and k more". */

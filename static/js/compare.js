@@ -6,6 +6,7 @@
 import { createDiagram } from './diagram.js';
 import { compact, exact } from './format.js';
 import { alignScenes, createMemo, flowOf, indexTrace, layoutScene } from './layout.js';
+import { h } from './dom.js';
 
 const STAGE_WORDS = { embed: 'Embeddings', down: 'Down', mid: 'Middle', up: 'Up', out: 'Output' };
 const KIND_WORDS = {
@@ -14,17 +15,6 @@ const KIND_WORDS = {
   attention_block: 'AttentionBlock', downsample: 'Downsample', upsample: 'Upsample',
   time_embedding: 'time embedding', label_embedding: 'label embedding', input_conv: 'input conv', output: 'output',
 };
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v == null || v === false) continue;
-    if (k === 'dataset') Object.assign(node.dataset, v);
-    else node.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat()) if (c != null && c !== false) node.append(c instanceof Node ? c : String(c));
-  return node;
-}
 
 /** "down.2" → {stage: 'down', level: 2}; "mid" → {stage: 'mid', level: null}. */
 function parseWhere(key) {

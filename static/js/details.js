@@ -6,27 +6,10 @@
 import { explain, OUR_KINDS } from './explain.js';
 import { bytes, compact, exact, ms, percent, shapeFull, shapeText } from './format.js';
 import { drawHistogram, statNumber } from './weights.js';
+import { h, row } from './dom.js';
 
 // Modules bigger than this get their weight statistics on a click, not on selection: they read the whole block.
 const AUTO_STATS_PARAMS = 50e6;
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v == null || v === false) continue;
-    if (k === 'dataset') Object.assign(node.dataset, v);
-    else node.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c == null || c === false) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return node;
-}
-
-function row(label, field, ...value) {
-  return [h('dt', {}, label), h('dd', { dataset: { field } }, ...value)];
-}
 
 export function createDetails(root, { onToggle, onSelect, loadSource, loadDiffusersNames, weights }) {
   let current = null; // {ix, path}
