@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import queue
 import threading
 import time
@@ -21,20 +20,8 @@ from typing import Any
 from app.errors import ApiError
 from app.tracing import TraceSpec
 from app.workers import ProfileProcess
-from sdunet_core import ConfigError
-from sdunet_core.trace import MemoryLimitError, trace_unet
-from sdunet_core.weights import WeightsFile
 
-log = logging.getLogger(__name__)
 TERMINAL = ("done", "failed", "cancelled")
-
-
-class _Cancelled(Exception):
-    pass
-
-
-class _TimedOut(Exception):
-    pass
 
 
 @dataclass
@@ -64,9 +51,7 @@ class Job:
 
 
 class ProfileManager:
-    def __init__(self, max_queue: int, time_limit_s: float, keep: int = 64, in_process: bool = False) -> None:
-        # in_process runs profiles in the worker thread itself (for debugging); by default each runs in a child.
-        self.in_process = in_process
+    def __init__(self, max_queue: int, time_limit_s: float, keep: int = 64) -> None:
         self.max_queue = max_queue
         self.time_limit_s = time_limit_s
         self.keep = keep
@@ -203,11 +188,7 @@ class ProfileManager:
             "warmup": job.warmup,
             "weights_path": job.weights_path,
         }
-        outcome: tuple[str, str | None, dict[str, Any] | None]
-        if self.in_process:
-            outcome = self._execute_here(job, kwargs, deadline)
-        else:
-            outcome = self._execute_in_child(job, kwargs, deadline)
+        outcome = self._execute_in_child(job, kwargs, deadline)
         with self._lock:
             self._finish(job, *outcome)
 
@@ -233,29 +214,3 @@ class ProfileManager:
                     return ("failed", message[1], None)
         finally:
             child.close()  # a cancelled or late job's process is terminated here
-
-    def _execute_here(
-        self, job: Job, kwargs: dict[str, Any], deadline: float
-    ) -> tuple[str, str | None, dict[str, Any] | None]:
-        def progress(phase: str, done: int, total: int) -> None:
-            if job.cancel_requested.is_set():
-                raise _Cancelled
-            if time.monotonic() > deadline:
-                raise _TimedOut
-            self._update(job, phase=phase, done=done, total=total)
-
-        try:
-            kwargs["config"] = job.spec.config
-            weights_path = kwargs.pop("weights_path")
-            if weights_path:
-                kwargs["state_dict"] = WeightsFile(weights_path).state_dict()
-            return ("done", None, trace_unet(**kwargs, progress=progress).to_dict())
-        except _Cancelled:
-            return ("cancelled", "cancelled by request", None)
-        except _TimedOut:
-            return ("failed", f"over the time limit of {self.time_limit_s:.0f} s per profile", None)
-        except (ConfigError, MemoryLimitError) as exc:
-            return ("failed", str(exc), None)
-        except Exception as exc:  # a job must end in a state, whatever happened
-            log.exception("profile %s failed", job.id)
-            return ("failed", f"{type(exc).__name__}: {exc}", None)
