@@ -151,6 +151,13 @@ def test_open_an_ldm_checkpoint_shows_it_and_draws_its_unet(page, live_server, c
     select.select_option(key)
     _wait_model(page, key)
     assert _top_paths(page) == paths
+
+    # A reload keeps the checkpoint's model (its architecture is remembered in this tab; the file is not read again).
+    assert "checkpoint" in page.evaluate("() => location.hash")
+    page.reload()
+    _wait_model(page, key)
+    assert _top_paths(page) == paths
+    assert page.get_by_label("Model").input_value() == key
     assert console_errors == []
 
 

@@ -327,7 +327,9 @@ createCheckpoint(
     onDetected(det, file) {
       const key = `checkpoint:${file}`;
       for (const k of traceCache.keys()) if (k.startsWith(`${key}@`)) traceCache.delete(k); // a new file, same name
-      store.addModel({ key, label: `From checkpoint: ${file}`, config: det.config, preset: det.preset, file });
+      const entry = { key, label: `From checkpoint: ${file}`, config: det.config, preset: det.preset, file };
+      store.addModel(entry);
+      rememberModel(entry);
       store.setModel(key, null);
     },
   },
@@ -366,6 +368,28 @@ async function loadWeights() {
   return key;
 }
 
+// A model opened from a checkpoint lives in this tab's sessionStorage, so that a reload (whose URL names it) finds
+// it again; the file itself is never stored, only the architecture the server detected.
+const MODEL_STORE = 'sdunet:model:';
+
+function rememberModel(entry) {
+  try {
+    sessionStorage.setItem(MODEL_STORE + entry.key, JSON.stringify(entry));
+  } catch {
+    // Storage full or disabled: the model still works until the page is closed.
+  }
+}
+
+function restoreModel(key) {
+  if (!key || state.models.has(key)) return;
+  try {
+    const entry = JSON.parse(sessionStorage.getItem(MODEL_STORE + key) ?? 'null');
+    if (entry?.key === key && entry.config) store.addModel(entry);
+  } catch {
+    // A damaged entry: fall back to the default model.
+  }
+}
+
 async function init() {
   setReady(false);
   try {
@@ -380,7 +404,8 @@ async function init() {
   // The rest of the view in the link (opened blocks, selection, overlay, compare): urlstate.js, features.js.
   const view = readUrl(location.hash);
   const [hashPreset, hashSize] = [view.preset, view.size];
-  const names = state.presets.map((p) => p.name);
+  restoreModel(hashPreset);
+  const names = [...state.presets.map((p) => p.name), ...state.models.keys()];
   const preset = names.includes(hashPreset) ? hashPreset : fromWeights ?? (names.includes('sd1') ? 'sd1' : names[0]);
   const size = Number(hashSize) > 0 ? Number(hashSize) : null;
   features.applyView(preset === hashPreset ? view : null, preset, size);
