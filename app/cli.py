@@ -19,9 +19,10 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ["SDUNET_HOST"] = args.host
     os.environ["SDUNET_PORT"] = str(args.port)
     if args.weights:
-        from sdunet_core.weights import WeightsFile
+        from sdunet_core.weights import open_weights
 
-        weights = WeightsFile(args.weights)  # fail here, clearly, rather than inside the server
+        # Fail here, clearly, rather than inside the server; the app gets the same (cached) object.
+        weights = open_weights(str(os.path.abspath(args.weights)))
         log.info("weights: %s (%s, preset %s)", args.weights, weights.detection.format, weights.detection.preset)
         os.environ["SDUNET_WEIGHTS"] = str(os.path.abspath(args.weights))
     # One worker: a torch app keeps its models and caches in one process.

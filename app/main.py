@@ -19,7 +19,7 @@ from app.routes import analysis, checkpoint, health, names, pages, presets, prof
 from app.settings import get_settings
 from app.tracing import TraceCache
 from app.workers import TracePool
-from sdunet_core.weights import WeightsFile
+from sdunet_core.weights import open_weights
 
 
 @asynccontextmanager
@@ -54,7 +54,7 @@ def create_app() -> FastAPI:
     )
     app.state.profiles = ProfileManager(settings.max_queue, settings.profile_time_limit_s)
     # A weights file given at start is read by its header now (its tensors only when asked for).
-    app.state.weights = WeightsFile(settings.weights) if settings.weights else None
+    app.state.weights = open_weights(settings.weights) if settings.weights else None
     app.state.weight_stats = {}
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     for module in (health, presets, trace, profile, source, checkpoint, analysis, weights, names, pages):

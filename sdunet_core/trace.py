@@ -23,6 +23,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -107,12 +108,9 @@ class Trace:
     def node(self, path: str) -> dict[str, Any]:
         return self._by_path[path]
 
-    @property
+    @cached_property
     def _by_path(self) -> dict[str, dict[str, Any]]:
-        cache = self.__dict__.get("_index")
-        if cache is None:
-            cache = self.__dict__["_index"] = {n["path"]: n for n in self.nodes}
-        return cache
+        return {n["path"]: n for n in self.nodes}
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -8,6 +8,8 @@ asking for one block's statistics reads that block alone.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,12 @@ HISTOGRAM_BINS = 64
 # Values per tensor that feed the histogram: larger tensors are sampled with an even stride (mean, std and norm
 # always use every value).
 HISTOGRAM_SAMPLE = 1 << 20
+
+
+@lru_cache(maxsize=4)
+def open_weights(path: str) -> WeightsFile:
+    """A WeightsFile per path, read once: the CLI checks the file before serving and the app then uses the same."""
+    return WeightsFile(path)
 
 
 class WeightsFile:
@@ -52,28 +60,25 @@ class WeightsFile:
     def config(self):  # type: ignore[no-untyped-def]
         return self.detection.config
 
-    def tensor(self, key: str) -> torch.Tensor:
-        """One tensor, in our key name, as stored (dtype unchanged)."""
-        file_key = self._file_keys[key]
+    def read(self, keys: list[str]) -> Iterator[tuple[str, torch.Tensor]]:
+        """(our key, tensor as stored) for each key, opening the file once for all of them."""
         if self.path.suffix == ".safetensors":
             from safetensors import safe_open
 
             with safe_open(str(self.path), framework="pt") as f:
-                return f.get_tensor(file_key)
+                for key in keys:
+                    yield key, f.get_tensor(self._file_keys[key])
+            return
         if self._torch_dict is None:
             obj = torch.load(self.path, map_location="cpu", weights_only=True, mmap=True)
             if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
                 obj = obj["state_dict"]
             self._torch_dict = obj
-        return self._torch_dict[file_key]
+        for key in keys:
+            yield key, self._torch_dict[self._file_keys[key]]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        if self.path.suffix == ".safetensors":
-            from safetensors import safe_open
-
-            with safe_open(str(self.path), framework="pt") as f:
-                return {key: f.get_tensor(name) for key, name in self._file_keys.items()}
-        return {key: self.tensor(key) for key in self._file_keys}
+        return dict(self.read(list(self._file_keys)))
 
     def keys_under(self, module_path: str) -> list[str]:
         """The state-dict keys of a module (and its children), in order."""
@@ -90,8 +95,8 @@ class WeightsFile:
         per_tensor = []
         count, total, total_sq, lo, hi = 0, 0.0, 0.0, math.inf, -math.inf
         samples = []
-        for key in keys:
-            t = self.tensor(key).detach().to(torch.float64).flatten()
+        for key, stored in self.read(keys):
+            t = stored.detach().to(torch.float64).flatten()
             n = t.numel()
             s, sq = float(t.sum()), float((t * t).sum())
             tmin, tmax = float(t.min()), float(t.max())
@@ -100,7 +105,7 @@ class WeightsFile:
                 {
                     "key": key,
                     "shape": list(self.shapes[key]),
-                    "dtype": str(self.tensor(key).dtype).removeprefix("torch."),
+                    "dtype": str(stored.dtype).removeprefix("torch."),
                     "mean": mean,
                     "std": math.sqrt(max(sq / n - mean * mean, 0.0)),
                     "norm": math.sqrt(sq),

@@ -182,12 +182,15 @@ def test_timed_cpu_trace_fills_times() -> None:
     assert trace.totals["flops"] == trace_unet("tiny").totals["flops"]
 
 
-def test_timed_trace_with_a_state_dict_is_deterministic() -> None:
+def test_timed_trace_loads_the_given_state_dict_strictly() -> None:
     cfg = PRESETS["tiny"].config
     torch.manual_seed(3)
     state = UNetModel(cfg).state_dict()
     a = trace_unet(cfg, device="cpu", repeats=1, state_dict=state)
     assert a.totals["params"] == sum(v.numel() for v in state.values())
+    # A state dict that does not fit is refused, not silently ignored.
+    with pytest.raises(RuntimeError, match="Missing key"):
+        trace_unet(cfg, device="cpu", repeats=1, state_dict=dict(list(state.items())[:-1]))
 
 
 def test_memory_guard_refuses_before_building(monkeypatch) -> None:

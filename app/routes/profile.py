@@ -41,10 +41,10 @@ def submit(body: ProfileRequest, request: Request, settings: SettingsDep, manage
     # Check memory before any weight is made: weights + peak activations from the (cached) meta trace.
     cache: TraceCache = request.app.state.trace_cache
     totals = cache.get(spec).totals
-    elem = {"float32": 4, "float16": 2, "bfloat16": 2}[body.dtype]
+    dtype = parse_dtype(body.dtype)
     # The cached trace is in float32; activations scale with the element size.
-    peak = totals["peak_activation_bytes"] * elem // 4
-    need = run_memory_bytes(totals["params"], peak, body.device, parse_dtype(body.dtype))
+    peak = totals["peak_activation_bytes"] * torch.empty((), dtype=dtype).element_size() // 4
+    need = run_memory_bytes(totals["params"], peak, body.device, dtype)
     free = available_bytes(torch.device(body.device))
     budget = min(free, settings.profile_memory_bytes) if settings.profile_memory_bytes else free
     if need > budget:
