@@ -47,23 +47,21 @@ def _trace_args(args: argparse.Namespace) -> dict:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    import json
-
     from sdunet_core.summary import format_summary, human
     from sdunet_core.trace import trace_unet
 
     trace = trace_unet(args.preset, device=args.device, dtype=args.dtype, repeats=args.repeats, **_trace_args(args))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(trace.to_dict(), f)
+        with open(args.json, "wb") as f:
+            f.write(trace.to_json())
         log.info("wrote %s", args.json)
     t = trace.totals
     print(
-        f"{args.preset}: {t['params']:,} params, {human(t['flops'])} FLOPs "
-        f"({human(t['attention_flops'])} attention), peak ~{human(t['peak_memory_bytes'], 'B')}"
+        f"{args.preset}: {t.params:,} params, {human(t.flops)} FLOPs "
+        f"({human(t.attention_flops)} attention), peak ~{human(t.peak_memory_bytes, 'B')}"
     )
-    if t["time_ms"] is not None:
-        print(f"forward {t['time_ms']:.2f} ms on {trace.device} ({trace.dtype}, median of {args.repeats})")
+    if t.time_ms is not None:
+        print(f"forward {t.time_ms:.2f} ms on {trace.device} ({trace.dtype}, median of {args.repeats})")
     if not args.json:
         print(format_summary(trace, depth=1))
     return 0

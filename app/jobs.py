@@ -179,6 +179,7 @@ class ProfileManager:
         spec = job.spec
         kwargs = {
             "config": spec.config.to_dict(),
+            "preset": spec.preset,
             "sample_size": spec.sample_size,
             "batch": spec.batch,
             "context_tokens": spec.context_tokens,

@@ -33,7 +33,7 @@ class TraceSpec:
     @property
     def key(self) -> tuple:
         # The config is a frozen dataclass of tuples and scalars: it hashes and compares by value.
-        return (self.config, self.sample_size, self.batch, self.context_tokens)
+        return (self.preset, self.config, self.sample_size, self.batch, self.context_tokens)
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,6 @@ def resolve(req: TraceRequest, settings: Settings) -> TraceSpec:
         config = UNetConfig.from_dict(req.config)
     else:
         config = UNetConfig.from_ldm(req.ldm_params or {})
-    if preset is None:
-        preset = next((n for n, p in PRESETS.items() if p.config == config), None)
     factor = PRESETS[preset].latent_factor if preset else 8
 
     if req.image_size is not None and req.sample_size is not None:
@@ -206,7 +204,14 @@ class TraceCache:
     def _compute(self, spec: TraceSpec) -> CachedTrace:
         if not self._slots.acquire(timeout=self.wait_s):
             raise ApiError(503, None, "too many traces are being computed; try again shortly", {"Retry-After": "2"})
-        args = (spec.config.to_dict(), spec.sample_size, spec.batch, spec.context_tokens, self.time_limit_s)
+        args = (
+            spec.preset,
+            spec.config.to_dict(),
+            spec.sample_size,
+            spec.batch,
+            spec.context_tokens,
+            self.time_limit_s,
+        )
         try:
             result = self.pool.submit(*args).result() if self.pool is not None else compute_trace(*args)
         except TraceTimeout:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import multiprocessing as mp
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -29,19 +28,22 @@ def _warm() -> bool:
 
 
 def compute_trace(
-    config: dict[str, Any], sample: tuple[int, ...], batch: int, tokens: int | None, time_limit_s: float | None
+    preset: str | None,
+    config: dict[str, Any],
+    sample: tuple[int, ...],
+    batch: int,
+    tokens: int | None,
+    time_limit_s: float | None,
 ) -> tuple[bytes, bytes, str, dict[str, Any]]:
-    """Trace on meta and serialize: (JSON, gzipped JSON, ETag, totals)."""
+    """Trace on meta and serialize: (JSON, gzipped JSON, ETag, totals). A preset is traced under its own name."""
     from sdunet_core import UNetConfig
     from sdunet_core.trace import trace_unet
 
-    trace = trace_unet(
-        UNetConfig.from_dict(config), sample_size=sample, batch=batch, context_tokens=tokens, time_limit_s=time_limit_s
-    )
-    data = trace.to_dict()
-    body = json.dumps(data, separators=(",", ":")).encode()
+    model = preset if preset is not None else UNetConfig.from_dict(config)
+    trace = trace_unet(model, sample_size=sample, batch=batch, context_tokens=tokens, time_limit_s=time_limit_s)
+    body = trace.to_json()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    return body, gzip.compress(body, 6), etag, data["totals"]
+    return body, gzip.compress(body, 6), etag, trace.totals.model_dump()
 
 
 class TracePool:
@@ -77,14 +79,15 @@ def _profile_main(conn: Any, kwargs: dict[str, Any]) -> None:
         from sdunet_core import UNetConfig
         from sdunet_core.trace import trace_unet
 
-        kwargs["config"] = UNetConfig.from_dict(kwargs["config"])
+        preset = kwargs.pop("preset", None)
+        kwargs["config"] = preset if preset is not None else UNetConfig.from_dict(kwargs["config"])
         weights_path = kwargs.pop("weights_path", None)
         if weights_path:
             from sdunet_core.weights import WeightsFile
 
             kwargs["state_dict"] = WeightsFile(weights_path).state_dict()
         trace = trace_unet(**kwargs, progress=lambda phase, done, total: conn.send(("progress", phase, done, total)))
-        conn.send(("done", json.dumps(trace.to_dict(), separators=(",", ":")).encode()))
+        conn.send(("done", trace.to_json()))
     except Exception as exc:  # sent to the parent, which ends the job failed with this reason
         conn.send(("failed", str(exc) if str(exc) else type(exc).__name__))
     finally:

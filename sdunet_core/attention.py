@@ -4,9 +4,13 @@ SpatialTransformer, with the original attribute names (`to_q`, `to_k`, `to_v`, `
 
 Attention runs through `torch.nn.functional.scaled_dot_product_attention`, which computes the same
 softmax(QK^T / sqrt(d_head)) V as the original einsums and picks a fused kernel where one exists.
+
+As in blocks.py, each class states what it is for the tracer (`category`, `takes_context`, `facts()`).
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +30,8 @@ class CrossAttention(nn.Module):
     ) -> None:
         super().__init__()
         inner = heads * dim_head
+        # Keys and values come from the context when it has a width of its own; else from x (self-attention).
+        self.context_dim = context_dim
         context_dim = context_dim or query_dim
         self.heads = heads
         self.dim_head = dim_head
@@ -46,9 +52,35 @@ class CrossAttention(nn.Module):
         out = out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
         return self.to_out(out)
 
+    @property
+    def takes_context(self) -> bool:
+        return self.context_dim is not None
+
+    @property
+    def context_inputs(self) -> tuple[str, ...]:
+        """Children whose input is the context: the key and value projections of a cross-attention."""
+        return ("to_k", "to_v") if self.takes_context else ()
+
+    @property
+    def category(self) -> str:
+        return "cross_attention" if self.takes_context else "self_attention"
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "attention": {
+                "kind": self.category,
+                "channels": self.heads * self.dim_head,
+                "heads": self.heads,
+                "head_channels": self.dim_head,
+                "context_dim": self.context_dim,
+            }
+        }
+
 
 class GEGLU(nn.Module):
     """Linear d -> 2 * inner, split into value and gate, value * GELU(gate)."""
+
+    category: ClassVar[str] = "geglu"
 
     def __init__(self, dim_in: int, dim_out: int) -> None:
         super().__init__()
@@ -62,6 +94,8 @@ class GEGLU(nn.Module):
 class FeedForward(nn.Module):
     """GEGLU (d -> 4d) -> Dropout -> Linear (4d -> d), as `ff.net.0..2`."""
 
+    category: ClassVar[str] = "feed_forward"
+
     def __init__(self, dim: int, *, mult: int = 4, dropout: float = 0.0) -> None:
         super().__init__()
         inner = dim * mult
@@ -73,6 +107,9 @@ class FeedForward(nn.Module):
 
 class BasicTransformerBlock(nn.Module):
     """Self-attention, cross-attention to the context, feed-forward; each pre-normed with a residual add."""
+
+    category: ClassVar[str] = "transformer_block"
+    takes_context: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -101,12 +138,27 @@ class BasicTransformerBlock(nn.Module):
         x = x + self.attn2(self.norm2(x), context)  # queries from pixels, keys/values from the text tokens
         return x + self.ff(self.norm3(x))
 
+    def facts(self) -> dict[str, Any]:
+        attn = self.attn2
+        return {
+            "attention": {
+                "kind": "transformer_block",
+                "channels": attn.heads * attn.dim_head,
+                "heads": attn.heads,
+                "head_channels": attn.dim_head,
+                "context_dim": attn.context_dim,
+                "self_attention_disabled": self.disable_self_attn,
+            }
+        }
+
 
 class SpatialTransformer(ContextBlock):
     """GroupNorm -> proj_in -> [B, C, H, W] as [B, H*W, C] -> transformer blocks -> back -> proj_out -> + input.
 
     proj_in / proj_out are 1x1 convs (SD 1.x) or Linear layers applied on the tokens (SD 2.x, SDXL).
     """
+
+    category: ClassVar[str] = "spatial_transformer"
 
     def __init__(
         self,
@@ -124,6 +176,9 @@ class SpatialTransformer(ContextBlock):
         super().__init__()
         inner = heads * dim_head
         self.channels = channels
+        self.heads = heads
+        self.dim_head = dim_head
+        self.disable_self_attn = disable_self_attn
         self.use_linear = use_linear
         # The original's Normalize: a plain GroupNorm with eps 1e-6 (the ResBlocks' GroupNorm32 uses 1e-5).
         self.norm = nn.GroupNorm(num_groups=norm_groups, num_channels=channels, eps=1e-6, affine=True)
@@ -158,3 +213,18 @@ class SpatialTransformer(ContextBlock):
         if not self.use_linear:
             x = self.proj_out(x)
         return x + x_in
+
+    def facts(self) -> dict[str, Any]:
+        blocks = list(self.transformer_blocks)
+        return {
+            "attention": {
+                "kind": "spatial_transformer",
+                "channels": self.heads * self.dim_head,
+                "heads": self.heads,
+                "head_channels": self.dim_head,
+                "depth": len(blocks),
+                "context_dim": blocks[0].attn2.context_dim if blocks else None,
+                "self_attention_disabled": self.disable_self_attn,
+                "projection": "linear" if self.use_linear else "conv",
+            }
+        }

@@ -3,9 +3,14 @@ container that routes the time embedding and the context to the blocks that take
 
 Attribute names are the original ones (`in_layers`, `emb_layers`, `out_layers`, `skip_connection`, `op`,
 `conv`, `qkv`, `proj_out`) so that checkpoints load unchanged. Shapes are `[batch, channels, *spatial]`.
+
+Each block states what it is for the tracer (`category`, `takes_emb`, `takes_context`, `facts()`: the fields of
+the trace schema, `sdunet_core/schema.py`), so that a new kind of block carries its own description.
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +45,10 @@ def avg_pool_nd(dims: int, *args, **kwargs) -> nn.Module:
 class TimestepBlock(nn.Module):
     """A block whose forward takes the time embedding as a second argument."""
 
+    takes_emb: ClassVar[bool] = True
+    # Children (paths below the block) whose input is the time embedding itself.
+    emb_inputs: ClassVar[tuple[str, ...]] = ()
+
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -47,9 +56,19 @@ class TimestepBlock(nn.Module):
 class ContextBlock(nn.Module):
     """A block whose forward takes the context tokens as a second argument."""
 
+    takes_context: ClassVar[bool] = True
+
 
 class TimestepEmbedSequential(nn.Sequential):
     """A Sequential that hands `emb` to TimestepBlocks and `context` to ContextBlocks."""
+
+    @property
+    def takes_emb(self) -> bool:
+        return any(isinstance(layer, TimestepBlock) for layer in self)
+
+    @property
+    def takes_context(self) -> bool:
+        return any(isinstance(layer, ContextBlock) for layer in self)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         for layer in self:
@@ -64,6 +83,8 @@ class TimestepEmbedSequential(nn.Sequential):
 
 class Upsample(nn.Module):
     """Nearest-neighbour x2, then (with conv resampling) a 3x3 conv: C x H x W -> C' x 2H x 2W."""
+
+    category: ClassVar[str] = "upsample"
 
     def __init__(self, channels: int, use_conv: bool, *, dims: int = 2, out_channels: int | None = None) -> None:
         super().__init__()
@@ -81,14 +102,20 @@ class Upsample(nn.Module):
             x = F.interpolate(x, scale_factor=2, mode="nearest")
         return self.conv(x) if self.use_conv else x
 
+    def facts(self) -> dict[str, Any]:
+        return {"resample": {"direction": "up", "factor": 2, "method": "nearest_conv" if self.use_conv else "nearest"}}
+
 
 class Downsample(nn.Module):
     """A 3x3 conv with stride 2 (or a 2x2 average pool without conv resampling): C x H x W -> C' x H/2 x W/2."""
+
+    category: ClassVar[str] = "downsample"
 
     def __init__(self, channels: int, use_conv: bool, *, dims: int = 2, out_channels: int | None = None) -> None:
         super().__init__()
         self.channels = channels
         self.out_channels = out_channels or channels
+        self.use_conv = use_conv
         stride = 2 if dims != 3 else (1, 2, 2)
         if use_conv:
             self.op = conv_nd(dims, channels, self.out_channels, 3, stride=stride, padding=1)
@@ -100,6 +127,10 @@ class Downsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
 
+    def facts(self) -> dict[str, Any]:
+        method = "conv_stride2" if self.use_conv else "avg_pool"
+        return {"resample": {"direction": "down", "factor": 2, "method": method}}
+
 
 class ResBlock(TimestepBlock):
     """Two 3x3 convs with the time embedding added in between, and a residual path.
@@ -108,6 +139,9 @@ class ResBlock(TimestepBlock):
     scale-shift); out_layers: GroupNorm -> SiLU -> Dropout -> conv (C' -> C'); skip_connection: identity or a
     1x1 conv when C != C'. With `up`/`down` both paths are resampled inside the block.
     """
+
+    category: ClassVar[str] = "resblock"
+    emb_inputs = ("emb_layers", "emb_layers.0")
 
     def __init__(
         self,
@@ -125,7 +159,10 @@ class ResBlock(TimestepBlock):
         super().__init__()
         self.channels = channels
         self.out_channels = out_channels or channels
+        self.emb_channels = emb_channels
+        self.dropout = dropout
         self.use_scale_shift_norm = use_scale_shift_norm
+        self.resample = "up" if up else "down" if down else None
         self.in_layers = nn.Sequential(
             normalization(channels, norm_groups), nn.SiLU(), conv_nd(dims, channels, self.out_channels, 3, padding=1)
         )
@@ -175,12 +212,30 @@ class ResBlock(TimestepBlock):
             h = self.out_layers(h + emb_out)
         return self.skip_connection(x) + h
 
+    def facts(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "resblock": {
+                "in_channels": self.channels,
+                "out_channels": self.out_channels,
+                "emb_channels": self.emb_channels,
+                "scale_shift_norm": self.use_scale_shift_norm,
+                "skip": "identity" if isinstance(self.skip_connection, nn.Identity) else "conv1x1",
+                "dropout": self.dropout,
+            }
+        }
+        if self.resample is not None:
+            method = "resblock_nearest" if self.resample == "up" else "resblock_avg_pool"
+            out["resample"] = {"direction": self.resample, "factor": 2, "method": method}
+        return out
+
 
 class AttentionBlock(nn.Module):
     """Plain multi-head self-attention over all positions (unconditional LDMs).
 
     GroupNorm -> qkv (1x1 conv, C -> 3C) -> attention -> proj_out (1x1 conv) -> + x.
     """
+
+    category: ClassVar[str] = "attention_block"
 
     def __init__(
         self, channels: int, *, num_heads: int, new_attention_order: bool = False, norm_groups: int = 32
@@ -209,3 +264,15 @@ class AttentionBlock(nn.Module):
         h = h.transpose(-1, -2).reshape(b, c, t)  # back to [B, C, T]
         h = self.proj_out(h)
         return (x + h).reshape(b, c, *spatial)
+
+    def facts(self) -> dict[str, Any]:
+        heads = self.num_heads
+        return {
+            "attention": {
+                "kind": "attention_block",
+                "channels": self.channels,
+                "heads": heads,
+                "head_channels": self.channels // heads,
+                "qkv_order": "new" if self.new_attention_order else "legacy",
+            }
+        }

@@ -24,6 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from .config import UNetConfig
 from .diffusers_keys import DIFFUSERS_TOP_LEVEL, LDM_TOP_LEVEL, KeyMap, keymap_for, layout_from_diffusers_keys
 from .header import (
@@ -37,6 +39,7 @@ from .header import (
 )
 from .infer_config import infer_config
 from .presets import PRESETS
+from .schema import UNetConfigModel
 
 __all__ = [
     "CheckpointError",
@@ -101,30 +104,68 @@ class Detection:
         return not (self.missing or self.unexpected or self.mismatched)
 
     def to_dict(self) -> dict[str, Any]:
+        return self.report().model_dump(mode="json")
+
+    def report(self) -> DetectionReport:
         dtypes: dict[str, int] = defaultdict(int)
         for per_dtype in self.bytes_by_block.values():
             for dtype, n in per_dtype.items():
                 dtypes[dtype] += n
-        return {
-            "prefix": self.prefix,
-            "format": self.format,
-            "preset": self.preset,
-            "matching_presets": self.matching_presets,
-            "exact": self.exact,
-            "config": self.config.to_dict(),
-            "ldm_params": self.config.to_ldm(),
-            "num_parameters": self.num_parameters,
-            "missing": self.missing,
-            "unexpected": self.unexpected,
-            "mismatched": self.mismatched,
-            "bytes_by_block": self.bytes_by_block,
-            "bytes_by_dtype": dict(dtypes),
-            "total_bytes": sum(dtypes.values()),
-            "notes": self.notes,
-            "other_keys": self.other_keys,
-            "other_prefixes": self.other_prefixes,
-            "metadata": self.metadata,
-        }
+        return DetectionReport(
+            **{
+                "prefix": self.prefix,
+                "format": self.format,
+                "preset": self.preset,
+                "matching_presets": self.matching_presets,
+                "exact": self.exact,
+                "config": self.config.to_dict(),
+                "ldm_params": self.config.to_ldm(),
+                "num_parameters": self.num_parameters,
+                "missing": self.missing,
+                "unexpected": self.unexpected,
+                "mismatched": self.mismatched,
+                "bytes_by_block": self.bytes_by_block,
+                "bytes_by_dtype": dict(dtypes),
+                "total_bytes": sum(dtypes.values()),
+                "notes": self.notes,
+                "other_keys": self.other_keys,
+                "other_prefixes": self.other_prefixes,
+                "metadata": self.metadata,
+            }
+        )
+
+
+class Mismatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(description="the tensor, in the file's own naming")
+    expected: list[int] = Field(description="its shape in UNetModel(config)")
+    found: list[int] = Field(description="its shape in the file")
+
+
+class DetectionReport(BaseModel):
+    """What /api/checkpoint/detect and `sdunet-explorer inspect --json` say of a file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prefix: str = Field(description="what the UNet's tensor names start with (`model.diffusion_model.`, ``, ...)")
+    format: KeyFormat = Field(description="`ldm` (the original names) or `diffusers` (UNet2DConditionModel's)")
+    preset: str | None = Field(description="the first preset whose state dict has exactly these shapes")
+    matching_presets: list[str] = Field(description="every such preset (sd2 and sd2-v share one network)")
+    exact: bool = Field(description="loads into UNetModel(config) with strict=True once the prefix is dropped")
+    config: UNetConfigModel = Field(description="the architecture, in our field names")  # type: ignore[valid-type]
+    ldm_params: dict[str, Any] = Field(description="the same as the original constructor's keywords")
+    num_parameters: int = Field(description="parameters of the UNet's tensors in the file")
+    missing: list[str] = Field(description="tensors UNetModel(config) has and the file lacks")
+    unexpected: list[str] = Field(description="UNet tensors of the file that UNetModel(config) does not have")
+    mismatched: list[Mismatch] = Field(description="tensors of both whose shapes differ")
+    bytes_by_block: dict[str, dict[str, int]] = Field(description="top-level block -> dtype -> bytes in the file")
+    bytes_by_dtype: dict[str, int] = Field(description="dtype -> bytes of the UNet's tensors")
+    total_bytes: int = Field(description="bytes of the UNet's tensors")
+    notes: list[str] = Field(description="every choice the shapes could not make, and how it was made")
+    other_keys: dict[str, int] = Field(description="tensors beside the UNet, counted by their first name part")
+    other_prefixes: list[str] = Field(description="other prefixes that also hold a UNet")
+    metadata: dict[str, str] = Field(description="the header's __metadata__, cut to 64 entries of 200 characters")
 
 
 def inspect_file(path: str | Path) -> Detection:

@@ -37,7 +37,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from .config import UNetConfig, plan_blocks
+from .config import UNetConfig
+from .plan import plan_blocks, walk_u
 
 LabelKind = Literal["embedding", "class_projection", "addition", "continuous"] | None
 
@@ -198,28 +199,24 @@ def _pairs(layout: KeyLayout) -> list[_Pair]:
             _Pair("label_emb.0.2", f"{target}.linear_2"),
         ]
     levels = len(layout.num_res_blocks)
-    index = 1
-    for level, count in enumerate(layout.num_res_blocks):
-        for j in range(count):
+    for slot in walk_u(layout.num_res_blocks):
+        level, j, path = slot.level, slot.position, slot.path
+        if slot.kind == "res":
             pairs += [
-                _Pair(f"input_blocks.{index}.0", f"down_blocks.{level}.resnets.{j}", _RESNET),
-                _Pair(f"input_blocks.{index}.1", f"down_blocks.{level}.attentions.{j}"),
+                _Pair(f"{path}.0", f"down_blocks.{level}.resnets.{j}", _RESNET),
+                _Pair(f"{path}.1", f"down_blocks.{level}.attentions.{j}"),
             ]
-            index += 1
-        if level != levels - 1:
-            pairs.append(_Pair(f"input_blocks.{index}.0", f"down_blocks.{level}.downsamplers.0", _DOWNSAMPLE))
-            index += 1
-    index = 0
-    for level in reversed(range(levels)):
-        u = levels - 1 - level
-        for j, has_attention in enumerate(layout.up_attention[level]):
-            pairs.append(_Pair(f"output_blocks.{index}.0", f"up_blocks.{u}.resnets.{j}", _RESNET))
+        elif slot.kind == "downsample":
+            pairs.append(_Pair(f"{path}.0", f"down_blocks.{level}.downsamplers.0", _DOWNSAMPLE))
+        elif slot.kind == "up":
+            u = levels - 1 - level  # diffusers lists the up side from the lowest resolution
+            has_attention = layout.up_attention[level][j]
+            pairs.append(_Pair(f"{path}.0", f"up_blocks.{u}.resnets.{j}", _RESNET))
             if has_attention:
-                pairs.append(_Pair(f"output_blocks.{index}.1", f"up_blocks.{u}.attentions.{j}"))
-            if level > 0 and j == layout.num_res_blocks[level]:
+                pairs.append(_Pair(f"{path}.1", f"up_blocks.{u}.attentions.{j}"))
+            if slot.upsample:
                 k = 2 if has_attention else 1
-                pairs.append(_Pair(f"output_blocks.{index}.{k}", f"up_blocks.{u}.upsamplers.0", _UPSAMPLE))
-            index += 1
+                pairs.append(_Pair(f"{path}.{k}", f"up_blocks.{u}.upsamplers.0", _UPSAMPLE))
     return pairs
 
 

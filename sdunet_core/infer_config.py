@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from .config import ConfigError, UNetConfig
 from .header import CheckpointError
+from .plan import walk_u
 from .presets import PRESETS
 
 Shapes = dict[str, tuple[int, ...]]
@@ -178,16 +179,12 @@ def _read_u(blocks: dict[str, dict[int, _Module]]) -> _U:
             f"{list(num_res_blocks)} by the resamplers): shapes fit no UNet",
         )
 
-    down_at: list[list[int]] = []
-    index = 1
-    for r in num_res_blocks:
-        down_at.append(list(range(index, index + r)))
-        index += r + 1  # and the downsampler
+    down_at: list[list[int]] = [[] for _ in range(levels)]
     up_at: list[list[int]] = [[] for _ in range(levels)]
-    index = 0
-    for level in reversed(range(levels)):
-        up_at[level] = list(range(index, index + num_res_blocks[level] + 1))
-        index += num_res_blocks[level] + 1
+    for slot in walk_u(num_res_blocks):
+        if slot.kind in ("res", "up"):
+            index = int(slot.path.rpartition(".")[2])
+            (down_at if slot.kind == "res" else up_at)[slot.level].append(index)
     return _U(num_res_blocks, conv_resample, resblock_updown, down_at, up_at)
 
 

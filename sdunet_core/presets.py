@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, UNetConfig
+from pydantic import BaseModel, ConfigDict, Field
+
+from .config import UNetConfig
+from .errors import ConfigError, quote
+from .schema import UNetConfigModel
 
 _DATA = Path(__file__).parent / "data" / "presets.json"
 
@@ -38,15 +42,46 @@ class Preset:
         ctx = self.reference_input.get("context")
         return ctx[1] if ctx else None
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "title": self.title,
-            "family": self.family,
-            "num_parameters": self.num_parameters,
-            "reference_input": self.reference_input,
-            "latent_factor": self.latent_factor,
-        }
+    def summary(self) -> PresetSummary:
+        return PresetSummary(
+            name=self.name,
+            title=self.title,
+            family=self.family,
+            num_parameters=self.num_parameters,
+            reference_input=self.reference_input,
+            latent_factor=self.latent_factor,
+        )
+
+    def detail(self) -> PresetDetail:
+        return PresetDetail(
+            **self.summary().model_dump(),
+            source=self.source,
+            config=self.config.to_dict(),
+            ldm_params=self.config.to_ldm(),
+        )
+
+
+class PresetSummary(BaseModel):
+    """A preset as /api/presets lists it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="the name to ask for (`sd1`, `sdxl-base`, ...)")
+    title: str = Field(description="what the model is, in words")
+    family: str = Field(description="`ldm`, `sd1`, `sd2`, `sdxl` or `tiny`")
+    num_parameters: int | None = Field(description="the original model's exact parameter count (null for ours)")
+    reference_input: dict[str, list[int] | None] = Field(
+        description="shapes of the input it is traced with at batch 1: `x`, `context`, `y`"
+    )
+    latent_factor: int = Field(description="image pixels per latent pixel")
+
+
+class PresetDetail(PresetSummary):
+    """One preset with where it comes from and its whole config."""
+
+    source: dict[str, str] = Field(description="the repository and yaml its parameters come from")
+    config: UNetConfigModel = Field(description="the UNetConfig in our field names (as the trace's `config`)")  # type: ignore[valid-type]
+    ldm_params: dict[str, Any] = Field(description="the original constructor's keywords")
 
 
 def _load() -> dict[str, Preset]:
@@ -70,9 +105,13 @@ def _load() -> dict[str, Preset]:
 PRESETS: dict[str, Preset] = _load()
 
 
-def load_preset(name: str) -> UNetConfig:
-    """The config of a named preset; an unknown name is a ConfigError naming the known ones."""
-    try:
-        return PRESETS[name].config
-    except KeyError:
-        raise ConfigError("preset", f"unknown preset {name!r}; known: {sorted(PRESETS)}") from None
+def load_preset(name: str) -> Preset:
+    """A named preset (its `.config` is the UNetConfig); an unknown name is a ConfigError naming the known ones.
+
+    The Preset, not only its config, goes on to `trace_unet`: two presets can share one network (sd2 and sd2-v) but
+    not their reference input, and the trace is labelled with the name asked for.
+    """
+    preset = PRESETS.get(name) if isinstance(name, str) else None
+    if preset is None:
+        raise ConfigError("preset", f"unknown preset {quote(name)}; known: {sorted(PRESETS)}")
+    return preset

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .trace import Trace
+from .schema import Trace
 
 
 def human(n: float, unit: str = "") -> str:
@@ -16,21 +16,21 @@ def human(n: float, unit: str = "") -> str:
 def format_summary(trace: Trace, depth: int = 2) -> str:
     rows = [("Module (kind)", "Output shape", "Params", "FLOPs", "Attn FLOPs")]
     for node in trace.nodes:
-        level = node["path"].count(".") + 1 if node["path"] else 0
-        # Top-level blocks sit at depth 1 although input_blocks.N has one dot: count from the block, not the list.
-        if node["path"].startswith(("input_blocks.", "output_blocks.")):
-            level -= 1
-        if node["path"] in ("input_blocks", "output_blocks") or level > depth:
+        if node.category == "stage":
             continue
-        name = node["name"] if level > 1 else (node["path"] or "UNetModel")
-        out = node["outputs"][0]["shape"] if node["outputs"] else "-"
+        # Depth counts from the top-level block (input_blocks.N is one level down although it has one dot).
+        level = 0 if node.block is None else 1 + node.path.count(".") - node.block.count(".")
+        if level > depth:
+            continue
+        name = node.name if level > 1 else (node.path or "UNetModel")
+        out = node.outputs[0].shape if node.outputs else "-"
         rows.append(
             (
-                "  " * level + f"{name} ({node['kind']})",
+                "  " * level + f"{name} ({node.kind})",
                 str(out),
-                f"{node['params']:,}",
-                human(node["flops"]),
-                human(node["flops_by_op"]["attention"]),
+                f"{node.params:,}",
+                human(node.flops),
+                human(node.flops_by_op.attention),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -43,19 +43,20 @@ def format_summary(trace: Trace, depth: int = 2) -> str:
         if i == 0:
             text.append(line)
     t = trace.totals
-    inp = trace.inputs
+    inp = trace.input
     text += [
         line,
-        f"Input: x {inp['x']['shape']}"
-        + (f", context {inp['context']['shape']}" if inp.get("context") else "")
-        + (f", y {inp['y']['shape']}" if inp.get("y") else ""),
-        f"Total params: {t['params']:,} ({human(t['param_bytes'], 'B')} at {trace.dtype})",
-        f"Total FLOPs: {human(t['flops'])} (attention matmuls {human(t['attention_flops'])}); "
-        f"MACs without attention: {human(t['macs_without_attention'])}",
-        f"Peak memory estimate: {human(t['peak_memory_bytes'], 'B')} "
-        f"(weights + {human(t['peak_activation_bytes'], 'B')} activations)",
+        f"Input: x {inp.x.shape}"
+        + (f", context {inp.context.shape}" if inp.context else "")
+        + (f", y {inp.y.shape}" if inp.y else ""),
+        f"Total params: {t.params:,} ({human(t.param_bytes, 'B')} at {trace.dtype})",
+        f"Total FLOPs: {human(t.flops)} (attention matmuls {human(t.attention_flops)}); "
+        f"MACs without attention: {human(t.macs_without_attention)}",
+        f"Peak memory estimate: {human(t.peak_memory_bytes, 'B')} "
+        f"(weights + {human(t.peak_activation_bytes, 'B')} activations; "
+        f"{human(t.peak_activation_bytes_fused, 'B')} with a fused attention kernel)",
     ]
-    if t.get("time_ms") is not None:
-        text.append(f"Forward time: {t['time_ms']:.2f} ms on {trace.device} (median)")
+    if t.time_ms is not None:
+        text.append(f"Forward time: {t.time_ms:.2f} ms on {trace.device} (median)")
     text.append(line)
     return "\n".join(text)

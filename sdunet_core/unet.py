@@ -27,7 +27,8 @@ from .blocks import (
     conv_nd,
     normalization,
 )
-from .config import AttentionPlan, BlockPlan, UNetConfig, plan_blocks
+from .config import UNetConfig
+from .plan import AttentionPlan, BlockPlan, embedding_plans, plan_blocks
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -43,6 +44,9 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10
 
 class UNetModel(nn.Module):
     """The full UNet: time embedding, down stage, middle block, up stage with skips, output head."""
+
+    category = "model"
+    takes_emb = True  # it computes the embedding from the timesteps and hands it to every ResBlock
 
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
@@ -100,11 +104,11 @@ class UNetModel(nn.Module):
         self.middle_block = TimestepEmbedSequential()  # replaced in place when the plan reaches the middle block
         self.output_blocks = nn.ModuleList()
         for b in self.plan:
-            if b.role == "input_conv":
+            if b.category == "input_conv":
                 self.input_blocks.append(
                     TimestepEmbedSequential(conv_nd(cfg.dims, b.in_channels, b.out_channels, 3, padding=1))
                 )
-            elif b.role == "downsample":
+            elif b.category == "downsample_block":
                 layer = (
                     res_block(b.in_channels, b.out_channels, down=True)
                     if cfg.resblock_updown
@@ -143,19 +147,12 @@ class UNetModel(nn.Module):
     # ---- the model's map of itself ----------------------------------------------------------------------
     @property
     def block_map(self) -> dict[str, BlockPlan]:
-        """Top-level block path -> its stage, level, role and skip source (embeddings included)."""
-        out: dict[str, BlockPlan] = {
-            "time_embed": BlockPlan(
-                "time_embed", "embed", None, "time_embedding", 1, self.config.model_channels, self.config.time_embed_dim
-            )
-        }
-        if hasattr(self, "label_emb"):
-            width = self.config.adm_in_channels or (1 if self.config.num_classes == "continuous" else 0)
-            out["label_emb"] = BlockPlan(
-                "label_emb", "embed", None, "label_embedding", 1, width, self.config.time_embed_dim
-            )
-        out.update({b.path: b for b in self.plan})
-        return out
+        """Top-level block path -> its stage, level, category and skip source (embeddings included)."""
+        return {b.path: b for b in [*embedding_plans(self.config), *self.plan]}
+
+    @property
+    def takes_context(self) -> bool:
+        return self.config.use_spatial_transformer
 
     @property
     def skips(self) -> list[tuple[str, str]]:

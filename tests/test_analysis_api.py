@@ -16,14 +16,14 @@ def sd1_vs_sdxl(client) -> dict:
 
 def test_compare_totals_match_the_traces(sd1_vs_sdxl) -> None:
     sd1, sdxl = trace_unet("sd1"), trace_unet("sdxl-base")
-    assert sd1_vs_sdxl["a"]["totals"] == sd1.totals
-    assert sd1_vs_sdxl["b"]["totals"] == sdxl.totals
+    assert sd1_vs_sdxl["a"]["totals"] == sd1.totals.model_dump()
+    assert sd1_vs_sdxl["b"]["totals"] == sdxl.totals.model_dump()
     by_stage = {row["key"]: row for row in sd1_vs_sdxl["by_stage"]}
-    assert sum(r["a"]["flops"] for r in by_stage.values()) == sd1.totals["flops"]
-    assert sum(r["b"]["params"] for r in by_stage.values()) == sdxl.totals["params"]
-    down = sum(sd1.node(f"input_blocks.{i}")["flops"] for i in range(12))
+    assert sum(r["a"]["flops"] for r in by_stage.values()) == sd1.totals.flops
+    assert sum(r["b"]["params"] for r in by_stage.values()) == sdxl.totals.params
+    down = sum(sd1.node(f"input_blocks.{i}").flops for i in range(12))
     assert by_stage["down"]["a"]["flops"] == down
-    assert by_stage["mid"]["b"]["params"] == sdxl.node("middle_block")["params"]
+    assert by_stage["mid"]["b"]["params"] == sdxl.node("middle_block").params
 
 
 def test_compare_by_kind_counts(sd1_vs_sdxl) -> None:
@@ -36,14 +36,33 @@ def test_compare_by_kind_counts(sd1_vs_sdxl) -> None:
     assert kinds["resblock"]["a"]["count"] == 22 and kinds["resblock"]["b"]["count"] == 17
 
 
+def test_compare_counts_each_downsample_once(sd1_vs_sdxl) -> None:
+    # SD 1.x has three Downsample layers, one per level but the last (3x3 convs at 320, 640 and 1280 channels).
+    down = {row["key"]: row for row in sd1_vs_sdxl["by_kind"]}["downsample"]["a"]
+    sd1 = trace_unet("sd1")
+    layers = [n for n in sd1.nodes if n.kind == "Downsample"]
+    assert down["count"] == len(layers) == 3
+    assert down["params"] == sum(n.params for n in layers) == 19_355_840
+    assert down["flops"] == sum(n.flops for n in layers)
+    assert round(down["flops"] / 1e9, 2) == 5.66
+
+
 def test_compare_names_the_structural_differences(sd1_vs_sdxl) -> None:
     diffs = {d["where"]: d for d in sd1_vs_sdxl["differences"]}
+
+    def parts(side: list[dict] | None) -> list[list[tuple]] | None:
+        if side is None:
+            return None
+        return [[(p["category"], p["depth"]) for p in block["parts"]] for block in side]
+
+    res, st = ("resblock", None), "spatial_transformer"
     # SDXL has no attention at the highest resolution ...
-    assert diffs["down.0"]["a"][0] == "ResBlock + SpatialTransformer" and diffs["down.0"]["b"][0] == "ResBlock"
+    assert parts(diffs["down.0"]["a"])[0] == [res, (st, 1)] and parts(diffs["down.0"]["b"])[0] == [res]
     # ... and stacks ten transformer blocks at the lowest, in the middle block too.
-    assert diffs["down.2"]["b"][0] == "ResBlock + SpatialTransformer x10"
-    assert diffs["mid"]["b"] == ["ResBlock + SpatialTransformer x10 + ResBlock"]
+    assert parts(diffs["down.2"]["b"])[0] == [res, (st, 10)]
+    assert parts(diffs["mid"]["b"]) == [[res, (st, 10), res]]
     assert diffs["down.3"]["b"] is None  # SDXL has three levels
+    assert [b["path"] for b in diffs["down.0"]["b"]] == ["input_blocks.1", "input_blocks.2", "input_blocks.3"]
 
 
 def test_compare_same_model_has_no_differences(client) -> None:
@@ -59,9 +78,10 @@ def test_scaling_points_match_traces(client) -> None:
     assert [p["image_size"] for p in points] == [[256, 256], [512, 512]]
     for p in points:
         t = trace_unet("sd1", sample_size=(p["image_size"][0] // 8,) * 2).totals
-        assert p["flops"] == t["flops"] and p["attention_flops"] == t["attention_flops"]
-        assert p["other_flops"] == t["flops"] - t["attention_flops"]
-        assert p["peak_memory_bytes"] == t["peak_memory_bytes"]
+        assert p["flops"] == t.flops and p["attention_flops"] == t.attention_flops
+        assert p["other_flops"] == t.flops - t.attention_flops
+        assert p["peak_memory_bytes"] == t.peak_memory_bytes
+        assert p["peak_activation_bytes_fused"] == t.peak_activation_bytes_fused < p["peak_activation_bytes"]
     # Attention grows with the square of the token count: 4x the pixels -> more than 4x the attention FLOPs.
     assert points[1]["attention_flops"] > 4 * points[0]["attention_flops"]
     assert points[1]["other_flops"] == pytest.approx(4 * points[0]["other_flops"], rel=0.05)

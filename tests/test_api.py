@@ -19,7 +19,7 @@ def _err(field: str | None, reason: str, **extra: object) -> dict:
 def test_presets_list(client) -> None:
     r = client.get("/api/presets")
     assert r.status_code == 200
-    assert r.json() == [p.summary() for p in PRESETS.values()]
+    assert r.json() == [p.summary().model_dump() for p in PRESETS.values()]
     assert {p["name"] for p in r.json()} >= {"sd1", "sd2", "sdxl-base", "tiny"}
 
 
@@ -45,10 +45,25 @@ def test_trace_preset_matches_the_library(client) -> None:
 
 
 def test_trace_by_config_and_by_ldm_params_equal_the_preset(client) -> None:
+    tiny = PRESETS["tiny"]
+    same_input = {"sample_size": list(tiny.sample_size), "context_tokens": tiny.context_tokens}
     by_preset = client.post("/api/trace", json={"preset": "tiny"}).json()
-    by_config = client.post("/api/trace", json={"config": PRESETS["tiny"].config.to_dict()}).json()
-    by_ldm = client.post("/api/trace", json={"ldm_params": PRESETS["tiny"].ldm_params}).json()
-    assert by_preset == by_config == by_ldm
+    by_config = client.post("/api/trace", json={"config": tiny.config.to_dict(), **same_input})
+    by_ldm = client.post("/api/trace", json={"ldm_params": tiny.ldm_params, **same_input})
+    # The same model and input; only a preset asked for by name is labelled with it (no name is guessed).
+    assert by_preset["preset"] == "tiny"
+    assert by_config.json() == by_ldm.json() == {**by_preset, "preset": None}
+
+
+def test_a_preset_keeps_its_name_and_reference_input(client) -> None:
+    # sd2 and sd2-v are one network, but sd2-v is the 768-pixel model.
+    body = client.post("/api/trace", json={"preset": "sd2-v"}).json()
+    assert body["preset"] == "sd2-v"
+    assert body["input"]["image_size"] == [768, 768] and body["input"]["sample_size"] == [96, 96]
+    assert client.post("/api/trace", json={"preset": "sd2"}).json()["input"]["image_size"] == [512, 512]
+    # A custom config reports the image size it was traced at.
+    custom = client.post("/api/trace", json={"config": PRESETS["sd2"].config.to_dict(), "image_size": [640, 640]})
+    assert custom.json()["preset"] is None and custom.json()["input"]["image_size"] == [640, 640]
 
 
 def test_trace_image_size_is_divided_by_the_latent_factor(client) -> None:
@@ -219,7 +234,7 @@ def test_profile_job_runs_and_streams_phases_in_order(client) -> None:
     body = client.get(f"/api/profile/{job_id}").json()
     assert body["state"] == "done" and body["error"] is None and body["position"] is None
     assert body["result"]["totals"]["time_ms"] > 0
-    assert body["result"]["totals"]["flops"] == trace_unet("tiny").totals["flops"]
+    assert body["result"]["totals"]["flops"] == trace_unet("tiny").totals.flops
 
 
 def test_cancelled_job_ends_cancelled(client) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sdunet_core import PRESETS, ConfigError, UNetConfig
+from sdunet_core import PRESETS, ConfigError, UNetConfig, plan_blocks
 
 # A small valid model in our field names: two levels of width 32 and 64, attention at both.
 BASE: dict[str, Any] = {
@@ -243,3 +243,38 @@ def test_dims_must_be_an_integer() -> None:
     with pytest.raises(ConfigError) as info:
         UNetConfig.from_ldm(params)
     assert info.value.field == "dims" and "2.0" in str(info.value)
+
+
+def test_transformer_depth_may_be_zero_where_there_is_no_attention() -> None:
+    # SDXL-style yaml: the attention-free first level writes depth 0, as sgm's UNetModel accepts.
+    params = {**PRESETS["sdxl-base"].ldm_params, "transformer_depth": [0, 2, 10]}
+    cfg = UNetConfig.from_ldm(params)
+    assert cfg.transformer_depth == (0, 2, 10)
+    # The depth at the level without attention changes nothing: the same blocks as the released config.
+    released = PRESETS["sdxl-base"].config
+    assert [b.attention for b in plan_blocks(cfg)] == [b.attention for b in plan_blocks(released)]
+    # Where there is attention, depth 0 is still refused.
+    exc = config_error(lambda: UNetConfig.from_ldm({**params, "transformer_depth": [0, 0, 10]}))
+    assert_names(exc, "transformer_depth", "level 1")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"num_res_blocks": 1_000_000}, "num_res_blocks"),
+        ({"in_channels": 2**62}, "in_channels"),
+        ({"out_channels": 2**62}, "out_channels"),
+        ({"model_channels": 2**60}, "model_channels"),
+        ({"channel_mult": [1] * 100}, "channel_mult"),
+        ({"channel_mult": [1, 2**40]}, "channel_mult"),
+        ({"num_classes": 2**62}, "num_classes"),
+        ({"num_classes": "sequential", "adm_in_channels": 2**62}, "adm_in_channels"),
+        ({**SPATIAL, "context_dim": 2**62}, "context_dim"),
+        ({**SPATIAL, "transformer_depth": 10_000}, "transformer_depth"),
+    ],
+)
+def test_sizes_over_the_limits_are_refused_before_planning(changes: dict[str, Any], field: str) -> None:
+    exc = config_error(lambda: UNetConfig(**{**BASE, **changes}))
+    assert exc.field == field
+    assert "limit" in exc.reason
+    assert len(str(exc)) < 300  # a short message, whatever the value

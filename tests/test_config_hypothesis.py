@@ -105,7 +105,7 @@ def test_valid_configs_build_and_keep_the_shape(params: dict[str, Any], data: st
         model = UNetModel(cfg)
     out = model(**meta_inputs(cfg, size))
     assert out.shape == (2, cfg.n_embed or cfg.out_channels, *size)
-    assert UNetConfig.from_ldm(cfg.to_ldm()) == cfg
+    assert UNetConfig.from_ldm({**cfg.to_ldm(), "norm_groups": cfg.norm_groups}) == cfg
     assert UNetConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -159,7 +159,7 @@ FIELD_NAMES = sorted(UNetConfig(**{"in_channels": 1, "out_channels": 1, "model_c
 def mutated_params(draw: st.DrawFn, ldm: bool) -> dict[str, Any]:
     """A valid config's dict (or yaml) form with a few entries replaced, dropped or added."""
     cfg = UNetConfig(**draw(valid_params()))
-    data = cfg.to_ldm() if ldm else cfg.to_dict()
+    data = {**cfg.to_ldm(), "norm_groups": cfg.norm_groups} if ldm else cfg.to_dict()
     keys = [*FIELD_NAMES, "legacy", "use_checkpoint", "image_size", "not_a_key"]
     for _ in range(draw(st.integers(1, 3))):
         key = draw(st.sampled_from(keys))

@@ -80,13 +80,36 @@ def test_sdxl_base_builds_on_meta_quickly() -> None:
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_config_round_trips(name: str) -> None:
     cfg = PRESETS[name].config
-    assert load_preset(name) == cfg
+    assert load_preset(name).config == cfg
+    assert load_preset(name).name == name
     if name in REFERENCE:
         assert UNetConfig.from_ldm(REFERENCE[name]["unet_params"]) == cfg
-    assert UNetConfig.from_ldm(cfg.to_ldm()) == cfg
+    # to_ldm() writes only the original constructor's keywords; our norm_groups (tiny models) stays apart.
+    assert set(cfg.to_ldm()) <= ORIGINAL_KEYWORDS
+    extensions = {"norm_groups": cfg.norm_groups} if cfg.norm_groups != 32 else {}
+    assert UNetConfig.from_ldm({**cfg.to_ldm(), **extensions}) == cfg
     assert UNetConfig.from_dict(cfg.to_dict()) == cfg
     assert UNetConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    assert UNetConfig.from_ldm(json.loads(json.dumps(cfg.to_ldm()))) == cfg
+    assert UNetConfig.from_ldm(json.loads(json.dumps({**cfg.to_ldm(), **extensions}))) == cfg
+
+
+# The keyword arguments of the original UNetModel.__init__ (ldm openaimodel.py and sgm's), architecture ones only.
+ORIGINAL_KEYWORDS = frozenset(
+    {
+        *("in_channels", "model_channels", "out_channels", "num_res_blocks", "attention_resolutions", "dropout"),
+        *("channel_mult", "conv_resample", "dims", "num_classes", "num_heads", "num_head_channels"),
+        *("num_heads_upsample", "use_scale_shift_norm", "resblock_updown", "use_new_attention_order"),
+        *("use_spatial_transformer", "transformer_depth", "context_dim", "n_embed", "disable_self_attentions"),
+        *("num_attention_blocks", "disable_middle_self_attn", "use_linear_in_transformer", "adm_in_channels"),
+        "transformer_depth_middle",
+    }
+)
+
+
+def test_to_ldm_leaves_out_norm_groups() -> None:
+    tiny = PRESETS["tiny"].config
+    assert tiny.norm_groups == 8 and "norm_groups" not in tiny.to_ldm()
+    assert "norm_groups" in tiny.to_dict()
 
 
 def test_unknown_preset_names_the_known_ones() -> None:

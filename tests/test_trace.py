@@ -12,7 +12,8 @@ import torchinfo
 from torch.utils.flop_counter import FlopCounterMode
 
 from sdunet_core import PRESETS, UNetModel
-from sdunet_core.trace import MemoryLimitError, make_inputs, trace_unet
+from sdunet_core.inputs import make_inputs
+from sdunet_core.trace import MemoryLimitError, trace_unet
 from tests.conftest import DATA
 
 REFERENCE = json.loads((DATA / "reference_presets.json").read_text())
@@ -32,39 +33,39 @@ def tiny():
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_every_preset_traces_on_meta_with_exact_params(name: str) -> None:
     trace = trace_unet(name)
-    assert trace.totals["params"] == REFERENCE[name]["num_parameters"]
-    assert trace.inputs["x"]["shape"] == REFERENCE[name]["reference_input"]["x"]
-    assert trace.nodes[0]["outputs"][0]["shape"][2:] == REFERENCE[name]["reference_input"]["x"][2:]
-    assert trace.totals["time_ms"] is None
+    assert trace.totals.params == REFERENCE[name]["num_parameters"]
+    assert trace.input.x.shape == REFERENCE[name]["reference_input"]["x"]
+    assert trace.nodes[0].outputs[0].shape[2:] == REFERENCE[name]["reference_input"]["x"][2:]
+    assert trace.totals.time_ms is None
+    assert trace.preset == name
 
 
 def test_sd1_flops_match_the_reference(sd1) -> None:
     # 803.27 GFLOPs at 512x512, 126.05 G of them attention matmuls; 338.6 GMACs without attention.
-    assert sd1.totals["flops"] == REFERENCE["sd1"]["reference_flops"]["total"] == 803_273_441_280
-    assert sd1.totals["attention_flops"] == 126_052_270_080
-    assert sd1.totals["macs_without_attention"] == 338_610_585_600
+    assert sd1.totals.flops == REFERENCE["sd1"]["reference_flops"]["total"] == 803_273_441_280
+    assert sd1.totals.attention_flops == 126_052_270_080
+    assert sd1.totals.macs_without_attention == 338_610_585_600
 
 
 def test_sdxl_at_1024_traces() -> None:
     trace = trace_unet("sdxl-base", sample_size=(128, 128))
-    assert trace.totals["params"] == 2_567_463_684
-    assert trace.inputs["image_size"] == [1024, 1024]
+    assert trace.totals.params == 2_567_463_684
+    assert trace.input.image_size == [1024, 1024]
     assert len(trace.skips) == 9
 
 
 def test_internal_sums(sd1) -> None:
-    by_path = {n["path"]: n for n in sd1.nodes}
     for node in sd1.nodes:
-        kids = [by_path[c] for c in node["children"]]
-        assert node["params"] == node["params_own"] + sum(k["params"] for k in kids), node["path"]
-        assert node["flops"] == node["flops_own"] + sum(k["flops"] for k in kids), node["path"]
-        assert node["flops"] == sum(node["flops_by_op"].values())
+        kids = [sd1.node(c) for c in node.children]
+        assert node.params == node.params_own + sum(k.params for k in kids), node.path
+        assert node.flops == node.flops_own + sum(k.flops for k in kids), node.path
+        assert node.flops == sum(node.flops_by_op.model_dump().values())
 
 
 def test_node_paths_equal_named_modules(sd1) -> None:
     with torch.device("meta"):
         model = UNetModel(PRESETS["sd1"].config)
-    assert [n["path"] for n in sd1.nodes] == [p for p, _ in model.named_modules()]
+    assert [n.path for n in sd1.nodes] == [p for p, _ in model.named_modules()]
 
 
 @pytest.mark.parametrize("name", ["tiny", "sd1", "ldm-churches"])
@@ -75,22 +76,19 @@ def test_root_flops_equal_flop_counter_mode(name: str) -> None:
     inputs = make_inputs(preset.config, preset.sample_size, 1, preset.context_tokens, "meta", torch.float32)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(**inputs)
-    assert trace_unet(name).totals["flops"] == counter.get_total_flops()
+    assert trace_unet(name).totals.flops == counter.get_total_flops()
 
 
 def test_skips_add_up(sd1) -> None:
-    by_path = {n["path"]: n for n in sd1.nodes}
-    assert [(s["from"], s["to"]) for s in sd1.skips] == [
-        (f"input_blocks.{11 - i}", f"output_blocks.{i}") for i in range(12)
-    ]
+    assert [(s.from_, s.to) for s in sd1.skips] == [(f"input_blocks.{11 - i}", f"output_blocks.{i}") for i in range(12)]
     previous = "middle_block"
     for skip in sd1.skips:
-        running = by_path[previous]["outputs"][0]["shape"]
-        assert skip["shape"] == by_path[skip["from"]]["outputs"][0]["shape"]
-        assert skip["concat_shape"][1] == running[1] + skip["shape"][1]
-        resblock_in = by_path[skip["to"] + ".0"]["inputs"][0]["shape"]
-        assert resblock_in == skip["concat_shape"]
-        previous = skip["to"]
+        running = sd1.node(previous).outputs[0].shape
+        assert skip.shape == sd1.node(skip.from_).outputs[0].shape
+        assert skip.channels == skip.shape[1]
+        assert skip.concat_shape[1] == running[1] + skip.shape[1]
+        assert sd1.node(skip.to + ".0").inputs[0].shape == skip.concat_shape
+        previous = skip.to
 
 
 def test_params_and_shapes_per_node_match_torchinfo(tiny) -> None:
@@ -99,13 +97,12 @@ def test_params_and_shapes_per_node_match_torchinfo(tiny) -> None:
     inputs = make_inputs(cfg, (16, 16), 1, 8, "cpu", torch.float32)
     stats = torchinfo.summary(model, input_data=inputs, verbose=0, depth=50)
     names = {m: n for n, m in model.named_modules()}
-    by_path = {n["path"]: n for n in tiny.nodes}
     checked = 0
     for layer in stats.summary_list:
-        node = by_path[names[layer.module]]
-        assert layer.num_params == node["params"], node["path"]
-        if layer.output_size and node["called"] and node["outputs"]:
-            assert list(layer.output_size) == node["outputs"][0]["shape"], node["path"]
+        node = tiny.node(names[layer.module])
+        assert layer.num_params == node.params, node.path
+        if layer.output_size and node.called and node.outputs:
+            assert list(layer.output_size) == node.outputs[0].shape, node.path
         checked += 1
     assert checked > 500
 
@@ -116,7 +113,8 @@ def _semantic(trace) -> dict:
         "path",
         "parent",
         "kind",
-        "role",
+        "category",
+        "block",
         "stage",
         "level",
         "outputs",
@@ -126,12 +124,16 @@ def _semantic(trace) -> dict:
         "flops_own",
         "flops_by_op",
         "activation_bytes",
+        "takes_emb",
+        "takes_context",
+        "order",
     )
+    data = trace.to_dict()
     return {
-        "totals": {k: v for k, v in trace.totals.items() if k != "time_ms"},
-        "skips": trace.skips,
-        "blocks": trace.blocks,
-        "nodes": [{k: n[k] for k in keep} for n in trace.nodes],
+        "totals": {k: v for k, v in data["totals"].items() if k != "time_ms"},
+        "skips": data["skips"],
+        "blocks": data["blocks"],
+        "nodes": [{k: n[k] for k in keep} for n in data["nodes"]],
     }
 
 
@@ -173,13 +175,14 @@ def test_two_threads_give_the_same_results_as_alone() -> None:
 def test_timed_cpu_trace_fills_times() -> None:
     phases: list[str] = []
     trace = trace_unet("tiny", device="cpu", repeats=2, progress=lambda phase, done, total: phases.append(phase))
-    assert trace.timing is not None and trace.timing["forward_ms"] > 0
-    assert trace.totals["time_ms"] == trace.timing["forward_ms"]
-    called = [n for n in trace.nodes if n["called"]]
-    assert all(n["time_ms"] is not None and n["time_ms"] >= 0 for n in called)
+    assert trace.timing is not None and trace.timing.forward_ms > 0
+    assert trace.device == "cpu"
+    assert trace.totals.time_ms == trace.timing.forward_ms
+    called = [n for n in trace.nodes if n.called]
+    assert all(n.time_ms is not None and n.time_ms >= 0 for n in called)
     assert phases[0] == "building" and "warmup" in phases and "run" in phases and phases[-1] == "done"
     # Structure and FLOPs are the same as on meta.
-    assert trace.totals["flops"] == trace_unet("tiny").totals["flops"]
+    assert trace.totals.flops == trace_unet("tiny").totals.flops
 
 
 def test_timed_trace_loads_the_given_state_dict_strictly() -> None:
@@ -187,7 +190,7 @@ def test_timed_trace_loads_the_given_state_dict_strictly() -> None:
     torch.manual_seed(3)
     state = UNetModel(cfg).state_dict()
     a = trace_unet(cfg, device="cpu", repeats=1, state_dict=state)
-    assert a.totals["params"] == sum(v.numel() for v in state.values())
+    assert a.totals.params == sum(v.numel() for v in state.values())
     # A state dict that does not fit is refused, not silently ignored.
     with pytest.raises(RuntimeError, match="Missing key"):
         trace_unet(cfg, device="cpu", repeats=1, state_dict=dict(list(state.items())[:-1]))
@@ -231,5 +234,5 @@ def test_timed_bfloat16_on_cpu() -> None:
     # Mixed precision paths: GroupNorm32 computes in float32 over bf16 activations, the rest runs in bf16.
     for name in ("tiny", "ldm-churches"):
         trace = trace_unet(name, device="cpu", dtype="bfloat16", repeats=1, warmup=0, sample_size=(16, 16))
-        assert trace.dtype == "bfloat16" and trace.totals["time_ms"] > 0
-        assert trace.nodes[0]["outputs"][0]["dtype"] == "bfloat16"
+        assert trace.dtype == "bfloat16" and trace.totals.time_ms > 0
+        assert trace.nodes[0].outputs[0].dtype == "bfloat16"

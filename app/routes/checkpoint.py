@@ -10,13 +10,11 @@ renders them with textContent.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from app.errors import ERROR_RESPONSES, ApiError
-from sdunet_core.checkpoint import CheckpointError, detect_unet
+from sdunet_core.checkpoint import CheckpointError, DetectionReport, detect_unet
 from sdunet_core.header import decode_header_json, parse_safetensors_header
 
 router = APIRouter(prefix="/api/checkpoint", tags=["checkpoint"], responses=ERROR_RESPONSES)
@@ -57,18 +55,18 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _detect(body: bytes) -> dict[str, Any]:
+def _detect(body: bytes) -> DetectionReport:
     if not body.strip():
         raise CheckpointError("body", "is empty; send the safetensors header JSON")
     if body[8:9] == b"{" and not body.lstrip().startswith(b"{"):
         header = parse_safetensors_header(body)  # the file's first bytes: length, then the JSON
     else:
         header = decode_header_json(body, field="body")
-    return detect_unet(header).to_dict()
+    return detect_unet(header).report()
 
 
-@router.post("/detect", openapi_extra={"requestBody": _BODY_SCHEMA})
-async def detect(request: Request) -> dict[str, Any]:
+@router.post("/detect", response_model=DetectionReport, openapi_extra={"requestBody": _BODY_SCHEMA})
+async def detect(request: Request) -> DetectionReport:
     """The UNet's prefix, key format, config, preset, and how the file fits UNetModel(config)."""
     body = await _read_body(request)
     try:

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from app.errors import ERROR_RESPONSES, ApiError
 from sdunet_core import PRESETS
+from sdunet_core.presets import PresetDetail, PresetSummary
 
 router = APIRouter(prefix="/api/presets", tags=["presets"], responses=ERROR_RESPONSES)
 
 
-@router.get("")
-def list_presets() -> list[dict[str, Any]]:
+@router.get("", response_model=list[PresetSummary])
+def list_presets() -> list[PresetSummary]:
     return [p.summary() for p in PRESETS.values()]
 
 
-@router.get("/{name}")
-def get_preset(name: str) -> dict[str, Any]:
+@router.get("/{name}", response_model=PresetDetail)
+def get_preset(name: str) -> PresetDetail:
     preset = PRESETS.get(name)
     if preset is None:
         raise ApiError(404, "name", f"unknown preset {name!r}; known: {sorted(PRESETS)}")
-    return {
-        **preset.summary(),
-        "source": preset.source,
-        "config": preset.config.to_dict(),
-        "ldm_params": preset.config.to_ldm(),
-    }
+    return preset.detail()

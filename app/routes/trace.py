@@ -12,6 +12,7 @@ from app.errors import ERROR_RESPONSES
 from app.schemas import TraceRequest
 from app.settings import Settings, get_settings
 from app.tracing import TraceCache, resolve
+from sdunet_core.schema import Trace
 
 router = APIRouter(prefix="/api", tags=["trace"], responses=ERROR_RESPONSES)
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -26,11 +27,9 @@ CacheDep = Annotated[TraceCache, Depends(get_cache)]
 
 @router.post(
     "/trace",
+    response_model=Trace,
     responses={
-        200: {
-            "description": "the trace (docs/trace-schema.md)",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        },
+        200: {"description": "the trace (docs/trace-schema.md)"},
         304: {"description": "not modified (If-None-Match matched the ETag)"},
     },
 )

@@ -1,0 +1,391 @@
+"""The typed trace: one statement of the model that the API serves, the page reads and the docs describe.
+
+Every fact the page draws is a field here — what each module is (`category`), what it takes (`takes_emb`,
+`takes_context`), its layer settings (`conv`, `linear`, `norm`, `attention`, `resample`, ...) — so that nobody
+re-derives them from class names. The field descriptions are the documentation: `docs/trace-schema.md` is rendered
+from these models (`python -m sdunet_core.schema_doc`) and a test keeps the two equal; the API's OpenAPI schema is
+built from the same models.
+
+Layer facts that do not apply are left out of a node's JSON (not written as null), so that a trace stays small.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from .config import UNetConfig
+from .plan import BlockCategory, Stage
+
+SCHEMA_VERSION = 2
+
+# What a module is, in one closed vocabulary (the keys of CATEGORIES, which describes each).
+NodeCategory = Literal[
+    "model",
+    "stage",
+    "time_embedding",
+    "label_embedding",
+    "input_conv",
+    "down_block",
+    "downsample_block",
+    "middle_block",
+    "up_block",
+    "output_head",
+    "codebook_head",
+    "resblock",
+    "spatial_transformer",
+    "transformer_block",
+    "self_attention",
+    "cross_attention",
+    "attention_block",
+    "feed_forward",
+    "geglu",
+    "downsample",
+    "upsample",
+    "sequence",
+    "conv",
+    "linear",
+    "norm",
+    "activation",
+    "dropout",
+    "identity",
+    "pool",
+    "embedding",
+]
+
+CATEGORIES: dict[str, str] = {
+    "model": "the whole UNet",
+    "stage": "the list of a stage's top-level blocks (`input_blocks`, `output_blocks`)",
+    "time_embedding": "top-level: the timestep's sinusoid through Linear → SiLU → Linear (`time_embed`)",
+    "label_embedding": "top-level: class or pooled-text/size conditioning embedded to the time embedding's width",
+    "input_conv": "top-level: the 3×3 conv from latent channels to `model_channels` (`input_blocks.0`)",
+    "down_block": "top-level: a ResBlock, with its attention when the level has one, on the way down",
+    "downsample_block": "top-level: the block that halves the resolution at the end of a down level",
+    "middle_block": "top-level: ResBlock → attention → ResBlock at the lowest resolution",
+    "up_block": "top-level: a ResBlock on the running tensor concatenated with a skip, its attention, and at the "
+    "end of a level the upsampler",
+    "output_head": "top-level: GroupNorm → SiLU → 3×3 conv back to latent channels (`out`)",
+    "codebook_head": "top-level: GroupNorm → 1×1 conv to codebook logits (`id_predictor`, VQ models)",
+    "resblock": "two 3×3 convs with the time embedding added between them and a residual path",
+    "spatial_transformer": "a feature map as tokens through transformer blocks and back, plus its input",
+    "transformer_block": "self-attention, cross-attention and feed-forward, each pre-normed with a residual add",
+    "self_attention": "attention of the tokens to themselves (`attn1`)",
+    "cross_attention": "attention of the tokens to the context, e.g. the text (`attn2`, or `attn1` with "
+    "self-attention disabled)",
+    "attention_block": "plain multi-head self-attention over all positions (unconditional LDMs)",
+    "feed_forward": "GEGLU → Dropout → Linear, 4× wide inside (`ff`)",
+    "geglu": "Linear to twice the width, split into value and gate, value · GELU(gate)",
+    "downsample": "halves the resolution: 3×3 conv with stride 2, or 2×2 average pool",
+    "upsample": "doubles the resolution: nearest-neighbour ×2, then a 3×3 conv (or not)",
+    "sequence": "a container run in order (`in_layers`, `emb_layers`, `out_layers`, `to_out`, `ff.net`, "
+    "`transformer_blocks`, the embeddings' MLPs)",
+    "conv": "a convolution",
+    "linear": "a fully connected layer",
+    "norm": "GroupNorm or LayerNorm",
+    "activation": "an element-wise non-linearity (SiLU)",
+    "dropout": "dropout (the identity in eval mode)",
+    "identity": "passes its input through (a ResBlock's skip when the channels stay, or its resampler when it has "
+    "none)",
+    "pool": "an average pool",
+    "embedding": "a lookup table of class vectors",
+}
+
+Direction = Literal["down", "up"]
+# How a resampler changes the resolution (the descriptions are on ResampleFacts.method).
+ResampleMethod = Literal["conv_stride2", "avg_pool", "nearest_conv", "nearest", "resblock_avg_pool", "resblock_nearest"]
+
+
+class _Out(BaseModel):
+    """Output models: unknown fields are a bug, not data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _optional(description: str) -> Any:
+    # Layer facts that do not apply are omitted from the JSON rather than written as null.
+    return Field(None, description=description, exclude_if=lambda v: v is None)
+
+
+class TensorSpec(_Out):
+    shape: list[int] = Field(description="`[batch, channels, *spatial]` for feature maps, `[batch, tokens, width]`")
+    dtype: str = Field(description="torch dtype name, e.g. `float32`")
+
+
+class FlopsByOp(_Out):
+    conv: int = Field(description="convolutions")
+    linear: int = Field(description="matrix multiplies of Linear layers (`mm`, `addmm`)")
+    attention: int = Field(description="the attention matmuls QKᵀ and AV (`bmm`, fused SDPA kernels)")
+    other: int = Field(description="any other op torch's FLOP formulas count")
+
+
+class ConvFacts(_Out):
+    dims: int = Field(description="1, 2 or 3")
+    in_channels: int = Field(description="input channels")
+    out_channels: int = Field(description="output channels")
+    kernel: list[int] = Field(description="kernel size per spatial axis")
+    stride: list[int] = Field(description="stride per spatial axis")
+    padding: list[int] = Field(description="zero padding per spatial axis")
+    dilation: list[int] = Field(description="dilation per spatial axis")
+    groups: int = Field(description="channel groups (1: every output reads every input)")
+    bias: bool = Field(description="has a bias")
+
+
+class LinearFacts(_Out):
+    in_features: int = Field(description="input width")
+    out_features: int = Field(description="output width")
+    bias: bool = Field(description="has a bias")
+
+
+class NormFacts(_Out):
+    type: Literal["group", "layer"] = Field(description="GroupNorm or LayerNorm")
+    channels: int = Field(description="channels (GroupNorm) or the normalised width (LayerNorm)")
+    groups: int | None = Field(description="GroupNorm's groups; null for LayerNorm")
+    eps: float = Field(description="added to the variance")
+    affine: bool = Field(description="learned scale and shift")
+    float32: bool = Field(description="computed in float32 whatever the model's dtype (the original GroupNorm32)")
+
+
+class PoolFacts(_Out):
+    type: Literal["avg"] = Field(description="average pooling")
+    kernel: list[int] = Field(description="window per spatial axis")
+    stride: list[int] = Field(description="stride per spatial axis")
+
+
+class EmbeddingFacts(_Out):
+    num_embeddings: int = Field(description="rows of the table (classes)")
+    embedding_dim: int = Field(description="width of each row")
+
+
+class AttentionFacts(_Out):
+    kind: Literal[
+        "spatial_transformer", "transformer_block", "self_attention", "cross_attention", "attention_block"
+    ] = Field(
+        description="which attention: a spatial transformer, one of its blocks, attn1/attn2, or a plain attention block"
+    )
+    channels: int = Field(description="width of the tokens the attention runs on (heads × head_channels)")
+    heads: int = Field(description="attention heads")
+    head_channels: int = Field(description="channels per head (d in softmax(QKᵀ/√d)·V)")
+    depth: int | None = Field(None, description="transformer blocks in a spatial transformer")
+    context_dim: int | None = Field(
+        None,
+        description="width of the context tokens keys and values come from; null when it reads only its own input",
+    )
+    self_attention_disabled: bool | None = Field(
+        None, description="attn1 attends to the context too, so the block has no self-attention (SD x4 upscaler)"
+    )
+    projection: Literal["linear", "conv"] | None = Field(
+        None, description="a spatial transformer's proj_in/proj_out: Linear on tokens (SD 2.x, SDXL) or 1×1 convs"
+    )
+    qkv_order: Literal["legacy", "new"] | None = Field(
+        None, description="a plain attention block's split of qkv: heads first (legacy) or q, k, v first (new)"
+    )
+
+
+class ResampleFacts(_Out):
+    direction: Direction = Field(description="`down` halves, `up` doubles the resolution")
+    factor: int = Field(description="how much the resolution changes per spatial axis")
+    method: ResampleMethod = Field(
+        description="`conv_stride2` 3×3 conv with stride 2; `avg_pool` 2×2 average pool; `nearest_conv` "
+        "nearest-neighbour ×2 then a 3×3 conv; `nearest` nearest-neighbour ×2 alone; `resblock_avg_pool` / "
+        "`resblock_nearest` a ResBlock that resamples both paths that way between its SiLU and its first conv"
+    )
+
+
+class ResBlockFacts(_Out):
+    in_channels: int = Field(description="C: channels in")
+    out_channels: int = Field(description="C': channels out")
+    emb_channels: int = Field(description="width of the time embedding it reads")
+    scale_shift_norm: bool = Field(
+        description="the embedding gives a scale and a shift applied after out_layers' norm: norm(h)·(1+scale)+shift; "
+        "else it is added to h before out_layers"
+    )
+    skip: Literal["identity", "conv1x1"] = Field(description="the residual path: identity, or a 1×1 conv (C ≠ C')")
+    dropout: float = Field(description="dropout probability inside out_layers (inactive in eval mode)")
+
+
+class Node(_Out):
+    """One module of the model, in `named_modules()` order (parents before children)."""
+
+    path: str = Field(description='the module\'s state-dict prefix (`""` is the root)')
+    name: str = Field(description="the last part of the path")
+    kind: str = Field(description="the class name")
+    category: NodeCategory = Field(description="what the module is (see the vocabulary below)")
+    parent: str | None = Field(description="the parent's path; null for the root")
+    children: list[str] = Field(description="child paths, in registration order")
+    block: str | None = Field(description="the top-level block the module belongs to (itself for a top-level block)")
+    stage: Stage | None = Field(description="the stage of its top-level block")
+    level: int | None = Field(description="resolution level of its top-level block (0 = full latent resolution)")
+    inputs: list[TensorSpec] | None = Field(description="every tensor argument, the time embedding and context too")
+    outputs: list[TensorSpec] | None = Field(description="every tensor the module returns")
+    called: bool = Field(description="the forward called the module itself (containers walked by hand: false)")
+    call_order: int | None = Field(description="position of its first call in the forward")
+    order: int | None = Field(
+        description="execution order for drawing: `call_order`, or for a container walked by hand its first run "
+        "child's; null when it never ran (a ResBlock's identity resampler)"
+    )
+    takes_emb: bool = Field(description="its forward receives the time embedding as an input")
+    takes_context: bool = Field(description="its forward receives the context tokens (e.g. the text) as an input")
+    params_own: int = Field(description="parameters of the module alone")
+    params: int = Field(description="parameters with its children")
+    flops_own: int = Field(description="FLOPs of operations run directly in this module")
+    flops: int = Field(description="FLOPs with its children (2 per multiply-add)")
+    macs: int = Field(description="flops / 2")
+    flops_by_op: FlopsByOp = Field(description="`flops` split by the kind of operation")
+    activation_bytes: int = Field(description="bytes of the module's outputs at the traced dtype")
+    time_ms: float | None = Field(description="median time over the profiled repeats; null on meta")
+    conv: ConvFacts | None = _optional("convolution settings")
+    linear: LinearFacts | None = _optional("Linear settings")
+    norm: NormFacts | None = _optional("normalisation settings")
+    pool: PoolFacts | None = _optional("pooling settings")
+    embedding: EmbeddingFacts | None = _optional("Embedding settings")
+    attention: AttentionFacts | None = _optional("attention settings (spatial transformers, their blocks, attn1/attn2)")
+    resample: ResampleFacts | None = _optional("resampling (Downsample, Upsample, a resampling ResBlock)")
+    resblock: ResBlockFacts | None = _optional("ResBlock settings")
+
+
+class Block(_Out):
+    """A top-level block of the U, in execution order, embeddings first."""
+
+    path: str = Field(
+        description="the top-level module path (`time_embed`, `input_blocks.3`, `middle_block`, `out`, ...)"
+    )
+    category: BlockCategory = Field(description="what the block is (a top-level node category)")
+    stage: Stage = Field(description="`embed`, `down`, `mid`, `up` or `out`")
+    level: int | None = Field(description="resolution level (0 = full latent resolution); null for embeddings")
+    position: int | None = Field(description="position inside its level: res blocks 0.., then the resampler")
+    factor: int = Field(description="downsample factor of its output relative to the latent")
+    in_channels: int = Field(description="channels it receives (an up block: the running tensor's plus the skip's)")
+    out_channels: int = Field(description="channels it returns")
+    attention: list[AttentionFacts] = Field(description="its attention layers (none, or one)")
+    resample: ResampleFacts | None = Field(description="how it changes the resolution, if it does")
+    skip_from: str | None = Field(description="up blocks: the input block whose output it concatenates")
+    skip_channels: int = Field(description="up blocks: the channels of that skip (0 elsewhere)")
+    takes_emb: bool = Field(description="it reads the time embedding")
+    takes_context: bool = Field(description="it reads the context tokens")
+
+
+class Skip(_Out):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from", description="the input block whose output is kept")
+    to: str = Field(description="the output block that concatenates it")
+    channels: int = Field(description="channels of the skip tensor")
+    shape: list[int] = Field(description="the skip tensor")
+    concat_shape: list[int] = Field(description="what the output block receives after the concatenation")
+
+
+class TraceInput(_Out):
+    batch: int = Field(description="samples in the batch")
+    sample_size: list[int] = Field(description="latent size `[H, W]`")
+    latent_factor: int = Field(description="image pixels per latent pixel (the autoencoder's factor)")
+    image_size: list[int] = Field(description="`sample_size × latent_factor` pixels")
+    context_tokens: int | None = Field(description="tokens of the context (77 for CLIP text); null without one")
+    x: TensorSpec = Field(description="the noisy latent")
+    timesteps: TensorSpec = Field(description="one diffusion timestep per sample")
+    context: TensorSpec | None = Field(
+        description="the context tokens (text embeddings); null for models without cross-attention"
+    )
+    y: TensorSpec | None = Field(description="the class / pooled-text input of class-conditional models")
+
+
+class Totals(_Out):
+    params: int = Field(description="parameters of the whole model")
+    param_bytes: int = Field(description="weights at the traced dtype")
+    flops: int = Field(description="FLOPs of one forward (2 per multiply-add)")
+    attention_flops: int = Field(description="the QKᵀ and AV matmuls")
+    macs: int = Field(description="flops / 2")
+    macs_without_attention: int = Field(description="comparable to published MAC tables, which leave attention out")
+    activation_bytes: int = Field(description="sum of every leaf module's outputs")
+    peak_activation_bytes: int = Field(
+        description="the most activation memory alive at once, with attention by the math kernel, which "
+        "materialises the heads × tokens × tokens score matrix"
+    )
+    peak_activation_bytes_fused: int = Field(
+        description="the same with a fused attention kernel (flash / memory-efficient), which never holds the "
+        "scores: only its output"
+    )
+    peak_memory_bytes: int = Field(description="weights + peak activations (math kernel)")
+    time_ms: float | None = Field(description="median forward time when profiled, else null")
+
+
+class Timing(_Out):
+    repeats: int = Field(description="timed forwards of each kind (unhooked and hooked)")
+    warmup: int = Field(description="untimed forwards first")
+    forward_ms: float = Field(description="median of the unhooked forwards")
+    forward_ms_all: list[float] = Field(description="every unhooked forward time, in order")
+    hooked_forward_ms: float | None = Field(description="median forward with a timing hook on every module")
+    clock: str = Field(description="`perf_counter`, or `cuda events`")
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """The comment block above each field of a dataclass: the config documents itself there, once."""
+    out: dict[str, str] = {}
+    comment: list[str] = []
+    for line in inspect.getsource(cls).splitlines():
+        text = line.strip()
+        if text.startswith("#"):
+            comment.append(text.lstrip("# "))
+            continue
+        name = text.split(":", 1)[0]
+        if comment and name.isidentifier() and ":" in text:
+            out[name] = " ".join(comment)
+        comment = []
+    return out
+
+
+def _config_model() -> type[BaseModel]:
+    """The UNetConfig dataclass as a pydantic model, field for field (one source: the dataclass)."""
+    hints = typing.get_type_hints(UNetConfig)
+    comments = _field_comments(UNetConfig)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(UNetConfig):
+        if f.init:
+            default = ... if f.default is dataclasses.MISSING else f.default
+            fields[f.name] = (hints[f.name], Field(default, description=comments.get(f.name)))
+    return create_model("UNetConfigModel", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+UNetConfigModel = _config_model()
+
+
+class Trace(_Out):
+    """The result of `trace_unet`: the whole model as data."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    schema_version: Literal[2] = Field(SCHEMA_VERSION, description="the version of this schema")
+    preset: str | None = Field(description="the preset name asked for; null for a custom config")
+    config: UNetConfigModel = Field(description="the `UNetConfig` in our field names")  # type: ignore[valid-type]
+    ldm_params: dict[str, Any] = Field(description="the same as the original constructor's keywords")
+    input: TraceInput = Field(description="what the forward was given")
+    device: str = Field(description="`meta` (no weights allocated), `cpu` or `cuda`")
+    dtype: str = Field(description="the dtype of weights and activations")
+    torch: str = Field(description="torch version")
+    totals: Totals = Field(description="whole-model figures")
+    timing: Timing | None = Field(description="null on meta")
+    blocks: list[Block] = Field(description="the top-level blocks in execution order: the U's skeleton")
+    skips: list[Skip] = Field(description="the skip connections, from the down stage to the up stage")
+    nodes: list[Node] = Field(description="every module, root first, in `named_modules()` order")
+
+    def node(self, path: str) -> Node:
+        return self.node_index[path]
+
+    @cached_property
+    def node_index(self) -> dict[str, Node]:
+        """Nodes by path."""
+        return {n.path: n for n in self.nodes}
+
+    @property
+    def unet_config(self) -> UNetConfig:
+        return UNetConfig.from_dict(self.config.model_dump())
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
