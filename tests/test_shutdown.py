@@ -1,6 +1,6 @@
 """The server's shutdown ends a profile that is still running before it returns. uvicorn ends its process by
 re-raising SIGTERM right after the shutdown (no atexit hooks), so a process still alive then would be left behind.
-tests/test_install.py checks the same, trace workers included, on a real server installed from the wheel."""
+tests/test_install.py checks the trace workers the same way on a real server installed from the wheel."""
 
 from __future__ import annotations
 
