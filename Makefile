@@ -50,4 +50,4 @@ bench: install-test chromium
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info

@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+from app import __version__
+
 log = logging.getLogger("sdunet_explorer")
 
 
@@ -121,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sdunet-explorer", description="See the UNet at the heart of Stable Diffusion."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the explorer page and its API")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

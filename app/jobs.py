@@ -131,7 +131,7 @@ class ProfileManager:
             "result": job.result,
         }
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_s: float = 10.0) -> None:
         with self._lock:
             for job in self._jobs.values():
                 if job.state == "queued":
@@ -140,6 +140,12 @@ class ProfileManager:
                     job.cancel_requested.set()
             for q in self._queues.values():
                 q.put(None)
+            workers = list(self._workers.values())
+        # Each thread ends its running profile's process within moments of the cancel. Wait for that: uvicorn ends
+        # the server by re-raising SIGTERM right after the shutdown, which would leave such a process running.
+        deadline = time.monotonic() + timeout_s
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
 
     # ---- the worker --------------------------------------------------------------------------------------
     def _update(self, job: Job, **changes: Any) -> None:

@@ -11,6 +11,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from app import __version__
 from app.errors import install_error_handlers
 from app.fastpath import TraceFastPath
 from app.jobs import ProfileManager
@@ -38,7 +39,7 @@ def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(
         title="SD UNet Explorer",
-        version="0.1.0",
+        version=__version__,
         description="Traces of the Stable Diffusion UNet family: module tree, shapes, parameters, FLOPs, timings.",
         lifespan=lifespan,
     )

@@ -5,10 +5,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
-# templates/ and static/ sit at the top of the repository, beside app/ (an editable install or a checkout).
-ROOT = Path(os.environ.get("SDUNET_ROOT", Path(__file__).resolve().parent.parent))
+
+def _page_dir(name: str) -> Path:
+    """The page's `templates` or `static` folder, found through the imported `app` package, from any directory.
+
+    An installed wheel holds them inside the package (app/templates, app/static: pyproject maps them there); in a
+    checkout or an editable install they sit at the top of the repository, beside app/, and are served from there.
+    """
+    package = resources.files("app")
+    if not isinstance(package, Path):  # a zip import: StaticFiles and Jinja need real folders
+        raise RuntimeError(f"the app package must be installed as files, not imported from {package}")
+    for folder in (package / name, package.parent / name):
+        if folder.is_dir():
+            return folder
+    raise RuntimeError(f"the page's {name}/ folder is missing: neither {package / name} nor {package.parent / name}")
 
 
 def _int(name: str, default: int) -> int:
@@ -63,6 +76,6 @@ def get_settings() -> Settings:
         max_body_bytes=_int("MAX_BODY_MB", 32) * 2**20,
         weights=env("SDUNET_WEIGHTS") or None,
         cors_origins=tuple(o for o in env("SDUNET_CORS_ORIGINS", "").split(",") if o),
-        templates_dir=ROOT / "templates",
-        static_dir=ROOT / "static",
+        templates_dir=_page_dir("templates"),
+        static_dir=_page_dir("static"),
     )

@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import multiprocessing as mp
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -66,11 +67,24 @@ class TracePool:
     def submit(self, *args: Any) -> Future[tuple[bytes, bytes, str, dict[str, Any]]]:
         return self._get().submit(compute_trace, *args)
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace_s: float = 2.0) -> None:
+        """Stop the workers before returning: idle ones leave at once, one still tracing is terminated after
+        `grace_s`. Not left to the pool's exit hook: uvicorn ends the server by re-raising SIGTERM after its
+        shutdown, which skips atexit, and the workers (which hold their own queue's write end) would live on."""
         with self._lock:
             executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+        if executor is None:
+            return
+        # The pool names its processes only privately before Python 3.14 (terminate_workers).
+        processes = list((executor._processes or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + grace_s
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
 
 
 def _profile_main(conn: Any, kwargs: dict[str, Any]) -> None:

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from app.devserver import CHROMIUM, CHROMIUM_ARGS
 from bench.common import machine, table
 from bench.server import serve
+from tests.harness import CHROMIUM, CHROMIUM_ARGS
 
 ARGS = CHROMIUM_ARGS
 VIEWPORT = {"width": 1600, "height": 1000}

@@ -1,8 +1,8 @@
-"""The server the API, load and page benchmarks run against (app.devserver.serve), and its memory from /proc."""
+"""The server the API, load and page benchmarks run against (tests.harness.serve), and its memory from /proc."""
 
 from __future__ import annotations
 
-from app.devserver import serve
+from tests.harness import serve
 
 __all__ = ["peak_rss_mb", "rss_mb", "serve"]
 

@@ -14,8 +14,8 @@ import torch
 
 from bench.common import machine, table
 from sdunet_core import PRESETS, UNetModel
-from sdunet_core.diffusers_keys import DIFFUSERS_CONFIGS
 from sdunet_core.trace import make_inputs
+from tests.diffusers_configs import DIFFUSERS_CONFIGS
 
 
 def _time_pair(calls: list, device: torch.device, repeats: int) -> list[float]:

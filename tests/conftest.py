@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.devserver import CHROMIUM, CHROMIUM_ARGS, serve
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, serve
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent

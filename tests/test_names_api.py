@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sdunet_core.diffusers_keys import DIFFUSERS_CONFIGS
+from tests.diffusers_configs import DIFFUSERS_CONFIGS
 
 diffusers = pytest.importorskip("diffusers")
 

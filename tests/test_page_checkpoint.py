@@ -18,9 +18,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from app.devserver import serve
 from sdunet_core import PRESETS, UNetModel
 from sdunet_core.diffusers_keys import to_diffusers_name
+from tests.harness import serve
 
 pytestmark = pytest.mark.browser
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 
 import torch
 
+from app import __version__
+from app.settings import get_settings
 from tests.conftest import ROOT
 
 
@@ -63,16 +66,49 @@ def test_dockerfile_cmd_names_a_real_subcommand() -> None:
     assert args.host == "0.0.0.0"
 
 
-def test_dockerfile_copies_what_exists_and_installs_the_package() -> None:
+def _dockerfile_stages() -> list[str]:
     text = (ROOT / "Dockerfile").read_text()
-    sources = [src for line in re.findall(r"^COPY\s+(.+)$", text, re.M) for src in line.split()[:-1]]
-    assert sources, "the Dockerfile copies nothing"
-    for src in sources:
+    return [stage for stage in re.split(r"^(?=FROM\s)", text, flags=re.M) if stage.startswith("FROM")]
+
+
+def test_dockerfile_builds_the_wheel_from_what_it_needs() -> None:
+    build, *_ = _dockerfile_stages()
+    name = re.match(r"FROM\s+\S+\s+AS\s+(\S+)", build, re.I)
+    assert name, "the first stage (named) builds the wheel"
+    copied = [src for line in re.findall(r"^COPY\s+(.+)$", build, re.M) for src in line.split()[:-1]]
+    for src in copied:
         assert (ROOT / src).exists(), src
-    assert "EXPOSE 8000" in text
-    assert re.search(r"pip install[^\n]* \.(\s|$)", text), "the image must install the package itself"
-    # Templates and static files are found through SDUNET_ROOT in a non-editable install.
-    assert "SDUNET_ROOT=/app" in text and "COPY templates" in text and "COPY static" in text
+    # Everything the build backend reads: pyproject, the readme it embeds, and every folder the wheel takes.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    needed = {"pyproject.toml", project["project"]["readme"]}
+    needed |= set(project["tool"]["hatch"]["build"]["targets"]["wheel"]["only-include"])
+    assert needed <= set(copied), sorted(needed - set(copied))
+    assert re.search(r"^RUN pip wheel [^\n]*--no-deps[^\n]* \.$", build, re.M)
+
+
+def test_dockerfile_image_installs_the_wheel_and_no_sources() -> None:
+    stages = _dockerfile_stages()
+    assert len(stages) >= 2
+    build_name = re.match(r"FROM\s+\S+\s+AS\s+(\S+)", stages[0], re.I).group(1)
+    image = stages[-1]
+    assert image.startswith("FROM python:3.11-slim")
+    copies = re.findall(r"^COPY\s+(.+)$", image, re.M)
+    assert copies and all(c.startswith(f"--from={build_name} ") for c in copies), copies
+    assert re.search(r"^RUN pip install [^\n]*\.whl", image, re.M), "the image must install the built wheel"
+    assert "EXPOSE 8000" in image
+
+
+def test_the_checkout_serves_its_own_page_folders() -> None:
+    # A checkout or an editable install (make test, CI): the page comes from the top-level folders, not a copy.
+    settings = get_settings()
+    assert settings.static_dir == ROOT / "static" and settings.templates_dir == ROOT / "templates"
+
+
+def test_version_is_printed_and_is_the_apis(client) -> None:
+    out = subprocess.run([sys.executable, "-m", "app", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"sdunet-explorer {__version__}"
+    assert client.get("/openapi.json").json()["info"]["version"] == __version__
+    assert re.fullmatch(r"\d+\.\d+\.\d+", __version__)
 
 
 def test_no_path_traversal_through_static_or_source(client) -> None:

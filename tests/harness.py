@@ -1,5 +1,9 @@
 """Run this app in a real uvicorn process on a free loopback port, for the tests and the benchmarks, and the
-launch settings for Debian's Chromium that drives the page in both."""
+launch settings for Debian's Chromium that drives the page in both.
+
+It lives with the tests, not in the shipped `app` package: only the tests and `bench/` (which imports it from here)
+start servers this way.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -37,14 +41,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`python -m app serve` on 127.0.0.1 and a free port; yields (base URL, process) once /api/health answers."""
+def serve(
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    command: Sequence[str] = (sys.executable, "-m", "app"),
+    cwd: Path = ROOT,
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`<command> serve` on 127.0.0.1 and a free port, run in `cwd` (by default `python -m app` in the checkout);
+    yields (base URL, process) once /api/health answers, and stops the server on the way out."""
     port = free_port()
     log = log or Path(tempfile.mkstemp(prefix="sdunet-server-", suffix=".log")[1])
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
+            [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=cwd,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
