@@ -343,3 +343,14 @@ def test_fast_path_falls_through_when_the_trace_was_evicted(client) -> None:
     cache._items.clear()  # as if the LRU had dropped it
     again = client.post("/api/trace", content=body, headers={"content-type": "application/json"})
     assert again.status_code == 200 and again.json()["input"]["image_size"] == [384, 384]
+
+
+def test_summary_is_the_cli_table(client) -> None:
+    from sdunet_core.summary import format_summary
+
+    r = client.post("/api/summary?depth=1", json={"preset": "sd1"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert r.text == format_summary(trace_unet("sd1"), depth=1) + "\n"
+    assert "input_blocks.4 (TimestepEmbedSequential)" in r.text and "Total params: 859,520,964" in r.text
+    bad = client.post("/api/summary?depth=99", json={"preset": "sd1"})
+    assert bad.status_code == 422 and bad.json()["field"] == "depth"
