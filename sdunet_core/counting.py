@@ -56,9 +56,9 @@ class _Tally:
         n = tensor.numel() * tensor.element_size()
         self.live += n
         self.peak = max(self.peak, self.live)
-        weakref.finalize(tensor, self._free, n)
+        weakref.finalize(tensor, self.release, n)
 
-    def _free(self, n: int) -> None:
+    def release(self, n: int) -> None:
         self.live -= n
 
 
@@ -94,6 +94,7 @@ class FlopAndMemoryMode(TorchDispatchMode):
         self.deadline = deadline
         self.ops = 0
         self.flops: dict[str, dict[str, int]] = {}
+        self.flop_log: list[str] = []  # paths in the order their buckets were made (see memo.py)
         self.math = _Tally(start_bytes)
         self.fused = _Tally(start_bytes)
         self.in_sdpa = 0
@@ -107,13 +108,20 @@ class FlopAndMemoryMode(TorchDispatchMode):
         packet = func._overloadpacket
         formula = flop_registry.get(packet)
         if formula is not None:
-            count = formula(*args, **kwargs, out_val=out)
-            kind = OP_KIND.get(packet.__name__, "other")
-            bucket = self.flops.setdefault(self.stack[-1], {})
-            bucket[kind] = bucket.get(kind, 0) + count
-        for t in out if isinstance(out, (tuple, list)) else (out,):
+            self.add_flops(
+                self.stack[-1], {OP_KIND.get(packet.__name__, "other"): formula(*args, **kwargs, out_val=out)}
+            )
+        for t in out if isinstance(out, (tuple, list)) else (out,):  # activation memory
             if isinstance(t, torch.Tensor) and not t._is_view():
                 self.math.add(t)
                 if not self.in_sdpa:
                     self.fused.add(t)
         return out
+
+    def add_flops(self, path: str, counts: dict[str, int]) -> None:
+        bucket = self.flops.get(path)
+        if bucket is None:
+            bucket = self.flops[path] = {}
+            self.flop_log.append(path)
+        for kind, count in counts.items():
+            bucket[kind] = bucket.get(kind, 0) + count

@@ -14,6 +14,7 @@ from torch import nn
 
 from .counting import FlopAndMemoryMode, SdpaMarker, nbytes
 from .facts import category_of, feeds, layer_facts
+from .memo import Memo
 from .plan import top_level_of
 from .unet import UNetModel
 
@@ -37,11 +38,12 @@ def tensor_spec(value: torch.Tensor) -> dict[str, Any]:
 
 
 def _run_hooked(
-    model: UNetModel, inputs: dict[str, torch.Tensor | None], deadline: float | None
+    model: UNetModel, inputs: dict[str, torch.Tensor | None], deadline: float | None, memoize: bool
 ) -> tuple[dict[str, dict[str, Any]], FlopAndMemoryMode]:
     """The meta forward with a pre/post hook on every module: per-path call records, and the counting mode."""
     names = {m: n for n, m in model.named_modules()}
     calls: dict[str, dict[str, Any]] = {}
+    call_log: list[str] = []
     stack: list[str] = [""]
     order = [0]
     mode = FlopAndMemoryMode(stack, sum(nbytes(v) for v in inputs.values()), deadline)
@@ -53,7 +55,9 @@ def _run_hooked(
 
     def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
         path = names[module]
-        calls.setdefault(path, {"inputs": _spec(args) + _spec(kwargs), "call_order": order[0]})
+        if path not in calls:
+            calls[path] = {"inputs": _spec(args) + _spec(kwargs), "call_order": order[0]}
+            call_log.append(path)
         order[0] += 1
         stack.append(path)
         if module in attends:
@@ -72,10 +76,13 @@ def _run_hooked(
     for module in names:
         handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(module.register_forward_hook(post, with_kwargs=True))
+    memo = Memo(model, names, calls, call_log, order, mode) if memoize else None
     try:
         with torch.no_grad(), mode:
             model(**inputs)
     finally:
+        if memo is not None:
+            memo.restore()
         while entered[0]:  # a forward stopped inside an attention (time limit): leave no mode behind
             marker.__exit__(None, None, None)
             entered[0] -= 1
@@ -85,10 +92,12 @@ def _run_hooked(
 
 
 def record_nodes(
-    model: UNetModel, inputs: dict[str, torch.Tensor | None], deadline: float | None = None
+    model: UNetModel, inputs: dict[str, torch.Tensor | None], deadline: float | None = None, memoize: bool = True
 ) -> tuple[list[dict[str, Any]], FlopAndMemoryMode]:
-    """Node records of every module in `named_modules()` order, and the counting mode (FLOPs, peak bytes)."""
-    calls, mode = _run_hooked(model, inputs, deadline)
+    """Node records of every module in `named_modules()` order, and the counting mode (FLOPs, peak bytes).
+
+    With `memoize`, each distinct (sub-block, input shape) runs once and its repeats are replayed (memo.py)."""
+    calls, mode = _run_hooked(model, inputs, deadline, memoize)
     block_map = model.block_map
     takes_emb, takes_context = feeds(model)
     nodes: list[dict[str, Any]] = []

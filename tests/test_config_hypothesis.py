@@ -109,6 +109,24 @@ def test_valid_configs_build_and_keep_the_shape(params: dict[str, Any], data: st
     assert UNetConfig.from_dict(cfg.to_dict()) == cfg
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=valid_params())
+def test_replaying_repeated_blocks_changes_no_record(params: dict[str, Any]) -> None:
+    """The tracer runs each distinct (sub-block, input shape) once (sdunet_core/memo.py): for any architecture its
+    records equal those of a forward that runs every module."""
+    from sdunet_core.structure import record_nodes
+
+    cfg = UNetConfig(**params)
+    size = (3, cfg.downsample_factor, cfg.downsample_factor) if cfg.dims == 3 else (cfg.downsample_factor,) * cfg.dims
+    with META:
+        model = UNetModel(cfg).eval()
+    inputs = meta_inputs(cfg, size)
+    full, full_mode = record_nodes(model, inputs, memoize=False)
+    memo, memo_mode = record_nodes(model, inputs, memoize=True)
+    assert memo == full
+    assert (memo_mode.math.peak, memo_mode.fused.peak) == (full_mode.math.peak, full_mode.fused.peak)
+
+
 def test_one_channel_model_runs() -> None:
     """model_channels=1 has no sinusoid at all: the time embedding is the zero padding column alone."""
     cfg = UNetConfig(1, 1, 1, [1, 2], 1, [2], num_heads=1, norm_groups=1)

@@ -236,3 +236,30 @@ def test_timed_bfloat16_on_cpu() -> None:
         trace = trace_unet(name, device="cpu", dtype="bfloat16", repeats=1, warmup=0, sample_size=(16, 16))
         assert trace.dtype == "bfloat16" and trace.totals.time_ms > 0
         assert trace.nodes[0].outputs[0].dtype == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [
+        ("tiny", (16, 16)),
+        ("sd1", (32, 32)),
+        ("sdxl-base", (32, 32)),
+        ("sd-x4-upscaler", (32, 32)),
+        ("ldm-cin256", None),
+    ],
+)
+def test_replayed_repeats_record_exactly_what_a_full_run_does(name: str, size: tuple | None) -> None:
+    """Each distinct (sub-block, input shape) runs once and its repeats are replayed (memo.py): the records, FLOPs
+    and memory high-water marks are those of a forward that runs every module."""
+    from sdunet_core.structure import record_nodes
+    from sdunet_core.trace import _build
+
+    preset = PRESETS[name]
+    model = _build(preset.config, "meta", torch.float32)
+    inputs = make_inputs(preset.config, size or preset.sample_size, 1, preset.context_tokens, "meta", torch.float32)
+    full, full_mode = record_nodes(model, inputs, memoize=False)
+    memo, memo_mode = record_nodes(model, inputs, memoize=True)
+    assert memo == full
+    assert (memo_mode.math.peak, memo_mode.fused.peak) == (full_mode.math.peak, full_mode.fused.peak)
+    assert memo_mode.ops < full_mode.ops  # repeats were not run
+    assert all("forward" not in vars(m) for m in model.modules())  # the model is left as it was
