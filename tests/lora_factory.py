@@ -140,13 +140,21 @@ def kohya_metadata(family: str, rank: int = 4, alpha: float = 1.0, **args: str) 
     return meta
 
 
-def write_lora(path: Path, tensors: dict[str, list[int]], alpha: float, metadata: dict[str, str]) -> None:
-    """A real safetensors file: zero weights, every alpha scalar set to `alpha`."""
+def write_lora(
+    path: Path, tensors: dict[str, list[int]], alpha: float, metadata: dict[str, str], alpha_dtype: str = "float32"
+) -> None:
+    """A real safetensors file (or a torch .pt by the suffix): zero weights, every alpha scalar set to `alpha`."""
     import torch
     from safetensors.torch import save_file
 
+    dtype = getattr(torch, alpha_dtype)
     data = {
-        name: torch.full(shape, alpha) if name.endswith(".alpha") else torch.zeros(shape, dtype=torch.float16)
+        name: torch.full(shape, alpha, dtype=dtype)
+        if name.endswith(".alpha")
+        else torch.zeros(shape, dtype=torch.float16)
         for name, shape in tensors.items()
     }
-    save_file(data, str(path), metadata=metadata)
+    if path.suffix == ".pt":
+        torch.save(data, path)
+    else:
+        save_file(data, str(path), metadata=metadata)

@@ -168,7 +168,7 @@ def _notes(d: LoraDetection) -> list[str]:
     if unknown:
         notes.append(
             f"{unknown} modules keep their alpha in the tensor data only and the metadata gives none: their scale is "
-            "unknown from the header (sdunet-explorer inspect reads the values from the file)"
+            "unknown from the header (sdunet-explorer inspect reads them from a .safetensors file)"
         )
     if from_metadata:
         notes.append(
