@@ -153,6 +153,8 @@ def test_a_lora_for_another_model_is_refused() -> None:
     }
     with pytest.raises(LoraError, match="a LoRA for another model: none of its 1 UNet modules"):
         detect_lora(flux)
+    with pytest.raises(LoraError, match="none of its LoRA tensors makes a whole UNet or text-encoder module"):
+        detect_lora(make_header({"lora_unet_x.lora_down.weight": [4, 8], "lora_foo_y.lora_up.weight": [8, 4]}))
     with pytest.raises(LoraError, match="over the limit of 50000"):
         detect_lora({f"t{i}": {"dtype": "F16", "shape": [1]} for i in range(50_001)})
     with pytest.raises(LoraError, match="unknown preset 'nope'"):

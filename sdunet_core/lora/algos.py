@@ -15,8 +15,8 @@ Shapes (linear [out, in]; conv [out, in, kh, kw]):
 FLOPs (2 per multiply-add, as the trace counts them) of the module run unmerged beside the layer for one forward:
 a low-rank LoRA runs down and up as their own layers (down keeps the layer's kernel and stride; with a CP core the
 down is 1x1 at the input's resolution and the core carries the kernel); every other algorithm is a dense delta of
-the layer's shape applied as a second layer. Building that delta from its factors, the scale and the sum are not
-counted.
+the layer's shape applied as a second layer. Building that delta from its factors, the scale, the sum and DoRA's
+weight normalisation are not counted.
 """
 
 from __future__ import annotations

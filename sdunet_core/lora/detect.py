@@ -143,6 +143,9 @@ def detect_lora(
             for key in group.keys.values():
                 unmatched.append({"key": key, "reason": "no UNet or text-encoder prefix (lora_unet_, lora_te_, unet.)"})
 
+    if not unet and not te:
+        first = "; ".join(f"{u['key']}: {u['reason']}" for u in sorted(unmatched, key=lambda u: u["key"])[:3])
+        raise LoraError("header", f"none of its LoRA tensors makes a whole UNet or text-encoder module ({first})")
     network = read_network(metadata)
     widths = _text_encoder_widths(te)
     family, match, evidence = _choose(unet, metadata, widths, preset)

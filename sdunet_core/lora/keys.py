@@ -1,7 +1,7 @@
 """LoRA tensor names: split each into the module it patches (its stem) and the part it is.
 
-The formats people use (ComfyUI `comfy/lora.py` and `comfy/weight_adapter/*.py`, AUTOMATIC1111
-`extensions-builtin/Lora/network_*.py`, kohya-ss/sd-scripts `networks/lora.py`, LyCORIS):
+The formats people use, as ComfyUI loads them (comfyanonymous/ComfyUI `comfy/lora.py` `load_lora`,
+`comfy/weight_adapter/lora.py`, `loha.py`, `lokr.py`) and kohya-ss/sd-scripts writes them (`networks/lora.py`):
 
 - kohya LoRA and LoCon: `<stem>.lora_down.weight`, `<stem>.lora_up.weight`, optional `<stem>.lora_mid.weight`
   (a CP/Tucker core for convs), `<stem>.alpha` (a scalar); the stem is `lora_unet_` / `lora_te_` / `lora_te1_` /
