@@ -38,7 +38,7 @@ def summary_lines(d: dict[str, Any]) -> list[str]:
     spelling = f", {d['spelling']} spelling" if d["spelling"] else ""
     lines = [
         f"LoRA: {d['format_title']} ({d['key_style']} keys{spelling})",
-        f"  for {d['family_title']} (matched against preset {d['preset']})",
+        f"  for {d['family_title'] or 'another model'} (matched against preset {d['preset']})",
         *(f"    {e}" for e in d["family_evidence"]),
         f"  UNet: {len(d['modules'])} modules, {d['unet_params']:,} parameters; "
         f"text encoders: {len(d['text_encoder']['modules'])} modules, {d['text_encoder_params']:,} parameters",

@@ -99,8 +99,8 @@ class LoraDetection(BaseModel):
     format_title: str
     key_style: Literal["kohya", "diffusers", "mixed"]
     spelling: Literal["original", "diffusers", "mixed"] | None
-    family: Literal["sd1", "sd2", "sdxl"]
-    family_title: str
+    family: Literal["sd1", "sd2", "sdxl"] | None = Field(description="null when a preset of another family was given")
+    family_title: str | None
     family_evidence: list[str]
     preset: str = Field(description="the model the modules were matched against and traced")
     layout: Literal["sd1", "sdxl"] | None

@@ -157,6 +157,11 @@ def test_a_lora_for_another_model_is_refused() -> None:
         detect_lora(make_header({"lora_unet_x.lora_down.weight": [4, 8], "lora_foo_y.lora_up.weight": [8, 4]}))
     with pytest.raises(LoraError, match="over the limit of 50000"):
         detect_lora({f"t{i}": {"dtype": "F16", "shape": [1]} for i in range(50_001)})
+    given = detect_lora(make_header(lora_tensors("sd2", "lora")), preset="sd2-v")
+    assert (given.family, given.preset, len(given.modules)) == ("sd2", "sd2-v", 192)
+    assert given.family_evidence == ["preset sd2-v was given: 192 of 192 UNet modules fit it"]
+    with pytest.raises(LoraError, match="none of its 192 UNet modules is a layer of preset tiny"):
+        detect_lora(make_header(lora_tensors("sd1", "lora", text_encoder=False)), preset="tiny")
     with pytest.raises(LoraError, match="unknown preset 'nope'"):
         detect_lora(make_header(lora_tensors("sd1", "lora")), preset="nope")
 

@@ -83,7 +83,7 @@ class LoraDetection:
     format: str
     key_style: str
     spelling: str | None
-    family: Family
+    family: Family | None
     preset: str
     family_evidence: list[str]
     metadata: dict[str, str]
@@ -158,7 +158,7 @@ def detect_lora(
         )
     modules = _unet_modules(unet, match, network, alphas or {}, groups, unmatched)
     text_encoder = _text_encoder(te, network, alphas or {}, groups)
-    used = preset or _family_preset(family, metadata)
+    used = preset or _family_preset(family or "sd1", metadata)
     key_styles = {g.first.style for g in groups.values() if g.first is not None}
     spellings = {m.spelling for m in modules}
     return LoraDetection(
@@ -202,7 +202,7 @@ def _choose(
     metadata: dict[str, str],
     widths: dict[str, int],
     preset: str | None,
-) -> tuple[Family, Match, list[str]]:
+) -> tuple[Family | None, Match, list[str]]:
     """The family (and its match): best shape fit, then the metadata, then the text encoders' widths."""
     hint, hint_key = family_hint(metadata)
     te_hint: Family | None = None
@@ -213,7 +213,9 @@ def _choose(
     elif 768 in widths.values():
         te_hint = "sd1"
     if preset is not None:
-        family: Family = PRESETS[preset].family if PRESETS[preset].family in CANDIDATES else hint or te_hint or "sd1"  # type: ignore[assignment]
+        # The preset's own family (None for the LDMs and the tiny model, which no LoRA tool targets).
+        given = PRESETS[preset].family
+        family: Family | None = given if given in CANDIDATES else None  # type: ignore[assignment]
         match = match_unet(PRESETS[preset].config, unet)
         return family, match, [f"preset {preset} was given: {len(match.fits)} of {len(unet)} UNet modules fit it"]
     matches = {f: match_unet(PRESETS[p].config, unet) for f, p in CANDIDATES.items()}

@@ -191,7 +191,7 @@ def summarize(d: LoraDetection) -> dict[str, Any]:
         "key_style": d.key_style,
         "spelling": d.spelling,
         "family": d.family,
-        "family_title": FAMILY_TITLES[d.family],
+        "family_title": FAMILY_TITLES[d.family] if d.family else None,
         "family_evidence": d.family_evidence,
         "preset": d.preset,
         "layout": layout_of(PRESETS[d.preset].config),
