@@ -80,10 +80,17 @@ def _summary(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     import json
 
-    from sdunet_core.checkpoint import CheckpointError, inspect_file
+    from sdunet_core.checkpoint import CheckpointError, detect_unet
+    from sdunet_core.header import read_header
+    from sdunet_core.lora import looks_like_lora
 
     try:
-        detection = inspect_file(args.file)
+        header = read_header(args.file)
+        if looks_like_lora(header):
+            from app.lora_cli import inspect_lora
+
+            return inspect_lora(args, header)
+        detection = detect_unet(header)
     except CheckpointError as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
         return 2
@@ -149,9 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--depth", type=int, default=2, help="tree depth to show (default 2)")
     summary.set_defaults(func=_summary)
 
-    inspect = sub.add_parser("inspect", help="detect the UNet architecture of a .safetensors or .ckpt file")
+    inspect = sub.add_parser(
+        "inspect", help="detect the UNet architecture of a checkpoint, or what a LoRA file patches"
+    )
     inspect.add_argument("file", help="a .safetensors, .ckpt or .pt file (only its header or pickle is read)")
     inspect.add_argument("--json", action="store_true", help="print the whole detection as JSON")
+    inspect.add_argument("--preset", help="LoRA: match against this preset instead of the detected family")
+    inspect.add_argument("--flops", action="store_true", help="LoRA: trace the model to count the FLOPs it adds")
+    inspect.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="LoRA: image size for --flops (default: the preset's)",
+    )
     inspect.set_defaults(func=_inspect)
     return parser
 

@@ -17,6 +17,8 @@ from app.fastpath import TraceFastPath
 from app.jobs import ProfileManager
 from app.middleware import SecurityMiddleware
 from app.routes import analysis, checkpoint, health, names, pages, presets, profile, source, trace, weights
+from app.routes import lora as lora_routes
+from app.routes import schemes as scheme_routes
 from app.settings import get_settings
 from app.tracing import TraceCache
 from app.workers import TracePool
@@ -59,6 +61,8 @@ def create_app() -> FastAPI:
     app.state.weight_stats = {}
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     for module in (health, presets, trace, profile, source, checkpoint, analysis, weights, names, pages):
+        app.include_router(module.router)
+    for module in (scheme_routes, lora_routes):
         app.include_router(module.router)
     install_error_handlers(app)
     # Innermost first: the trace fast path answers from the cache inside gzip and the security headers.
