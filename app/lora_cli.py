@@ -21,8 +21,11 @@ def inspect_lora(args: argparse.Namespace, header: dict[str, Any]) -> int:
         factor = PRESETS[detection.preset].latent_factor
         sample = tuple(s // factor for s in args.image_size) if args.image_size else None
         trace = trace_unet(detection.preset, sample_size=sample)
-        size = [s * factor for s in trace.inputs["sample_size"]]
-        inputs = {"preset": detection.preset, "image_size": size, "sample_size": trace.inputs["sample_size"]}
+        inputs = {
+            "preset": detection.preset,
+            "image_size": trace.input.image_size,
+            "sample_size": trace.input.sample_size,
+        }
         add_flops(detection, trace.nodes, {**inputs, "batch": 1})
     d = detection.to_dict()
     if args.json:

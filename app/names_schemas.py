@@ -28,7 +28,7 @@ class BlockNames(BaseModel):
     path: str
     stage: Literal["embed", "down", "mid", "up", "out"]
     level: int | None
-    role: str
+    category: str = Field(description="what the block is (a top-level node category of the trace)")
     attention: bool = Field(description="the block holds attention (the blocks a plain LoRA touches)")
     labels: Labels
 

@@ -167,11 +167,11 @@ def test_a_lora_for_another_model_is_refused() -> None:
 
 
 @pytest.fixture(scope="module")
-def sd1_nodes() -> list[dict]:
+def sd1_nodes() -> list:
     return trace_unet("sd1", sample_size=(64, 64)).nodes  # 512 px
 
 
-def test_flops_of_unmerged_modules(sd1_nodes: list[dict]) -> None:
+def test_flops_of_unmerged_modules(sd1_nodes: list) -> None:
     wanted = {
         "input_blocks.1.1.transformer_blocks.0.attn1.to_q",  # 4096 tokens, 320 -> 320
         "input_blocks.1.1.transformer_blocks.0.attn2.to_k",  # 77 context tokens, 768 -> 320

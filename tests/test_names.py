@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from sdunet_core import PRESETS, UNetModel
-from sdunet_core.diffusers_keys import DIFFUSERS_CONFIGS
 from sdunet_core.names import layout_of, model_ids, names_table
 from sdunet_core.names.ids import block_weight_data
 from tests.conftest import DATA
+from tests.diffusers_configs import DIFFUSERS_CONFIGS
 
 
 def _source_lines(name: str) -> dict[str, list[str]]:

@@ -9,7 +9,6 @@ FLOPs (`image_size`, `batch`; the preset's reference input by default). 400: a b
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Annotated, Any
 
@@ -25,6 +24,7 @@ from app.tracing import TraceCache, resolve
 from sdunet_core.header import CheckpointError, decode_header_json, parse_safetensors_header
 from sdunet_core.lora import add_flops, detect_lora
 from sdunet_core.lora.detect import MAX_TENSORS
+from sdunet_core.schema import Trace
 
 router = APIRouter(prefix="/api/lora", tags=["lora"], responses=ERROR_RESPONSES)
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -67,16 +67,15 @@ def _detect(
         size = image_size * 2 if image_size is not None and len(image_size) == 1 else image_size
         spec = resolve(TraceRequest(preset=detection.preset, image_size=size, batch=batch), settings)
         cache: TraceCache = request.app.state.trace_cache
-        trace = json.loads(cache.get(spec).body)
-        add_flops(detection, trace["nodes"], _traced_input(spec, trace))
+        trace = Trace.model_validate_json(cache.get(spec).body)
+        add_flops(detection, trace.nodes, _traced_input(spec, trace))
     return detection.to_dict()
 
 
-def _traced_input(spec: Any, trace: dict[str, Any]) -> dict[str, Any]:
-    traced = trace.get("input") or {}
+def _traced_input(spec: Any, trace: Trace) -> dict[str, Any]:
     return {
         "preset": spec.preset,
-        "image_size": traced.get("image_size"),
+        "image_size": trace.input.image_size,
         "sample_size": list(spec.sample_size),
         "batch": spec.batch,
     }

@@ -139,7 +139,7 @@ def names_table(config: UNetConfig) -> dict[str, Any]:
                 "path": b.path,
                 "stage": b.stage,
                 "level": b.level,
-                "role": b.role,
+                "category": b.category,
                 "attention": bool(b.attention),
                 "labels": asdict(labels),
             }
