@@ -77,23 +77,35 @@ class _Recording:
         self.out: tuple[tuple[int, ...], tuple[int, ...], torch.dtype] | None = None
 
 
+class MemoCache:
+    """What one model's traces have learnt: module signatures and recordings by (signature, input shapes). A
+    recording is relative to its module, so one cache serves every trace of the model (a scaling sweep)."""
+
+    def __init__(self) -> None:
+        self.signatures = _Signatures()
+        self.seen: dict[tuple, _Recording] = {}
+
+
 class Memo:
     """Wraps the forward of every non-leaf module of one meta model; call `restore()` when done."""
 
     def __init__(self, model: nn.Module, names: dict[nn.Module, str], calls: dict[str, dict[str, Any]],
-                 call_log: list[str], order: list[int], mode: FlopAndMemoryMode) -> None:  # fmt: skip
+                 call_log: list[str], order: list[int], mode: FlopAndMemoryMode,
+                 cache: MemoCache | None = None) -> None:  # fmt: skip
         self.names, self.calls, self.call_log, self.order, self.mode = names, calls, call_log, order, mode
-        self._sigs = _Signatures()
-        self._seen: dict[tuple, _Recording] = {}
+        cache = cache or MemoCache()
+        self._sigs = cache.signatures
+        self._seen = cache.seen
         self._wrapped: list[nn.Module] = []
         for module, path in names.items():
             if path and module._modules:
-                module.forward = self._wrap(module, module.forward)  # type: ignore[method-assign]
+                # Straight into the instance's dict: nn.Module.__setattr__ checks every value against Parameter.
+                module.__dict__["forward"] = self._wrap(module, module.forward)
                 self._wrapped.append(module)
 
     def restore(self) -> None:
         for module in self._wrapped:
-            del module.forward  # back to the class's forward
+            module.__dict__.pop("forward")  # back to the class's forward
         self._wrapped.clear()
 
     def _wrap(self, module: nn.Module, forward: Callable[..., Any]) -> Callable[..., Any]:

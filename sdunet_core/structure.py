@@ -14,7 +14,7 @@ from torch import nn
 
 from .counting import FlopAndMemoryMode, SdpaMarker, nbytes
 from .facts import category_of, feeds, layer_facts
-from .memo import Memo
+from .memo import Memo, MemoCache
 from .plan import top_level_of
 from .unet import UNetModel
 
@@ -38,7 +38,7 @@ def tensor_spec(value: torch.Tensor) -> dict[str, Any]:
 
 
 def _run_hooked(
-    model: UNetModel, inputs: dict[str, torch.Tensor | None], deadline: float | None, memoize: bool
+    model: UNetModel, inputs: dict[str, torch.Tensor | None], deadline: float | None, memo: MemoCache | None
 ) -> tuple[dict[str, dict[str, Any]], FlopAndMemoryMode]:
     """The meta forward with a pre/post hook on every module: per-path call records, and the counting mode."""
     names = {m: n for n, m in model.named_modules()}
@@ -76,13 +76,13 @@ def _run_hooked(
     for module in names:
         handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(module.register_forward_hook(post, with_kwargs=True))
-    memo = Memo(model, names, calls, call_log, order, mode) if memoize else None
+    wrapped = Memo(model, names, calls, call_log, order, mode, memo) if memo is not None else None
     try:
         with torch.no_grad(), mode:
             model(**inputs)
     finally:
-        if memo is not None:
-            memo.restore()
+        if wrapped is not None:
+            wrapped.restore()
         while entered[0]:  # a forward stopped inside an attention (time limit): leave no mode behind
             marker.__exit__(None, None, None)
             entered[0] -= 1
@@ -91,47 +91,67 @@ def _run_hooked(
     return calls, mode
 
 
-def record_nodes(
-    model: UNetModel, inputs: dict[str, torch.Tensor | None], deadline: float | None = None, memoize: bool = True
-) -> tuple[list[dict[str, Any]], FlopAndMemoryMode]:
-    """Node records of every module in `named_modules()` order, and the counting mode (FLOPs, peak bytes).
-
-    With `memoize`, each distinct (sub-block, input shape) runs once and its repeats are replayed (memo.py)."""
-    calls, mode = _run_hooked(model, inputs, deadline, memoize)
+def describe_modules(model: UNetModel) -> list[dict[str, Any]]:
+    """What does not depend on the input: each module's path, class, category, place, what it takes, its own
+    parameters and layer facts, in `named_modules()` order. Made once per model (a scaling sweep reuses it)."""
     block_map = model.block_map
     takes_emb, takes_context = feeds(model)
-    nodes: list[dict[str, Any]] = []
-    by_path: dict[str, dict[str, Any]] = {}
+    out = []
     for path, module in model.named_modules():
         top = top_level_of(path)
         info = block_map.get(top) if top else None
-        own_params = sum(p.numel() for p in module.parameters(recurse=False))
+        out.append(
+            {
+                "path": path,
+                "name": path.rpartition(".")[2],
+                "kind": type(module).__name__,
+                "category": category_of(path, module, block_map),
+                "parent": path.rpartition(".")[0] if path else None,
+                "children": [f"{path}.{c}" if path else c for c, _ in module.named_children()],
+                "block": top,
+                "stage": info.stage if info else {"input_blocks": "down", "output_blocks": "up"}.get(path),
+                "level": info.level if info else None,
+                "takes_emb": path in takes_emb,
+                "takes_context": path in takes_context,
+                "params_own": sum(p.numel() for p in module.parameters(recurse=False)),
+                **layer_facts(module),
+            }
+        )
+    return out
+
+
+def record_nodes(
+    model: UNetModel,
+    inputs: dict[str, torch.Tensor | None],
+    deadline: float | None = None,
+    memoize: bool | MemoCache = True,
+    described: list[dict[str, Any]] | None = None,
+) -> tuple[list[dict[str, Any]], FlopAndMemoryMode]:
+    """Node records of every module in `named_modules()` order, and the counting mode (FLOPs, peak bytes).
+
+    With `memoize`, each distinct (sub-block, input shape) runs once and its repeats are replayed (memo.py); a
+    `MemoCache` carries what was learnt to the next trace of the same model. `described` is
+    `describe_modules(model)` when the caller has it already."""
+    memo = memoize if isinstance(memoize, MemoCache) else MemoCache() if memoize else None
+    calls, mode = _run_hooked(model, inputs, deadline, memo)
+    nodes: list[dict[str, Any]] = []
+    by_path: dict[str, dict[str, Any]] = {}
+    for static in described if described is not None else describe_modules(model):
+        path = static["path"]
         rec = calls.get(path, {})
         own_flops = mode.flops.get(path, {})
         node = {
-            "path": path,
-            "name": path.rpartition(".")[2],
-            "kind": type(module).__name__,
-            "category": category_of(path, module, block_map),
-            "parent": path.rpartition(".")[0] if path else None,
-            "children": [f"{path}.{c}" if path else c for c, _ in module.named_children()],
-            "block": top,
-            "stage": info.stage if info else {"input_blocks": "down", "output_blocks": "up"}.get(path),
-            "level": info.level if info else None,
+            **static,
             "inputs": rec.get("inputs"),
             "outputs": rec.get("outputs"),
             "called": path in calls,
             "call_order": rec.get("call_order"),
             "order": rec.get("call_order"),
-            "takes_emb": path in takes_emb,
-            "takes_context": path in takes_context,
-            "params_own": own_params,
-            "params": own_params,
+            "params": static["params_own"],
             "flops_own": sum(own_flops.values()),
             "flops_by_op": {kind: own_flops.get(kind, 0) for kind in _OP_KINDS},
             "activation_bytes": rec.get("activation_bytes", 0),
             "time_ms": None,
-            **layer_facts(module),
         }
         nodes.append(node)
         by_path[path] = node

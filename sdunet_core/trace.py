@@ -30,9 +30,10 @@ from .inputs import (
     parse_dtype,
     positive_int,
 )
+from .memo import MemoCache
 from .presets import Preset
 from .schema import SCHEMA_VERSION, Block, Node, Skip, Timing, Totals, Trace, TraceInput
-from .structure import record_nodes, tensor_spec
+from .structure import describe_modules, record_nodes, tensor_spec
 from .timing import MemoryLimitError, Progress, available_bytes, run_memory_bytes, time_modules
 from .unet import UNetModel
 
@@ -45,6 +46,7 @@ __all__ = [
     "default_sample_size",
     "parse_dtype",
     "run_memory_bytes",
+    "trace_totals",
     "trace_unet",
 ]
 
@@ -100,16 +102,18 @@ def _skips(model: UNetModel, by_path: dict[str, Node]) -> list[Skip]:
     return out
 
 
-def _totals(root: Node, nodes: list[Node], mode: FlopAndMemoryMode, elem: int) -> Totals:
-    params, attention = root.params, root.flops_by_op.attention
+def _totals(records: list[dict[str, Any]], mode: FlopAndMemoryMode, elem: int) -> Totals:
+    """Whole-model figures from the node records (the root first) and the counting mode."""
+    root = records[0]
+    params, flops, attention = root["params"], root["flops"], root["flops_by_op"]["attention"]
     return Totals(
         params=params,
         param_bytes=params * elem,
-        flops=root.flops,
+        flops=flops,
         attention_flops=attention,
-        macs=root.macs,
-        macs_without_attention=(root.flops - attention) // 2,
-        activation_bytes=sum(n.activation_bytes for n in nodes if not n.children),
+        macs=flops // 2,
+        macs_without_attention=(flops - attention) // 2,
+        activation_bytes=sum(r["activation_bytes"] for r in records if not r["children"]),
         peak_activation_bytes=mode.math.peak,
         peak_activation_bytes_fused=mode.fused.peak,
         peak_memory_bytes=params * elem + mode.math.peak,
@@ -127,6 +131,19 @@ def _check_run(device: str, dtype: torch.dtype, repeats: int) -> None:
     positive_int("repeats", repeats)
 
 
+def _trace_input(
+    m: Model, sample_size: tuple[int, ...], batch: int, tokens: int | None, inputs: dict[str, torch.Tensor | None]
+) -> TraceInput:
+    return TraceInput(
+        batch=batch,
+        sample_size=list(sample_size),
+        latent_factor=m.latent_factor,
+        image_size=[s * m.latent_factor for s in sample_size],
+        context_tokens=tokens,
+        **{k: (tensor_spec(v) if v is not None else None) for k, v in inputs.items()},
+    )
+
+
 def _meta_trace(
     m: Model, sample_size: tuple[int, ...], batch: int, tokens: int | None, dtype: torch.dtype, deadline: float | None
 ) -> Trace:
@@ -135,17 +152,10 @@ def _meta_trace(
         model = _build(m.config, "meta", dtype)
         inputs = make_inputs(m.config, sample_size, batch, tokens, "meta", dtype)
         records, mode = record_nodes(model, inputs, deadline)
+    totals = _totals(records, mode, torch.empty((), dtype=dtype).element_size())
     nodes = [Node.model_validate(r) for r in records]
     by_path = {n.path: n for n in nodes}
-    elem = torch.empty((), dtype=dtype).element_size()
-    trace_input = TraceInput(
-        batch=batch,
-        sample_size=list(sample_size),
-        latent_factor=m.latent_factor,
-        image_size=[s * m.latent_factor for s in sample_size],
-        context_tokens=tokens,
-        **{k: (tensor_spec(v) if v is not None else None) for k, v in inputs.items()},
-    )
+    trace_input = _trace_input(m, sample_size, batch, tokens, inputs)
     return Trace(
         preset=m.name,
         config=m.config.to_dict(),
@@ -154,7 +164,7 @@ def _meta_trace(
         device="meta",
         dtype=dtype_name(dtype),
         torch=torch.__version__,
-        totals=_totals(nodes[0], nodes, mode, elem),
+        totals=totals,
         timing=None,
         blocks=_blocks(model, by_path),
         skips=_skips(model, by_path),
@@ -249,3 +259,30 @@ def trace_unet(
     if progress:
         progress("done", 1, 1)
     return trace
+
+
+def trace_totals(
+    config: UNetConfig | Preset | str,
+    sample_sizes: list[tuple[int, ...]],
+    *,
+    batch: int = 1,
+    context_tokens: int | None = None,
+    time_limit_s: float | None = None,
+) -> list[tuple[TraceInput, Totals]]:
+    """Whole-model figures at several latent sizes, for a scaling curve: the same numbers as `trace_unet(...).totals`
+    at each size, from one meta model built once and without assembling the node list."""
+    m = as_model(config)
+    positive_int("batch", batch)
+    tokens = (context_tokens or default_context_tokens(m)) if m.config.use_spatial_transformer else None
+    for size in sample_sizes:
+        m.config.check_sample_size(tuple(size))
+    deadline = time.monotonic() + time_limit_s if time_limit_s is not None else None
+    out = []
+    with _META_LOCK:
+        model = _build(m.config, "meta", torch.float32)
+        described, memo = describe_modules(model), MemoCache()
+        for size in sample_sizes:
+            inputs = make_inputs(m.config, tuple(size), batch, tokens, "meta", torch.float32)
+            records, mode = record_nodes(model, inputs, deadline, memo, described)
+            out.append((_trace_input(m, tuple(size), batch, tokens, inputs), _totals(records, mode, 4)))
+    return out

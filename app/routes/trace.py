@@ -58,8 +58,13 @@ def _summary(cache: TraceCache, spec: TraceSpec, depth: int) -> str:
 
 @router.post(
     "/summary",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}, "description": "the table `sdunet-explorer summary` prints"}},
+    response_model=None,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "the table `sdunet-explorer summary` prints",
+        }
+    },
 )
 async def summary(
     body: TraceRequest,
