@@ -38,6 +38,7 @@ from .header import (
     validate_header,
 )
 from .infer_config import infer_config
+from .plan import top_level_of
 from .presets import PRESETS
 from .schema import UNetConfigModel
 
@@ -328,11 +329,7 @@ def _shapes(config: UNetConfig) -> dict[str, tuple[int, ...]]:
 
 
 def _block_of(key: str) -> str:
-    """The top-level block a key belongs to: `input_blocks.3`, `middle_block`, `time_embed`, ..."""
-    parts = key.split(".")
-    if parts[0] in ("input_blocks", "output_blocks") and len(parts) > 1:
-        return f"{parts[0]}.{parts[1]}"
-    return parts[0]
+    return top_level_of(key) or key
 
 
 def _bytes_by_block(tensors: dict[str, TensorInfo], expected: dict[str, tuple[int, ...]]) -> dict[str, dict[str, int]]:

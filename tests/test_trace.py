@@ -263,3 +263,13 @@ def test_replayed_repeats_record_exactly_what_a_full_run_does(name: str, size: t
     assert (memo_mode.math.peak, memo_mode.fused.peak) == (full_mode.math.peak, full_mode.fused.peak)
     assert memo_mode.ops < full_mode.ops  # repeats were not run
     assert all("forward" not in vars(m) for m in model.modules())  # the model is left as it was
+
+
+def test_totals_at_several_sizes_equal_whole_traces() -> None:
+    from sdunet_core.trace import trace_totals
+
+    sizes = [(16, 16), (32, 32), (24, 40)]
+    for (inp, totals), size in zip(trace_totals("sd1", sizes), sizes, strict=True):
+        full = trace_unet("sd1", sample_size=size)
+        assert totals == full.totals
+        assert inp == full.input

@@ -19,6 +19,7 @@ from typing import Literal
 
 from ..config import BlockPlan, UNetConfig
 from ..diffusers_keys import keymap_for
+from ..plan import top_level_of
 
 KohyaTarget = Literal["lora", "locon"] | None
 
@@ -56,11 +57,8 @@ class ModuleInfo:
 
 
 def top_level_block(path: str) -> str:
-    """The top-level block a module path belongs to: `input_blocks.4.1.proj_in` -> `input_blocks.4`."""
-    parts = path.split(".")
-    if parts[0] in ("input_blocks", "output_blocks") and len(parts) > 1:
-        return f"{parts[0]}.{parts[1]}"
-    return parts[0]
+    """The top-level block a module path belongs to (the stage lists stand for themselves)."""
+    return top_level_of(path) or path
 
 
 @dataclass(frozen=True)
