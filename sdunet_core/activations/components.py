@@ -149,7 +149,7 @@ def _convert_open_clip(convert, tensors: dict[str, torch.Tensor], prefix: str) -
     """diffusers' OpenCLIP renaming; it reads the width from the projection or from `text_model.config`."""
 
     class _Width:  # the converter only asks the model for its config's hidden size
-        class config:  # noqa: N801
+        class config:
             hidden_size = tensors[prefix + "token_embedding.weight"].shape[1]
 
     return convert(_Width, tensors, prefix=prefix)

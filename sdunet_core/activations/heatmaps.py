@@ -53,7 +53,7 @@ def build(results: list[PointResult], ids: list[int], texts: list[str], latent: 
         if r.heat is None:
             continue
         h, w = grid(r.point, latent)
-        if r.heat.shape[1] > n and not tokens[-1]["index"] == -1:
+        if r.heat.shape[1] > n and tokens[-1]["index"] != -1:
             tokens.append({"index": -1, "id": -1, "text": PADDING})
         layers.append(HeatMapSet(r.point.name, [r.point.name], _entries(r.heat, n).reshape(-1, h, w)))
     by_res: dict[tuple[int, int], list[HeatMapSet]] = {}

@@ -99,7 +99,8 @@ class Explorer:
             context, pooled = text.encode(prompt)
             if context.shape[-1] != cfg.context_width:
                 raise cond.InputError(
-                    "weights", f"the text encoders give {context.shape[-1]} wide tokens, the UNet takes {cfg.context_width}"
+                    "weights",
+                    f"the text encoders give {context.shape[-1]} wide tokens, the UNet takes {cfg.context_width}",
                 )
             y = cond.class_y(cfg)
             if cfg.num_classes == "sequential":
@@ -125,7 +126,9 @@ class Explorer:
         """Sizes, points and prompt checked up front: (sample size, points, kept names, tokens)."""
         for name, t in (("timestep", spec.timestep), ("compare_timestep", spec.compare_timestep)):
             if t is not None and not 0 <= t < cond.TIMESTEPS:
-                raise cond.InputError(name, f"{t} is out of range: SD's schedule has timesteps 0 to {cond.TIMESTEPS - 1}")
+                raise cond.InputError(
+                    name, f"{t} is out of range: SD's schedule has timesteps 0 to {cond.TIMESTEPS - 1}"
+                )
         sample = spec.sample_size or (64, 64)
         try:
             self.config.check_sample_size(tuple(sample))

@@ -45,14 +45,15 @@ def clip_tokenizer():  # type: ignore[no-untyped-def]
     from transformers import CLIPTokenizer
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-    lines = gzip.open(vocab_path()).read().decode("utf-8").split("\n")
+    with gzip.open(vocab_path()) as f:
+        lines = f.read().decode("utf-8").split("\n")
     merges = lines[1 : _MERGES + 1]  # the first line is a version header
     symbols = list(bytes_to_unicode().values())
     vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m.split()) for m in merges] + [START, END]
     return CLIPTokenizer(
         vocab={token: i for i, token in enumerate(vocab)},
         merges=[tuple(m.split()) for m in merges],
-        model_max_length=MAX_TOKENS,
+        model_max_length=10**6,  # we check the length ourselves, with a message naming the field
     )
 
 
