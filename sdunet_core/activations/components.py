@@ -92,7 +92,7 @@ class TextEncoder:
 
     def __init__(self, spec: EncoderSpec, tensors: dict[str, torch.Tensor]) -> None:
         from diffusers.loaders.single_file_utils import convert_ldm_clip_checkpoint, convert_open_clip_checkpoint
-        from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+        from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
         self.spec = spec
         if spec.names == "transformers":
@@ -120,12 +120,13 @@ class TextEncoder:
             eos_token_id=49407,
             pad_token_id=49407 if spec.names == "transformers" else 0,
         )
-        cls = CLIPTextModelWithProjection if spec.pooled else CLIPTextModel
-        model = cls(config)
+        # WithProjection for every tower: its keys are `text_model.*` (as in the checkpoints) in transformers 4 and 5
+        # alike; towers without a pooled output leave the projection unused.
+        model = CLIPTextModelWithProjection(config)
         state = {k: v for k, v in state.items() if not k.endswith("position_ids")}
-        if not spec.pooled:
-            state.pop("text_projection.weight", None)
         missing, unexpected = model.load_state_dict(state, strict=False)
+        if not spec.pooled:
+            missing = [k for k in missing if k != "text_projection.weight"]
         if missing or unexpected:
             raise ValueError(f"text encoder under {spec.prefix}: missing {missing[:4]}, unexpected {unexpected[:4]}")
         self.model = model.eval().float()

@@ -29,7 +29,8 @@ def export_activations(
         for name in outcome.kept:
             per_point.setdefault(name, []).append(outcome.results[name].tensor)
     assert outcome is not None
-    tensors = {name: torch.cat(parts).contiguous() for name, parts in per_point.items()}
+    order = [p.name for p in outcome.points if p.name in per_point]  # forward order, as in the catalog
+    tensors = {name: torch.cat(per_point[name]).contiguous() for name in order}
     modules = {p.name: p.module for p in outcome.points if p.name in tensors}
     metadata = {
         "format": FORMAT,
