@@ -6,9 +6,12 @@ Each runs on the tensor while the forward hook holds it, so nothing larger than 
   `HISTOGRAM_BINS` equal bins over [min, max];
 - PCA preview: the values at each pixel as a feature vector (channels of a conv map, the embedding of a token),
   centred, projected on the first three principal components, each mapped to [0, 1] between its 1st and 99th
-  percentile and shown as R, G, B at the point's own resolution. Components are exact (an eigendecomposition of
-  the smaller Gram matrix) up to `EXACT_PCA_WORK`, past it `torch.pca_lowrank` with a fixed seed; each
-  component's sign is fixed so that its largest loading is positive, so the same input gives the same colours.
+  percentile and shown as R, G, B at the point's own resolution. The axes are found on at most `SAMPLE_ROWS`
+  evenly strided pixels (so a preview costs a small part of the forward it watches): exactly (an
+  eigendecomposition of the smaller Gram matrix) up to `EXACT_PCA_WORK`, past it by `torch.pca_lowrank` with a
+  fixed seed; every pixel is then projected. Each axis's sign is fixed so that its largest loading is positive,
+  so the same input gives the same colours; `explained_variance` is the share of all the variance along each
+  shown axis.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import numpy as np
 import torch
 
 HISTOGRAM_BINS = 64
-# N x min(N, C)^2 multiply-adds: past this the exact eigendecomposition costs more than the forward it watches.
-EXACT_PCA_WORK = 2_000_000_000
+# N x min(N, C)^2 multiply-adds: past this the exact eigendecomposition costs a noticeable part of a forward.
+EXACT_PCA_WORK = 110_000_000
+# Rows (pixels) the axes are found on; every pixel is then projected on them.
+SAMPLE_ROWS = 1024
 
 
 @dataclass
@@ -112,22 +117,19 @@ def as_tokens(t: torch.Tensor, layout: str) -> torch.Tensor:
     return x
 
 
-def _principal_axes(x: torch.Tensor, q: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(axes [C, q], variances [q]) of centred x [N, C]."""
-    n, c = x.shape
+def _principal_axes(x: torch.Tensor, q: int) -> torch.Tensor:
+    """The first q principal axes [C, q] of centred x [N, C], found on at most SAMPLE_ROWS evenly strided rows."""
+    rows = x if x.shape[0] <= SAMPLE_ROWS else x[:: math.ceil(x.shape[0] / SAMPLE_ROWS)]
+    n, c = rows.shape
     if n * min(n, c) ** 2 <= EXACT_PCA_WORK:
         if c <= n:
-            evals, evecs = torch.linalg.eigh(x.T @ x)
-            axes = evecs[:, -q:].flip(1)
-        else:  # the N x N Gram matrix: its eigenvectors mapped back through x are the axes
-            evals, evecs = torch.linalg.eigh(x @ x.T)
-            axes = x.T @ evecs[:, -q:].flip(1)
-            axes = axes / axes.norm(dim=0, keepdim=True).clamp_min(1e-12)
-        return axes, evals[-q:].flip(0).clamp_min(0)
+            return torch.linalg.eigh(rows.T @ rows)[1][:, -q:].flip(1)
+        # The n x n Gram matrix: its eigenvectors mapped back through the rows are the axes.
+        axes = rows.T @ torch.linalg.eigh(rows @ rows.T)[1][:, -q:].flip(1)
+        return axes / axes.norm(dim=0, keepdim=True).clamp_min(1e-12)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        _u, s, v = torch.pca_lowrank(x, q=min(q + 4, n, c), center=False, niter=4)
-    return v[:, :q], (s[:q] ** 2)
+        return torch.pca_lowrank(rows, q=min(q + 3, n, c), center=False, niter=2)[2][:, :q]
 
 
 def pca_preview(tokens: torch.Tensor, height: int, width: int) -> Preview:
@@ -136,17 +138,19 @@ def pca_preview(tokens: torch.Tensor, height: int, width: int) -> Preview:
     x = x - x.mean(dim=0, keepdim=True)
     total = float((x * x).sum())
     q = min(3, x.shape[0], x.shape[1])
-    axes, variances = _principal_axes(x, q)
+    axes = _principal_axes(x, q)
     # A sign per component, fixed by its largest loading: the same input always gives the same colours.
     signs = torch.sign(axes.gather(0, axes.abs().argmax(dim=0, keepdim=True))).clamp_min(0) * 2 - 1
-    proj = (x @ (axes * signs)).reshape(height, width, q)
+    proj = x @ (axes * signs)  # [H*W, q]
+    # The share of all the variance that lies along each shown axis, over every pixel.
+    explained = [float(v) / total if total > 0 else 0.0 for v in (proj * proj).sum(dim=0).tolist()]
+    proj = proj.reshape(height, width, q)
     if q < 3:  # fewer than three channels: the missing colours stay black
         proj = torch.cat([proj, proj.new_zeros(height, width, 3 - q)], dim=-1)
     flat = proj.reshape(-1, 3)
     lo = torch.quantile(flat, 0.01, dim=0)
     hi = torch.quantile(flat, 0.99, dim=0)
     rgb = ((proj - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
-    explained = [float(v) / total if total > 0 else 0.0 for v in variances.tolist()]
     return Preview("pca-rgb", rgb.numpy(), explained_variance=explained)
 
 

@@ -160,6 +160,7 @@ class Explorer:
         latent = cond.make_latent(self.config, sample, image, self.components.vae, spec.seed, spec.timestep)
         context, y, context_source = self._context(spec.prompt, image_size, spec.seed)
         inputs = ForwardInputs(latent.x, spec.timestep, context, y)
+        self.last_inputs = inputs  # what the last capture fed the UNet (the bench reruns it without hooks)
         prepared = time.perf_counter()
         with Capture(self.unet, points, sample, keep=keep, previews=spec.previews, compare=spec.compare_timestep
                      is not None) as cap:  # fmt: skip
