@@ -173,7 +173,8 @@ class CaptureInputs(BaseModel):
 
 class Timings(BaseModel):
     prepare_ms: float
-    forward_ms: float
+    forward_ms: float = Field(description="the first forward, hooks and their reductions included")
+    reduce_ms: float = Field(description="the part of forward_ms spent reducing activations in the hooks")
     total_ms: float
 
 

@@ -23,6 +23,7 @@ queries (at most `MAP_CHUNK_ELEMENTS` values at a time), reduce each chunk and d
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -88,6 +89,7 @@ class Capture:
         self._reference: dict[str, torch.Tensor] | None = None  # set for the second (comparison) forward
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._pending_q: dict[str, torch.Tensor] = {}
+        self.reduce_seconds = 0.0  # time spent in the hooks' reductions (the capture's own cost)
 
     # ---- hooks ------------------------------------------------------------------------------------------
     def __enter__(self) -> Capture:
@@ -139,6 +141,11 @@ class Capture:
         return {p.name for p in self.points if self.compare and p.source != "attention-map"}
 
     def _outputs(self, points: list[ActivationPoint], out: torch.Tensor) -> None:
+        started = time.perf_counter()
+        self._reduce_outputs(points, out)
+        self.reduce_seconds += time.perf_counter() - started
+
+    def _reduce_outputs(self, points: list[ActivationPoint], out: torch.Tensor) -> None:
         for p in points:
             r = self.results[p.name]
             if self._reference is not None:
@@ -155,6 +162,11 @@ class Capture:
     def _maps(self, attn: nn.Module, points: list[ActivationPoint], k: torch.Tensor) -> None:
         if self._reference is not None:
             return
+        started = time.perf_counter()
+        self._reduce_maps(attn, points, k)
+        self.reduce_seconds += time.perf_counter() - started
+
+    def _reduce_maps(self, attn: nn.Module, points: list[ActivationPoint], k: torch.Tensor) -> None:
         q = self._pending_q.pop(next(iter(points)).module)
         heads = attn.heads
         b, n, m = q.shape[0], q.shape[1], k.shape[1]

@@ -166,6 +166,7 @@ class Explorer:
                      is not None) as cap:  # fmt: skip
             run_forward(self.unet, inputs)
             forward_done = time.perf_counter()
+            reduce_s = cap.reduce_seconds
             if spec.compare_timestep is not None:
                 cap.start_comparison()
                 x2 = latent.x if latent.x0 is None else cond.add_noise(latent.x0, latent.noise, spec.compare_timestep)
@@ -194,6 +195,7 @@ class Explorer:
             timings={
                 "prepare_ms": (prepared - started) * 1e3,
                 "forward_ms": (forward_done - prepared) * 1e3,
+                "reduce_ms": reduce_s * 1e3,
                 "total_ms": (finished - started) * 1e3,
             },
             kept=keep,
