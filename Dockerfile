@@ -11,6 +11,6 @@ COPY templates ./templates
 COPY static ./static
 RUN if [ "$TORCH" = "cuda" ]; then pip install --no-cache-dir torch; \
     else pip install --no-cache-dir torch --index-url https://download.pytorch.org/whl/cpu; fi \
- && pip install --no-cache-dir .
+ && pip install --no-cache-dir . && pip install --no-cache-dir --no-deps "open-clip-torch>=2.20"
 EXPOSE 8000
 CMD ["sdunet-explorer", "serve", "--host", "0.0.0.0", "--port", "8000"]
