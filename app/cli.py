@@ -116,7 +116,7 @@ def _features(args: argparse.Namespace) -> int:
     """Capture the chosen activations for each image (or a seeded noise latent) and write one .safetensors."""
     from pathlib import Path
 
-    from sdunet_core import PRESETS
+    from sdunet_core import load_preset
     from sdunet_core.activations.conditioning import InputError
     from sdunet_core.activations.export import export_activations, to_bytes
     from sdunet_core.activations.session import CaptureSpec, Explorer
@@ -124,7 +124,8 @@ def _features(args: argparse.Namespace) -> int:
     if bool(args.weights) == bool(args.preset):
         print("error: give --weights FILE (real weights) or --preset NAME (seeded random weights)", file=sys.stderr)
         return 2
-    explorer = Explorer.from_checkpoint(args.weights) if args.weights else Explorer.random(PRESETS[args.preset].config)
+    explorer = Explorer.from_checkpoint(args.weights) if args.weights else Explorer.random(load_preset(args.preset))
+    explorer.to(args.device)
     factor = explorer.latent_factor
     sample = (args.size[0] // factor, args.size[1] // factor) if args.size else None
     if sample is None:
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--seed", type=int, default=0, help="seed of the noise")
     features.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="image size in pixels")
     features.add_argument("--out", default="activations.safetensors", help="output file")
+    features.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the UNet runs")
     features.set_defaults(func=_features)
     return parser
 

@@ -4,6 +4,7 @@ the export round trip, a whole tiny checkpoint (VAE, CLIP, UNet), and inputs tha
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -154,7 +155,8 @@ def test_export_round_trip(tiny: Explorer) -> None:
     tensors, metadata = export_activations(tiny, spec, images)
     data = to_bytes(tensors, metadata)
     loaded = load(data)
-    assert list(loaded) == list(tensors) and loaded["unet-out"].shape == (2, 4, 16, 16)
+    assert set(loaded) == set(keep) and loaded["unet-out"].shape == (2, 4, 16, 16)
+    assert json.loads(metadata["points"]) == keep  # forward order (the file itself sorts its tensors)
     single = tiny.run(CaptureSpec(points=[], keep=keep, timestep=261, image=images[1][1], sample_size=SAMPLE))
     assert torch.equal(loaded["unet-out"][1:], single.results["unet-out"].tensor)
     path = "/tmp/_sdunet_export_test.safetensors"
@@ -206,3 +208,22 @@ def test_a_whole_checkpoint_encodes_image_and_prompt(tmp_path) -> None:
     with torch.inference_mode():
         reference = models["clip"](input_ids=torch.tensor([pad(ids, 49407)])).last_hidden_state
     assert torch.allclose(context, reference, atol=1e-5)
+
+
+def test_features_command(tmp_path, capsys) -> None:
+    from safetensors.torch import load_file
+
+    from app.cli import main
+
+    image = tmp_path / "in.png"
+    image.write_bytes(png_bytes(50, 70))
+    out = tmp_path / "f.safetensors"
+    argv = ["features", "--preset", "tiny", "--image", str(image), "--t", "261", "--size", "128", "128",
+            "--points", "up-level1-repeat1-vit-block0-cross-q", "unet-out", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    tensors = load_file(str(out))
+    assert set(tensors) == {"up-level1-repeat1-vit-block0-cross-q", "unet-out"}
+    assert tensors["unet-out"].shape == (1, 4, 16, 16)
+    assert "unet-out: [1, 4, 16, 16]" in capsys.readouterr().out
+    assert main(["features", "--points", "unet-out"]) == 2  # neither weights nor a preset
+    assert main(["features", "--preset", "tiny", "--points", "nope", "--out", str(out)]) == 2

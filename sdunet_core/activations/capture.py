@@ -174,14 +174,14 @@ class Capture:
             stats = StreamingStats(0.0, 1.0)
             keep = p.name in self.keep
             full = torch.empty(b, heads, n, m) if keep else None
-            received = torch.zeros(m, dtype=torch.float64)
+            received = torch.zeros(m, dtype=torch.float64, device=q.device)
             heat = torch.empty(n, m) if p.kind == "cross-map" else None
             for start, probs in attention_chunks(q, k, heads):
                 stats.add(probs)
                 first = probs[0]
                 if heat is not None:
                     heat[start : start + first.shape[1]] = first.mean(dim=0).cpu()
-                received += first.double().sum(dim=(0, 1)).cpu()
+                received += first.double().sum(dim=(0, 1))
                 if full is not None:
                     full[:, :, start : start + first.shape[1]] = probs.cpu()
             r = self.results[p.name]
@@ -190,7 +190,7 @@ class Capture:
             r.heat = heat
             if self.previews and p.kind == "self-map" and m == n:
                 h, w = grid(p, self.latent_size)
-                r.preview = heat_preview((received / (heads * n)).float().reshape(h, w))
+                r.preview = heat_preview((received / (heads * n)).float().reshape(h, w).cpu())
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Chosen activations of one or more images as one `.safetensors` file.
 
-Each point is one tensor named after it, the images stacked on the first axis in the order given (every capture
+Each point is one tensor named after it (the file sorts its tensors; `points` in the metadata keeps the forward
+order), the images stacked on the first axis in the order given (every capture
 runs at batch 1, so a point of shape [1, ...] becomes [images, ...]). The file's metadata says what was run:
 `format` ("sdunet-explorer activations"), `points`, `modules` (point -> module path, JSON), `images`, `timestep`,
 `prompt`, `seed`, `random_weights`, `latent_source`, `context_source`, `sample_size`.

@@ -25,7 +25,7 @@ import torch
 
 HISTOGRAM_BINS = 64
 # N x min(N, C)^2 multiply-adds: past this the exact eigendecomposition costs a noticeable part of a forward.
-EXACT_PCA_WORK = 110_000_000
+EXACT_PCA_WORK = 20_000_000
 # Rows (pixels) the axes are found on; every pixel is then projected on them.
 SAMPLE_ROWS = 1024
 
@@ -55,7 +55,8 @@ def tensor_stats(t: torch.Tensor) -> Stats:
     """Statistics of every value of `t`."""
     flat = t.detach().reshape(-1).float()
     std, mean = torch.std_mean(flat, correction=0)
-    lo, hi = float(flat.min()), float(flat.max())
+    lo_t, hi_t = torch.aminmax(flat)
+    lo, hi = float(lo_t), float(hi_t)
     return Stats(flat.numel(), float(mean), float(std), lo, hi, *histogram(flat, lo, hi))
 
 
@@ -117,9 +118,8 @@ def as_tokens(t: torch.Tensor, layout: str) -> torch.Tensor:
     return x
 
 
-def _principal_axes(x: torch.Tensor, q: int) -> torch.Tensor:
-    """The first q principal axes [C, q] of centred x [N, C], found on at most SAMPLE_ROWS evenly strided rows."""
-    rows = x if x.shape[0] <= SAMPLE_ROWS else x[:: math.ceil(x.shape[0] / SAMPLE_ROWS)]
+def _principal_axes(rows: torch.Tensor, q: int) -> torch.Tensor:
+    """The first q principal axes [C, q] of the centred sample rows [n, C]."""
     n, c = rows.shape
     if n * min(n, c) ** 2 <= EXACT_PCA_WORK:
         if c <= n:
@@ -133,15 +133,25 @@ def _principal_axes(x: torch.Tensor, q: int) -> torch.Tensor:
 
 
 def pca_preview(tokens: torch.Tensor, height: int, width: int) -> Preview:
-    """The first three principal components of tokens [H*W, C] as an RGB image [H, W, 3]."""
+    """The first three principal components of tokens [H*W, C] as an RGB image [H, W, 3].
+
+    Nothing of the tokens' size is copied: the mean is subtracted from the sampled rows and from the projections,
+    and a channel-first view (a conv map's tokens) is read channel by channel, as it lies in memory.
+    """
     x = tokens.float()
-    x = x - x.mean(dim=0, keepdim=True)
-    total = float((x * x).sum())
-    q = min(3, x.shape[0], x.shape[1])
-    axes = _principal_axes(x, q)
+    n = x.shape[0]
+    channel_first = not x.is_contiguous() and x.T.is_contiguous()
+    mean = x.mean(dim=0)
+    total = float(torch.linalg.vector_norm(x) ** 2) - n * float(mean @ mean)
+    q = min(3, n, x.shape[1])
+    stride = math.ceil(n / SAMPLE_ROWS)
+    # The sampled pixels as rows, centred (made contiguous from a [C, N] storage).
+    rows = (x.T[:, ::stride] - mean[:, None]).T.contiguous() if channel_first else x[::stride] - mean
+    axes = _principal_axes(rows, q)
     # A sign per component, fixed by its largest loading: the same input always gives the same colours.
-    signs = torch.sign(axes.gather(0, axes.abs().argmax(dim=0, keepdim=True))).clamp_min(0) * 2 - 1
-    proj = x @ (axes * signs)  # [H*W, q]
+    axes = axes * (torch.sign(axes.gather(0, axes.abs().argmax(dim=0, keepdim=True))).clamp_min(0) * 2 - 1)
+    offset = mean @ axes
+    proj = (axes.T @ x.T).T - offset if channel_first else x @ axes - offset  # [H*W, q]
     # The share of all the variance that lies along each shown axis, over every pixel.
     explained = [float(v) / total if total > 0 else 0.0 for v in (proj * proj).sum(dim=0).tolist()]
     proj = proj.reshape(height, width, q)
@@ -151,14 +161,14 @@ def pca_preview(tokens: torch.Tensor, height: int, width: int) -> Preview:
     lo = torch.quantile(flat, 0.01, dim=0)
     hi = torch.quantile(flat, 0.99, dim=0)
     rgb = ((proj - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
-    return Preview("pca-rgb", rgb.numpy(), explained_variance=explained)
+    return Preview("pca-rgb", rgb.cpu().numpy(), explained_variance=explained)
 
 
 def heat_preview(values: torch.Tensor) -> Preview:
     """A one-channel image [H, W, 1] of non-negative values, scaled by their maximum."""
     scale = float(values.max()) if values.numel() else 0.0
     img = (values / scale if scale > 0 else values).clamp(0, 1)
-    return Preview("heat", img.unsqueeze(-1).float().numpy(), scale=scale)
+    return Preview("heat", img.unsqueeze(-1).float().cpu().numpy(), scale=scale)
 
 
 def encode_png(values: np.ndarray) -> bytes:
@@ -174,6 +184,7 @@ def encode_png(values: np.ndarray) -> bytes:
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     """Cosine similarity of two activations as flat vectors (float64 sums)."""
-    x, y = a.reshape(-1).double(), b.reshape(-1).double()
+    x = a.reshape(-1).double()
+    y = b.reshape(-1).double().to(x.device)
     denom = float(x.norm() * y.norm())
     return float(x @ y) / denom if denom > 0 else 0.0

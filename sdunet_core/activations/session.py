@@ -75,6 +75,11 @@ class Explorer:
         # Image pixels per latent pixel: the preset's when the config is one, else SD's 8.
         self.latent_factor = next((p.latent_factor for p in PRESETS.values() if p.config == config), 8)
 
+    def to(self, device: str | torch.device) -> Explorer:
+        """Run the UNet on `device` (a GPU, say); the VAE and text encoders stay on the CPU, they run once."""
+        self.unet.to(device)
+        return self
+
     @classmethod
     def random(cls, config: UNetConfig, weights_seed: int = 0) -> Explorer:
         torch.manual_seed(weights_seed)
