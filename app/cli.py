@@ -119,6 +119,45 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _features(args: argparse.Namespace) -> int:
+    """Capture the chosen activations for each image (or a seeded noise latent) and write one .safetensors."""
+    from pathlib import Path
+
+    from sdunet_core import load_preset
+    from sdunet_core.activations.conditioning import InputError
+    from sdunet_core.activations.export import export_activations, to_bytes
+    from sdunet_core.activations.session import CaptureSpec, Explorer
+
+    if bool(args.weights) == bool(args.preset):
+        print("error: give --weights FILE (real weights) or --preset NAME (seeded random weights)", file=sys.stderr)
+        return 2
+    explorer = (
+        Explorer.from_checkpoint(args.weights) if args.weights else Explorer.random(load_preset(args.preset).config)
+    )
+    explorer.to(args.device)
+    factor = explorer.latent_factor
+    sample = (args.size[0] // factor, args.size[1] // factor) if args.size else None
+    if sample is None:
+        from sdunet_core.trace import default_sample_size
+
+        sample = tuple(default_sample_size(explorer.config, args.preset))
+    images = [(name, Path(name).read_bytes()) for name in args.image] or [("seeded-noise", None)]
+    spec = CaptureSpec(points=[], keep=args.points, timestep=args.t, prompt=args.prompt, seed=args.seed,
+                       sample_size=sample)  # fmt: skip
+    try:
+        tensors, metadata = export_activations(explorer, spec, images)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    Path(args.out).write_bytes(to_bytes(tensors, metadata))
+    if explorer.random_weights:
+        log.warning("random weights: the activations show shapes, not what a trained model computes")
+    for name, t in tensors.items():
+        print(f"{name}: {list(t.shape)}")
+    log.info("wrote %s (%d points, %d images)", args.out, len(tensors), len(images))
+    return 0
+
+
 def _add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("preset", help="a preset name (sd1, sd2, sdxl-base, ...)")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="latent size (default: the preset's)")
@@ -171,6 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="LoRA: image size for --flops (default: the preset's)",
     )
     inspect.set_defaults(func=_inspect)
+
+    features = sub.add_parser("features", help="capture activations of one forward; write them as .safetensors")
+    features.add_argument("--weights", metavar="FILE", help="a full single-file checkpoint (UNet, VAE, text encoders)")
+    features.add_argument("--preset", help="without weights: a preset with seeded random weights")
+    features.add_argument("--image", nargs="*", default=[], metavar="IMG", help="images (none: a seeded noise latent)")
+    features.add_argument("--t", type=int, default=261, help="DDPM timestep, 0-999 (default 261, DIFT's)")
+    features.add_argument("--points", nargs="+", required=True, help="catalog names or groups (@outputs, ...)")
+    features.add_argument("--prompt", default="", help="the text prompt (default empty)")
+    features.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    features.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="image size in pixels")
+    features.add_argument("--out", default="activations.safetensors", help="output file")
+    features.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the UNet runs")
+    features.set_defaults(func=_features)
     return parser
 
 

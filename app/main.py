@@ -16,9 +16,21 @@ from app.errors import install_error_handlers
 from app.fastpath import TraceFastPath
 from app.jobs import ProfileManager
 from app.middleware import SecurityMiddleware
-from app.routes import analysis, checkpoint, health, names, pages, presets, profile, source, trace, weights
-from app.routes import lora as lora_routes
-from app.routes import schemes as scheme_routes
+from app.routes import (
+    activations,
+    analysis,
+    checkpoint,
+    health,
+    lora,
+    names,
+    pages,
+    presets,
+    profile,
+    schemes,
+    source,
+    trace,
+    weights,
+)
 from app.settings import get_settings
 from app.tracing import TraceCache
 from app.workers import TracePool
@@ -60,9 +72,8 @@ def create_app() -> FastAPI:
     app.state.weights = open_weights(settings.weights) if settings.weights else None
     app.state.weight_stats = {}
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
-    for module in (health, presets, trace, profile, source, checkpoint, analysis, weights, names, pages):
-        app.include_router(module.router)
-    for module in (scheme_routes, lora_routes):
+    routers = (health, presets, trace, profile, source, checkpoint, analysis, weights, names, schemes, lora)
+    for module in (*routers, activations, pages):
         app.include_router(module.router)
     install_error_handlers(app)
     # Innermost first: the trace fast path answers from the cache inside gzip and the security headers.

@@ -9,7 +9,7 @@ import re
 import time
 from pathlib import Path
 
-from bench import api_bench, load_bench, speed_bench, trace_bench
+from bench import activation_bench, api_bench, load_bench, speed_bench, trace_bench
 from bench.common import machine, table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +29,7 @@ def main() -> int:
         ("API (cached trace under load)", lambda: api_bench.run(duration_s=5 if args.quick else 15)),
         ("Load (mixed traffic)", lambda: load_bench.run(seconds=10 if args.quick else 60)),
         ("Model speed (ours vs diffusers)", speed_bench.run),
+        ("Activations (capture vs plain forward)", activation_bench.run),
         ("Page (headless Chromium)", _page_rows),
     ):
         log.info("running: %s", title)

@@ -41,7 +41,8 @@ class Model:
 
 def as_model(model: UNetConfig | Preset | str) -> Model:
     if isinstance(model, str):
-        return Model(load_preset(model).config, load_preset(model))
+        preset = load_preset(model)
+        return Model(preset.config, preset)
     if isinstance(model, Preset):
         return Model(model.config, model)
     if isinstance(model, UNetConfig):

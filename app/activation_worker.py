@@ -1,0 +1,64 @@
+"""The capture child process: keeps the last model it built and answers ("capture" | "export", job) messages.
+
+Replies: ("ok", result), ("input", field, reason) for an input the capture refused, ("error", reason) otherwise.
+One model at a time is kept (a new one replaces it), so the process holds at most one UNet's weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def _explorer(job: dict[str, Any], cache: dict[str, Any]):  # type: ignore[no-untyped-def]
+    from sdunet_core import UNetConfig
+    from sdunet_core.activations.session import Explorer
+
+    key = json.dumps([job["config"], job["weights_path"]], sort_keys=True)
+    if key not in cache:
+        cache.clear()  # drop the old model before building the new one
+        if job["weights_path"]:
+            cache[key] = Explorer.from_checkpoint(job["weights_path"])
+        else:
+            cache[key] = Explorer.random(UNetConfig.from_dict(job["config"]))
+    return cache[key]
+
+
+def handle(op: str, job: dict[str, Any], cache: dict[str, Any]) -> Any:
+    from sdunet_core.activations.export import export_activations, to_bytes
+    from sdunet_core.activations.report import outcome_dict
+    from sdunet_core.activations.session import CaptureSpec
+
+    explorer = _explorer(job, cache)
+    spec = CaptureSpec(**{**job["spec"], "sample_size": tuple(job["spec"]["sample_size"])})
+    if op == "export":
+        images = job["images"] or [("seeded-noise", None)]
+        tensors, metadata = export_activations(explorer, spec, images)
+        return to_bytes(tensors, metadata)
+    if job["images"]:
+        spec.image = job["images"][0][1]
+    return outcome_dict(explorer.run(spec), job["encoding"])
+
+
+def worker_main(conn: Any) -> None:
+    from sdunet_core.activations.conditioning import InputError
+    from sdunet_core.activations.tokenizer import TokenizerUnavailable
+
+    cache: dict[str, Any] = {}
+    while True:
+        try:
+            op, job = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send(("ok", handle(op, job, cache)))
+        except InputError as exc:
+            conn.send(("input", exc.field, exc.reason))
+        except TokenizerUnavailable as exc:
+            conn.send(("input", "prompt", str(exc)))
+        except Exception as exc:  # reported to the parent, which answers with the reason
+            log.exception("capture failed")
+            conn.send(("error", str(exc) or type(exc).__name__))

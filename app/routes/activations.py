@@ -1,0 +1,82 @@
+"""/api/activations: the catalog of a model's activation points, captures of one forward, and exports.
+
+- POST /catalog: every point with its module, shape at the input size, and who reads it (no weights needed);
+- POST /capture: one forward (random weights, or the server's checkpoint with `use_weights`) captured at the chosen
+  points: statistics, previews, word heat maps, and the cosine similarity to a second timestep;
+- POST /export: the full tensors of chosen points for one or more images, as a .safetensors file.
+
+Handlers are plain `def` (they run in the threadpool); the capture itself runs in a child process with a time and
+memory bound (app.activations).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from app.activation_schemas import CaptureRequest, CaptureResponse, CatalogRequest, CatalogResponse, ExportRequest
+from app.activations import plan, resolve_model, worker_for
+from app.errors import ERROR_RESPONSES
+from app.settings import Settings, get_settings
+from sdunet_core.activations import GROUPS
+from sdunet_core.activations.catalog import catalog
+from sdunet_core.activations.report import point_dict
+
+router = APIRouter(prefix="/api/activations", tags=["activations"], responses=ERROR_RESPONSES)
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def _model_info(request: Request, config: Any, preset: str | None, weights_path: str | None) -> dict[str, Any]:
+    weights = getattr(request.app.state, "weights", None)
+    name = weights.path.name if weights_path and weights is not None else None
+    return {"preset": preset, "config": config.to_dict(), "weights": name}
+
+
+@router.post("/catalog", response_model=CatalogResponse)
+def activation_catalog(body: CatalogRequest, request: Request, settings: SettingsDep) -> dict[str, Any]:
+    weights = getattr(request.app.state, "weights", None)
+    config, preset, sample, weights_path = resolve_model(body, settings, weights)
+    points = catalog(config, sample, 77)
+    factor = 8 if preset is None else _latent_factor(preset)
+    return {
+        "model": _model_info(request, config, preset, weights_path),
+        "sample_size": list(sample),
+        "image_size": [s * factor for s in sample],
+        "context_tokens": 77 if config.use_spatial_transformer else None,
+        "count": len(points),
+        "groups": {g: [p.name for p in points if test(p)] for g, test in GROUPS.items() if g != "@all"},
+        "points": [point_dict(p) for p in points],
+    }
+
+
+def _latent_factor(preset: str) -> int:
+    from sdunet_core import PRESETS
+
+    return PRESETS[preset].latent_factor
+
+
+@router.post("/capture", response_model=CaptureResponse)
+def capture(body: CaptureRequest, request: Request, settings: SettingsDep) -> dict[str, Any]:
+    job = plan(body, settings, getattr(request.app.state, "weights", None))
+    result = worker_for(request.app).call("capture", job)
+    config, preset = job["config"], job["preset"]
+    from sdunet_core import UNetConfig
+
+    return {**result, "model": _model_info(request, UNetConfig.from_dict(config), preset, job["weights_path"])}
+
+
+@router.post(
+    "/export",
+    response_class=Response,
+    responses={200: {"description": "a .safetensors file", "content": {"application/octet-stream": {}}}},
+)
+def export(body: ExportRequest, request: Request, settings: SettingsDep) -> Response:
+    job = plan(body, settings, getattr(request.app.state, "weights", None), export=body.export)
+    data = worker_for(request.app).call("export", job)
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": 'attachment; filename="activations.safetensors"'},
+    )
