@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -38,14 +39,20 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`python -m app serve` on 127.0.0.1 and a free port; yields (base URL, process) once /api/health answers."""
+    """`python -m app serve` on 127.0.0.1 and a free port; yields (base URL, process) once /api/health answers.
+
+    Its trace cache is a fresh directory unless SDUNET_CACHE_DIR is set (in `env` or the environment)."""
     port = free_port()
     log = log or Path(tempfile.mkstemp(prefix="sdunet-server-", suffix=".log")[1])
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    fresh = None if env.get("SDUNET_CACHE_DIR") else tempfile.mkdtemp(prefix="sdunet-cache-")
+    if fresh:
+        env["SDUNET_CACHE_DIR"] = fresh
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -67,4 +74,7 @@ def serve(env: dict[str, str] | None = None, log: Path | None = None) -> Iterato
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            proc.kill()  # its worker processes notice and end themselves (app.child.guard_parent)
+            proc.wait(timeout=10)
+        if fresh:
+            shutil.rmtree(fresh, ignore_errors=True)

@@ -6,22 +6,23 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.errors import ERROR_RESPONSES, ApiError
+from app.errors import ERROR_RESPONSES, ApiError, quote
 from sdunet_core import PRESETS
 
 router = APIRouter(prefix="/api/presets", tags=["presets"], responses=ERROR_RESPONSES)
 
 
+# Plain data, no I/O: async handlers answered on the event loop, never waiting for a thread.
 @router.get("")
-def list_presets() -> list[dict[str, Any]]:
+async def list_presets() -> list[dict[str, Any]]:
     return [p.summary() for p in PRESETS.values()]
 
 
 @router.get("/{name}")
-def get_preset(name: str) -> dict[str, Any]:
+async def get_preset(name: str) -> dict[str, Any]:
     preset = PRESETS.get(name)
     if preset is None:
-        raise ApiError(404, "name", f"unknown preset {name!r}; known: {sorted(PRESETS)}")
+        raise ApiError(404, "name", f"unknown preset {quote(name)}; known: {sorted(PRESETS)}")
     return {
         **preset.summary(),
         "source": preset.source,

@@ -1,27 +1,19 @@
-"""POST /api/trace: the trace JSON of a preset or config, cached, with an ETag and gzip."""
+"""POST /api/trace: the trace JSON of a preset or config, from the one trace cache, with an ETag and gzip."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from app.deps import MemoDep, SettingsDep, StoreDep
 from app.errors import ERROR_RESPONSES
+from app.resolve import resolve
 from app.schemas import TraceRequest
-from app.settings import Settings, get_settings
-from app.tracing import TraceCache, resolve
 
 router = APIRouter(prefix="/api", tags=["trace"], responses=ERROR_RESPONSES)
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-
-
-def get_cache(request: Request) -> TraceCache:
-    return request.app.state.trace_cache
-
-
-CacheDep = Annotated[TraceCache, Depends(get_cache)]
 
 
 @router.post(
@@ -38,13 +30,15 @@ async def trace(
     request: Request,
     body: TraceRequest,
     settings: SettingsDep,
-    cache: CacheDep,
+    store: StoreDep,
+    memo: MemoDep,
     accept_encoding: Annotated[str, Header()] = "",
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Any:
-    # Resolving and a cache hit are cheap and stay on the event loop; a miss computes in the threadpool.
-    spec = resolve(body, settings)
-    cached = cache.peek(spec) or await run_in_threadpool(cache.get, spec)
-    cache.remember_body(await request.body(), spec)  # the same bytes next time go through app.fastpath
+    # A preset resolves in microseconds on the event loop; a custom config is validated (a walk over the whole U)
+    # in the threadpool. The trace itself is awaited from a worker process, holding no thread.
+    spec = resolve(body, settings) if body.preset is not None else await run_in_threadpool(resolve, body, settings)
+    cached = await store.get(spec)
+    memo.remember(await request.body(), spec)  # the same bytes next time go through app.fastpath
     status, headers, content = cached.response_parts(accept_encoding, if_none_match)
     return Response(content, status_code=status, headers=dict(headers))
