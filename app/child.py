@@ -30,6 +30,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+WORKER_NICENESS = 5  # weight 1:3 against the server under CFS; the server still goes first
 
 
 def guard_parent(parent_pid: int) -> None:
@@ -85,6 +86,10 @@ def rss_bytes() -> int:
 def worker_main(conn: Connection, parent_pid: int) -> None:
     """A trace worker: ("ready", rss) once warm, then one reply per ("task", id, name, args, limit)."""
     guard_parent(parent_pid)
+    # Below the server in CPU priority: when both want a core, the server's requests go first and the traces
+    # take what is left (timed profiles keep the normal priority: their times must not depend on it).
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
     from app import tasks  # imports torch and the model code: the slow part of a start
 
     tasks.warm()
