@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas import Size
+
 MAX_POINTS = 1024
 # A base64 image of up to 16 MiB (the request body limit is larger).
 MAX_IMAGE_CHARS = 16 * 2**20 * 4 // 3 + 64
@@ -14,14 +16,15 @@ MAX_IMAGE_CHARS = 16 * 2**20 * 4 // 3 + 64
 class ModelChoice(BaseModel):
     """Which UNet (a preset, our config fields, the original yaml params, or the server's weights) and input size."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The same strictness and bounds as /api/trace's body (app.schemas), whose fields these are.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    preset: str | None = Field(None, description="a preset name from /api/presets (seeded random weights)")
+    preset: str | None = Field(None, max_length=64, description="a preset name from /api/presets (random weights)")
     config: dict[str, Any] | None = Field(None, description="a UNetConfig in our field names (random weights)")
     ldm_params: dict[str, Any] | None = Field(None, description="the original yaml's unet_config.params")
     use_weights: bool = Field(False, description="the checkpoint the server was started with (serve --weights)")
-    image_size: list[int] | None = Field(None, description="image size in pixels [H, W]")
-    sample_size: list[int] | None = Field(None, description="latent size [H, W]")
+    image_size: list[Size] | None = Field(None, min_length=1, max_length=3, description="image size in pixels [H, W]")
+    sample_size: list[Size] | None = Field(None, min_length=1, max_length=3, description="latent size [H, W]")
 
 
 class CatalogRequest(ModelChoice):

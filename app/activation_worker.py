@@ -43,7 +43,11 @@ def handle(op: str, job: dict[str, Any], cache: dict[str, Any]) -> Any:
     return outcome_dict(explorer.run(spec), job["encoding"])
 
 
-def worker_main(conn: Any) -> None:
+def worker_main(conn: Any, parent_pid: int) -> None:
+    from app.child import guard_parent
+
+    # Started from a request's thread, which may end before the child: no PR_SET_PDEATHSIG, the watchdog only.
+    guard_parent(parent_pid, pdeathsig=False)
     from sdunet_core.activations.conditioning import InputError
     from sdunet_core.activations.tokenizer import TokenizerUnavailable
 

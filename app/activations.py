@@ -22,12 +22,13 @@ from typing import Any
 
 from app.activation_schemas import CaptureRequest, ExportRequest, ModelChoice
 from app.errors import ApiError
+from app.resolve import resolve
 from app.schemas import TraceRequest
 from app.settings import Settings
-from app.tracing import resolve
+from app.workers import WorkerPool
 from sdunet_core import UNetConfig
 from sdunet_core.activations.capture import MAP_CHUNK_ELEMENTS
-from sdunet_core.activations.catalog import ActivationPoint, catalog, resolve_points
+from sdunet_core.activations.catalog import ActivationPoint, resolve_points
 from sdunet_core.trace import available_bytes
 
 _SPAWN = mp.get_context("spawn")
@@ -129,14 +130,23 @@ def check_budget(need: int, field: str) -> None:
         raise ApiError(413, field, reason)
 
 
-def plan(body: CaptureRequest, settings: Settings, weights: Any, export: list[str] | None = None) -> dict[str, Any]:
+def catalog_in_worker(pool: WorkerPool, settings: Settings, config: UNetConfig, sample: tuple) -> tuple:
+    """The catalog of points with their shapes: a meta forward, so in a trace worker like every model build."""
+    task = pool.submit("catalog", config.to_dict(), tuple(sample), time_limit_s=settings.trace_time_limit_s,
+                       what="the activation catalog")  # fmt: skip
+    return task.result()
+
+
+def plan(
+    body: CaptureRequest, settings: Settings, weights: Any, pool: WorkerPool, export: list[str] | None = None
+) -> dict[str, Any]:
     """Everything the child needs, checked: a picklable job description."""
     config, preset, sample, weights_path = resolve_model(body, settings, weights)
     if math.prod(sample) > max_latent_pixels():
         field = "image_size" if body.image_size is not None else "sample_size"
         raise ApiError(413, field, f"a {sample[0]}x{sample[1]} latent is over the capture limit of "
                                    f"{max_latent_pixels()} latent pixels (128x128, a 1024x1024 image)")  # fmt: skip
-    all_points = catalog(config, sample, 77)
+    all_points = catalog_in_worker(pool, settings, config, sample)
     chosen = points_for(all_points, body.points, "points") if body.points else []
     kept = points_for(all_points, export, "export") if export else []
     if not chosen and not kept:
@@ -181,7 +191,9 @@ class CaptureWorker:
         from app.activation_worker import worker_main
 
         parent, child = _SPAWN.Pipe()
-        self._process = _SPAWN.Process(target=worker_main, args=(child,), daemon=True, name="sdunet-capture")
+        self._process = _SPAWN.Process(
+            target=worker_main, args=(child, os.getpid()), daemon=True, name="sdunet-capture"
+        )
         self._process.start()
         child.close()
         self._conn = parent

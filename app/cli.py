@@ -14,10 +14,12 @@ log = logging.getLogger("sdunet_explorer")
 def _serve(args: argparse.Namespace) -> int:
     import os
 
-    import uvicorn
-
     if args.host in ("0.0.0.0", "::"):
-        log.warning("Listening on %s: the explorer is reachable from other machines.", args.host)
+        log.warning(
+            "Listening on %s: the explorer is reachable from other machines; name the hosts it may be reached by "
+            "in SDUNET_ALLOWED_HOSTS.",
+            args.host,
+        )
     os.environ["SDUNET_HOST"] = args.host
     os.environ["SDUNET_PORT"] = str(args.port)
     if args.weights:
@@ -27,16 +29,11 @@ def _serve(args: argparse.Namespace) -> int:
         weights = open_weights(str(os.path.abspath(args.weights)))
         log.info("weights: %s (%s, preset %s)", args.weights, weights.detection.format, weights.detection.preset)
         os.environ["SDUNET_WEIGHTS"] = str(os.path.abspath(args.weights))
-    # One worker: a torch app keeps its models and caches in one process.
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=1,
-        log_level="info",
-        access_log=args.access_log,
-    )
+    from app.server import run
+    from app.settings import get_settings
+
+    get_settings.cache_clear()  # read the environment as set here
+    run(get_settings(), access_log=args.access_log)
     return 0
 
 

@@ -29,9 +29,11 @@ class ErrorBody(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
     for status, text in (
-        (400, "malformed request body"),
+        (400, "malformed request body, or a Host name this server does not serve"),
         (404, "not found"),
+        (408, "the request body came too slowly"),
         (413, "over a size limit"),
+        (415, "a request body that is not application/json"),
         (422, "invalid request or impossible config"),
         (429, "queue full; retry after Retry-After seconds"),
         (503, "too busy; retry after Retry-After seconds"),
@@ -50,13 +52,36 @@ class ApiError(Exception):
         self.headers = headers
 
 
+# An error quotes at most this much of what the request sent (a 1 MB preset name must not come back as 2 MB).
+QUOTE_CHARS = 40
+MAX_FIELD_CHARS = 80
+MAX_REASON_CHARS = 600
+
+
+def quote(value: object, limit: int = QUOTE_CHARS) -> str:
+    """repr() of a value, cut to a short prefix."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... (cut)"
+
+
 def error_body(field: str | None, reason: str, **extra: object) -> dict[str, object]:
+    # A backstop for messages built elsewhere (pydantic, the config's validation) that quote the input whole.
+    field = _cut(field, MAX_FIELD_CHARS) if field is not None else None
+    reason = _cut(reason, MAX_REASON_CHARS)
     detail = f"{field}: {reason}" if field else reason
     return {"detail": detail, "field": field, "reason": reason, **extra}
 
 
 def _field_of(loc: tuple) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    # loc starts with where the value came from ("body", "query", "path", "header"); the rest names the field,
+    # which may itself be called "path" (GET /api/weights/stats?path=).
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
     return ".".join(parts) or "body"
 
 
@@ -74,8 +99,11 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = [
             {"field": "body", "reason": f"invalid JSON: {e.get('ctx', {}).get('error', 'cannot parse')}"}
             if e.get("type") == "json_invalid"
-            else {"field": _field_of(tuple(e.get("loc", ()))), "reason": e.get("msg", "invalid")}
-            for e in exc.errors()
+            else {
+                "field": _cut(_field_of(tuple(e.get("loc", ()))), MAX_FIELD_CHARS),
+                "reason": _cut(e.get("msg", "invalid"), MAX_REASON_CHARS),
+            }
+            for e in exc.errors()[:20]
         ]
         first = errors[0] if errors else {"field": "body", "reason": "invalid request"}
         return JSONResponse(error_body(first["field"], first["reason"], errors=errors), status_code=422)

@@ -1,14 +1,48 @@
-"""A pure ASGI fast path for repeated POST /api/trace requests.
+"""A pure ASGI fast path for repeated POST /api/trace requests, through the one trace cache.
 
-Most trace requests repeat one another byte for byte (a page asking for sd1 at 512 px). Once a body has been
-resolved and its trace cached, the same bytes are answered here from the cache, before routing, body validation and
-dependency injection, which cost most of a cached request's time. Anything else, a new body or an evicted trace,
+Most trace requests repeat one another byte for byte (a page asking for sd1 at 512 px). Routing, body validation
+and dependency injection cost most of a cached request's time, so the route remembers, for small bodies, what
+each body resolved to: the validated `TraceSpec` (`RequestMemo`). The same bytes again are answered here with
+`TraceStore.peek(spec)`, the same lookup the route makes. Nothing is skipped that could differ: the spec is a
+pure function of the bytes and the settings, and the checks that depend on the rest of the request (Host,
+Content-Type, size) run in the outer middleware first. A body not seen before, or a trace no longer in memory,
 goes through the app as usual (the body is replayed to it unchanged).
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from app.tracing import TraceSpec
+
+
+class RequestMemo:
+    """Request body bytes -> the TraceSpec they resolved to; bounded in entries and body size."""
+
+    MAX_ENTRIES = 1024
+    MAX_BODY_BYTES = 4096
+
+    def __init__(self) -> None:
+        self._specs: OrderedDict[bytes, TraceSpec] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, body: bytes, spec: TraceSpec) -> None:
+        if len(body) > self.MAX_BODY_BYTES:
+            return
+        with self._lock:
+            self._specs[body] = spec
+            self._specs.move_to_end(body)
+            while len(self._specs) > self.MAX_ENTRIES:
+                self._specs.popitem(last=False)
+
+    def spec(self, body: bytes) -> TraceSpec | None:
+        with self._lock:
+            return self._specs.get(body)
 
 
 class TraceFastPath:
@@ -29,7 +63,9 @@ class TraceFastPath:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        cached = scope["app"].state.trace_cache.by_body(body)
+        state = scope["app"].state
+        spec = state.trace_memo.spec(body)
+        cached = state.traces.peek(spec) if spec is not None else None
         if cached is not None:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             status, out_headers, content = cached.response_parts(

@@ -1,14 +1,18 @@
 """Timed profiles as jobs: one worker thread per device runs them one at a time, the rest wait in a bounded queue.
-Each profile runs in a child process (app.workers.ProfileProcess): cancelling or timing out kills it.
+Each profile runs in a child process (app.workers.ProfileProcess): cancelling or timing out kills it, and the
+time limit covers the model's build.
 
-Every job ends done, failed (with the reason) or cancelled: nothing is dropped. Progress is published as a
-monotonically increasing version so that the SSE stream can wait for the next change.
+Every job ends done, failed (with the reason) or cancelled: nothing is dropped. Every change of a job is kept
+in its `events` (a few dozen per job: one per timed forward), so an event stream delivers each of them, however
+late it reads; a stream awaits the next one on its own event loop (`changed`), so an idle stream holds no
+thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
-import json
 import queue
 import threading
 import time
@@ -44,7 +48,10 @@ class Job:
     started: float | None = None
     finished: float | None = None
     version: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)  # progress and state after each change
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+    # Event streams waiting for the next event: (their loop, a future that loop awaits).
+    waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
 
     def progress(self) -> dict[str, Any]:
         return {"phase": self.phase, "done": self.done, "total": self.total}
@@ -59,7 +66,6 @@ class ProfileManager:
         self._queues: dict[str, queue.Queue[Job | None]] = {}
         self._workers: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
         self._seq = itertools.count()
 
     # ---- submission and queries ------------------------------------------------------------------------
@@ -76,6 +82,7 @@ class ProfileManager:
                     {"Retry-After": "10"},
                 )
             job = Job(uuid.uuid4().hex[:16], spec, device, dtype, repeats, warmup, next(self._seq), weights_path)
+            _notify(job)
             self._jobs[job.id] = job
             self._evict()
             q = self._queues.get(device)
@@ -114,10 +121,25 @@ class ProfileManager:
                 job.cancel_requested.set()
         return job
 
-    def wait_for_change(self, job: Job, version: int, timeout: float) -> int:
-        with self._changed:
-            self._changed.wait_for(lambda: job.version != version, timeout=timeout)
-            return job.version
+    async def changed(self, job: Job, seen: int, timeout: float) -> None:
+        """Return once the job has more than `seen` events, or after `timeout` seconds; holds no thread."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if len(job.events) > seen:
+                return
+            job.waiters.append((loop, waiter))
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock, contextlib.suppress(ValueError):
+                job.waiters.remove((loop, waiter))
+
+    def events_since(self, job: Job, seen: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return job.events[seen:]
 
     def snapshot(self, job: Job) -> dict[str, Any]:
         return {
@@ -153,14 +175,14 @@ class ProfileManager:
             for k, v in changes.items():
                 setattr(job, k, v)
             job.version += 1
-            self._changed.notify_all()
+            _notify(job)
 
     def _finish(self, job: Job, state: str, error: str | None, result: dict[str, Any] | None = None) -> None:
         # Called with the lock held.
         job.state, job.error, job.result, job.finished = state, error, result, time.time()
         job.phase = state
         job.version += 1
-        self._changed.notify_all()
+        _notify(job)
 
     def _evict(self) -> None:
         finished = [j for j in self._jobs.values() if j.state in TERMINAL]
@@ -177,15 +199,15 @@ class ProfileManager:
                     continue  # cancelled while waiting
                 job.state, job.started = "running", time.time()
                 job.version += 1
-                self._changed.notify_all()
+                _notify(job)
             self._execute(job)
 
     def _execute(self, job: Job) -> None:
         deadline = time.monotonic() + self.time_limit_s
         spec = job.spec
         kwargs = {
-            "config": spec.config.to_dict(),
             "preset": spec.preset,
+            "config": spec.config.to_dict(),
             "sample_size": spec.sample_size,
             "batch": spec.batch,
             "context_tokens": spec.context_tokens,
@@ -216,8 +238,22 @@ class ProfileManager:
                     _, phase, done, total = message
                     self._update(job, phase=phase, done=done, total=total)
                 elif message[0] == "done":
-                    return ("done", None, json.loads(message[1]))
+                    return ("done", None, message[1])
                 else:
                     return ("failed", message[1], None)
         finally:
             child.close()  # a cancelled or late job's process is terminated here
+
+
+def _notify(job: Job) -> None:
+    """Record the job's new state and wake the event streams waiting on it (called with the manager's lock held)."""
+    job.events.append({**job.progress(), "state": job.state})
+    for loop, waiter in job.waiters:
+        with contextlib.suppress(RuntimeError):  # that loop has closed
+            loop.call_soon_threadsafe(_wake, waiter)
+    job.waiters.clear()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

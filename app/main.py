@@ -1,7 +1,10 @@
-"""The FastAPI application: create_app() wires routers, static files, templates, errors and security headers."""
+"""The FastAPI application: create_app() wires routers, static files, templates, errors and the middleware; the
+lifespan starts the worker processes (and waits, bounded, until they are warm) and ends them."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,14 +15,17 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from app import __version__
+from app.activations import stop_all as stop_captures
+from app.diskcache import DiskCache
 from app.errors import install_error_handlers
-from app.fastpath import TraceFastPath
+from app.fastpath import RequestMemo, TraceFastPath
 from app.jobs import ProfileManager
-from app.middleware import SecurityMiddleware
+from app.middleware import SecurityMiddleware, allowed_hosts
 from app.routes import (
     activations,
     analysis,
     checkpoint,
+    docs,
     health,
     lora,
     names,
@@ -32,21 +38,29 @@ from app.routes import (
     weights,
 )
 from app.settings import get_settings
-from app.tracing import TraceCache
-from app.workers import TracePool
+from app.tracing import TraceStore
+from app.workers import WorkerPool
 from sdunet_core.weights import open_weights
+
+log = logging.getLogger(__name__)
+WARM_WAIT_S = 60.0
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    if app.state.trace_pool is not None:
-        app.state.trace_pool.warm()  # start the workers (importing torch) before the first request needs them
+    # The first request should find warm workers (torch imported, a tiny model traced): serve once they are, or
+    # after WARM_WAIT_S on a very slow machine (requests then wait for the workers instead).
+    try:
+        await asyncio.wait_for(asyncio.wrap_future(app.state.workers.start()), WARM_WAIT_S)
+    except (TimeoutError, RuntimeError) as exc:
+        log.warning("trace workers not warm at start-up (%s); serving anyway", exc or "timeout")
     try:
         yield
     finally:
         app.state.profiles.shutdown()
-        if app.state.trace_pool is not None:
-            app.state.trace_pool.shutdown()
+        app.state.workers.shutdown()
+        app.state.traces.shutdown()
+        stop_captures()
 
 
 def create_app() -> FastAPI:
@@ -56,33 +70,37 @@ def create_app() -> FastAPI:
         version=__version__,
         description="Traces of the Stable Diffusion UNet family: module tree, shapes, parameters, FLOPs, timings.",
         lifespan=lifespan,
+        docs_url=None,  # served by app.routes.docs from installed files, not from a CDN
+        redoc_url=None,
     )
     app.state.templates = Jinja2Templates(directory=settings.templates_dir)
-    # Both are light (no model is built until a request asks): the profile worker threads start on first use and
-    # the lifespan stops them.
-    app.state.trace_pool = TracePool(settings.trace_workers) if settings.trace_workers > 0 else None
-    app.state.trace_cache = TraceCache(
-        settings.cache_size,
-        settings.max_concurrent_traces,
-        time_limit_s=settings.trace_time_limit_s,
-        pool=app.state.trace_pool,
+    # Nothing heavy yet: the worker processes start in the lifespan (or on first use).
+    app.state.workers = WorkerPool(settings.trace_workers, max_pending=settings.max_pending_tasks)
+    disk = DiskCache(settings.cache_dir, settings.disk_cache_bytes) if settings.disk_cache_bytes > 0 else None
+    app.state.traces = TraceStore(
+        app.state.workers, memory_bytes=settings.cache_bytes, disk=disk, time_limit_s=settings.trace_time_limit_s
     )
+    app.state.trace_memo = RequestMemo()
     app.state.profiles = ProfileManager(settings.max_queue, settings.profile_time_limit_s)
     # A weights file given at start is read by its header now (its tensors only when asked for).
     app.state.weights = open_weights(settings.weights) if settings.weights else None
     app.state.weight_stats = {}
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     routers = (health, presets, trace, profile, source, checkpoint, analysis, weights, names, schemes, lora)
-    for module in (*routers, activations, pages):
+    for module in (*routers, activations, docs, pages):
         app.include_router(module.router)
     install_error_handlers(app)
-    # Innermost first: the trace fast path answers from the cache inside gzip and the security headers.
+    # Innermost first: the trace fast path answers from the cache inside gzip and the security checks.
     app.add_middleware(TraceFastPath)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "DELETE"]
         )
-
-    app.add_middleware(SecurityMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        SecurityMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        hosts=allowed_hosts(settings.host, settings.allowed_hosts),
+        body_timeout_s=settings.body_timeout_s,
+    )
     return app

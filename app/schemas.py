@@ -1,24 +1,29 @@
-"""Request bodies of the API, validated by pydantic: unknown fields are refused, every number has a range."""
+"""Request bodies of the API, validated by pydantic in strict mode: unknown fields are refused, no value is
+coerced ("2" is not 2, "yes" is not true), every number has a range and every list a length."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+Size = Annotated[int, Field(ge=1, le=2**20)]
 
 
 class TraceRequest(BaseModel):
     """Which model (a preset, our config fields, or the original yaml params) and which input to trace."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    preset: str | None = Field(None, description="a preset name from /api/presets")
+    preset: str | None = Field(None, max_length=64, description="a preset name from /api/presets")
     config: dict[str, Any] | None = Field(None, description="a UNetConfig in our field names")
     ldm_params: dict[str, Any] | None = Field(None, description="the original yaml's unet_config.params")
-    image_size: list[int] | None = Field(None, description="image size in pixels [H, W]; divided by the latent factor")
-    sample_size: list[int] | None = Field(None, description="latent size [H, W]")
-    batch: int = Field(1, ge=1, description="batch size")
-    context_tokens: int | None = Field(None, ge=1, description="context tokens (77 for CLIP text)")
+    image_size: list[Size] | None = Field(
+        None, min_length=1, max_length=3, description="image size in pixels [H, W]; divided by the latent factor"
+    )
+    sample_size: list[Size] | None = Field(None, min_length=1, max_length=3, description="latent size [H, W]")
+    batch: int = Field(1, ge=1, le=2**20, description="batch size")
+    context_tokens: int | None = Field(None, ge=1, le=2**20, description="context tokens (77 for CLIP text)")
 
 
 class ProfileRequest(TraceRequest):

@@ -8,6 +8,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from app.diskcache import default_dir
+
 
 def _page_dir(name: str) -> Path:
     """The page's `templates` or `static` folder, found through the imported `app` package, from any directory.
@@ -34,22 +36,36 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"SDUNET_{name} must be an integer, got {raw!r}") from None
 
 
+def _list(name: str, default: str = "") -> tuple[str, ...]:
+    return tuple(v.strip() for v in os.environ.get(f"SDUNET_{name}", default).split(",") if v.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str
     port: int
-    cache_size: int  # traces kept in the LRU cache
-    max_concurrent_traces: int  # traces computed at once
+    allowed_hosts: tuple[str, ...]  # Host header values served besides the bind address and localhost names
+    cache_bytes: int  # serialized traces kept in memory
+    disk_cache_bytes: int  # traces kept on disk; 0 keeps none
+    cache_dir: Path
+    trace_workers: int  # worker processes that build and trace models (at least 1: never in the server's own)
+    max_pending_tasks: int  # tasks waiting for a worker; more are refused with 503
     devices: tuple[str, ...]  # devices allowed for timed profiles
     max_image_size: int  # pixels per side
     max_batch: int
     max_context_tokens: int
+    max_modules: int  # modules of one model (bounds the time to build and trace it)
+    max_params: int
+    max_activation_bytes: int  # activations of one forward
     max_queue: int  # profile jobs waiting per device
-    trace_workers: int  # processes computing traces; 0 computes them in the server's own threads
-    trace_time_limit_s: int  # a meta trace that runs longer is refused
+    trace_time_limit_s: int  # a task in a worker (build and trace) that runs longer is refused
     profile_time_limit_s: int  # a timed profile that runs longer fails
     profile_memory_bytes: int  # 0: the device's free memory is the only budget
     max_body_bytes: int  # request bodies over this are refused with 413
+    header_timeout_s: int  # a connection gets this long to send a request's headers
+    body_timeout_s: int  # ... and this long between two parts of its body
+    keep_alive_s: int  # an idle keep-alive connection is closed after this
+    max_connections: int  # concurrent connections and requests; more are answered 503
     weights: str | None  # a local weights file used by profiles (serve --weights)
     cors_origins: tuple[str, ...]
     templates_dir: Path
@@ -62,20 +78,31 @@ def get_settings() -> Settings:
     return Settings(
         host=env("SDUNET_HOST", "127.0.0.1"),
         port=_int("PORT", 8000),
-        cache_size=_int("CACHE_SIZE", 64),
-        max_concurrent_traces=_int("CONCURRENT_TRACES", 2),
-        devices=tuple(d for d in env("SDUNET_DEVICES", "cpu,cuda").split(",") if d),
+        allowed_hosts=_list("ALLOWED_HOSTS"),
+        cache_bytes=_int("CACHE_MB", 256) * 2**20,
+        disk_cache_bytes=_int("DISK_CACHE_MB", 1024) * 2**20,
+        cache_dir=default_dir(),
+        trace_workers=max(1, _int("TRACE_WORKERS", 2)),
+        max_pending_tasks=_int("MAX_PENDING_TASKS", 256),
+        devices=_list("DEVICES", "cpu,cuda"),
         max_image_size=_int("MAX_IMAGE_SIZE", 4096),
         max_batch=_int("MAX_BATCH", 64),
         max_context_tokens=_int("MAX_CONTEXT_TOKENS", 1024),
+        # SDXL base has 2,034 modules and 2.6 G parameters; its forward at 4096 px and batch 64 makes ~11 TiB.
+        max_modules=_int("MAX_MODULES", 20_000),
+        max_params=_int("MAX_PARAMS", 20_000_000_000),
+        max_activation_bytes=_int("MAX_ACTIVATION_GB", 1 << 20) * 2**30,
         max_queue=_int("MAX_QUEUE", 16),
-        trace_workers=_int("TRACE_WORKERS", 2),
         trace_time_limit_s=_int("TRACE_TIME_LIMIT", 60),
         profile_time_limit_s=_int("PROFILE_TIME_LIMIT", 600),
         profile_memory_bytes=_int("PROFILE_MEMORY_MB", 0) * 2**20,
         max_body_bytes=_int("MAX_BODY_MB", 32) * 2**20,
+        header_timeout_s=_int("HEADER_TIMEOUT", 10),
+        body_timeout_s=_int("BODY_TIMEOUT", 30),
+        keep_alive_s=_int("KEEP_ALIVE", 5),
+        max_connections=_int("MAX_CONNECTIONS", 1000),
         weights=env("SDUNET_WEIGHTS") or None,
-        cors_origins=tuple(o for o in env("SDUNET_CORS_ORIGINS", "").split(",") if o),
+        cors_origins=_list("CORS_ORIGINS"),
         templates_dir=_page_dir("templates"),
         static_dir=_page_dir("static"),
     )

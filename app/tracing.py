@@ -1,39 +1,70 @@
-"""The trace service: resolves a request to a config and input, and serves traces from a bounded LRU cache.
+"""The one trace cache: serialized traces by their resolved spec, in memory (bounded in bytes) and on disk.
 
-Identical concurrent requests are computed once (single flight); a semaphore bounds how many different traces
-are computed at once, and a request that cannot get a slot in time gets a 503 with Retry-After.
+A request is resolved to a `TraceSpec` (app.resolve); its trace is looked up in memory, then on disk, and
+computed in a worker process only when both miss. Identical concurrent requests share one computation (single
+flight). Callers get a `concurrent.futures.Future`: an async handler awaits it without holding a thread, so a
+hundred uncached traces waiting for the two workers take no thread from the pool that sync handlers use.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gzip
+import hashlib
+import json
+import logging
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
-from app.errors import ApiError
-from app.schemas import TraceRequest
-from app.settings import Settings
-from app.workers import TracePool, compute_trace
-from sdunet_core import PRESETS, ConfigError, UNetConfig
-from sdunet_core.trace import TraceTimeout, default_sample_size
+import torch
+
+from app.diskcache import DiskCache
+from app.workers import WorkerPool
+from sdunet_core import UNetConfig
+from sdunet_core.trace import SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TraceSpec:
-    """A fully resolved trace: the config and every input size, hashable and canonical."""
+    """A fully resolved trace: the config, the preset name it was asked by (None for a custom config) and every
+    input size; hashable and canonical."""
 
     config: UNetConfig
     preset: str | None
     sample_size: tuple[int, ...]
     batch: int
     context_tokens: int | None
+    dtype: str = "float32"
 
     @property
     def key(self) -> tuple:
-        # The config is a frozen dataclass of tuples and scalars: it hashes and compares by value.
-        return (self.preset, self.config, self.sample_size, self.batch, self.context_tokens)
+        # The config is a frozen dataclass of tuples and scalars: it hashes and compares by value. The preset name
+        # is part of the key because the trace is labelled with it (sd2 and sd2-v are the same network).
+        return (self.config, self.preset, self.sample_size, self.batch, self.context_tokens, self.dtype)
+
+    @property
+    def digest(self) -> str:
+        """The content address on disk: everything the trace depends on, torch and the schema included."""
+        data = {
+            "schema_version": SCHEMA_VERSION,
+            "torch": torch.__version__,
+            "config": self.config.to_dict(),
+            "preset": self.preset,
+            "sample_size": list(self.sample_size),
+            "batch": self.batch,
+            "context_tokens": self.context_tokens,
+            "dtype": self.dtype,
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    def task_args(self) -> tuple:
+        return (self.preset, self.config.to_dict(), self.sample_size, self.batch, self.context_tokens, self.dtype)
 
 
 @dataclass(frozen=True)
@@ -41,7 +72,16 @@ class CachedTrace:
     body: bytes  # JSON
     gzipped: bytes
     etag: str
-    totals: dict
+    totals: dict[str, Any]
+    input: dict[str, Any]
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.body) + len(self.gzipped)
+
+    def summary(self) -> dict[str, Any]:
+        """The parts /api/scaling reads, without parsing the whole body."""
+        return {"totals": self.totals, "input": self.input}
 
     def response_parts(
         self, accept_encoding: str, if_none_match: str | None
@@ -52,174 +92,113 @@ class CachedTrace:
             return 304, headers, b""
         headers.append(("content-type", "application/json"))
         if "gzip" in accept_encoding:
-            return 200, [*headers, ("content-encoding", "gzip")], self.gzipped  # compressed once, when cached
+            return 200, [*headers, ("content-encoding", "gzip")], self.gzipped  # compressed once, when made
         return 200, headers, self.body
 
 
-def resolve(req: TraceRequest, settings: Settings) -> TraceSpec:
-    """Turn a request into a TraceSpec, or raise ApiError / ConfigError naming the field."""
-    given = [k for k in ("preset", "config", "ldm_params") if getattr(req, k) is not None]
-    if len(given) != 1:
-        raise ApiError(422, "preset", f"give exactly one of preset, config, ldm_params (got {given or 'none'})")
-    preset: str | None = None
-    if req.preset is not None:
-        if req.preset not in PRESETS:
-            raise ApiError(404, "preset", f"unknown preset {req.preset!r}; known: {sorted(PRESETS)}")
-        preset = req.preset
-        config = PRESETS[preset].config
-    elif req.config is not None:
-        config = UNetConfig.from_dict(req.config)
-    else:
-        config = UNetConfig.from_ldm(req.ldm_params or {})
-    factor = PRESETS[preset].latent_factor if preset else 8
-
-    if req.image_size is not None and req.sample_size is not None:
-        raise ApiError(422, "image_size", "give image_size or sample_size, not both")
-    if req.image_size is not None:
-        size = req.image_size
-        if len(size) != config.dims:
-            raise ApiError(422, "image_size", f"needs {config.dims} sizes, got {size}")
-        if any(s > settings.max_image_size for s in size):
-            raise ApiError(413, "image_size", f"{size} is over the limit of {settings.max_image_size} pixels per side")
-        if any(s % factor for s in size):
-            raise ApiError(422, "image_size", f"{size} must be a multiple of the latent factor {factor}")
-        sample = tuple(s // factor for s in size)
-    elif req.sample_size is not None:
-        sample = tuple(req.sample_size)
-        if any(s * factor > settings.max_image_size for s in sample):
-            raise ApiError(
-                413,
-                "sample_size",
-                f"{list(sample)} is over the limit of {settings.max_image_size // factor} latent pixels per side",
-            )
-    else:
-        sample = default_sample_size(config, preset)
-    try:
-        config.check_sample_size(sample)
-    except ConfigError as exc:
-        field = "image_size" if req.image_size is not None else "sample_size"
-        raise ApiError(422, field, exc.reason) from None
-    if req.batch > settings.max_batch:
-        raise ApiError(413, "batch", f"{req.batch} is over the limit of {settings.max_batch}")
-    tokens = req.context_tokens
-    if tokens is not None and tokens > settings.max_context_tokens:
-        raise ApiError(413, "context_tokens", f"{tokens} is over the limit of {settings.max_context_tokens}")
-    if not config.use_spatial_transformer:
-        tokens = None
-    elif tokens is None:
-        tokens = PRESETS[preset].context_tokens if preset else 77
-    # Activations grow with batch x pixels; refuse what the meta trace itself could not represent sanely.
-    pixels = req.batch * (sample[-1] * sample[-2] if len(sample) >= 2 else sample[0])
-    if pixels > settings.max_batch * (settings.max_image_size // 8) ** 2:
-        raise ApiError(413, "batch", "batch x latent pixels is over the limit")
-    return TraceSpec(config, preset, tuple(sample), req.batch, tokens)
-
-
-class TraceCache:
-    """An LRU cache of serialized traces with single-flight computation and a bound on concurrent traces."""
+class TraceStore:
+    """Memory (LRU, at most `memory_bytes`), then disk, then a worker; one computation per spec at a time."""
 
     def __init__(
-        self,
-        size: int,
-        concurrent: int,
-        wait_s: float = 30.0,
-        time_limit_s: float | None = None,
-        pool: TracePool | None = None,
+        self, pool: WorkerPool, *, memory_bytes: int, disk: DiskCache | None, time_limit_s: float | None
     ) -> None:
-        self.size = size
         self.pool = pool
+        self.memory_bytes = memory_bytes
+        self.disk = disk
         self.time_limit_s = time_limit_s
-        self.wait_s = wait_s
         self._items: OrderedDict[tuple, CachedTrace] = OrderedDict()
+        self._held = 0
         self._inflight: dict[tuple, Future[CachedTrace]] = {}
-        self._bodies: OrderedDict[bytes, tuple] = OrderedDict()
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(concurrent)
-        self.hits = 0
-        self.misses = 0
+        # Disk reads and writes, off the event loop and off the threads that serve requests.
+        self._io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="trace-io")
+        self.hits = self.misses = self.disk_hits = 0
 
-    # Request bodies already resolved, by their exact bytes (see app.fastpath): a repeated request is answered
-    # without parsing, validating or resolving it again. Bounded; small bodies only.
-    MAX_BODIES = 1024
-    MAX_BODY_BYTES = 4096
-
-    def remember_body(self, body: bytes, spec: TraceSpec) -> None:
-        if len(body) <= self.MAX_BODY_BYTES:
-            with self._lock:
-                self._bodies[body] = spec.key
-                self._bodies.move_to_end(body)
-                while len(self._bodies) > self.MAX_BODIES:
-                    self._bodies.popitem(last=False)
-
-    def by_body(self, body: bytes) -> CachedTrace | None:
-        """The cached trace of a request body seen before, or None (never seen, or its trace was evicted)."""
-        with self._lock:
-            key = self._bodies.get(body)
-            item = self._items.get(key) if key is not None else None
-            if item is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
-            return item
+    @property
+    def held_bytes(self) -> int:
+        return self._held
 
     def peek(self, spec: TraceSpec) -> CachedTrace | None:
-        """The cached trace, or None; never computes (cheap enough for the event loop)."""
-        key = spec.key
+        """The trace if it is in memory, else None; never waits (cheap enough for the event loop)."""
         with self._lock:
-            item = self._items.get(key)
+            item = self._items.get(spec.key)
             if item is not None:
-                self._items.move_to_end(key)
+                self._items.move_to_end(spec.key)
                 self.hits += 1
             return item
 
-    def get(self, spec: TraceSpec) -> CachedTrace:
+    async def get(self, spec: TraceSpec) -> CachedTrace:
+        return self.peek(spec) or await asyncio.wrap_future(self.future(spec))
+
+    def future(self, spec: TraceSpec) -> Future[CachedTrace]:
+        """A future of the trace: done at once on a memory hit, shared with any identical request in flight."""
         key = spec.key
         with self._lock:
             if key in self._items:
-                self._items.move_to_end(key)
+                done: Future[CachedTrace] = Future()
+                done.set_result(self._items[key])
                 self.hits += 1
-                return self._items[key]
+                return done
             future = self._inflight.get(key)
-            owner = future is None
-            if owner:
-                future = self._inflight[key] = Future()
-                self.misses += 1
-        assert future is not None
-        if not owner:
-            return future.result()  # someone else is computing the same trace
-        try:
-            result = self._compute(spec)
-        except BaseException as exc:
-            future.set_exception(exc)
-            with self._lock:
-                del self._inflight[key]
-            raise
-        with self._lock:
-            self._items[key] = result
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-            del self._inflight[key]
-        future.set_result(result)
-        return result
+            if future is not None:
+                return future
+            future = self._inflight[key] = Future()
+        self._io.submit(self._load_or_compute, spec, future)
+        return future
 
-    def _compute(self, spec: TraceSpec) -> CachedTrace:
-        if not self._slots.acquire(timeout=self.wait_s):
-            raise ApiError(503, None, "too many traces are being computed; try again shortly", {"Retry-After": "2"})
-        args = (
-            spec.preset,
-            spec.config.to_dict(),
-            spec.sample_size,
-            spec.batch,
-            spec.context_tokens,
-            self.time_limit_s,
-        )
+    def clear_memory(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._held = 0
+
+    def shutdown(self) -> None:
+        self._io.shutdown(wait=True, cancel_futures=True)
+
+    # ---- behind the future -------------------------------------------------------------------------
+    def _load_or_compute(self, spec: TraceSpec, future: Future[CachedTrace]) -> None:
         try:
-            result = self.pool.submit(*args).result() if self.pool is not None else compute_trace(*args)
-        except TraceTimeout:
-            raise ApiError(
-                413, None, f"the trace ran past the limit of {self.time_limit_s:.0f} s; try a smaller model or input"
-            ) from None
-        except BrokenProcessPool:
-            raise ApiError(503, None, "the trace worker stopped; try again", {"Retry-After": "2"}) from None
-        finally:
-            self._slots.release()
-        return CachedTrace(*result)
+            found = self.disk.get(spec.digest) if self.disk is not None else None
+            if found is not None:
+                meta, gzipped = found
+                item = CachedTrace(gzip.decompress(gzipped), gzipped, meta["etag"], meta["totals"], meta["input"])
+                self.disk_hits += 1
+                self._settle(spec, future, item)
+                return
+            self.misses += 1
+            computed = self.pool.submit("trace", *spec.task_args(), time_limit_s=self.time_limit_s, what="the trace")
+        except BaseException as exc:
+            self._fail(spec, future, exc)
+            return
+        computed.add_done_callback(lambda f: self._computed(spec, future, f))
+
+    def _computed(self, spec: TraceSpec, future: Future[CachedTrace], computed: Future) -> None:
+        # Runs on the worker pool's manager thread: keep it short, write to disk elsewhere.
+        exc = computed.exception()
+        if exc is not None:
+            self._fail(spec, future, exc)
+            return
+        body, gzipped, etag, totals, inputs = computed.result()
+        item = CachedTrace(body, gzipped, etag, totals, inputs)
+        self._settle(spec, future, item)
+        if self.disk is not None:
+            meta = {"etag": etag, "totals": totals, "input": inputs}
+            with contextlib.suppress(RuntimeError):  # shutting down: the trace is only not kept on disk
+                self._io.submit(self.disk.put, spec.digest, meta, gzipped)
+
+    def _settle(self, spec: TraceSpec, future: Future[CachedTrace], item: CachedTrace) -> None:
+        with self._lock:
+            if (old := self._items.pop(spec.key, None)) is not None:
+                self._held -= old.nbytes
+            if item.nbytes <= self.memory_bytes // 4:  # a huge trace is served from disk instead of crowding out
+                self._items[spec.key] = item
+                self._held += item.nbytes
+                while self._held > self.memory_bytes and self._items:
+                    _, old = self._items.popitem(last=False)
+                    self._held -= old.nbytes
+            self._inflight.pop(spec.key, None)
+        future.set_result(item)
+
+    def _fail(self, spec: TraceSpec, future: Future[CachedTrace], exc: BaseException) -> None:
+        with self._lock:
+            self._inflight.pop(spec.key, None)
+        future.set_exception(exc)

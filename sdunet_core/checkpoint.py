@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -174,8 +175,11 @@ def inspect_file(path: str | Path) -> Detection:
     return detect_unet(read_header(path))
 
 
-def detect_unet(header: dict[str, Any]) -> Detection:
-    """Find the UNet in a safetensors-style header and reconstruct its architecture from the shapes."""
+def detect_unet(header: dict[str, Any], check: Callable[[UNetConfig], None] | None = None) -> Detection:
+    """Find the UNet in a safetensors-style header and reconstruct its architecture from the shapes.
+
+    `check` sees the reconstructed config before any model is built from it (a server bounds the work there).
+    """
     tensors, metadata = validate_header(header)
     prefix, key_format, others = _find_unet(tensors)
 
@@ -209,6 +213,8 @@ def detect_unet(header: dict[str, Any]) -> Detection:
 
     # 3. The architecture, and 4. the presets with exactly these shapes.
     config, notes = infer_config(shapes)
+    if check is not None:
+        check(config)
     matching = [name for name, p in PRESETS.items() if _could_match(p.config, config) and _shapes(p.config) == shapes]
     if matching:
         # The preset's config fills in what shapes cannot show (heads, depths at levels without attention, ...).

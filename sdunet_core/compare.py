@@ -217,11 +217,11 @@ def compare_traces(a: Trace, b: Trace) -> Comparison:
     )
 
 
-def scaling_point(trace: Trace) -> ScalingPoint:
-    t = trace.totals
+def scaling_point(inp: TraceInput, t: Totals) -> ScalingPoint:
+    """One size of a scaling curve: a trace's `input` and `totals` (or `trace_totals`'s pair)."""
     return ScalingPoint(
-        image_size=trace.input.image_size,
-        sample_size=trace.input.sample_size,
+        image_size=inp.image_size,
+        sample_size=inp.sample_size,
         flops=t.flops,
         attention_flops=t.attention_flops,
         other_flops=t.flops - t.attention_flops,

@@ -109,7 +109,36 @@ def validate_header(header: Any) -> tuple[dict[str, TensorInfo], dict[str, str]]
                     f"{offsets} spans {offsets[1] - offsets[0]} bytes, but {dtype} {list(shape)} takes {info.nbytes}",
                 )
         tensors[name] = info
+    _check_layout(header)
     return tensors, dict(metadata)
+
+
+def _check_layout(header: dict[str, Any], data_bytes: int | None = None) -> None:
+    """The format's rule for data_offsets: given for every tensor or for none, and, in order of their starts,
+    the tensors tile the data exactly, from byte 0 with no gap and no overlap (to its last byte when the
+    data's size is known)."""
+    entries = [(name, e.get("data_offsets")) for name, e in header.items() if name != METADATA_KEY]
+    given = [(o[0], o[1], name) for name, o in entries if o is not None]
+    if not given:
+        return
+    if len(given) != len(entries):
+        name = next(n for n, o in entries if o is None)
+        raise CheckpointError(f"{name}.data_offsets", "is missing while other tensors have theirs")
+    end, last = 0, ""
+    for begin, stop, name in sorted(given):
+        if begin != end:
+            what = "overlaps the tensor before it" if begin < end else f"leaves a gap of {begin - end} bytes"
+            raise CheckpointError(f"{name}.data_offsets", f"starts at byte {begin}: it {what} (which ends at {end})")
+        end, last = stop, name
+    if data_bytes is not None and end > data_bytes:
+        raise CheckpointError(
+            f"{last}.data_offsets",
+            f"ends at byte {end} of the data, but the file holds {data_bytes}: the file is truncated",
+        )
+    if data_bytes is not None and end < data_bytes:
+        raise CheckpointError(
+            "data_offsets", f"the tensors end at byte {end}, but the file holds {data_bytes} bytes of data after them"
+        )
 
 
 def decode_header_json(raw: bytes, field: str = "header") -> Any:
@@ -148,18 +177,10 @@ def parse_safetensors_header(data: bytes, *, file_size: int | None = None) -> di
     header = decode_header_json(data[8 : 8 + length])
     validate_header(header)
     if file_size is not None:
-        room = file_size - 8 - length
         for name, entry in header.items():
-            if name == METADATA_KEY:
-                continue
-            offsets = entry.get("data_offsets")
-            if offsets is None:
+            if name != METADATA_KEY and entry.get("data_offsets") is None:
                 raise CheckpointError(f"{name}.data_offsets", "is missing (a safetensors file needs it)")
-            if offsets[1] > room:
-                raise CheckpointError(
-                    f"{name}.data_offsets",
-                    f"ends at byte {offsets[1]} of the data, but the file holds {max(room, 0)}: the file is truncated",
-                )
+        _check_layout(header, max(file_size - 8 - length, 0))
     return header
 
 

@@ -36,6 +36,7 @@ Shapes = dict[str, tuple[int, ...]]
 # Bounds that keep a hostile header from making a server build a huge model (released UNets: 5 levels, 3 blocks).
 MAX_LEVELS = 12
 MAX_RES_BLOCKS = 32
+MAX_TRANSFORMER_DEPTH = 64  # SDXL has 10
 
 _BLOCK = re.compile(r"^(input_blocks\.\d+|output_blocks\.\d+|middle_block)\.(\d+)\.(.+)$")
 
@@ -276,6 +277,12 @@ def _read_transformer(shapes: Shapes, m: _Module) -> _Transformer:
     if proj is None or not indices:
         raise CheckpointError("shapes", f"{m.path} is a spatial transformer without proj_in or transformer blocks")
     depth, inner = max(indices) + 1, proj[0]
+    if depth > MAX_TRANSFORMER_DEPTH:
+        raise CheckpointError(
+            "shapes",
+            f"{m.path} holds {depth} transformer blocks, beyond any UNet this explorer builds "
+            f"(at most {MAX_TRANSFORMER_DEPTH})",
+        )
     contexts = []
     for d in range(depth):
         key = f"{m.path}.transformer_blocks.{d}.attn2.to_k.weight"

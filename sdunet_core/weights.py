@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -88,54 +88,86 @@ class WeightsFile:
         return [k for k in self.shapes if k.startswith(prefix)]
 
     def stats(self, module_path: str) -> dict[str, Any]:
-        """Mean, std, L2 norm, min and max of a module's weights (all of them, and per tensor), and a histogram."""
+        """Mean, std, L2 norm, min and max of a module's weights (all of them, and per tensor), and a histogram.
+
+        Statistics are of the finite values; NaN and infinite values (a broken fine-tune has them) are counted
+        apart in `nonfinite`, and a tensor with no finite value reports null statistics.
+        """
         keys = self.keys_under(module_path)
         if not keys:
             raise KeyError(module_path)
         per_tensor = []
-        count, total, total_sq, lo, hi = 0, 0.0, 0.0, math.inf, -math.inf
+        count, nonfinite, total, total_sq, lo, hi = 0, 0, 0.0, 0.0, math.inf, -math.inf
         samples = []
         for key, stored in self.read(keys):
             t = stored.detach().to(torch.float64).flatten()
-            n = t.numel()
-            s, sq = float(t.sum()), float((t * t).sum())
-            tmin, tmax = float(t.min()), float(t.max())
-            mean = s / n
+            finite = torch.isfinite(t)
+            bad = int(t.numel() - finite.sum())
+            if bad:
+                t = t[finite]
+            s = _moments(t)
             per_tensor.append(
                 {
                     "key": key,
                     "shape": list(self.shapes[key]),
                     "dtype": str(stored.dtype).removeprefix("torch."),
-                    "mean": mean,
-                    "std": math.sqrt(max(sq / n - mean * mean, 0.0)),
-                    "norm": math.sqrt(sq),
-                    "min": tmin,
-                    "max": tmax,
+                    "nonfinite": bad,
+                    **s.summary(),
                 }
             )
-            count, total, total_sq = count + n, total + s, total_sq + sq
-            lo, hi = min(lo, tmin), max(hi, tmax)
-            step = max(1, n // HISTOGRAM_SAMPLE)
-            samples.append(t[::step].to(torch.float32))
-        mean = total / count
-        values = torch.cat(samples)
-        if hi > lo:
-            counts = torch.histc(values, bins=HISTOGRAM_BINS, min=lo, max=hi)
-            edges = torch.linspace(lo, hi, HISTOGRAM_BINS + 1)
-        else:  # a constant tensor (all zeros, say): one bin
-            counts, edges = torch.tensor([float(values.numel())]), torch.tensor([lo, hi])
+            count, nonfinite, total, total_sq = count + s.n, nonfinite + bad, total + s.sum, total_sq + s.sum_sq
+            if s.n:
+                lo, hi = min(lo, s.min), max(hi, s.max)
+                step = max(1, s.n // HISTOGRAM_SAMPLE)
+                samples.append(t[::step].to(torch.float32))
+        whole = _Moments(count, total, total_sq, lo, hi)
         return {
             "path": module_path,
             "count": count,
-            "mean": mean,
-            "std": math.sqrt(max(total_sq / count - mean * mean, 0.0)),
-            "norm": math.sqrt(total_sq),
-            "min": lo,
-            "max": hi,
-            "histogram": {
-                "edges": edges.tolist(),
-                "counts": [int(c) for c in counts.tolist()],
-                "sampled": values.numel() < count,
-            },
+            "nonfinite": nonfinite,
+            **whole.summary(),
+            "histogram": _histogram(samples, lo, hi, count),
             "tensors": per_tensor,
         }
+
+
+class _Moments(NamedTuple):
+    n: int
+    sum: float
+    sum_sq: float
+    min: float
+    max: float
+
+    def summary(self) -> dict[str, float | None]:
+        if self.n == 0:
+            return dict.fromkeys(("mean", "std", "norm", "min", "max"))
+        mean = self.sum / self.n
+        # A sum of squares can still overflow float64 (values near 1e308): report it as null, never as inf.
+        norm = math.sqrt(self.sum_sq) if math.isfinite(self.sum_sq) else None
+        var = self.sum_sq / self.n - mean * mean
+        std = math.sqrt(max(var, 0.0)) if math.isfinite(var) else None
+        return {
+            "mean": mean if math.isfinite(mean) else None,
+            "std": std,
+            "norm": norm,
+            "min": self.min,
+            "max": self.max,
+        }
+
+
+def _moments(t: torch.Tensor) -> _Moments:
+    if t.numel() == 0:
+        return _Moments(0, 0.0, 0.0, math.inf, -math.inf)
+    return _Moments(t.numel(), float(t.sum()), float((t * t).sum()), float(t.min()), float(t.max()))
+
+
+def _histogram(samples: list[torch.Tensor], lo: float, hi: float, count: int) -> dict[str, Any]:
+    if not samples:
+        return {"edges": [], "counts": [], "sampled": False}
+    values = torch.cat(samples)
+    if hi > lo and math.isfinite(hi - lo):
+        counts = torch.histc(values, bins=HISTOGRAM_BINS, min=lo, max=hi)
+        edges = torch.linspace(lo, hi, HISTOGRAM_BINS + 1)
+    else:  # a constant tensor (all zeros, say), or a range float32 cannot span: one bin
+        counts, edges = torch.tensor([float(values.numel())]), torch.tensor([lo, hi])
+    return {"edges": edges.tolist(), "counts": [int(c) for c in counts.tolist()], "sampled": values.numel() < count}

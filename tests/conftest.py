@@ -3,6 +3,10 @@ at Debian's Chromium (Playwright cannot download its own browser here)."""
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +16,14 @@ from tests.harness import CHROMIUM, CHROMIUM_ARGS, serve
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
+# The API's address in TestClient requests: a name the server's Host allow-list serves.
+BASE_URL = "http://localhost"
+
+# Traces cached on disk go to a directory of this test run, never to the user's cache (set before any app reads
+# its settings; the servers the tests start inherit it).
+_CACHE = tempfile.mkdtemp(prefix="sdunet-test-cache-")
+os.environ["SDUNET_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +32,7 @@ def client():
 
     from app.main import create_app
 
-    with TestClient(create_app()) as c:
+    with TestClient(create_app(), base_url=BASE_URL) as c:
         yield c
 
 

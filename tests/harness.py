@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -48,14 +49,20 @@ def serve(
     cwd: Path = ROOT,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """`<command> serve` on 127.0.0.1 and a free port, run in `cwd` (by default `python -m app` in the checkout);
-    yields (base URL, process) once /api/health answers, and stops the server on the way out."""
+    yields (base URL, process) once /api/health answers, and stops the server on the way out.
+
+    Its trace cache is a fresh directory unless SDUNET_CACHE_DIR is set (in `env` or the environment)."""
     port = free_port()
     log = log or Path(tempfile.mkstemp(prefix="sdunet-server-", suffix=".log")[1])
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    fresh = None if env.get("SDUNET_CACHE_DIR") else tempfile.mkdtemp(prefix="sdunet-cache-")
+    if fresh:
+        env["SDUNET_CACHE_DIR"] = fresh
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -77,4 +84,7 @@ def serve(
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            proc.kill()  # its worker processes notice and end themselves (app.child.guard_parent)
+            proc.wait(timeout=10)
+        if fresh:
+            shutil.rmtree(fresh, ignore_errors=True)

@@ -58,6 +58,13 @@ def make_header(shapes: Shapes, prefix: str = "", dtype: str = "F16", extra: Sha
     return header
 
 
+def without_offsets(header: dict) -> dict:
+    """The header with no data_offsets (a header that is edited by hand cannot keep them tiling the data)."""
+    return {
+        k: {f: v for f, v in e.items() if f != "data_offsets"} if k != "__metadata__" else e for k, e in header.items()
+    }
+
+
 def header_bytes(header: dict) -> bytes:
     raw = json.dumps(header).encode()
     return struct.pack("<Q", len(raw)) + raw
@@ -129,7 +136,7 @@ def test_diffusers_names_detect_their_preset(name: str, prefix: str) -> None:
 
 
 def test_bytes_by_block_split_by_dtype() -> None:
-    header = make_header(preset_shapes("tiny"), "model.diffusion_model.")
+    header = without_offsets(make_header(preset_shapes("tiny"), "model.diffusion_model."))
     header["model.diffusion_model.time_embed.0.weight"] = {"dtype": "F32", "shape": [128, 32]}
     d = detect_unet(header)
     assert d.bytes_by_block["time_embed"] == {"F32": 128 * 32 * 4, "F16": 2 * (128 + 128 * 128 + 128)}
@@ -242,10 +249,9 @@ def test_golden_files_of_the_original_code() -> None:
 
 # ---- a file that fits only partly: reported, not refused ---------------------------------------------------------
 def test_missing_unexpected_and_mismatched_keys_are_reported() -> None:
-    header = make_header(preset_shapes("sd1"), "model.diffusion_model.")
+    header = without_offsets(make_header(preset_shapes("sd1"), "model.diffusion_model."))
     del header["model.diffusion_model.input_blocks.1.1.proj_out.bias"]
     header["model.diffusion_model.out.0.weight"]["shape"] = [321]
-    header["model.diffusion_model.out.0.weight"].pop("data_offsets")
     header["model.diffusion_model.<img src=x onerror=alert(1)>"] = {"dtype": "F16", "shape": [1]}
     d = detect_unet(header)
     assert d.preset is None and d.config == PRESETS["sd1"].config

@@ -206,7 +206,8 @@ def test_bad_input_gets_a_4xx_naming_why(client, body, query: str, status: int, 
 
 
 def test_the_size_and_count_limits(client) -> None:
-    r = client.post(URL, content=b"{}", headers={"content-length": str(MAX_BODY_BYTES + 1)})
+    headers = {"content-length": str(MAX_BODY_BYTES + 1), "content-type": "application/json"}
+    r = client.post(URL, content=b"{}", headers=headers)
     assert r.status_code == 413
     assert r.json() == _err("body", f"is larger than {MAX_BODY_BYTES} bytes; send the safetensors header, not the file")
     many = {f"t{i}": {"dtype": "F16", "shape": [1]} for i in range(50_001)}

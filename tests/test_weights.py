@@ -17,6 +17,7 @@ from sdunet_core import PRESETS, UNetModel
 from sdunet_core.diffusers_keys import to_diffusers_name
 from sdunet_core.header import CheckpointError
 from sdunet_core.weights import WeightsFile
+from tests.conftest import BASE_URL
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,24 @@ def test_stats_match_torch(ldm_file, tiny_state) -> None:
         weights.stats("input_blocks.99")
 
 
+def test_nonfinite_weights_are_counted_apart(tmp_path, tiny_state) -> None:
+    # A broken fine-tune holds inf and NaN: statistics are of the finite values, the others are counted.
+    broken = dict(tiny_state)
+    key = next(k for k in broken if k.startswith("input_blocks.4.") and k.endswith("weight"))
+    bad = broken[key].clone()
+    bad.view(-1)[:3] = torch.tensor([float("inf"), float("-inf"), float("nan")])
+    broken[key] = bad
+    path = tmp_path / "broken.safetensors"
+    save_file({f"model.diffusion_model.{k}": v for k, v in broken.items()}, str(path))
+    stats = WeightsFile(path).stats("input_blocks.4")
+    finite = torch.cat([v.flatten().double() for k, v in broken.items() if k.startswith("input_blocks.4.")])
+    finite = finite[torch.isfinite(finite)]
+    assert stats["nonfinite"] == 3 and stats["count"] == finite.numel()
+    assert stats["mean"] == pytest.approx(float(finite.mean()), rel=1e-9)
+    assert stats["max"] == float(finite.max()) and sum(stats["histogram"]["counts"]) == finite.numel()
+    assert next(t for t in stats["tensors"] if t["key"] == key)["nonfinite"] == 3
+
+
 def test_a_file_that_does_not_fit_is_refused(tmp_path, tiny_state) -> None:
     path = tmp_path / "broken.safetensors"
     partial = dict(list(tiny_state.items())[:-3])
@@ -83,9 +102,10 @@ def weights_client(ldm_file, monkeypatch):
     from app.settings import get_settings
 
     monkeypatch.setenv("SDUNET_WEIGHTS", str(ldm_file))
+    monkeypatch.setenv("SDUNET_TRACE_WORKERS", "1")  # a second app beside the session's: one worker is enough
     get_settings.cache_clear()
     try:
-        with TestClient(create_app()) as c:
+        with TestClient(create_app(), base_url=BASE_URL) as c:
             yield c
     finally:
         get_settings.cache_clear()
@@ -101,6 +121,8 @@ def test_weights_api(weights_client, tiny_state) -> None:
     assert r.json()["mean"] == pytest.approx(float(values.mean()), rel=1e-9)
     r = weights_client.get("/api/weights/stats", params={"path": "nowhere"})
     assert r.status_code == 404 and r.json()["field"] == "path"
+    r = weights_client.get("/api/weights/stats")  # no ?path= at all: the query parameter is named, not "body"
+    assert r.status_code == 422 and r.json()["field"] == "path" and r.json()["reason"] == "Field required"
 
 
 def test_profile_with_the_weights(weights_client) -> None:

@@ -17,11 +17,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from app.activation_schemas import CaptureRequest, CaptureResponse, CatalogRequest, CatalogResponse, ExportRequest
-from app.activations import plan, resolve_model, worker_for
+from app.activations import catalog_in_worker, plan, resolve_model, worker_for
 from app.errors import ERROR_RESPONSES
 from app.settings import Settings, get_settings
 from sdunet_core.activations import GROUPS
-from sdunet_core.activations.catalog import catalog
 from sdunet_core.activations.report import point_dict
 
 router = APIRouter(prefix="/api/activations", tags=["activations"], responses=ERROR_RESPONSES)
@@ -38,7 +37,7 @@ def _model_info(request: Request, config: Any, preset: str | None, weights_path:
 def activation_catalog(body: CatalogRequest, request: Request, settings: SettingsDep) -> dict[str, Any]:
     weights = getattr(request.app.state, "weights", None)
     config, preset, sample, weights_path = resolve_model(body, settings, weights)
-    points = catalog(config, sample, 77)
+    points = catalog_in_worker(request.app.state.workers, settings, config, sample)
     factor = 8 if preset is None else _latent_factor(preset)
     return {
         "model": _model_info(request, config, preset, weights_path),
@@ -59,7 +58,7 @@ def _latent_factor(preset: str) -> int:
 
 @router.post("/capture", response_model=CaptureResponse)
 def capture(body: CaptureRequest, request: Request, settings: SettingsDep) -> dict[str, Any]:
-    job = plan(body, settings, getattr(request.app.state, "weights", None))
+    job = plan(body, settings, getattr(request.app.state, "weights", None), request.app.state.workers)
     result = worker_for(request.app).call("capture", job)
     config, preset = job["config"], job["preset"]
     from sdunet_core import UNetConfig
@@ -73,7 +72,9 @@ def capture(body: CaptureRequest, request: Request, settings: SettingsDep) -> di
     responses={200: {"description": "a .safetensors file", "content": {"application/octet-stream": {}}}},
 )
 def export(body: ExportRequest, request: Request, settings: SettingsDep) -> Response:
-    job = plan(body, settings, getattr(request.app.state, "weights", None), export=body.export)
+    job = plan(
+        body, settings, getattr(request.app.state, "weights", None), request.app.state.workers, export=body.export
+    )
     data = worker_for(request.app).call("export", job)
     return Response(
         data,

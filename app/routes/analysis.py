@@ -2,34 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from app.errors import ERROR_RESPONSES, ApiError
+from app.deps import PoolDep, SettingsDep, StoreDep
+from app.errors import ERROR_RESPONSES, ApiError, quote
+from app.resolve import resolve
 from app.schemas import TraceRequest
-from app.settings import Settings, get_settings
-from app.tracing import TraceCache, resolve
-from sdunet_core.compare import Comparison, Scaling, compare_traces, scaling_point
-from sdunet_core.schema import Trace
+from app.settings import Settings
+from app.tracing import TraceSpec
+from sdunet_core.compare import Comparison, Scaling, ScalingPoint, compare_traces, scaling_point
+from sdunet_core.schema import Totals, Trace, TraceInput
 
 router = APIRouter(prefix="/api", tags=["analysis"], responses=ERROR_RESPONSES)
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 MAX_SIZES = 12
 
 
-def _trace(
-    request: Request, settings: Settings, preset: str, image_size: list[int] | None, field: str, size_field: str
-) -> Trace:
+def _spec(settings: Settings, preset: str, image_size: list[int] | None, field: str, size_field: str) -> TraceSpec:
     try:
-        spec = resolve(TraceRequest(preset=preset, image_size=image_size), settings)
+        return resolve(TraceRequest(preset=preset, image_size=image_size), settings)
     except ApiError as exc:
         # Name the query parameter the user gave, not the internal field.
         renamed = {"preset": field, "image_size": size_field}.get(exc.field or "", exc.field)
         raise ApiError(exc.status, renamed, exc.reason) from None
-    cache: TraceCache = request.app.state.trace_cache
-    return Trace.model_validate_json(cache.get(spec).body)
 
 
 def _size(value: int | None) -> list[int] | None:
@@ -38,36 +36,57 @@ def _size(value: int | None) -> list[int] | None:
 
 @router.get("/compare", response_model=Comparison)
 async def compare(
-    request: Request,
     settings: SettingsDep,
-    a: Annotated[str, Query(description="first preset")],
-    b: Annotated[str, Query(description="second preset")],
-    image_size: Annotated[int | None, Query(ge=8, description="square image size in pixels for both")] = None,
+    store: StoreDep,
+    a: Annotated[str, Query(max_length=64, description="first preset")],
+    b: Annotated[str, Query(max_length=64, description="second preset")],
+    image_size: Annotated[int | None, Query(ge=8, le=2**20, description="square image size in pixels for both")] = None,
 ) -> Comparison:
-    ta = await run_in_threadpool(_trace, request, settings, a, _size(image_size), "a", "image_size")
-    tb = await run_in_threadpool(_trace, request, settings, b, _size(image_size), "b", "image_size")
-    return compare_traces(ta, tb)
+    specs = [_spec(settings, name, _size(image_size), f, "image_size") for name, f in ((a, "a"), (b, "b"))]
+    # Both traces at once: one per worker.
+    ta, tb = await asyncio.gather(*(store.get(s) for s in specs))
+    parsed = await run_in_threadpool(lambda: [Trace.model_validate_json(t.body) for t in (ta, tb)])
+    return compare_traces(*parsed)
 
 
 @router.get("/scaling", response_model=Scaling)
 async def scaling(
-    request: Request,
     settings: SettingsDep,
-    preset: Annotated[str, Query(description="a preset name")],
-    sizes: Annotated[str, Query(description="comma-separated square image sizes in pixels")] = "256,512,768,1024",
+    store: StoreDep,
+    pool: PoolDep,
+    preset: Annotated[str, Query(max_length=64, description="a preset name")],
+    sizes: Annotated[
+        str, Query(max_length=200, description="comma-separated square image sizes in pixels")
+    ] = "256,512,768,1024",
 ) -> Scaling:
     try:
         values = [int(s) for s in sizes.split(",") if s.strip()]
     except ValueError:
-        raise ApiError(422, "sizes", f"must be comma-separated integers, got {sizes!r}") from None
+        raise ApiError(422, "sizes", f"must be comma-separated integers, got {quote(sizes)}") from None
     if not values:
         raise ApiError(422, "sizes", "give at least one size")
     if len(values) > MAX_SIZES:
         raise ApiError(413, "sizes", f"{len(values)} sizes is over the limit of {MAX_SIZES}")
     if any(v < 8 for v in values):
         raise ApiError(422, "sizes", f"sizes must be at least 8 pixels, got {values}")
-    points = []
-    for v in sorted(set(values)):
-        trace = await run_in_threadpool(_trace, request, settings, preset, [v, v], "preset", "sizes")
-        points.append(scaling_point(trace))
-    return Scaling(preset=preset, points=points)
+    specs = [_spec(settings, preset, [v, v], "preset", "sizes") for v in sorted(set(values))]
+    points: dict[tuple[int, ...], ScalingPoint] = {}
+    for spec in specs:  # sizes traced already answer from the store
+        if (item := store.peek(spec)) is not None:
+            points[spec.sample_size] = scaling_point(TraceInput(**item.input), Totals(**item.totals))
+    missing = [s for s in specs if s.sample_size not in points]
+    # The rest as whole-model figures only (sdunet_core.trace.trace_totals: one model, built once per worker),
+    # the sizes dealt over the workers largest first, so that both cores work.
+    groups = [missing[::-1][i :: pool.size] for i in range(pool.size)]
+    first = specs[0]
+    args = (first.preset, first.config.to_dict())
+    futures = [
+        pool.submit("totals", *args, [s.sample_size for s in g], first.batch, first.context_tokens,
+                    time_limit_s=settings.trace_time_limit_s, what="the scaling sweep")
+        for g in groups if g
+    ]  # fmt: skip
+    for result in await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)):
+        for inp, totals in result:
+            point = scaling_point(TraceInput(**inp), Totals(**totals))
+            points[tuple(point.sample_size)] = point
+    return Scaling(preset=preset, points=[points[s.sample_size] for s in specs])

@@ -2,20 +2,24 @@
 
 The page reads the header out of the user's file in the browser (the first 8 + n bytes) and sends it, so the
 weights never leave the machine. The body is the header JSON itself, `{"<tensor>": {"dtype", "shape",
-"data_offsets"?}, "__metadata__"?: {...}}`, or those first 8 + n bytes as they are. Bad input is a 4xx in the
-API's error shape (`field`, `reason`): 400 for a body that is not JSON, 413 past the size limit, 422 for a
-header that holds no UNet or shapes that fit none. Tensor names come back as plain JSON strings; the page
-renders them with textContent.
+"data_offsets"?}, "__metadata__"?: {...}}`, or those first 8 + n bytes as they are, sent as application/json
+(the middleware refuses other content types, so no other site can post here from a user's browser). Bad input
+is a 4xx in the API's error shape (`field`, `reason`): 400 for a body that is not JSON, 413 past the size limit
+or the model limits, 422 for a header that holds no UNet or shapes that fit none. The detection, which builds
+the detected model on the meta device to compare shapes, runs in a worker process under the trace time limit.
+Tensor names come back as plain JSON strings; the page renders them with textContent.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
+import asyncio
 
+from fastapi import APIRouter, Request
+
+from app.deps import PoolDep, SettingsDep
 from app.errors import ERROR_RESPONSES, ApiError
-from sdunet_core.checkpoint import CheckpointError, DetectionReport, detect_unet
-from sdunet_core.header import decode_header_json, parse_safetensors_header
+from app.resolve import cost_limits
+from sdunet_core.checkpoint import DetectionReport
 
 router = APIRouter(prefix="/api/checkpoint", tags=["checkpoint"], responses=ERROR_RESPONSES)
 
@@ -42,7 +46,7 @@ async def _read_body(request: Request) -> bytes:
     too_large = f"is larger than {MAX_BODY_BYTES} bytes; send the safetensors header, not the file"
     if declared is not None:
         if not declared.isdigit():
-            raise ApiError(400, "body", f"Content-Length {declared!r} is not a number")
+            raise ApiError(400, "body", "Content-Length is not a number")
         if int(declared) > MAX_BODY_BYTES:
             raise ApiError(413, "body", too_large)
     chunks: list[bytes] = []
@@ -55,23 +59,11 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _detect(body: bytes) -> DetectionReport:
-    if not body.strip():
-        raise CheckpointError("body", "is empty; send the safetensors header JSON")
-    if body[8:9] == b"{" and not body.lstrip().startswith(b"{"):
-        header = parse_safetensors_header(body)  # the file's first bytes: length, then the JSON
-    else:
-        header = decode_header_json(body, field="body")
-    return detect_unet(header).report()
-
-
 @router.post("/detect", response_model=DetectionReport, openapi_extra={"requestBody": _BODY_SCHEMA})
-async def detect(request: Request) -> DetectionReport:
+async def detect(request: Request, settings: SettingsDep, pool: PoolDep) -> DetectionReport:
     """The UNet's prefix, key format, config, preset, and how the file fits UNetModel(config)."""
     body = await _read_body(request)
-    try:
-        # Plain CPU work (a meta-device model build): off the event loop.
-        return await run_in_threadpool(_detect, body)
-    except CheckpointError as exc:
-        status = 400 if exc.field in ("body", "header_length") else 422
-        raise ApiError(status, exc.field, exc.reason) from None
+    task = pool.submit(
+        "detect", body, cost_limits(settings), time_limit_s=settings.trace_time_limit_s, what="the detection"
+    )
+    return DetectionReport.model_validate(await asyncio.wrap_future(task))

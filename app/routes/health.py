@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import torch
 from fastapi import APIRouter
 
@@ -10,8 +12,8 @@ from app.errors import ERROR_RESPONSES
 router = APIRouter(prefix="/api", tags=["health"], responses=ERROR_RESPONSES)
 
 
-@router.get("/health")
-def health() -> dict[str, str | None]:
+@cache
+def _facts() -> dict[str, str | None]:
     cuda = torch.cuda.is_available()
     return {
         "status": "ok",
@@ -19,3 +21,9 @@ def health() -> dict[str, str | None]:
         "device": "cuda" if cuda else "cpu",
         "gpu": torch.cuda.get_device_name(0) if cuda else None,
     }
+
+
+# async and without I/O: answered on the event loop, so it stays fast however busy the threadpool is.
+@router.get("/health")
+async def health() -> dict[str, str | None]:
+    return _facts()

@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-import torch
 from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
 
+from app.deps import PoolDep, SettingsDep
 from app.errors import ERROR_RESPONSES
+from app.resolve import resolve
 from app.schemas import TraceRequest
-from app.settings import get_settings
-from app.tracing import resolve
-from sdunet_core import UNetModel
-from sdunet_core.diffusers_keys import keymap_for, unsupported_reason
 
 router = APIRouter(prefix="/api", tags=["names"], responses=ERROR_RESPONSES)
 
 
 @router.post("/diffusers-names")
-def diffusers_names(body: TraceRequest) -> dict[str, Any]:
+async def diffusers_names(body: TraceRequest, settings: SettingsDep, pool: PoolDep) -> dict[str, Any]:
     """Our module path -> the diffusers module path, for modules that hold weights (null where diffusers has no
     one-to-one module: parameter-free layers like SiLU, Dropout or an identity skip are arranged differently)."""
-    config = resolve(body, get_settings()).config
-    reason = unsupported_reason(config)
-    keymap = None if reason else keymap_for(config)
-    if keymap is None:
-        return {"supported": False, "reason": reason or "diffusers has no layout for this model", "names": {}}
-    with torch.device("meta"):
-        modules = [(p, m) for p, m in UNetModel(config).named_modules() if p]
-    names = {p: keymap.to_diffusers(p) if any(True for _ in m.parameters()) else None for p, m in modules}
-    return {"supported": True, "reason": None, "names": names}
+    # Resolving applies the limits on the model before a worker builds it (on the meta device, under a time limit).
+    spec = await run_in_threadpool(resolve, body, settings)
+    names = pool.submit(
+        "diffusers_names", spec.config.to_dict(), time_limit_s=settings.trace_time_limit_s, what="naming the modules"
+    )
+    return await asyncio.wrap_future(names)

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.errors import ERROR_RESPONSES, ApiError
+from app.errors import ERROR_RESPONSES, ApiError, quote
 from sdunet_core import PRESETS
 from sdunet_core.presets import PresetDetail, PresetSummary
 
 router = APIRouter(prefix="/api/presets", tags=["presets"], responses=ERROR_RESPONSES)
 
 
+# Plain data, no I/O: async handlers answered on the event loop, never waiting for a thread.
 @router.get("", response_model=list[PresetSummary])
-def list_presets() -> list[PresetSummary]:
+async def list_presets() -> list[PresetSummary]:
     return [p.summary() for p in PRESETS.values()]
 
 
 @router.get("/{name}", response_model=PresetDetail)
-def get_preset(name: str) -> PresetDetail:
+async def get_preset(name: str) -> PresetDetail:
     preset = PRESETS.get(name)
     if preset is None:
-        raise ApiError(404, "name", f"unknown preset {name!r}; known: {sorted(PRESETS)}")
+        raise ApiError(404, "name", f"unknown preset {quote(name)}; known: {sorted(PRESETS)}")
     return preset.detail()

@@ -1,32 +1,36 @@
 """POST /api/names (every block and module in every naming scheme) and /api/names/block-weights (a block-weight
 spec resolved to each block's weight). Both take the model as /api/trace does: preset, config or ldm_params.
 
-Plain `def` handlers: building the model on the meta device runs in the threadpool, never on the event loop. A bad
-spec is a 422 on the field `spec` that says what is wrong and which lengths this model accepts.
+The names table builds the model on the meta device: in a worker process, like every model build. The block
+weights need the plan alone. A bad spec is a 422 on the field `spec` that says what is wrong and which lengths this
+model accepts.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
 
+from app.deps import PoolDep, SettingsDep
 from app.errors import ERROR_RESPONSES
 from app.names_schemas import BlockWeights, BlockWeightsRequest, NamesTable
+from app.resolve import resolve
 from app.schemas import TraceRequest
-from app.settings import Settings, get_settings
-from app.tracing import resolve
-from sdunet_core.names import names_table, parse_block_weights
+from sdunet_core.names import parse_block_weights
 
 router = APIRouter(prefix="/api/names", tags=["names"], responses=ERROR_RESPONSES)
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 @router.post("", response_model=NamesTable)
-def names(body: TraceRequest, settings: SettingsDep) -> Any:
+async def names(body: TraceRequest, settings: SettingsDep, pool: PoolDep) -> Any:
     """Every top-level block and module, labelled in every scheme (original, diffusers, both LoRA key spellings,
     block-weight IDs, merge weights, kohya's block index), with the ID lists, presets and kohya slots."""
-    return names_table(resolve(body, settings).config)
+    spec = await run_in_threadpool(resolve, body, settings)
+    task = pool.submit("names", spec.config.to_dict(), time_limit_s=settings.trace_time_limit_s, what="the names")
+    return await asyncio.wrap_future(task)
 
 
 @router.post("/block-weights", response_model=BlockWeights)

@@ -8,22 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from app.errors import ERROR_RESPONSES, ApiError
-from sdunet_core.weights import WeightsFile
+from app.deps import WeightsDep
+from app.errors import ERROR_RESPONSES, ApiError, quote
 
 router = APIRouter(prefix="/api/weights", tags=["weights"], responses=ERROR_RESPONSES)
 
 
-def get_weights(request: Request) -> WeightsFile:
-    weights = getattr(request.app.state, "weights", None)
-    if weights is None:
-        raise ApiError(404, None, "no weights file was given (start the server with --weights FILE)")
-    return weights
-
-
 @router.get("")
-def info(request: Request) -> dict[str, Any]:
-    weights = get_weights(request)
+def info(weights: WeightsDep) -> dict[str, Any]:
     det = weights.detection
     return {
         "file": weights.path.name,
@@ -37,12 +29,15 @@ def info(request: Request) -> dict[str, Any]:
 
 
 @router.get("/stats")
-async def stats(request: Request, path: Annotated[str, Query(description="a module path, '' for the root")]) -> Any:
-    weights = get_weights(request)
+async def stats(
+    request: Request,
+    weights: WeightsDep,
+    path: Annotated[str, Query(max_length=500, description="a module path, '' for the root")],
+) -> Any:
     cache: dict[str, Any] = request.app.state.weight_stats
     if path not in cache:
         if not weights.keys_under(path):
-            raise ApiError(404, "path", f"no weights under module {path!r}")
+            raise ApiError(404, "path", f"no weights under module {quote(path)}")
         cache[path] = await run_in_threadpool(weights.stats, path)
         while len(cache) > 256:
             cache.pop(next(iter(cache)))

@@ -1,0 +1,97 @@
+"""Turn a trace request into a `TraceSpec`, refusing what is invalid or over a limit before any model is built.
+
+Order matters: the raw config dict is bounded first (app.limits.check_raw_config), then validated as a
+`UNetConfig`, then the input is checked against the settings, and last the cost of the model and the forward
+(app.limits.CostLimits) is estimated from the config alone. A preset keeps the name it was asked by; a custom
+config gets none (no preset is guessed from a config).
+"""
+
+from __future__ import annotations
+
+from app.errors import ApiError, quote
+from app.limits import CostLimits, check_raw_config
+from app.schemas import TraceRequest
+from app.settings import Settings
+from app.tracing import TraceSpec
+from sdunet_core import PRESETS, ConfigError, UNetConfig
+from sdunet_core.trace import default_sample_size
+
+
+def cost_limits(settings: Settings) -> CostLimits:
+    return CostLimits(settings.max_modules, settings.max_params, settings.max_activation_bytes)
+
+
+def _model(req: TraceRequest) -> tuple[UNetConfig, str | None, str]:
+    """(config, preset name or None, the request field that gave the model)."""
+    given = [k for k in ("preset", "config", "ldm_params") if getattr(req, k) is not None]
+    if len(given) != 1:
+        raise ApiError(422, "preset", f"give exactly one of preset, config, ldm_params (got {given or 'none'})")
+    if req.preset is not None:
+        if req.preset not in PRESETS:
+            raise ApiError(404, "preset", f"unknown preset {quote(req.preset)}; known: {sorted(PRESETS)}")
+        return PRESETS[req.preset].config, req.preset, "preset"
+    raw = req.config if req.config is not None else req.ldm_params
+    check_raw_config(raw)
+    if req.config is not None:
+        return UNetConfig.from_dict(req.config), None, "config"
+    return UNetConfig.from_ldm(req.ldm_params or {}), None, "ldm_params"
+
+
+def _sample(req: TraceRequest, config: UNetConfig, preset: str | None, settings: Settings) -> tuple[int, ...]:
+    factor = PRESETS[preset].latent_factor if preset else 8
+    if req.image_size is not None and req.sample_size is not None:
+        raise ApiError(422, "image_size", "give image_size or sample_size, not both")
+    if req.image_size is not None:
+        size = req.image_size
+        if len(size) != config.dims:
+            raise ApiError(422, "image_size", f"needs {config.dims} sizes, got {size}")
+        if any(s > settings.max_image_size for s in size):
+            raise ApiError(413, "image_size", f"{size} is over the limit of {settings.max_image_size} pixels per side")
+        if any(s % factor for s in size):
+            raise ApiError(422, "image_size", f"{size} must be a multiple of the latent factor {factor}")
+        sample = tuple(s // factor for s in size)
+    elif req.sample_size is not None:
+        sample = tuple(req.sample_size)
+        if any(s * factor > settings.max_image_size for s in sample):
+            raise ApiError(
+                413,
+                "sample_size",
+                f"{list(sample)} is over the limit of {settings.max_image_size // factor} latent pixels per side",
+            )
+    else:
+        if config.downsample_factor * factor > settings.max_image_size:
+            # The smallest input the U takes is 2 ** (levels - 1) latent pixels per side.
+            raise ApiError(
+                413,
+                "channel_mult",
+                f"{config.num_levels} levels need inputs of at least {config.downsample_factor * factor} pixels "
+                f"per side, over the limit of {settings.max_image_size}",
+            )
+        sample = default_sample_size(config, preset)
+    try:
+        config.check_sample_size(sample)
+    except ConfigError as exc:
+        field = "image_size" if req.image_size is not None else "sample_size"
+        raise ApiError(422, field, exc.reason) from None
+    return sample
+
+
+def resolve(req: TraceRequest, settings: Settings, dtype: str = "float32") -> TraceSpec:
+    """The request's TraceSpec, or ApiError / ConfigError naming the field."""
+    config, preset, model_field = _model(req)
+    sample = _sample(req, config, preset, settings)
+    if req.batch > settings.max_batch:
+        raise ApiError(413, "batch", f"{req.batch} is over the limit of {settings.max_batch}")
+    tokens = req.context_tokens
+    if tokens is not None and tokens > settings.max_context_tokens:
+        raise ApiError(413, "context_tokens", f"{tokens} is over the limit of {settings.max_context_tokens}")
+    if not config.use_spatial_transformer:
+        tokens = None
+    elif tokens is None:
+        tokens = PRESETS[preset].context_tokens if preset else 77
+    given = [f for f in ("image_size", "sample_size") if getattr(req, f) is not None]
+    size_field = given[0] if given else "batch" if req.batch > 1 else None
+    cost_limits(settings).check_config(
+        config, sample, req.batch, tokens, model_field=model_field, size_field=size_field
+    )
+    return TraceSpec(config, preset, tuple(sample), req.batch, tokens, dtype)
