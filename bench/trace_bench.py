@@ -15,7 +15,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common import machine, median_time, table
 from sdunet_core import PRESETS, UNetModel
-from sdunet_core.trace import make_inputs, trace_unet
+from sdunet_core.inputs import make_inputs
+from sdunet_core.structure import record_nodes
+from sdunet_core.trace import _build, trace_totals, trace_unet
 
 RSS_SCRIPT = (
     "import resource; from sdunet_core.trace import trace_unet; trace_unet('sdxl-base', sample_size=(128, 128)); "
@@ -51,8 +53,18 @@ def _torchinfo(name: str, size: tuple[int, int]) -> float:
 
 def _hook_overhead(name: str, size: tuple[int, int], repeats: int) -> tuple[float, float]:
     trace = trace_unet(name, sample_size=size, device="cpu", repeats=repeats)
-    assert trace.timing is not None
-    return trace.timing["forward_ms"], trace.timing["hooked_forward_ms"]
+    assert trace.timing is not None and trace.timing.hooked_forward_ms is not None
+    return trace.timing.forward_ms, trace.timing.hooked_forward_ms
+
+
+def _replay_gain(name: str, size: tuple[int, int]) -> tuple[float, float]:
+    """The hooked meta forward with every module run, and with repeated sub-blocks replayed (memo.py)."""
+    preset = PRESETS[name]
+    model = _build(preset.config, "meta", torch.float32)
+    inputs = make_inputs(preset.config, size, 1, preset.context_tokens, "meta", torch.float32)
+    full = median_time(lambda: record_nodes(model, inputs, memoize=False), repeats=3)
+    memo = median_time(lambda: record_nodes(model, inputs), repeats=3)
+    return full, memo
 
 
 def run() -> list[tuple[str, str, str]]:
@@ -65,6 +77,19 @@ def run() -> list[tuple[str, str, str]]:
         rows.append((f"{name} {px}x{px} meta trace (median of 5)", f"{t:.3f} s", f"<= {target} s"))
         rows.append((f"{name} trace / bare forward under FlopCounterMode ({bare:.3f} s)", f"{t / bare:.2f}x", "<= 2x"))
         rows.append((f"{name} trace / torchinfo.summary on meta ({info:.3f} s)", f"{t / info:.2f}x", "(for reference)"))
+        full, memo = _replay_gain(name, size)
+        rows.append((f"{name} hooked meta forward: every module run / repeats replayed", f"{full:.3f} s / {memo:.3f} s",
+                     "(same records; tested)"))  # fmt: skip
+    sizes = [(s, s) for s in (32, 64, 96, 128, 160)]
+    one = median_time(lambda: trace_unet("sdxl-base", sample_size=(128, 128)), repeats=3)
+    sweep = median_time(lambda: trace_totals("sdxl-base", sizes), repeats=3)
+    rows.append(
+        (
+            "sdxl-base totals at 5 sizes (256-1280 px, one process) / one 1024 px trace",
+            f"{sweep:.2f} s / {one:.2f} s = {sweep / one:.2f}x",
+            "(the API spreads the sizes over 2 workers)",
+        )
+    )
     out = subprocess.run([sys.executable, "-c", RSS_SCRIPT], capture_output=True, text=True, check=True).stdout
     rss_mb = int(out.strip().splitlines()[-1]) / 1024
     rows.append(("peak RSS: import + trace sdxl-base 1024x1024 + exit", f"{rss_mb:.0f} MB", "<= 700 MB"))

@@ -87,12 +87,15 @@ class MemoCache:
 
 
 class Memo:
-    """Wraps the forward of every non-leaf module of one meta model; call `restore()` when done."""
+    """Wraps the forward of every non-leaf module of one meta model; `begin()` each run with its records, and
+    `restore()` when done (the wrappers stay for several runs: a scaling sweep)."""
 
-    def __init__(self, model: nn.Module, names: dict[nn.Module, str], calls: dict[str, dict[str, Any]],
-                 call_log: list[str], order: list[int], mode: FlopAndMemoryMode,
-                 cache: MemoCache | None = None) -> None:  # fmt: skip
-        self.names, self.calls, self.call_log, self.order, self.mode = names, calls, call_log, order, mode
+    def __init__(self, names: dict[nn.Module, str], cache: MemoCache | None = None) -> None:
+        self.names = names
+        self.calls: dict[str, dict[str, Any]] = {}
+        self.call_log: list[str] = []
+        self.order = [0]
+        self.mode: FlopAndMemoryMode | None = None
         cache = cache or MemoCache()
         self._sigs = cache.signatures
         self._seen = cache.seen
@@ -102,6 +105,12 @@ class Memo:
                 # Straight into the instance's dict: nn.Module.__setattr__ checks every value against Parameter.
                 module.__dict__["forward"] = self._wrap(module, module.forward)
                 self._wrapped.append(module)
+
+    def begin(
+        self, calls: dict[str, dict[str, Any]], call_log: list[str], order: list[int], mode: FlopAndMemoryMode
+    ) -> None:
+        """The records of the run about to start, which recordings read and replays write."""
+        self.calls, self.call_log, self.order, self.mode = calls, call_log, order, mode
 
     def restore(self) -> None:
         for module in self._wrapped:
@@ -128,6 +137,7 @@ class Memo:
         self, module: nn.Module, forward: Callable[..., Any], args: tuple, kwargs: dict
     ) -> tuple[Any, _Recording | None]:
         path, mode = self.names[module], self.mode
+        assert mode is not None
         start_order, start_calls, start_flops = self.order[0], len(self.call_log), len(mode.flop_log)
         tallies = (mode.math, mode.fused)
         entry = [(t.live, t.peak) for t in tallies]
@@ -155,6 +165,7 @@ class Memo:
 
     def _replay(self, module: nn.Module, rec: _Recording) -> torch.Tensor:
         path, mode = self.names[module], self.mode
+        assert mode is not None
         base = self.order[0]
         for rel, offset, r in rec.calls:
             p = f"{path}.{rel}"

@@ -37,58 +37,71 @@ def tensor_spec(value: torch.Tensor) -> dict[str, Any]:
     return _spec(value)[0]
 
 
-def _run_hooked(
-    model: UNetModel, inputs: dict[str, torch.Tensor | None], deadline: float | None, memo: MemoCache | None
-) -> tuple[dict[str, dict[str, Any]], FlopAndMemoryMode]:
-    """The meta forward with a pre/post hook on every module: per-path call records, and the counting mode."""
-    names = {m: n for n, m in model.named_modules()}
-    calls: dict[str, dict[str, Any]] = {}
-    call_log: list[str] = []
-    stack: list[str] = [""]
-    order = [0]
-    mode = FlopAndMemoryMode(stack, sum(nbytes(v) for v in inputs.values()), deadline)
-    # The SDPA marker watches torch functions only inside the modules that attend: watching every call of the
-    # forward would cost more than the trace itself.
-    marker = SdpaMarker(mode)
-    attends = {m for m in names if getattr(m, "category", None) in _ATTENDING}
-    entered = [0]
+class Recorder:
+    """A pre/post hook on every module of one meta model (and, with a memo cache, the replay of repeated
+    sub-blocks), installed once for any number of forwards; use as a context manager, which removes them."""
 
-    def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        path = names[module]
-        if path not in calls:
-            calls[path] = {"inputs": _spec(args) + _spec(kwargs), "call_order": order[0]}
-            call_log.append(path)
-        order[0] += 1
-        stack.append(path)
-        if module in attends:
-            marker.__enter__()
-            entered[0] += 1
+    def __init__(self, model: UNetModel, memo: MemoCache | None) -> None:
+        self.model = model
+        self.names = names = {m: n for n, m in model.named_modules()}
+        # The SDPA marker watches torch functions only inside the modules that attend: watching every call of the
+        # forward would cost more than the trace itself.
+        self.attends = {m for m in names if getattr(m, "category", None) in _ATTENDING}
+        self.handles = []
+        for module in names:
+            self.handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
+            self.handles.append(module.register_forward_hook(self._post, with_kwargs=True))
+        self.memo = Memo(names, memo) if memo is not None else None
+        self.entered = 0
 
-    def post(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        if module in attends:
-            marker.__exit__(None, None, None)
-            entered[0] -= 1
-        rec = calls[stack.pop()]
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.memo is not None:
+            self.memo.restore()
+        for h in self.handles:
+            h.remove()
+
+    def run(
+        self, inputs: dict[str, torch.Tensor | None], deadline: float | None
+    ) -> tuple[dict[str, dict[str, Any]], FlopAndMemoryMode]:
+        """One meta forward: per-path call records (inputs, outputs, order), and the counting mode."""
+        self.calls: dict[str, dict[str, Any]] = {}
+        self.call_log: list[str] = []
+        self.stack: list[str] = [""]
+        self.order = [0]
+        self.mode = mode = FlopAndMemoryMode(self.stack, sum(nbytes(v) for v in inputs.values()), deadline)
+        self.marker = SdpaMarker(mode)
+        if self.memo is not None:
+            self.memo.begin(self.calls, self.call_log, self.order, mode)
+        try:
+            with torch.no_grad(), mode:
+                self.model(**inputs)
+        finally:
+            while self.entered:  # a forward stopped inside an attention (time limit): leave no mode behind
+                self.marker.__exit__(None, None, None)
+                self.entered -= 1
+        return self.calls, mode
+
+    def _pre(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        path = self.names[module]
+        if path not in self.calls:
+            self.calls[path] = {"inputs": _spec(args) + _spec(kwargs), "call_order": self.order[0]}
+            self.call_log.append(path)
+        self.order[0] += 1
+        self.stack.append(path)
+        if module in self.attends:
+            self.marker.__enter__()
+            self.entered += 1
+
+    def _post(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        if module in self.attends:
+            self.marker.__exit__(None, None, None)
+            self.entered -= 1
+        rec = self.calls[self.stack.pop()]
         rec.setdefault("outputs", _spec(output))
         rec.setdefault("activation_bytes", nbytes(output))
-
-    handles = []
-    for module in names:
-        handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
-        handles.append(module.register_forward_hook(post, with_kwargs=True))
-    wrapped = Memo(model, names, calls, call_log, order, mode, memo) if memo is not None else None
-    try:
-        with torch.no_grad(), mode:
-            model(**inputs)
-    finally:
-        if wrapped is not None:
-            wrapped.restore()
-        while entered[0]:  # a forward stopped inside an attention (time limit): leave no mode behind
-            marker.__exit__(None, None, None)
-            entered[0] -= 1
-        for h in handles:
-            h.remove()
-    return calls, mode
 
 
 def describe_modules(model: UNetModel) -> list[dict[str, Any]]:
@@ -126,14 +139,20 @@ def record_nodes(
     deadline: float | None = None,
     memoize: bool | MemoCache = True,
     described: list[dict[str, Any]] | None = None,
+    recorder: Recorder | None = None,
 ) -> tuple[list[dict[str, Any]], FlopAndMemoryMode]:
     """Node records of every module in `named_modules()` order, and the counting mode (FLOPs, peak bytes).
 
     With `memoize`, each distinct (sub-block, input shape) runs once and its repeats are replayed (memo.py); a
     `MemoCache` carries what was learnt to the next trace of the same model. `described` is
-    `describe_modules(model)` when the caller has it already."""
-    memo = memoize if isinstance(memoize, MemoCache) else MemoCache() if memoize else None
-    calls, mode = _run_hooked(model, inputs, deadline, memo)
+    `describe_modules(model)` when the caller has it already; `recorder` a `Recorder` of the model kept for several
+    runs (then `memoize` is the recorder's)."""
+    if recorder is not None:
+        calls, mode = recorder.run(inputs, deadline)
+    else:
+        memo = memoize if isinstance(memoize, MemoCache) else MemoCache() if memoize else None
+        with Recorder(model, memo) as rec:
+            calls, mode = rec.run(inputs, deadline)
     nodes: list[dict[str, Any]] = []
     by_path: dict[str, dict[str, Any]] = {}
     for static in described if described is not None else describe_modules(model):

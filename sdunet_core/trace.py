@@ -33,7 +33,7 @@ from .inputs import (
 from .memo import MemoCache
 from .presets import Preset
 from .schema import SCHEMA_VERSION, Block, Node, Skip, Timing, Totals, Trace, TraceInput
-from .structure import describe_modules, record_nodes, tensor_spec
+from .structure import Recorder, describe_modules, record_nodes, tensor_spec
 from .timing import MemoryLimitError, Progress, available_bytes, run_memory_bytes, time_modules
 from .unet import UNetModel
 
@@ -280,9 +280,10 @@ def trace_totals(
     out = []
     with _META_LOCK:
         model = _build(m.config, "meta", torch.float32)
-        described, memo = describe_modules(model), MemoCache()
-        for size in sample_sizes:
-            inputs = make_inputs(m.config, tuple(size), batch, tokens, "meta", torch.float32)
-            records, mode = record_nodes(model, inputs, deadline, memo, described)
-            out.append((_trace_input(m, tuple(size), batch, tokens, inputs), _totals(records, mode, 4)))
+        described = describe_modules(model)
+        with Recorder(model, MemoCache()) as recorder:  # hooks and replays installed once for every size
+            for size in sample_sizes:
+                inputs = make_inputs(m.config, tuple(size), batch, tokens, "meta", torch.float32)
+                records, mode = record_nodes(model, inputs, deadline, described=described, recorder=recorder)
+                out.append((_trace_input(m, tuple(size), batch, tokens, inputs), _totals(records, mode, 4)))
     return out
