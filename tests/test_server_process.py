@@ -94,11 +94,19 @@ def test_no_child_survives_a_shutdown(tmp_path: Path, how: signal.Signals) -> No
         assert _wait_gone(kids) == []
 
 
+def _start_capture(url: str) -> None:
+    """An activation capture (tiny, seeded weights): it leaves the capture process running, holding its model."""
+    body = {"preset": "tiny", "prompt": "a cat", "points": ["unet-out"]}
+    r = httpx.post(f"{url}/api/activations/capture", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+
+
 def test_no_child_survives_the_server_being_killed(tmp_path: Path) -> None:
     with serve(env=_env(tmp_path), log=tmp_path / "server.log") as (url, proc):
+        _start_capture(url)
         _start_profile(url)
         kids = _descendants(proc.pid)
-        assert len(kids) >= 3, kids
+        assert len(kids) >= 4, kids  # trace worker, resource tracker, capture process, profile process
         proc.kill()  # no shutdown code runs: the children must notice on their own
         proc.wait(timeout=10)
         assert _wait_gone(kids) == []
