@@ -37,6 +37,8 @@ NodeCategory = Literal[
     "up_block",
     "output_head",
     "codebook_head",
+    "control_hint",
+    "zero_conv",
     "resblock",
     "spatial_transformer",
     "transformer_block",
@@ -59,7 +61,7 @@ NodeCategory = Literal[
 ]
 
 CATEGORIES: dict[str, str] = {
-    "model": "the whole UNet",
+    "model": "the whole model: a UNet, or a ControlNet",
     "stage": "the list of a stage's top-level blocks (`input_blocks`, `output_blocks`)",
     "time_embedding": "top-level: the timestep's sinusoid through Linear → SiLU → Linear (`time_embed`)",
     "label_embedding": "top-level: class or pooled-text/size conditioning embedded to the time embedding's width",
@@ -71,6 +73,11 @@ CATEGORIES: dict[str, str] = {
     "end of a level the upsampler",
     "output_head": "top-level: GroupNorm → SiLU → 3×3 conv back to latent channels (`out`)",
     "codebook_head": "top-level: GroupNorm → 1×1 conv to codebook logits (`id_predictor`, VQ models)",
+    "control_hint": "top-level, ControlNet: the hint encoder (`input_hint_block`), the control image through 3×3 "
+    "convs with SiLU, three of stride 2, down to the latent's size, and a zero-initialised conv to `model_channels`; "
+    "added to the output of `input_blocks.0`",
+    "zero_conv": "top-level, ControlNet: a zero-initialised 1×1 conv on an encoder block's output (`zero_convs.N`, "
+    "`middle_block_out`); what it returns is added to the UNet's matching skip or middle block output",
     "resblock": "two 3×3 convs with the time embedding added between them and a residual path",
     "spatial_transformer": "a feature map as tokens through transformer blocks and back, plus its input",
     "transformer_block": "self-attention, cross-attention and feed-forward, each pre-normed with a residual add",
