@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Size = Annotated[int, Field(ge=1, le=2**20)]
+ControlScale = Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)]
 
 
 class TraceRequest(BaseModel):
@@ -24,6 +25,13 @@ class TraceRequest(BaseModel):
     sample_size: list[Size] | None = Field(None, min_length=1, max_length=3, description="latent size [H, W]")
     batch: int = Field(1, ge=1, le=2**20, description="batch size")
     context_tokens: int | None = Field(None, ge=1, le=2**20, description="context tokens (77 for CLIP text)")
+    control_scales: list[ControlScale] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="ControlNet presets only: one scale per injection (13 for SD 1.x/2.x, 10 for SDXL), "
+        "0 to 10; 1.0 each by default",
+    )
 
 
 class ProfileRequest(TraceRequest):

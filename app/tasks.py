@@ -41,12 +41,23 @@ def trace(
     batch: int,
     context_tokens: int | None,
     dtype: str,
+    control: dict[str, Any] | None = None,
+    control_scales: list[float] | None = None,
 ) -> tuple[bytes, bytes, str, dict[str, Any], dict[str, Any]]:
     """A meta trace, serialized: (JSON, gzipped JSON, ETag, totals, input). A preset is traced by its name, so
-    that the trace is labelled with the name the user asked for (sd2-v, not sd2, which has the same network)."""
+    that the trace is labelled with the name the user asked for (sd2-v, not sd2, which has the same network).
+    With `control` (a ControlNet preset's config), the ControlNet is traced, with its injections."""
     try:
-        target = preset if preset is not None else UNetConfig.from_dict(config)
-        result = trace_unet(target, sample_size=sample_size, batch=batch, context_tokens=context_tokens, dtype=dtype)
+        inputs = {"sample_size": sample_size, "batch": batch, "context_tokens": context_tokens, "dtype": dtype}
+        if control is not None:
+            from sdunet_core.control_trace import trace_controlnet
+            from sdunet_core.controlnet import ControlNetConfig
+
+            model = preset if preset is not None else ControlNetConfig.from_dict(control)
+            result = trace_controlnet(model, control_scales=control_scales, **inputs)
+        else:
+            target = preset if preset is not None else UNetConfig.from_dict(config)
+            result = trace_unet(target, **inputs)
     except ConfigError as exc:
         raise Refusal(422, exc.field, exc.reason) from None
     body = result.to_json()

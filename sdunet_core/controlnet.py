@@ -81,6 +81,12 @@ class ControlNetConfig:
         """How many hint pixels make one latent pixel: 2 ** (stride-2 convs of the hint encoder)."""
         return 2 ** (len(self.hint_block_channels) - 1)
 
+    @property
+    def num_injections(self) -> int:
+        """Outputs of the ControlNet: one per input block (input conv, res blocks, downsamplers) and the middle's."""
+        u = self.unet
+        return 1 + sum(u.num_res_blocks) + (u.num_levels - 1) + 1
+
     # ---- the original yaml form ----------------------------------------------------------------------
     @classmethod
     def from_ldm(cls, params: dict[str, Any]) -> ControlNetConfig:

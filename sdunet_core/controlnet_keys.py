@@ -42,8 +42,7 @@ def controlnet_keymap(config: ControlNetConfig) -> KeyMap | None:
     """The map of a ControlNet config; None where diffusers cannot express its UNet (`unsupported_reason`)."""
     if keymap_for(config.unet) is None:
         return None
-    blocks = 1 + sum(config.unet.num_res_blocks) + config.unet.num_levels - 1  # input conv, res blocks, downsamplers
-    extra = [*control_pairs(len(config.hint_block_channels)), *_zero_pairs(blocks)]
+    extra = [*control_pairs(len(config.hint_block_channels)), *_zero_pairs(config.num_injections - 1)]
     return KeyMap(layout_from_config(config.unet), extra)
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from .controlnet import ControlNetConfig
 from .errors import ConfigError, quote
 from .presets import PRESETS, Preset
@@ -80,3 +82,46 @@ def load_controlnet_preset(name: str) -> ControlNetPreset:
     if preset is None:
         raise ConfigError("preset", f"unknown ControlNet preset {quote(name)}; known: {sorted(CONTROLNET_PRESETS)}")
     return preset
+
+
+class ControlNetPresetSummary(BaseModel):
+    """A ControlNet preset as GET /api/controlnet/presets lists it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="the name to ask /api/trace for (`controlnet-sd15`, ...)")
+    title: str = Field(description="what the model is, in words")
+    family: str = Field(description="the family of the UNet it steers: `sd1`, `sd2`, `sdxl` or `tiny`")
+    base_preset: str = Field(description="the UNet preset it steers")
+    num_parameters: int | None = Field(description="the reference implementation's exact count (null for ours)")
+    hint_channels: int = Field(description="channels of the control image")
+    hint_factor: int = Field(description="control image pixels per latent pixel")
+    num_injections: int = Field(description="its outputs, each added to a skip or the middle block of the UNet")
+    reference_input: dict[str, list[int] | None] = Field(
+        description="shapes it is traced with at batch 1: `x`, `hint`, `context`, `y`"
+    )
+    latent_factor: int = Field(description="image pixels per latent pixel")
+    source: dict[str, str] = Field(description="where its parameters come from")
+    ldm_params: dict[str, Any] = Field(description="cldm.ControlNet's keyword arguments")
+
+
+def summary(preset: ControlNetPreset) -> ControlNetPresetSummary:
+    config = preset.config
+    ref = dict(preset.base.reference_input)
+    x = ref["x"]
+    assert x is not None
+    ref["hint"] = [x[0], config.hint_channels, *(s * config.hint_factor for s in x[2:])]
+    return ControlNetPresetSummary(
+        name=preset.name,
+        title=preset.title,
+        family=preset.family,
+        base_preset=preset.base_preset,
+        num_parameters=preset.num_parameters,
+        hint_channels=config.hint_channels,
+        hint_factor=config.hint_factor,
+        num_injections=config.num_injections,
+        reference_input=ref,
+        latent_factor=preset.latent_factor,
+        source=preset.source,
+        ldm_params=config.to_ldm(),
+    )

@@ -329,6 +329,50 @@ class Timing(_Out):
     clock: str = Field(description="`perf_counter`, or `cuda events`")
 
 
+class Injection(_Out):
+    """One ControlNet output and where it lands in the UNet it steers."""
+
+    index: int = Field(description="its position in the ControlNet's outputs, and in `control.scales`")
+    source: str = Field(description="the ControlNet's zero conv that makes it (`zero_convs.4`, `middle_block_out`)")
+    from_block: str = Field(
+        description="the ControlNet block whose output that zero conv reads (`input_blocks.4`, `middle_block`)"
+    )
+    target: str = Field(
+        description="the UNet block whose output it is added to: an input block (its skip) or `middle_block`"
+    )
+    added_to: Literal["skip", "middle"] = Field(
+        description="`skip`: added to the target's output that the up stage keeps, before an output block "
+        "concatenates it; `middle`: added to the middle block's output, the up stage's first input"
+    )
+    consumer: str = Field(
+        description="the UNet output block that receives the sum (the skip's; `output_blocks.0` for the middle)"
+    )
+    stage: Stage = Field(description="`down` for the skips, `mid` for the middle block")
+    level: int = Field(description="resolution level of the target (0 = full latent resolution)")
+    factor: int = Field(description="downsample factor of the residual relative to the latent")
+    channels: int = Field(description="channels of the residual (those of the target's output)")
+    shape: list[int] = Field(description="the residual tensor, equal to the target's output")
+    params: int = Field(description="parameters of its zero conv")
+    flops: int = Field(description="FLOPs of its zero conv")
+    scale: float = Field(description="what the residual is multiplied by before the add (cldm's `control_scales`)")
+
+
+class ControlInfo(_Out):
+    """What a ControlNet trace adds: the control image, its encoder, and every injection into the UNet."""
+
+    kind: Literal["controlnet"] = Field(description="the kind of control model")
+    base_preset: str | None = Field(description="the UNet preset it steers (its `blocks` and skips are those named)")
+    hint: TensorSpec = Field(description="the control image the hint encoder reads, `[batch, hint_channels, H, W]`")
+    hint_channels: int = Field(description="channels of the control image")
+    hint_factor: int = Field(description="control image pixels per latent pixel (2 per stride-2 conv)")
+    hint_block: str = Field(description="the hint encoder's path (`input_hint_block`)")
+    hint_added_to: str = Field(
+        description="the ControlNet block whose output the encoded hint is added to (`input_blocks.0`)"
+    )
+    scales: list[float] = Field(description="the control scale of every injection, in order")
+    injections: list[Injection] = Field(description="one per ControlNet output: the input blocks', then the middle's")
+
+
 def _field_comments(cls: type) -> dict[str, str]:
     """The comment block above each field of a dataclass: the config documents itself there, once."""
     out: dict[str, str] = {}
@@ -361,13 +405,15 @@ UNetConfigModel = _config_model()
 
 
 class Trace(_Out):
-    """The result of `trace_unet`: the whole model as data."""
+    """The result of `trace_unet` (or `trace_controlnet`): the whole model as data."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     schema_version: Literal[2] = Field(SCHEMA_VERSION, description="the version of this schema")
     preset: str | None = Field(description="the preset name asked for; null for a custom config")
-    config: UNetConfigModel = Field(description="the `UNetConfig` in our field names")  # type: ignore[valid-type]
+    config: UNetConfigModel = Field(  # type: ignore[valid-type]
+        description="the `UNetConfig` in our field names (a ControlNet's: the UNet whose encoder it copies)"
+    )
     ldm_params: dict[str, Any] = Field(description="the same as the original constructor's keywords")
     input: TraceInput = Field(description="what the forward was given")
     device: str = Field(description="`meta` (no weights allocated), `cpu` or `cuda`")
@@ -378,6 +424,9 @@ class Trace(_Out):
     blocks: list[Block] = Field(description="the top-level blocks in execution order: the U's skeleton")
     skips: list[Skip] = Field(description="the skip connections, from the down stage to the up stage")
     nodes: list[Node] = Field(description="every module, root first, in `named_modules()` order")
+    control: ControlInfo | None = _optional(
+        "ControlNets only (omitted otherwise): the control image and where each output is added to the UNet"
+    )
 
     def node(self, path: str) -> Node:
         return self.node_index[path]
