@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from app import __version__
 
@@ -83,6 +84,11 @@ def _inspect(args: argparse.Namespace) -> int:
 
     try:
         header = read_header(args.file)
+        from sdunet_core.control_detect import detect_control
+
+        control = detect_control(header)
+        if control is not None:
+            return _inspect_control(args, control)
         if looks_like_lora(header):
             from app.lora_cli import inspect_lora
 
@@ -113,6 +119,28 @@ def _inspect(args: argparse.Namespace) -> int:
         print(f"  note: {note}")
     if d["other_keys"]:
         print("  other tensors: " + ", ".join(f"{k} ({n})" for k, n in d["other_keys"].items()))
+    return 0
+
+
+def _inspect_control(args: argparse.Namespace, report: Any) -> int:
+    """A ControlNet, T2I-Adapter or control-LoRA in a few lines: kind, family, size, where it injects."""
+    import json
+
+    if args.json:
+        print(json.dumps(report.model_dump(mode="json"), indent=1))
+        return 0
+    names = "original names" if report.layout == "ldm" else "diffusers names"
+    print(f"{report.kind} under {report.prefix!r} ({names}) for {report.family or 'an unknown family'}: "
+          f"preset {report.preset or 'none'}")  # fmt: skip
+    sizes = ", ".join(f"{dtype} {n / 2**20:,.1f} MiB" for dtype, n in report.bytes_by_dtype.items())
+    print(f"  {report.num_parameters:,} parameters; {sizes}")
+    for point in report.injections:
+        print(f"  output {point.index}: {point.channels} channels at 1/{point.image_factor} -> {point.target} "
+              f"({point.added_to})")  # fmt: skip
+    if report.exact:
+        print("  loads into ControlNetModel(config) with strict=True: no key missing, unexpected or mismatched")
+    for note in report.notes:
+        print(f"  note: {note}")
     return 0
 
 

@@ -103,6 +103,11 @@ def detect(body: bytes, limits: CostLimits) -> dict[str, Any]:
             header = parse_safetensors_header(body)  # the file's first bytes: length, then the JSON
         else:
             header = decode_header_json(body, field="body")
+        from sdunet_core.control_detect import detect_control
+
+        control = detect_control(header)  # a ControlNet, T2I-Adapter or control-LoRA; else the file's UNet
+        if control is not None:
+            return control.model_dump(mode="json")
         return detect_unet(header, check=bounded).to_dict()
     except CheckpointError as exc:
         raise Refusal(400 if exc.field in ("body", "header_length") else 422, exc.field, exc.reason) from None
