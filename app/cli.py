@@ -47,10 +47,19 @@ def _trace_args(args: argparse.Namespace) -> dict:
 
 
 def _trace(args: argparse.Namespace) -> int:
+    from sdunet_core.controlnet_presets import CONTROLNET_PRESETS
     from sdunet_core.summary import format_summary, human
     from sdunet_core.trace import trace_unet
 
-    trace = trace_unet(args.preset, device=args.device, dtype=args.dtype, repeats=args.repeats, **_trace_args(args))
+    if args.preset in CONTROLNET_PRESETS:
+        from sdunet_core.control_trace import trace_controlnet
+
+        if args.device != "meta":
+            print("error: ControlNets are traced on the meta device only (no timed runs yet)", file=sys.stderr)
+            return 2
+        trace = trace_controlnet(args.preset, dtype=args.dtype, **_trace_args(args))
+    else:
+        trace = trace_unet(args.preset, device=args.device, dtype=args.dtype, repeats=args.repeats, **_trace_args(args))
     if args.json:
         with open(args.json, "wb") as f:
             f.write(trace.to_json())
@@ -62,15 +71,24 @@ def _trace(args: argparse.Namespace) -> int:
     )
     if t.time_ms is not None:
         print(f"forward {t.time_ms:.2f} ms on {trace.device} ({trace.dtype}, median of {args.repeats})")
+    if trace.control is not None:
+        targets = ", ".join(f"{i.target} x{i.scale:g}" for i in trace.control.injections)
+        print(f"control image {trace.control.hint.shape}; added to the {trace.control.base_preset} UNet at {targets}")
     if not args.json:
         print(format_summary(trace, depth=1))
     return 0
 
 
 def _summary(args: argparse.Namespace) -> int:
+    from sdunet_core.controlnet_presets import CONTROLNET_PRESETS
     from sdunet_core.summary import format_summary
     from sdunet_core.trace import trace_unet
 
+    if args.preset in CONTROLNET_PRESETS:
+        from sdunet_core.control_trace import trace_controlnet
+
+        print(format_summary(trace_controlnet(args.preset, **_trace_args(args)), depth=args.depth))
+        return 0
     print(format_summary(trace_unet(args.preset, **_trace_args(args)), depth=args.depth))
     return 0
 

@@ -142,15 +142,25 @@ def catalog(config: dict[str, Any], sample_size: tuple[int, ...]) -> tuple:
     return points(UNetConfig.from_dict(config), tuple(sample_size), 77)
 
 
-def diffusers_names(config: dict[str, Any]) -> dict[str, Any]:
-    """Our module path -> the diffusers module path, for modules that hold weights."""
+def diffusers_names(config: dict[str, Any], control: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Our module path -> the diffusers module path, for modules that hold weights (of the ControlNet with
+    `control`)."""
     cfg = UNetConfig.from_dict(config)
     reason = unsupported_reason(cfg)
-    keymap = None if reason else keymap_for(cfg)
+    if control is not None:
+        from sdunet_core.controlnet import ControlNetConfig, ControlNetModel
+        from sdunet_core.controlnet_keys import controlnet_keymap
+
+        control_config = ControlNetConfig.from_dict(control)
+        keymap = None if reason else controlnet_keymap(control_config)
+        build: Any = lambda: ControlNetModel(control_config)  # noqa: E731
+    else:
+        keymap = None if reason else keymap_for(cfg)
+        build = lambda: UNetModel(cfg)  # noqa: E731
     if keymap is None:
         return {"supported": False, "reason": reason or "diffusers has no layout for this model", "names": {}}
     with torch.device("meta"):
-        modules = [(p, m) for p, m in UNetModel(cfg).named_modules() if p]
+        modules = [(p, m) for p, m in build().named_modules() if p]
     names = {p: keymap.to_diffusers(p) if any(True for _ in m.parameters()) else None for p, m in modules}
     return {"supported": True, "reason": None, "names": names}
 

@@ -36,7 +36,7 @@ from .builder import BlockBuilder, label_embedding, time_embedding
 from .config import UNetConfig
 from .errors import ConfigError, quote
 from .plan import BlockPlan, embedding_plans, plan_blocks
-from .unet import timestep_embedding
+from .unet import UNetModel, timestep_embedding
 
 # The hint encoder's widths in the original (fixed there; diffusers' `conditioning_embedding_out_channels`).
 HINT_BLOCK_CHANNELS = (16, 32, 96, 256)
@@ -244,3 +244,46 @@ class ControlNetModel(nn.Module):
         h = self.middle_block(h, emb, context)
         outs.append(self.middle_block_out(h, emb, context))
         return outs
+
+
+def controlled_unet_forward(
+    unet: UNetModel,
+    x: torch.Tensor,
+    timesteps: torch.Tensor,
+    context: torch.Tensor | None,
+    y: torch.Tensor | None,
+    control: ControlNetModel,
+    residuals: list[torch.Tensor],
+    scales: list[float] | None = None,
+) -> torch.Tensor:
+    """The UNet's forward with a ControlNet's residuals added where `control.injections()` says: cldm's
+    `ControlledUnetModel.forward` with `ControlLDM`'s scales, wired by our own statement of the targets.
+
+    Each residual, times its scale, is added to its target's output as the up stage keeps it (the running tensor
+    goes on unchanged), the middle one to the middle block's output; the output blocks concatenate the sums.
+    """
+    injections = control.injections()
+    if len(residuals) != len(injections):
+        raise ValueError(f"{len(residuals)} residuals for {len(injections)} injections")
+    scales = scales if scales is not None else [1.0] * len(injections)
+    added = {target: r * s for (_, target, _), r, s in zip(injections, residuals, scales, strict=True)}
+    # 1. The UNet's own embedding.
+    t_emb = timestep_embedding(timesteps, unet.config.model_channels).to(unet.time_embed[0].weight.dtype)
+    emb = unet.time_embed(t_emb)
+    if y is not None:
+        emb = emb + unet.label_emb(y)
+    # 2. Down stage: every block's output kept for the up stage, with its residual added.
+    downs = [b for b in unet.plan if b.stage == "down"]
+    kept: dict[str, torch.Tensor] = {}
+    h = x
+    for plan, block in zip(downs, unet.input_blocks, strict=True):
+        h = block(h, emb, context)
+        kept[plan.path] = h + added[plan.path] if plan.path in added else h
+    # 3. Middle block, plus its residual.
+    h = unet.middle_block(h, emb, context)
+    h = h + added["middle_block"]
+    # 4. Up stage: each output block concatenates the skip its plan names.
+    ups = [b for b in unet.plan if b.stage == "up"]
+    for plan, block in zip(ups, unet.output_blocks, strict=True):
+        h = block(torch.cat([h, kept[plan.skip_from]], dim=1), emb, context)  # type: ignore[index]
+    return unet.out(h.type(x.dtype))

@@ -62,7 +62,7 @@ NodeCategory = Literal[
 
 CATEGORIES: dict[str, str] = {
     "model": "the whole model: a UNet, or a ControlNet",
-    "stage": "the list of a stage's top-level blocks (`input_blocks`, `output_blocks`)",
+    "stage": "a list of top-level blocks: a stage's (`input_blocks`, `output_blocks`), a ControlNet's `zero_convs`",
     "time_embedding": "top-level: the timestep's sinusoid through Linear → SiLU → Linear (`time_embed`)",
     "label_embedding": "top-level: class or pooled-text/size conditioning embedded to the time embedding's width",
     "input_conv": "top-level: the 3×3 conv from latent channels to `model_channels` (`input_blocks.0`)",

@@ -200,3 +200,37 @@ def test_api_lists_controlnet_presets(client) -> None:
     assert sd15["reference_input"]["hint"] == [1, 3, 512, 512]
     r = client.get("/api/controlnet/presets/nope")
     assert r.status_code == 404 and r.json()["field"] == "name"
+
+
+def test_api_diffusers_names_of_a_controlnet(client) -> None:
+    diffusers = pytest.importorskip("diffusers")
+    from tests.diffusers_configs import DIFFUSERS_CONFIGS
+
+    r = client.post("/api/diffusers-names", json={"preset": "controlnet-sd15"})
+    assert r.status_code == 200 and r.json()["supported"]
+    names = r.json()["names"]
+    assert names["input_hint_block.0"] == "controlnet_cond_embedding.conv_in"
+    assert names["input_hint_block.14"] == "controlnet_cond_embedding.conv_out"
+    assert names["zero_convs.11.0"] == "controlnet_down_blocks.11"
+    assert names["middle_block_out.0"] == "controlnet_mid_block"
+    assert names["input_blocks.4.1"] == "down_blocks.1.attentions.0"
+    kwargs = {k: v for k, v in DIFFUSERS_CONFIGS["sd1"].items() if k != "up_block_types"}
+    with torch.device("meta"):
+        theirs = dict(diffusers.ControlNetModel(**kwargs).named_modules())
+    named = {v for v in names.values() if v is not None}
+    assert named <= set(theirs)  # every name is a module of diffusers' ControlNetModel
+    assert {n for n, m in theirs.items() if n and any(True for _ in m.parameters(recurse=False))} <= named
+
+
+def test_cli_traces_a_controlnet(capsys, tmp_path) -> None:
+    from app.cli import main
+
+    out = tmp_path / "cn.json"
+    assert main(["trace", "controlnet-tiny", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("controlnet-tiny: 1,735,472 params")
+    assert "added to the tiny UNet at input_blocks.0 x1" in printed
+    assert Trace.model_validate_json(out.read_bytes()).control == trace_controlnet("controlnet-tiny").control
+    assert main(["trace", "controlnet-tiny", "--device", "cpu"]) == 2
+    assert main(["summary", "controlnet-tiny", "--depth", "0"]) == 0
+    assert "hint [1, 3, 128, 128]" in capsys.readouterr().out

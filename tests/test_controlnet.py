@@ -207,3 +207,36 @@ def test_original_params_need_hint_channels() -> None:
     with pytest.raises(ConfigError) as err:
         ControlNetConfig.from_ldm(params)
     assert err.value.field == "hint_channels"
+
+
+def test_injections_wire_the_unet_as_diffusers_does() -> None:
+    """Our statement of where each residual goes (ControlNetModel.injections, the UNet plan's skips) drives a controlled
+    forward that equals diffusers' UNet2DConditionModel fed the same residuals (down_block_additional_residuals,
+    mid_block_additional_residual), scales included."""
+    from sdunet_core.controlnet import controlled_unet_forward
+    from sdunet_core.diffusers_keys import keymap_for
+
+    control, _ = _tiny_pair(_TINY, _TINY_DIFFUSERS)
+    torch.manual_seed(3)
+    unet = UNetModel(_TINY).eval()
+    kwargs = {k: v for k, v in _TINY_DIFFUSERS.items()}
+    kwargs["up_block_types"] = ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]
+    theirs = diffusers.UNet2DConditionModel(**kwargs).eval()
+    keymap = keymap_for(_TINY)
+    assert keymap is not None
+    theirs.load_state_dict({keymap.to_diffusers(k): v for k, v in unet.state_dict().items()}, strict=True)
+    g = torch.Generator().manual_seed(4)
+    x, t = torch.randn(1, 4, 8, 8, generator=g), torch.tensor([400.0])
+    context, hint = torch.randn(1, 5, 24, generator=g), torch.rand(1, 3, 64, 64, generator=g)
+    scales = [0.5, 1.0, 1.5, 0.25, 2.0]
+    with torch.no_grad():
+        residuals = control(x, hint, t, context)
+        assert len(residuals) == len(scales) == len(control.injections())
+        ours = controlled_unet_forward(unet, x, t, context, None, control, residuals, scales)
+        scaled = [r * s for r, s in zip(residuals, scales, strict=True)]
+        want = theirs(
+            x, t, context, down_block_additional_residuals=tuple(scaled[:-1]), mid_block_additional_residual=scaled[-1]
+        ).sample
+        plain = unet(x, t, context)
+    torch.testing.assert_close(ours, want, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(ours, plain, atol=1e-3)  # the residuals change the output
