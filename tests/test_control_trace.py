@@ -234,3 +234,10 @@ def test_cli_traces_a_controlnet(capsys, tmp_path) -> None:
     assert main(["trace", "controlnet-tiny", "--device", "cpu"]) == 2
     assert main(["summary", "controlnet-tiny", "--depth", "0"]) == 0
     assert "hint [1, 3, 128, 128]" in capsys.readouterr().out
+
+
+def test_api_source_of_the_controlnet(client) -> None:
+    r = client.get("/api/source/ControlNetModel")
+    assert r.status_code == 200
+    assert r.json()["module"] == "sdunet_core.controlnet"
+    assert r.json()["source"].startswith("class ControlNetModel(")
