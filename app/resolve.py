@@ -17,6 +17,7 @@ from app.settings import Settings
 from app.tracing import TraceSpec
 from sdunet_core import PRESETS, ConfigError, UNetConfig
 from sdunet_core.control_trace import check_scales
+from sdunet_core.controlnet import ControlNetConfig
 from sdunet_core.controlnet_presets import CONTROLNET_PRESETS
 from sdunet_core.trace import default_sample_size
 
@@ -95,9 +96,29 @@ def _resolve_control(req: TraceRequest, settings: Settings, dtype: str) -> Trace
     )
 
 
+def _resolve_custom_control(req: TraceRequest, settings: Settings, dtype: str) -> TraceSpec:
+    """A ControlNet on the UNet the request names: resolved as that UNet, then given the ControlNet. The trace is
+    nobody's preset (its `control.base_preset` is null)."""
+    if req.preset in CONTROLNET_PRESETS:
+        raise ApiError(422, "controlnet", f"{req.preset} is a ControlNet already; name a UNet preset or config")
+    base = resolve(req.model_copy(update={"controlnet": None, "control_scales": None}), settings, dtype)
+    assert req.controlnet is not None
+    try:
+        config = ControlNetConfig(base.config, req.controlnet.hint_channels, tuple(req.controlnet.hint_block_channels))
+        scales = check_scales(req.control_scales, config.num_injections)
+    except ConfigError as exc:
+        field = exc.field if exc.field == "control_scales" else f"controlnet.{exc.field}"
+        raise ApiError(422, field, exc.reason) from None
+    return dataclasses.replace(base, preset=None, control=config, control_scales=tuple(scales))
+
+
 def resolve(req: TraceRequest, settings: Settings, dtype: str = "float32", *, control: bool = False) -> TraceSpec:
     """The request's TraceSpec, or ApiError / ConfigError naming the field. ControlNet presets only with `control`
     (the routes that trace them: /api/trace and /api/summary)."""
+    if req.controlnet is not None:
+        if not control:
+            raise ApiError(422, "controlnet", "only /api/trace and /api/summary trace ControlNets")
+        return _resolve_custom_control(req, settings, dtype)
     if req.preset in CONTROLNET_PRESETS:
         if not control:
             raise ApiError(

@@ -59,6 +59,9 @@ class ControlNetConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.unet, UNetConfig):
             raise ConfigError("unet", f"must be a UNetConfig, got {type(self.unet).__name__}")
+        if self.unet.dims != 2:
+            # The hint encoder's stride-2 convs would shrink every axis, a 3D latent's depth too.
+            raise ConfigError("dims", f"a ControlNet steers an image UNet (dims=2), got dims={self.unet.dims}")
         if isinstance(self.hint_channels, bool) or not isinstance(self.hint_channels, int) or self.hint_channels < 1:
             raise ConfigError("hint_channels", f"must be a positive integer, got {quote(self.hint_channels)}")
         widths = self.hint_block_channels

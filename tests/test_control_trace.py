@@ -241,3 +241,38 @@ def test_api_source_of_the_controlnet(client) -> None:
     assert r.status_code == 200
     assert r.json()["module"] == "sdunet_core.controlnet"
     assert r.json()["source"].startswith("class ControlNetModel(")
+
+
+def test_api_traces_a_controlnet_on_any_unet(client) -> None:
+    # What the page asks for a ControlNet file whose shapes fit no preset: the detected UNet config and hint.
+    tiny = load_controlnet_preset("controlnet-tiny")
+    body = {"config": tiny.config.unet.to_dict(), "sample_size": [16, 16], "context_tokens": 8}
+    r = client.post("/api/trace", json={**body, "controlnet": {"hint_channels": 1}})
+    assert r.status_code == 200
+    got = r.json()
+    assert got["preset"] is None and got["control"]["base_preset"] is None
+    assert got["control"]["hint"]["shape"] == [1, 1, 128, 128]
+    assert got["totals"]["params"] == trace_controlnet("controlnet-tiny").totals.params - 2 * 16 * 9  # 2 fewer inputs
+    same = client.post("/api/trace", json={**body, "controlnet": {}}).json()
+    assert same["nodes"] == json.loads(trace_controlnet("controlnet-tiny").to_json())["nodes"]
+    r = client.post(
+        "/api/trace", json={"preset": "sd1", "controlnet": {"hint_channels": 3}, "control_scales": [2.0] * 13}
+    )
+    assert r.status_code == 200 and r.json()["control"]["scales"] == [2.0] * 13
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"preset": "sd1", "controlnet": {"hint_channels": 0}}, "controlnet.hint_channels"),
+        ({"preset": "sd1", "controlnet": {"hint_block_channels": []}}, "controlnet.hint_block_channels"),
+        ({"preset": "sd1", "controlnet": {"colour": 1}}, "controlnet.colour"),
+        ({"preset": "controlnet-sd15", "controlnet": {}}, "controlnet"),
+        ({"preset": "sd1", "controlnet": {}, "control_scales": [1.0]}, "control_scales"),
+        ({"preset": "sd1", "controlnet": {}, "image_size": [520, 520]}, "image_size"),
+    ],
+)
+def test_api_bad_custom_controlnet_names_the_field(client, body: dict, field: str) -> None:
+    r = client.post("/api/trace", json=body)
+    assert r.status_code == 422, r.json()
+    assert r.json()["field"] == field
