@@ -166,11 +166,15 @@ def detect_control(header: dict[str, Any]) -> ControlDetectionReport | None:
     """The control model in a safetensors-style header, or None when the file holds none."""
     tensors, metadata = validate_header(header)
     meta = {k[:_METADATA_CHARS]: v[:_METADATA_CHARS] for k, v in list(metadata.items())[:_METADATA_ENTRIES]}
-    if any(name.rpartition(".")[2] == "lora_controlnet" or name == "lora_controlnet" for name in tensors):
+    if any(name.rpartition(".")[2] == "lora_controlnet" for name in tensors):
         return _control_lora(tensors, meta)
     found = _find_controlnet(tensors)
     if found is not None:
-        return _controlnet(tensors, *found, meta)
+        prefix, layout = found
+        # A control-LoRA saved without its marker still gives its low-rank pairs away.
+        if layout == "ldm" and any(n.startswith(prefix) and n.endswith((".up", ".down")) for n in tensors):
+            return _control_lora(tensors, meta, prefix)
+        return _controlnet(tensors, prefix, layout, meta)
     found_adapter = _find_adapter(tensors)
     if found_adapter is not None:
         return _adapter(tensors, *found_adapter, meta)
@@ -360,9 +364,12 @@ def _controlnet(
 
 
 # ---- control-LoRA --------------------------------------------------------------------------------------------------
-def _control_lora(tensors: dict[str, TensorInfo], metadata: dict[str, str]) -> ControlDetectionReport:
-    marker = next(n for n in tensors if n == "lora_controlnet" or n.endswith(".lora_controlnet"))
-    prefix = marker[: -len("lora_controlnet")]
+def _control_lora(
+    tensors: dict[str, TensorInfo], metadata: dict[str, str], prefix: str | None = None
+) -> ControlDetectionReport:
+    if prefix is None:
+        marker = next(n for n in tensors if n == "lora_controlnet" or n.endswith(".lora_controlnet"))
+        prefix = marker[: -len("lora_controlnet")]
     own, other = _split(tensors, prefix, None)
     downs = {k[: -len(".down")]: v for k, v in own.items() if k.endswith(".down")}
     ups = {k[: -len(".up")]: v for k, v in own.items() if k.endswith(".up")}

@@ -255,6 +255,11 @@ def test_control_lora() -> None:
     assert len(report.injections) == 10
     # A rank-128 control-LoRA is about 198 M parameters, far below the 1,251 M of the ControlNet it stands for.
     assert 150_000_000 < report.num_parameters < 250_000_000
+    # Without its marker, the low-rank pairs still tell it from a ControlNet; a prefix is read off too.
+    del shapes["lora_controlnet"]
+    again = detect_control(make_header(shapes, "control_model."))
+    assert again is not None and again.kind == "control_lora" and again.prefix == "control_model."
+    assert again.lora == report.lora  # the marker is no tensor of the model
 
 
 # ---- the API ---------------------------------------------------------------------------------------------------------
