@@ -445,6 +445,11 @@ def _find_adapter(tensors: dict[str, TensorInfo]) -> tuple[str, Layout, bool] | 
     return found[0]
 
 
+def _parts(key: str) -> list[str]:
+    """A name's parts, padded so that a short (hand-made) name reads as empty parts rather than failing."""
+    return [*key.split("."), *[""] * 6]
+
+
 def _blocks_of(own: dict[str, TensorInfo], layout: Layout, light: bool) -> tuple[list[int], int]:
     """(width of each block, residual blocks per block) from the adapter's names and shapes."""
     if layout == "diffusers":
@@ -452,36 +457,38 @@ def _blocks_of(own: dict[str, TensorInfo], layout: Layout, light: bool) -> tuple
         widths: dict[int, int] = {}
         resnets: dict[int, set[int]] = defaultdict(set)
         for key, info in own.items():
-            parts = key.split(".")
+            parts = _parts(key)
             if key.startswith(body) and parts[2].isdigit():
                 i = int(parts[2])
                 if parts[3] == "resnets" and parts[4].isdigit():
                     resnets[i].add(int(parts[4]))
-                    if parts[5] == "block1" and parts[-1] == "weight" and not light:
-                        widths[i] = info.shape[0]
-                if light and parts[3] == "out_conv" and parts[-1] == "weight":
-                    widths[i] = info.shape[0]
+                    if parts[5] == "block1" and key.endswith(".weight") and not light:
+                        widths[i] = info.shape[0] if info.shape else 0
+                if light and parts[3] == "out_conv" and key.endswith(".weight"):
+                    widths[i] = info.shape[0] if info.shape else 0
         count = max((len(v) for v in resnets.values()), default=0)
         return [widths[i] for i in sorted(widths)], count
     if light:  # body.I.in_conv, body.I.body.J.block1, body.I.out_conv
         widths = {}
         inner: dict[int, set[int]] = defaultdict(set)
         for key, info in own.items():
-            parts = key.split(".")
+            parts = _parts(key)
             if parts[0] == "body" and parts[1].isdigit():
                 i = int(parts[1])
-                if parts[2] == "out_conv" and parts[-1] == "weight":
-                    widths[i] = info.shape[0]
+                if parts[2] == "out_conv" and key.endswith(".weight"):
+                    widths[i] = info.shape[0] if info.shape else 0
                 if parts[2] == "body" and parts[3].isdigit():
                     inner[i].add(int(parts[3]))
         return [widths[i] for i in sorted(widths)], max((len(v) for v in inner.values()), default=0)
     # The full original: one flat list body.K of residual blocks, a new width wherever an in_conv appears.
     flat: dict[int, int] = {}
     for key, info in own.items():
-        parts = key.split(".")
-        if parts[0] == "body" and parts[1].isdigit() and parts[2] == "block1" and parts[-1] == "weight":
-            flat[int(parts[1])] = info.shape[0]
+        parts = _parts(key)
+        if parts[0] == "body" and parts[1].isdigit() and parts[2] == "block1" and key.endswith(".weight"):
+            flat[int(parts[1])] = info.shape[0] if info.shape else 0
     per_width = [flat[k] for k in sorted(flat)]
+    if not per_width:
+        return [], 0
     # Blocks of equal width that follow one another form one adapter block; but the last two SD blocks are both 1280
     # wide, so the residual count per block is the flat count over four feature maps.
     blocks = 4 if len(per_width) % 4 == 0 else len({*per_width})

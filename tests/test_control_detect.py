@@ -309,3 +309,28 @@ def test_cli_inspects_a_real_controlnet_file(tmp_path, capsys) -> None:
     assert "-> middle_block (middle)" in out and "strict=True" in out
     assert main(["inspect", str(path), "--json"]) == 0
     assert '"kind": "controlnet"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        {"conv_in.weight": (), "body.0.block1.weight": ()},
+        {"conv_in.weight": (4,), "body.0.block1.weight": (3,), "body": (1,), "body.x.block1.weight": (2,)},
+        {"body.0.in_conv.weight": (1, 7), "body.0.body.0.block1.weight": ()},
+        {"adapter.conv_in.weight": (1,), "adapter.body.0.resnets.0.block1.weight": (), "adapter.body.0": (1,)},
+        {"input_hint_block.0.weight": (16,), "zero_convs.0.0.weight": (4, 4, 1, 1)},
+        {"input_hint_block.0.weight": (16, 0, 3, 3), "zero_convs.0.0.weight": ()},
+        {"controlnet_cond_embedding.conv_in.weight": (), "controlnet_down_blocks.0.weight": (), "down_blocks.x": ()},
+        {"lora_controlnet": (), "input_blocks.1.0.in_layers.2.up": (), "input_blocks.1.0.in_layers.2.down": ()},
+    ],
+)
+def test_odd_headers_are_reported_or_refused_never_crash(shapes: Shapes) -> None:
+    from sdunet_core.errors import ConfigError
+    from sdunet_core.header import CheckpointError
+
+    try:
+        report = detect_control(make_header(shapes))
+    except (ConfigError, CheckpointError) as exc:
+        assert exc.field  # a refusal names what is wrong
+    else:
+        assert report is not None
