@@ -240,3 +240,49 @@ def test_injections_wire_the_unet_as_diffusers_does() -> None:
         plain = unet(x, t, context)
     torch.testing.assert_close(ours, want, rtol=1e-4, atol=1e-4)
     assert not torch.allclose(ours, plain, atol=1e-3)  # the residuals change the output
+
+
+# ---- goldens made by the original cldm code (tests/data/make_control_goldens.py) ------------------------------------
+GOLDENS = ("tiny_control_sd15", "tiny_control_sd21")
+
+
+def _golden(name: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    import json
+
+    from safetensors.torch import load_file
+
+    from tests.conftest import DATA
+
+    return json.loads((DATA / f"{name}.json").read_text()), load_file(str(DATA / f"{name}.safetensors"))
+
+
+def _run_golden(meta: dict, tensors: dict[str, torch.Tensor]) -> tuple[ControlNetModel, list[torch.Tensor]]:
+    model = ControlNetModel(ControlNetConfig.from_ldm(meta["control_params"])).eval()
+    state = {k.removeprefix("state_dict."): v for k, v in tensors.items() if k.startswith("state_dict.")}
+    model.load_state_dict(state, strict=True)  # the original names, every one
+    with torch.no_grad():
+        outs = model(tensors["input.x"], tensors["input.hint"], tensors["input.timesteps"], tensors["input.context"])
+    return model, outs
+
+
+@pytest.mark.parametrize("name", GOLDENS)
+def test_golden_matches_the_original_controlnet(name: str) -> None:
+    meta, tensors = _golden(name)
+    model, outs = _run_golden(meta, tensors)
+    assert list(model.state_dict()) == meta["state_dict_keys"]  # same names, same order
+    assert sum(p.numel() for p in model.parameters()) == meta["num_parameters"]
+    assert [list(o.shape) for o in outs] == meta["outputs"]
+    for i, out in enumerate(outs):
+        want = tensors[f"output.{i}"]
+        assert (out - want).abs().max() / want.abs().max() < 1e-4, i
+
+
+def test_golden_fails_on_one_perturbed_hint_weight() -> None:
+    meta, tensors = _golden("tiny_control_sd15")
+    tensors = dict(tensors)
+    key = "state_dict.input_hint_block.6.weight"
+    tensors[key] = tensors[key].clone()
+    tensors[key][0, 0, 0, 0] += 1.0
+    _, outs = _run_golden(meta, tensors)
+    want = tensors["output.0"]
+    assert (outs[0] - want).abs().max() / want.abs().max() > 1e-4
