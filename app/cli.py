@@ -100,7 +100,8 @@ def _inspect(args: argparse.Namespace) -> int:
     print(f"UNet under {d['prefix']!r} ({names}): preset {d['preset'] or 'none'}{also}")
     sizes = ", ".join(f"{dtype} {n / 2**20:,.1f} MiB" for dtype, n in d["bytes_by_dtype"].items())
     print(f"  {d['num_parameters']:,} parameters; {sizes}")
-    for key, value in d["ldm_params"].items():
+    # A variant the original constructor cannot build (no middle block, ...) is shown in our field names.
+    for key, value in (d["ldm_params"] if d["ldm_params"] is not None else d["config"]).items():
         print(f"  {key}: {json.dumps(value)}")
     if detection.exact:
         print("  loads into UNetModel(config) with strict=True: no key missing, unexpected or mismatched")

@@ -57,7 +57,7 @@ class Preset:
             **self.summary().model_dump(),
             source=self.source,
             config=self.config.to_dict(),
-            ldm_params=self.config.to_ldm(),
+            ldm_params=self.config.to_ldm_or_none(),
         )
 
 
@@ -81,7 +81,9 @@ class PresetDetail(PresetSummary):
 
     source: dict[str, str] = Field(description="the repository and yaml its parameters come from")
     config: UNetConfigModel = Field(description="the UNetConfig in our field names (as the trace's `config`)")  # type: ignore[valid-type]
-    ldm_params: dict[str, Any] = Field(description="the original constructor's keywords")
+    ldm_params: dict[str, Any] | None = Field(
+        description="the original constructor's keywords; null where the original cannot build it (a variant)"
+    )
 
 
 def _load() -> dict[str, Preset]:
