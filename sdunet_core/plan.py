@@ -152,9 +152,7 @@ def plan_blocks(cfg: UNetConfig) -> list[BlockPlan]:
                 slot.path, "down", slot.level, "downsample_block", factor, ch, ch, (), "down", position=slot.position
             )
         elif slot.kind == "middle":
-            block = BlockPlan(
-                slot.path, "mid", slot.level, "middle_block", factor, ch, ch, _middle_attention(cfg, ch)
-            )
+            block = BlockPlan(slot.path, "mid", slot.level, "middle_block", factor, ch, ch, _middle_attention(cfg, ch))
         else:
             skip_path, skip_ch = skips.pop()
             attn = _attention(cfg, slot.level, slot.position, width, factor, up=True)
