@@ -9,12 +9,16 @@ config gets none (no preset is guessed from a config).
 from __future__ import annotations
 
 from app.errors import ApiError, quote
-from app.limits import CostLimits, check_raw_config
+from app.limits import CostLimits, check_raw_config, check_raw_diffusers_config
 from app.schemas import TraceRequest
 from app.settings import Settings
 from app.tracing import TraceSpec
 from sdunet_core import PRESETS, ConfigError, UNetConfig
+from sdunet_core.diffusers_config import config_from_diffusers
 from sdunet_core.trace import default_sample_size
+
+# The request fields that name a model: exactly one per request.
+MODEL_FIELDS = ("preset", "config", "ldm_params", "diffusers_config")
 
 
 def cost_limits(settings: Settings) -> CostLimits:
@@ -23,13 +27,16 @@ def cost_limits(settings: Settings) -> CostLimits:
 
 def _model(req: TraceRequest) -> tuple[UNetConfig, str | None, str]:
     """(config, preset name or None, the request field that gave the model)."""
-    given = [k for k in ("preset", "config", "ldm_params") if getattr(req, k) is not None]
+    given = [k for k in MODEL_FIELDS if getattr(req, k) is not None]
     if len(given) != 1:
-        raise ApiError(422, "preset", f"give exactly one of preset, config, ldm_params (got {given or 'none'})")
+        raise ApiError(422, "preset", f"give exactly one of {', '.join(MODEL_FIELDS)} (got {given or 'none'})")
     if req.preset is not None:
         if req.preset not in PRESETS:
             raise ApiError(404, "preset", f"unknown preset {quote(req.preset)}; known: {sorted(PRESETS)}")
         return PRESETS[req.preset].config, req.preset, "preset"
+    if req.diffusers_config is not None:
+        check_raw_diffusers_config(req.diffusers_config)
+        return config_from_diffusers(req.diffusers_config), None, "diffusers_config"
     raw = req.config if req.config is not None else req.ldm_params
     check_raw_config(raw)
     if req.config is not None:
