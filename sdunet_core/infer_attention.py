@@ -22,9 +22,7 @@ def attention_settings(shapes: Shapes, blocks: dict[str, dict[int, Module]], u: 
     levels = len(u.num_res_blocks)
     down = [[attention_of(f"input_blocks.{i}") for i in positions] for positions in u.down_at]
     up = [[attention_of(f"output_blocks.{o}") for o in positions] for positions in u.up_at]
-    middle = attention_of("middle_block")
-    if middle is None:
-        raise CheckpointError("shapes", "middle_block.1 (the middle attention) is missing: shapes fit no UNet")
+    middle, middle_block = _middle(blocks, attention_of("middle_block"))
     attended = [level for level in range(levels) if any(down[level]) or any(up[level])]
     # num_attention_blocks gives attention to the first n res blocks of a level.
     counts = [len(_leading(down[level])) for level in range(levels)]
@@ -33,16 +31,35 @@ def attention_settings(shapes: Shapes, blocks: dict[str, dict[int, Module]], u: 
         num_attention_blocks = tuple(
             counts[level] if level in attended else u.num_res_blocks[level] for level in range(levels)
         )
-    spatial = middle.kind == "transformer"
-    if any((m.kind == "transformer") != spatial for row in down + up for m in row if m is not None):
+    present = [m for row in down + up for m in row if m is not None] + ([middle] if middle else [])
+    spatial = bool(present) and present[-1].kind == "transformer"
+    if any((m.kind == "transformer") != spatial for m in present):
         raise CheckpointError("shapes", "mixes spatial transformers and plain attention blocks: shapes fit no UNet")
     out: dict[str, Any] = {
         "attention_resolutions": tuple(2**level for level in attended),
         "num_attention_blocks": num_attention_blocks,
+        "middle_block": middle_block,
     }
     if spatial:
         out.update(_transformers(shapes, down, up, middle, levels, notes))
     return out
+
+
+def _middle(blocks: dict[str, dict[int, Module]], attention: Module | None) -> tuple[Module | None, str | None]:
+    """The middle block's attention and kind: ResBlock, attention, ResBlock; a lone ResBlock (SSD-1B, Vega); none
+    (BK-SDM Small and Tiny)."""
+    children = blocks.get("middle_block", {})
+    if attention is not None:
+        return attention, "attention"
+    if not children:
+        return None, None
+    if set(children) == {0} and children[0].kind == "res":
+        return None, "resblock"
+    kinds = {sub: m.kind for sub, m in sorted(children.items())}
+    raise CheckpointError(
+        "shapes",
+        f"middle_block holds {kinds}: not ResBlock, attention, ResBlock, nor a lone ResBlock: shapes fit no UNet",
+    )
 
 
 def _leading(row: list[Any]) -> list[Any]:
@@ -94,18 +111,24 @@ def _transformers(
     shapes: Shapes,
     down_attn: list[list[Module | None]],
     up_attn: list[list[Module | None]],
-    middle: Module,
+    middle: Module | None,
     levels: int,
     notes: list[str],
 ) -> dict[str, Any]:
     """Depths, context widths, projections and disabled self-attention of the spatial transformers."""
+
+    def read(row: list[Module | None]) -> list[_Transformer | None]:
+        return [_read_transformer(shapes, m) if m is not None else None for m in row]
+
+    down, up = [read(row) for row in down_attn], [read(row) for row in up_attn]
     per_level: dict[int, _Transformer] = {}
     for level in range(levels):
-        present = [m for m in down_attn[level] + up_attn[level] if m is not None]
-        if present:  # the level's first transformer speaks for it; any other that differs shows as mismatched
-            per_level[level] = _read_transformer(shapes, present[0])
-    mid = _read_transformer(shapes, middle)
-    infos = [*per_level.values(), mid]
+        present = [t for t in down[level] + up[level] if t is not None]
+        if present:  # the level's first transformer speaks for its context and self-attention
+            per_level[level] = present[0]
+    mid = _read_transformer(shapes, middle) if middle is not None else None
+    every = [t for row in down + up for t in row if t is not None]
+    infos = [*every, *([mid] if mid else [])]
     linear = {t.linear for t in infos}
     if len(linear) != 1:
         raise CheckpointError("shapes", "mixes linear and 1x1-conv transformer projections: shapes fit no UNet")
@@ -117,6 +140,14 @@ def _transformers(
     if len(depths) < levels:
         why = "the depth every attended level shares" if shared else "the default"
         notes.append(f"transformer_depth at levels without attention is invisible; took {fill} ({why})")
+    # Distilled models vary the depth inside a level or between the way down and up (SSD-1B): per-block lists.
+    per_block: dict[str, Any] = {}
+    for name, rows in (("transformer_depth_down", down), ("transformer_depth_up", up)):
+        table = tuple(
+            tuple(t.depth if t is not None else transformer_depth[level] for t in row) for level, row in enumerate(rows)
+        )
+        if any(set(row) != {transformer_depth[level]} for level, row in enumerate(table)):
+            per_block[name] = table
 
     widths = [c for t in infos for c in t.contexts]
     context_dim: int | tuple[int, ...]
@@ -130,7 +161,7 @@ def _transformers(
         )
 
     disabled = {level: t.self_disabled for level, t in per_level.items()}
-    if any(d is None for d in [*disabled.values(), mid.self_disabled]):
+    if any(d is None for d in [*disabled.values(), *([mid.self_disabled] if mid else [])]):
         notes.append(
             "where the context is as wide as the attention, attn1's key width cannot tell whether self-attention "
             "is disabled; assumed not"
@@ -142,8 +173,9 @@ def _transformers(
         "use_spatial_transformer": True,
         "use_linear_in_transformer": linear.pop(),
         "transformer_depth": transformer_depth,
-        "transformer_depth_middle": mid.depth,
+        "transformer_depth_middle": mid.depth if mid else None,
         "context_dim": context_dim,
         "disable_self_attentions": disable_self_attentions,
-        "disable_middle_self_attn": bool(mid.self_disabled),
+        "disable_middle_self_attn": bool(mid and mid.self_disabled),
+        **per_block,
     }
