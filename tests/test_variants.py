@@ -105,3 +105,13 @@ def test_presets_api_says_which_are_variants(client) -> None:
     detail = client.get("/api/presets/bk-sdm-small").json()
     assert detail["ldm_params"] is None and detail["config"]["middle_block"] is None
     assert detail["diffusers_config"]["mid_block_type"] is None
+
+
+@pytest.mark.parametrize("name", ["bk-sdm-small", "ssd-1b"])
+def test_activation_catalog_of_a_changed_middle(name: str) -> None:
+    from sdunet_core.activations.catalog import catalog
+
+    p = PRESETS[name]
+    mid = [point.name for point in catalog(p.config, p.sample_size) if point.stage == "mid"]
+    # No middle block: no points; a lone ResBlock: its increment and output only.
+    assert mid == ([] if p.config.middle_block is None else ["mid-repeat0-res-increment", "mid-repeat0-res-out"])
