@@ -41,7 +41,15 @@ _WIDTHS = (
     "context_dim",
     "channel_mult",
 )
-_PER_LEVEL = ("channel_mult", "num_res_blocks", "transformer_depth", "num_attention_blocks", "disable_self_attentions")
+_PER_LEVEL = (
+    "channel_mult",
+    "num_res_blocks",
+    "transformer_depth",
+    "num_attention_blocks",
+    "disable_self_attentions",
+    "transformer_depth_down",
+    "transformer_depth_up",
+)
 _COUNTS = {"num_res_blocks": MAX_RES_BLOCKS, "transformer_depth": MAX_DEPTH, "transformer_depth_middle": MAX_DEPTH}
 
 

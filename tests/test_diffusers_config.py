@@ -199,3 +199,20 @@ def test_cli_traces_a_diffusers_config(tmp_path: Path, capsys: pytest.CaptureFix
     assert "act_fn" in capsys.readouterr().err
     assert main(["trace", "sd1", "--diffusers-config", str(path)]) == 2
     assert "exactly one" in capsys.readouterr().err
+
+
+def test_a_diffusers_config_over_the_module_limit_is_413_before_building(client) -> None:
+    # Valid, but 4 levels of 200 res blocks: refused from the estimate alone, naming the request field.
+    big = {**NO_MIDDLE, "block_out_channels": [32] * 4, "layers_per_block": 200, "attention_head_dim": 2}
+    big["down_block_types"] = ["CrossAttnDownBlock2D"] * 2 + ["DownBlock2D"] * 2
+    big["up_block_types"] = ["UpBlock2D"] * 2 + ["CrossAttnUpBlock2D"] * 2
+    big["transformer_layers_per_block"], big["reverse_transformer_layers_per_block"] = 1, None
+    r = client.post("/api/trace", json={"diffusers_config": big})
+    assert (r.status_code, r.json()["field"]) == (413, "diffusers_config")
+    assert "over the limit of 20,000 (SDUNET_MAX_MODULES)" in r.json()["reason"]
+
+
+def test_per_block_depths_in_our_config_are_bounded_before_validation(client) -> None:
+    config = {**PRESETS["tiny"].config.to_dict(), "transformer_depth_up": [[1]] * 100}
+    r = client.post("/api/trace", json={"config": config})
+    assert (r.status_code, r.json()["field"]) == (422, "transformer_depth_up")
