@@ -88,6 +88,7 @@ def test_config_round_trips(name: str) -> None:
     if name in REFERENCE:
         assert UNetConfig.from_ldm(REFERENCE[name]["unet_params"]) == cfg
     assert UNetConfig.from_dict(cfg.to_dict()) == cfg
+    assert UNetConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     if cfg.to_ldm_or_none() is None:  # a variant the original code cannot build (checked in test_variants.py)
         assert name in VARIANTS
         return

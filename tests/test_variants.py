@@ -5,6 +5,7 @@ parameter count, every state-dict key and shape, traced and estimated, listed as
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -115,3 +116,33 @@ def test_activation_catalog_of_a_changed_middle(name: str) -> None:
     mid = [point.name for point in catalog(p.config, p.sample_size) if point.stage == "mid"]
     # No middle block: no points; a lone ResBlock: its increment and output only.
     assert mid == ([] if p.config.middle_block is None else ["mid-repeat0-res-increment", "mid-repeat0-res-out"])
+
+
+def test_cli_inspects_a_file_without_a_middle_block(tmp_path, capsys) -> None:
+    from safetensors.torch import save_file
+
+    from app.cli import main
+    from sdunet_core import UNetConfig
+
+    config = UNetConfig(
+        in_channels=4,
+        out_channels=4,
+        model_channels=32,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        attention_resolutions=(1, 2),
+        num_head_channels=8,
+        use_spatial_transformer=True,
+        context_dim=16,
+        norm_groups=8,
+        middle_block=None,
+    )
+    weights = {f"model.diffusion_model.{k}": v.half() for k, v in UNetModel(config).state_dict().items()}
+    path = tmp_path / "pruned.safetensors"
+    save_file(weights, str(path))
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "middle_block: null" in out and "loads into UNetModel(config) with strict=True" in out
+    assert main(["inspect", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["config"]["middle_block"] is None and report["ldm_params"] is None and report["exact"]
