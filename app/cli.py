@@ -48,29 +48,32 @@ def _trace_args(args: argparse.Namespace) -> dict:
     }
 
 
-def _trace_model(args: argparse.Namespace) -> tuple[Any, str]:
-    """The preset name, or the UNetConfig of a diffusers config.json (exactly one of the two), and its label."""
+def _trace_model(args: argparse.Namespace) -> tuple[Any, str, tuple[int, ...] | None]:
+    """The preset name, or the UNetConfig of a diffusers config.json (exactly one of the two), its label, and the
+    config's own sample_size (the default input)."""
     from sdunet_core import ConfigError
-    from sdunet_core.diffusers_config import config_from_diffusers
+    from sdunet_core.diffusers_config import config_from_diffusers, default_sample_size
 
     if (args.preset is None) == (args.diffusers_config is None):
         raise ConfigError("preset", "give a preset name or --diffusers-config FILE (exactly one)")
     if args.preset is not None:
-        return args.preset, args.preset
+        return args.preset, args.preset, None
     path = Path(args.diffusers_config)
     try:
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError("diffusers_config", f"{path} is not JSON: {exc}") from None
-    return config_from_diffusers(raw), path.name
+    return config_from_diffusers(raw), path.name, default_sample_size(raw)
 
 
 def _trace(args: argparse.Namespace) -> int:
     from sdunet_core.summary import format_summary, human
     from sdunet_core.trace import trace_unet
 
-    model, name = _trace_model(args)
-    trace = trace_unet(model, device=args.device, dtype=args.dtype, repeats=args.repeats, **_trace_args(args))
+    model, name, default_size = _trace_model(args)
+    kwargs = _trace_args(args)
+    kwargs["sample_size"] = kwargs["sample_size"] or default_size
+    trace = trace_unet(model, device=args.device, dtype=args.dtype, repeats=args.repeats, **kwargs)
     if args.json:
         with open(args.json, "wb") as f:
             f.write(trace.to_json())

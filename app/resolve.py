@@ -15,6 +15,7 @@ from app.settings import Settings
 from app.tracing import TraceSpec
 from sdunet_core import PRESETS, ConfigError, UNetConfig
 from sdunet_core.diffusers_config import config_from_diffusers
+from sdunet_core.diffusers_config import default_sample_size as diffusers_sample_size
 from sdunet_core.trace import default_sample_size
 
 # The request fields that name a model: exactly one per request.
@@ -44,6 +45,11 @@ def _model(req: TraceRequest) -> tuple[UNetConfig, str | None, str]:
     return UNetConfig.from_ldm(req.ldm_params or {}), None, "ldm_params"
 
 
+def default_from_config(req: TraceRequest) -> tuple[int, ...] | None:
+    """A diffusers config's own sample_size, the input it is traced with when the request gives no size."""
+    return diffusers_sample_size(req.diffusers_config) if req.diffusers_config is not None else None
+
+
 def _sample(req: TraceRequest, config: UNetConfig, preset: str | None, settings: Settings) -> tuple[int, ...]:
     factor = PRESETS[preset].latent_factor if preset else 8
     if req.image_size is not None and req.sample_size is not None:
@@ -57,12 +63,13 @@ def _sample(req: TraceRequest, config: UNetConfig, preset: str | None, settings:
         if any(s % factor for s in size):
             raise ApiError(422, "image_size", f"{size} must be a multiple of the latent factor {factor}")
         sample = tuple(s // factor for s in size)
-    elif req.sample_size is not None:
-        sample = tuple(req.sample_size)
+    elif req.sample_size is not None or default_from_config(req) is not None:
+        field = "sample_size" if req.sample_size is not None else "diffusers_config"
+        sample = tuple(req.sample_size) if req.sample_size is not None else default_from_config(req)
         if any(s * factor > settings.max_image_size for s in sample):
             raise ApiError(
                 413,
-                "sample_size",
+                field,
                 f"{list(sample)} is over the limit of {settings.max_image_size // factor} latent pixels per side",
             )
     else:

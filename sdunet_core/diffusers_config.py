@@ -86,7 +86,7 @@ MUST_BE: dict[str, Any] = {
 }
 # Keys that change no parameter and no number of an eval-mode forward here, with why they are left out.
 IGNORED: dict[str, str] = {
-    "sample_size": "the latent size the model was trained at, a hint",
+    "sample_size": "the latent size the model was trained at: the default input (see `default_sample_size`)",
     "upcast_attention": "computes attention in float32 (numerics only; the trace counts the same operations)",
     "mid_block_only_cross_attention": "read only by UNetMidBlock2DSimpleCrossAttn",
     "addition_embed_type_num_heads": "read only by the 'text' addition embeddings",
@@ -185,6 +185,17 @@ def config_from_diffusers(raw: Any) -> UNetConfig:
     except ConfigError as exc:  # said in the diffusers key the value came from
         key = OUR_FIELD_TO_KEY.get(exc.field, exc.field)
         raise ConfigError(key, f"{exc.reason} (as our {exc.field})") from None
+
+
+def default_sample_size(raw: Any) -> tuple[int, int] | None:
+    """The config's `sample_size` (an int or [height, width] in latent pixels), or None when it has none."""
+    value = raw.get("sample_size") if isinstance(raw, dict) else None
+    if value is None:
+        return None
+    sizes = [value, value] if is_int(value) else value
+    if not isinstance(sizes, (list, tuple)) or len(sizes) != 2 or not all(is_int(v) and v > 0 for v in sizes):
+        raise ConfigError("sample_size", f"must be a positive integer or [height, width], got {quote(value)}")
+    return (sizes[0], sizes[1])
 
 
 def _ints(key: str, value: Any, length: int | None) -> tuple[int, ...]:

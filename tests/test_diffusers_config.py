@@ -216,3 +216,14 @@ def test_per_block_depths_in_our_config_are_bounded_before_validation(client) ->
     config = {**PRESETS["tiny"].config.to_dict(), "transformer_depth_up": [[1]] * 100}
     r = client.post("/api/trace", json={"config": config})
     assert (r.status_code, r.json()["field"]) == (422, "transformer_depth_up")
+
+
+def test_the_config_sample_size_is_the_default_input(client) -> None:
+    # A variant preset is its diffusers config: traced by that config (sample_size 128), it is the preset's trace.
+    raw = PRESETS["segmind-vega"].diffusers_config
+    by_config = client.post("/api/trace", json={"diffusers_config": raw})
+    assert by_config.status_code == 200
+    assert by_config.json() == {**client.post("/api/trace", json={"preset": "segmind-vega"}).json(), "preset": None}
+    assert by_config.json()["input"]["sample_size"] == [128, 128]
+    r = client.post("/api/trace", json={"diffusers_config": {**NO_MIDDLE, "sample_size": [16]}})
+    assert (r.status_code, r.json()["field"]) == (422, "sample_size")
