@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.cli import main
 from sdunet_core import PRESETS, ConfigError, UNetModel, plan_blocks
-from sdunet_core.diffusers_config import config_from_diffusers
+from sdunet_core.diffusers_config import DEFAULTS, IGNORED, MUST_BE, config_from_diffusers
 from sdunet_core.diffusers_keys import keymap_for
 from sdunet_core.trace import trace_unet
 from tests.diffusers_configs import DIFFUSERS_CONFIGS
@@ -227,3 +229,21 @@ def test_the_config_sample_size_is_the_default_input(client) -> None:
     assert by_config.json()["input"]["sample_size"] == [128, 128]
     r = client.post("/api/trace", json={"diffusers_config": {**NO_MIDDLE, "sample_size": [16]}})
     assert (r.status_code, r.json()["field"]) == (422, "sample_size")
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3000) | st.floats(-2, 2) | st.sampled_from(["", "silu", "X"]),
+    lambda inner: st.lists(inner, max_size=5),
+    max_leaves=12,
+)
+_KEYS = sorted({*DEFAULTS, *MUST_BE, *IGNORED})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(_KEYS), _JSON, max_size=4))
+def test_any_values_are_a_config_or_a_config_error(changes: dict[str, Any]) -> None:
+    small = {**NO_MIDDLE, "sample_size": 16}
+    try:
+        config_from_diffusers({**small, **changes})
+    except ConfigError as exc:
+        assert exc.field and exc.reason
