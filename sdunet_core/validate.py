@@ -60,7 +60,7 @@ def as_tuple(name: str, value: Any, kind: type) -> tuple:
     if not isinstance(value, (list, tuple)):
         raise ConfigError(name, f"must be a list, got {quote(value)}")
     items = tuple(value)
-    for item in items if kind in (int, bool) else ():
+    for item in items:
         if kind is int and not is_int(item):
             raise ConfigError(name, f"entries must be integers, got {quote(value)}")
         if kind is bool and not isinstance(item, bool):
@@ -85,11 +85,12 @@ def per_level(name: str, value: Any, levels: int, kind: type) -> tuple:
 def per_slot(name: str, value: Any, num_res_blocks: tuple[int, ...], extra: int) -> tuple[tuple[int, ...], ...]:
     """One list per level of one entry per res block there (num_res_blocks[level] + extra): a level's int is
     repeated over its blocks."""
-    levels = per_level(name, value, len(num_res_blocks), object) if not is_int(value) else None
-    if levels is None:
-        raise ConfigError(name, f"must be a list with one entry per level, got {quote(value)}")
+    if not isinstance(value, (list, tuple)) or len(value) != len(num_res_blocks):
+        raise ConfigError(
+            name, f"must be a list with one entry per level ({len(num_res_blocks)} levels), got {quote(value)}"
+        )
     out = []
-    for level, (entry, count) in enumerate(zip(levels, num_res_blocks, strict=True)):
+    for level, (entry, count) in enumerate(zip(value, num_res_blocks, strict=True)):
         n = count + extra
         if is_int(entry):
             out.append((entry,) * n)
