@@ -34,10 +34,11 @@ IGNORED_LDM_KEYS = frozenset(
         "offload_to_cpu",
     }
 )
-# Our fields that the original constructor does not have: read by from_ldm (our tiny models), never written by
-# to_ldm. The original always normalises with 32 groups. The others describe relatives of the released UNets
-# (distilled and pruned variants, models known only by a diffusers config) that the original constructor cannot
-# build: to_ldm() refuses a config that sets them to anything but their default (see `ldm_unsupported`).
+# Our fields that the original constructor does not have, never written by to_ldm. norm_groups is read by from_ldm
+# (our tiny models' yaml); the original always normalises with 32 groups. The others describe relatives of the
+# released UNets (distilled and pruned variants, models known only by a diffusers config) that the original
+# constructor cannot build: from_ldm does not take them, and to_ldm() refuses a config that sets them to anything
+# but their default (see `ldm_unsupported`).
 OUR_EXTENSIONS = frozenset({"norm_groups", "middle_block", "transformer_depth_down", "transformer_depth_up"})
 MiddleBlock = Literal["attention", "resblock"] | None
 
