@@ -101,11 +101,10 @@ class BlockBuilder:
                 self.res_block(b.in_channels, b.out_channels), *map(self.attention, b.attention)
             )
         if b.stage == "mid":
-            return TimestepEmbedSequential(
-                self.res_block(b.in_channels, b.out_channels),
-                self.attention(b.attention[0]),
-                self.res_block(b.out_channels, b.out_channels),
-            )
+            layers = [self.res_block(b.in_channels, b.out_channels)]
+            if b.attention:  # ResBlock, attention, ResBlock; a lone ResBlock without attention (SSD-1B, Vega)
+                layers += [self.attention(b.attention[0]), self.res_block(b.out_channels, b.out_channels)]
+            return TimestepEmbedSequential(*layers)
         if b.stage == "up":
             layers = [self.res_block(b.in_channels, b.out_channels), *map(self.attention, b.attention)]
             if b.resample == "up":

@@ -148,7 +148,7 @@ def trace_controlnet(
     return Trace(
         preset=preset.name if preset else None,
         config=cfg.to_dict(),
-        ldm_params=config.to_ldm(),
+        ldm_params=config.to_ldm_or_none(),
         input=trace_input,
         device="meta",
         dtype=dtype_name(torch_dtype),

@@ -62,6 +62,9 @@ class ControlNetConfig:
         if self.unet.dims != 2:
             # The hint encoder's stride-2 convs would shrink every axis, a 3D latent's depth too.
             raise ConfigError("dims", f"a ControlNet steers an image UNet (dims=2), got dims={self.unet.dims}")
+        if self.unet.middle_block is None:
+            # Its last output is the middle block's, added to the UNet's middle block output.
+            raise ConfigError("middle_block", "a ControlNet copies the UNet's middle block; this UNet has none")
         if isinstance(self.hint_channels, bool) or not isinstance(self.hint_channels, int) or self.hint_channels < 1:
             raise ConfigError("hint_channels", f"must be a positive integer, got {quote(self.hint_channels)}")
         widths = self.hint_block_channels
@@ -106,9 +109,13 @@ class ControlNetConfig:
         return cls(UNetConfig.from_ldm(unet), hint)
 
     def to_ldm(self) -> dict[str, Any]:
-        """cldm.ControlNet's keyword arguments: the UNet's without out_channels, plus hint_channels."""
+        """cldm.ControlNet's keyword arguments: the UNet's without out_channels, plus hint_channels (a ConfigError
+        naming the field where the original cannot say the UNet: see `UNetConfig.ldm_unsupported`)."""
         out = {k: v for k, v in self.unet.to_ldm().items() if k not in ("out_channels", "n_embed")}
         return {**out, "hint_channels": self.hint_channels}
+
+    def to_ldm_or_none(self) -> dict[str, Any] | None:
+        return None if self.unet.ldm_unsupported() else self.to_ldm()
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -56,7 +56,10 @@ class UNetModel(nn.Module):
         # 3. Down stage, 4. middle block, 5. up stage, 6. output: one module per planned block (builder.py).
         # Registered in the original's order (input, middle, output): state-dict keys and module order follow it.
         self.input_blocks = nn.ModuleList()
-        self.middle_block = TimestepEmbedSequential()  # replaced in place when the plan reaches the middle block
+        # Replaced in place when the plan reaches the middle block; None for the pruned UNets that have none.
+        self.middle_block: TimestepEmbedSequential | None = (
+            TimestepEmbedSequential() if cfg.middle_block is not None else None
+        )
         self.output_blocks = nn.ModuleList()
         for b in self.plan:
             module = build.block(b)
@@ -108,8 +111,9 @@ class UNetModel(nn.Module):
         for block in self.input_blocks:
             h = block(h, emb, context)
             skips.append(h)
-        # 3. Middle block at the lowest resolution.
-        h = self.middle_block(h, emb, context)
+        # 3. Middle block at the lowest resolution (pruned UNets may have none).
+        if self.middle_block is not None:
+            h = self.middle_block(h, emb, context)
         # 4. Up stage: concatenate the matching down output (last in, first out) on the channel axis.
         for block in self.output_blocks:
             h = torch.cat([h, skips.pop()], dim=1)
