@@ -276,3 +276,14 @@ def test_api_bad_custom_controlnet_names_the_field(client, body: dict, field: st
     r = client.post("/api/trace", json=body)
     assert r.status_code == 422, r.json()
     assert r.json()["field"] == field
+
+
+def test_api_controlnet_on_a_variant(client) -> None:
+    r = client.post("/api/trace", json={"preset": "segmind-vega", "controlnet": {}, "image_size": [512, 512]})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["ldm_params"] is None  # the original cannot say a lone middle ResBlock
+    injections = body["control"]["injections"]
+    assert injections[-1]["target"] == "middle_block" and injections[-1]["shape"] == [1, 1280, 16, 16]
+    r = client.post("/api/trace", json={"preset": "bk-sdm-small", "controlnet": {}})
+    assert r.status_code == 422 and r.json()["field"] == "controlnet.middle_block"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sdunet_core import UNetConfig, UNetModel
+from sdunet_core import PRESETS, UNetConfig, UNetModel
 from sdunet_core.controlnet import ControlNetConfig, ControlNetModel
 from sdunet_core.controlnet_keys import controlnet_keymap, controlnet_keymap_from_diffusers
 from sdunet_core.controlnet_presets import CONTROLNET_PRESETS, load_controlnet_preset
@@ -286,3 +286,30 @@ def test_golden_fails_on_one_perturbed_hint_weight() -> None:
     _, outs = _run_golden(meta, tensors)
     want = tensors["output.0"]
     assert (outs[0] - want).abs().max() / want.abs().max() > 1e-4
+
+
+# ---- ControlNets on the distilled variants ---------------------------------------------------------------------------
+VARIANTS = sorted(n for n, p in PRESETS.items() if p.diffusers_config is not None)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_a_controlnet_on_a_variant_is_diffusers_controlnet_of_its_config(name: str) -> None:
+    """The builder is the UNet's, so a ControlNet on BK-SDM, SSD-1B or Vega (one res block per level, a lone middle
+    ResBlock, per-block depths) is diffusers' ControlNetModel built from the variant's own config.json."""
+    import inspect
+
+    preset = PRESETS[name]
+    assert preset.diffusers_config is not None
+    if preset.config.middle_block is None:
+        with pytest.raises(ConfigError) as err:
+            ControlNetConfig(preset.config)
+        assert err.value.field == "middle_block"
+        return
+    config = ControlNetConfig(preset.config)
+    takes = set(inspect.signature(diffusers.ControlNetModel.__init__).parameters)
+    kwargs = {k: v for k, v in preset.diffusers_config.items() if k in takes}
+    with torch.device("meta"):
+        theirs = _shapes(diffusers.ControlNetModel(**kwargs))
+    keymap = controlnet_keymap(config)
+    assert keymap is not None
+    assert {keymap.to_diffusers(k): s for k, s in _shapes(_meta(config)).items()} == theirs
