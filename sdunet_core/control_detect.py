@@ -36,15 +36,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .controlnet import ControlNetConfig
 from .controlnet_keys import controlnet_keymap, controlnet_keymap_from_diffusers
-from .controlnet_presets import CONTROLNET_PRESETS, ControlNetPreset
+from .controlnet_presets import CONTROLNET_PRESETS
 from .diffusers_keys import KeyMap
+from .errors import ConfigError
 from .header import TensorInfo, validate_header
 from .plan import plan_blocks, top_level_of
+from .presets import PRESETS
 from .schema import UNetConfigModel
 
 ControlKind = Literal["controlnet", "t2i_adapter", "control_lora"]
 Layout = Literal["ldm", "diffusers"]
-Family = Literal["sd1", "sd2", "sdxl", "tiny"]
+Family = Literal["ldm", "sd1", "sd2", "sdxl", "tiny"]
 
 # Top-level names of a ControlNet without a prefix, per layout (a file may hold other models beside it).
 _LDM_TOP = frozenset(
@@ -259,9 +261,45 @@ def _control_shapes(config: ControlNetConfig) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def _fit(preset: ControlNetPreset, shapes: dict[str, tuple[int, ...]]) -> ControlNetConfig:
-    """The preset's ControlNet with the hint and latent channels the file has (inpainting and 1-channel hints)."""
-    config = preset.config
+@dataclasses.dataclass(frozen=True)
+class _Candidate:
+    """A ControlNet a file may be: a ControlNet preset (`name`), or a ControlNet on a UNet preset."""
+
+    name: str | None
+    config: ControlNetConfig
+    family: str
+    base_preset: str
+
+
+@lru_cache(maxsize=1)
+def _all_candidates() -> tuple[_Candidate, ...]:
+    out = [_Candidate(p.name, p.config, p.family, p.base_preset) for p in CONTROLNET_PRESETS.values()]
+    for name, preset in PRESETS.items():
+        if not preset.config.use_spatial_transformer:
+            continue
+        try:
+            config = ControlNetConfig(preset.config)
+        except ConfigError:  # no middle block
+            continue
+        if all(c.config != config for c in out):  # sd2-v is sd2's network: one candidate for both
+            out.append(_Candidate(None, config, preset.family, name))
+    return tuple(out)
+
+
+def _candidates(shapes: dict[str, tuple[int, ...]]) -> list[_Candidate]:
+    """The candidates with the file's width and number of zero convs (all of them when none has)."""
+    conv_in = shapes.get("input_blocks.0.0.weight")
+    zero_convs = {k.split(".")[1] for k in shapes if k.startswith("zero_convs.")}
+    fitting = [
+        c
+        for c in _all_candidates()
+        if conv_in and c.config.unet.model_channels == conv_in[0] and c.config.num_injections - 1 == len(zero_convs)
+    ]
+    return fitting or list(_all_candidates())
+
+
+def _fit(config: ControlNetConfig, shapes: dict[str, tuple[int, ...]]) -> ControlNetConfig:
+    """The ControlNet with the hint and latent channels the file has (inpainting and 1-channel hints)."""
     hint = shapes.get("input_hint_block.0.weight")
     latent = shapes.get("input_blocks.0.0.weight")
     unet = config.unet
@@ -300,14 +338,15 @@ def _controlnet(
         else:
             shapes[original] = info.shape
 
-    # The preset the file fits best: most tensors of equal name and shape, fewest differences.
-    def score(preset: ControlNetPreset) -> tuple[int, int]:
-        expected = _control_shapes(_fit(preset, shapes))
+    # The ControlNet the file fits best, among the presets and a ControlNet on every other UNet preset (the
+    # variants too): most tensors of equal name and shape, fewest differences.
+    def score(candidate: _Candidate) -> tuple[int, int]:
+        expected = _control_shapes(_fit(candidate.config, shapes))
         same = sum(1 for k, s in shapes.items() if expected.get(k) == s)
         return same, -len(set(expected) ^ set(shapes))
 
-    best = max(CONTROLNET_PRESETS.values(), key=score)
-    config = _fit(best, shapes)
+    best = max(_candidates(shapes), key=score)
+    config = _fit(best.config, shapes)
     expected = _control_shapes(config)
     own_map = controlnet_keymap(config) if layout == "diffusers" else None
 
@@ -324,18 +363,17 @@ def _controlnet(
     exact = not (missing or unexpected or mismatched)
     notes: list[str] = []
     preset_name: str | None = None
-    if exact and config == best.config:
+    what = f"preset {best.name}'s" if best.name else f"those of a ControlNet on {best.base_preset}"
+    if exact and config == best.config and best.name:
         preset_name = best.name
-        notes.append(f"the shapes equal preset {best.name}'s")
+        notes.append(f"the shapes equal {what}")
     elif exact:
-        changed = [
-            f"{f}={getattr(config, f)!r}" for f in ("hint_channels",) if getattr(config, f) != getattr(best.config, f)
-        ]
+        changed = [f"hint_channels={config.hint_channels}"] if config.hint_channels != best.config.hint_channels else []
         if config.unet.in_channels != best.config.unet.in_channels:
             changed.append(f"in_channels={config.unet.in_channels}")
-        notes.append(f"the shapes are preset {best.name}'s with {', '.join(changed)}")
+        notes.append(f"the shapes are {what}" + (f" with {', '.join(changed)}" if changed else ""))
     else:
-        notes.append(f"no ControlNet preset has exactly these shapes; compared with the closest, {best.name}")
+        notes.append(f"no ControlNet we know has exactly these shapes; compared with the closest, {what}")
     if other:
         notes.append(f"the file holds other tensors too: {', '.join(f'{k} ({n})' for k, n in other.items())}")
     return ControlDetectionReport(
@@ -392,7 +430,7 @@ def _control_lora(
     config = None
     hint = own.get("input_hint_block.0.weight")
     if control is not None:
-        config = _fit(control, {k: v.shape for k, v in own.items()})
+        config = _fit(control.config, {k: v.shape for k, v in own.items()})
     return ControlDetectionReport(
         **_base(
             {

@@ -334,3 +334,20 @@ def test_odd_headers_are_reported_or_refused_never_crash(shapes: Shapes) -> None
         assert exc.field  # a refusal names what is wrong
     else:
         assert report is not None
+
+
+@pytest.mark.parametrize("name", ["ssd-1b", "bk-sdm-base"])
+def test_a_controlnet_on_a_variant_is_detected_exactly(name: str) -> None:
+    import inspect
+
+    preset = PRESETS[name]
+    assert preset.diffusers_config is not None
+    takes = set(inspect.signature(diffusers.ControlNetModel.__init__).parameters)
+    with torch.device("meta"):
+        model = diffusers.ControlNetModel(**{k: v for k, v in preset.diffusers_config.items() if k in takes})
+    report = detect_control(make_header({k: tuple(v.shape) for k, v in model.state_dict().items()}))
+    assert report is not None
+    assert (report.kind, report.layout, report.exact, report.preset) == ("controlnet", "diffusers", True, None)
+    assert (report.base_preset, report.family) == (name, preset.family)
+    assert report.notes[0] == f"the shapes are those of a ControlNet on {name}"
+    assert report.config is not None and report.config.model_dump(mode="json") == preset.config.to_dict()
