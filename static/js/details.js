@@ -11,7 +11,7 @@ import { h, row } from './dom.js';
 // Modules bigger than this get their weight statistics on a click, not on selection: they read the whole block.
 const AUTO_STATS_PARAMS = 50e6;
 
-export function createDetails(root, { onToggle, onSelect, loadSource, loadDiffusersNames, weights }) {
+export function createDetails(root, { onToggle, onSelect, loadSource, loadDiffusersNames, weights, extraSections }) {
   let current = null; // {ix, path}
   let codeToken = 0; // a new show() makes every answer still on its way for the old one stale
   const namesByModel = new Map(); // config JSON → Promise of /api/diffusers-names: asked once per model
@@ -142,6 +142,7 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadDiffus
       h('p', { class: 'explain' }, explain(node)),
       dl,
       weightsSection(ix, node),
+      ...(extraSections?.(ix, node.path) ?? []), // names in every scheme, what a LoRA adds (community.js)
       actions,
       code,
     ];
