@@ -6,7 +6,6 @@
 
 import { OVERLAY_DARK_FROM, rampColor } from './config.js';
 import { h } from './dom.js';
-import { topLevelOf } from './layout.js';
 
 const ZERO = '#dfe3e8'; // a block switched off
 const NEGATIVE = ['#dbe8fb', '#2f6fd0']; // light → dark blue for weights below 0
@@ -22,6 +21,16 @@ function mix(a, b, t) {
   return `#${x.map((v, k) => Math.round(v + (y[k] - v) * t).toString(16).padStart(2, '0')).join('')}`;
 }
 
+/** The entry of the top-level block that holds `path` (its longest dotted prefix among the blocks). */
+function blockOf(byPath, path) {
+  const parts = path.split('.');
+  for (let i = parts.length; i > 0; i -= 1) {
+    const hit = byPath.get(parts.slice(0, i).join('.'));
+    if (hit) return hit;
+  }
+  return null;
+}
+
 /** The card painter of one /api/names/block-weights answer: a block (and everything in it) gets its weight. */
 export function weightsPainter(result) {
   const byPath = new Map(result.blocks.map((b) => [b.path, b]));
@@ -29,7 +38,7 @@ export function weightsPainter(result) {
   const maxPos = Math.max(1, ...weights);
   const maxNeg = Math.max(1, ...weights.map((w) => -w));
   return (node) => {
-    const block = byPath.get(node.path) ?? byPath.get(topLevelOf(node.path));
+    const block = blockOf(byPath, node.path);
     if (!block || block.weight == null) return null;
     const w = block.weight;
     const badge = `×${weightText(w)}`;
