@@ -88,10 +88,11 @@ export function createCommunity({ store, api, shownModel, relayout, renderDiagra
         return { preset: custom ? custom.preset : state.preset, family: preset?.family ?? null, imageSize: size, title };
       },
       onDetected(next) {
-        const opened = !lora && next;
+        // Newly drawable (opened on its model, or its model switched to): show it by rank.
+        const drawable = Boolean(next?.matches) && !(lora?.matches && lora.id === next.id);
         lora = next;
         setOptions();
-        if (opened && next.matches && !LORA_OVERLAYS.has(state.overlay)) store.setOverlay('lora-rank');
+        if (drawable && !LORA_OVERLAYS.has(state.overlay)) store.setOverlay('lora-rank');
         if (!next && LORA_OVERLAYS.has(state.overlay)) store.setOverlay('none');
         store.setLora(next);
         repaint();

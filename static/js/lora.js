@@ -140,7 +140,9 @@ export function loraLegend(det, mode) {
   return [
     h('span', { class: 'ramp-title' }, byRank ? 'LoRA rank (the number: rank of the modules inside):' : 'LoRA parameters added (square-root scale):'),
     h('span', { class: 'ramp-wrap' }, ramp, h('span', { class: 'ramp-ticks' }, h('span', {}, min), h('span', {}, max))),
-    h('span', { class: 'muted' }, `${det.format_title.split(':')[0]}, ${det.family_title ?? det.preset}; white cards: not patched`),
+    h('span', { dataset: { field: 'lora-totals' } }, `${det.format_title.split(':')[0]}, ${det.family_title ?? det.preset}: +${compact(det.params_added)} params`
+      + `${flopsWords(det) ? `, +${flopsWords(det)}` : ''}`),
+    h('span', { class: 'muted' }, 'white cards: not patched'),
   ];
 }
 
@@ -158,17 +160,35 @@ function list(title, field, items, render) {
   return section;
 }
 
+/** The FLOPs the LoRA adds, in words: "5.6 G per step at 512×512 px". */
+function flopsWords(det) {
+  if (det.flops_added == null || !det.flops) return null;
+  const size = det.flops.image_size ? `${det.flops.image_size.join('×')} px` : `latent ${det.flops.sample_size.join('×')}`;
+  return `${compact(det.flops_added)} FLOPs per step at ${size}`;
+}
+
+/** The panel's one line: format, family, ranks, what it adds. */
+function headline(det, ctx) {
+  const flops = ctx.flops === 'pending' ? 'FLOPs: counting…' : flopsWords(det);
+  return [
+    h('strong', {}, det.format), ` · ${det.family_title ?? det.preset} · ${rankText(det.rank_min, det.rank_max)} · `,
+    `${det.modules.length} UNet modules in ${det.unet_blocks.filter((b) => b.modules).length} blocks · `,
+    h('strong', {}, `+${compact(det.params_added)} params`), flops ? ` · +${flops}` : '',
+  ];
+}
+
 /**
  * The panel's content for a detection. ctx: {title (the model on screen), matches (the LoRA is drawn on it),
  * flops ('pending' while the FLOPs are counted)}; onSwitch(preset) opens the LoRA's own model, onSelect(path) a
  * block on the U.
  */
 export function loraView(det, fileName, ctx, { onSwitch, onSelect }) {
+  const head = [];
   const parts = [];
   if (!ctx.matches) {
     const btn = h('button', { type: 'button', class: 'primary', dataset: { switch: det.preset } }, `Show ${det.preset}`);
     btn.addEventListener('click', () => onSwitch(det.preset));
-    parts.push(
+    head.push(
       h(
         'p',
         { class: 'lora-mismatch', role: 'alert', dataset: { field: 'mismatch' } },
@@ -196,9 +216,8 @@ export function loraView(det, fileName, ctx, { onSwitch, onSelect }) {
   dl.append(...row('Params added', 'params-added', h('strong', {}, exact(det.params_added)), ` (${compact(det.params_added)})`));
   let flops;
   if (ctx.flops === 'pending') flops = h('span', { class: 'muted' }, 'counting at the current size…');
-  else if (det.flops_added != null && det.flops) {
-    const size = det.flops.image_size ? `${det.flops.image_size.join('×')} px` : `latent ${det.flops.sample_size.join('×')}`;
-    flops = [h('strong', {}, compact(det.flops_added)), ` per step at ${size} on ${det.flops.preset}, batch ${det.flops.batch} (${det.flops.counted})`];
+  else if (flopsWords(det)) {
+    flops = [h('strong', {}, flopsWords(det)), ` on ${det.flops.preset}, batch ${det.flops.batch} (${det.flops.counted})`];
   } else flops = '—';
   dl.append(...row('FLOPs added', 'flops-added', flops));
   const ids = det.block_ids.filter((id) => id !== 'BASE');
@@ -257,7 +276,11 @@ export function loraView(det, fileName, ctx, { onSwitch, onSelect }) {
     details.append(mdl);
     parts.push(details);
   }
-  return parts;
+  // One line of totals always in view; the rest folds away, so the U stays on screen (open by default when the
+  // file cannot be drawn on this model: the panel is then all there is to see).
+  const more = h('details', { class: 'lora-more', open: !ctx.matches || null });
+  more.append(h('summary', { dataset: { field: 'headline' } }, headline(det, ctx)), h('div', { class: 'lora-grid' }, ...parts));
+  return [...head, more];
 }
 
 /** The details panel's "LoRA" lines for the selected block or module, or null where the LoRA adds nothing. */
@@ -287,7 +310,7 @@ export function loraDetails(det, path) {
 
 /**
  * Wires the button, the file input, the drop zone and the panel. detect(body, query) posts to /api/lora/detect;
- * context() says what is on screen: {preset, family, imageSize, title}; onDetected({file, detection, matches})
+ * context() says what is on screen: {preset, family, imageSize, title}; onDetected({file, id, detection, matches})
  * or onDetected(null) when closed; onSwitch(preset); onSelect(path). The panel's dataset.state is "reading",
  * "done" (dataset.flops "pending" / "done") or "error".
  */
@@ -328,7 +351,7 @@ export function createLora({ button, input, panel, dropZone }, { detect, context
     const query = matches ? { preset: ctx.preset, imageSize: ctx.imageSize } : { preset: first.preset };
     open.matches = matches;
     show('pending');
-    onDetected({ file: open.file, detection: open.detection, matches });
+    onDetected({ file: open.file, id: open.id, detection: open.detection, matches });
     try {
       const got = await detect(open.body, { ...query, flops: true });
       if (mine !== token || !open) return;
@@ -336,7 +359,7 @@ export function createLora({ button, input, panel, dropZone }, { detect, context
       const det = { ...got, family: first.family, family_title: first.family_title, family_evidence: [...first.family_evidence, ...got.family_evidence] };
       open.detection = det;
       show('done');
-      onDetected({ file: open.file, detection: det, matches });
+      onDetected({ file: open.file, id: open.id, detection: det, matches });
     } catch (err) {
       if (mine !== token || !open) return;
       show('done');
@@ -353,7 +376,7 @@ export function createLora({ button, input, panel, dropZone }, { detect, context
       // First the family and the modules, without a trace (fast); then the FLOPs on the model on screen.
       const first = await detect(body, { flops: false });
       if (mine !== token) return;
-      open = { file: file.name, body, alphas, first, detection: first, matches: false };
+      open = { id: mine, file: file.name, body, alphas, first, detection: first, matches: false };
       button.disabled = false;
       await refresh();
     } catch (err) {

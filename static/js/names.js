@@ -79,8 +79,10 @@ export function namesIndex(table) {
       return { title: joinNames(splitNames(label)), sub: node.path };
     }
     if (PER_MODULE.has(scheme)) {
-      if (!label) return { title: `(${defaults.title})`, sub: defaults.sub };
-      return { title: joinNames(splitNames(relative(ix, node, scheme, label))), sub: defaults.sub };
+      // A numbered child's own title is its kind: keep that in the subtitle (ResBlock · 4.0).
+      const sub = /^\d+$/.test(node.name ?? '') ? `${defaults.title} · ${defaults.sub}` : defaults.sub;
+      if (!label) return { title: `(${defaults.title})`, sub };
+      return { title: joinNames(splitNames(relative(ix, node, scheme, label))), sub };
     }
     // A block-level scheme: a module shows a label only where it differs from its parent's (SDXL's middle block
     // spans three kohya slots, say).
