@@ -172,7 +172,7 @@ def test_block_weights_paint_the_u_and_a_wrong_vector_shows_the_reason(page, liv
         field.fill(spec)
         field.press("Enter")
         page.wait_for_function(
-            "(s) => document.body.dataset.paint === 'weights' && location.hash.includes('bw=')"
+            "(s) => document.body.dataset.paint === 'weights' && location.hash.endsWith('bw=' + s)"
             " && document.getElementById('block-weights').dataset.state === 'done'",
             arg=spec,
         )
