@@ -322,6 +322,7 @@ def test_a_kohya_sd1_lora_lands_on_its_blocks_with_its_ranks(page, live_server, 
     page.select_option("#overlay", "lora-rank")
     page.click(f'{TOP}[data-path="input_blocks.4"] > .card')  # closed again: the whole U in view
     page.wait_for_function("() => document.body.dataset.paint === 'lora-rank'")
+    page.evaluate("() => document.getElementById('lora').scrollIntoView()")  # the headline, the legend, the U
     page.screenshot(path=str(RESULTS / "page-lora-sd1.png"))
 
     # Closing the LoRA takes its colours off.
@@ -348,8 +349,19 @@ def test_a_lora_of_another_family_offers_to_switch_and_foreign_files_show_why(
         assert r.json()["reason"] in panel.locator('[data-field="error"]').inner_text()
         assert page.evaluate("() => document.body.dataset.lora") == "none"
 
-    # An SDXL LoRA on SD 1.x: said so, nothing painted, and a button to show its model.
-    _open_lora(page, lora_files["sdxl"])
+    # An SDXL LoRA dropped on SD 1.x's diagram: said so, nothing painted, and a button to show its model.
+    data = list(lora_files["sdxl"].read_bytes())
+    transfer = page.evaluate_handle(
+        "(b) => { const t = new DataTransfer();"
+        " t.items.add(new File([new Uint8Array(b)], 'kohya_sdxl.safetensors')); return t; }",
+        data,
+    )
+    page.dispatch_event(".diagram-panel", "drop", {"dataTransfer": transfer})
+    page.wait_for_function(
+        "() => document.getElementById('lora').dataset.flops === 'done'"
+        " && document.querySelector('#lora .ckpt-file').textContent === 'kohya_sdxl.safetensors'",
+        timeout=120_000,
+    )
     mismatch = panel.locator('[data-field="mismatch"]')
     assert "SDXL" in mismatch.inner_text()
     assert page.evaluate("() => document.body.dataset.lora") == "other-family"

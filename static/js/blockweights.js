@@ -71,7 +71,12 @@ export function weightsLegend(result) {
   if (result.ignored.length) {
     parts.push(h('span', { class: 'muted', dataset: { field: 'bw-ignored' } }, `not in this model: ${result.ignored.join(', ')}`));
   }
-  for (const note of result.notes) parts.push(h('span', { class: 'muted bw-note' }, note));
+  if (result.notes.length) {
+    // How the tool reads this spec, in the server's words: folded, so the legend stays one line.
+    const notes = h('details', { class: 'bw-notes', dataset: { field: 'bw-notes' } });
+    notes.append(h('summary', {}, `how it is read (${result.notes.length})`), ...result.notes.map((n) => h('p', { class: 'muted' }, n)));
+    parts.push(notes);
+  }
   return parts;
 }
 

@@ -21,6 +21,7 @@ export function createCommunity({ store, api, shownModel, relayout, renderDiagra
   const { state } = store;
   const body = document.body.dataset;
   let modelKey = null; // the model the names and weights are for
+  let drawnKey = null; // the model whose trace is on screen: until its trace is in, the old U keeps its own look
   let sizeKey = null; // …and the size the LoRA's FLOPs are for
   let weights = null; // the block-weight answer shown
   let lora = null; // {file, detection, matches}
@@ -148,6 +149,11 @@ export function createCommunity({ store, api, shownModel, relayout, renderDiagra
   });
 
   store.on('trace', () => {
+    if (drawnKey !== modelKey) {
+      // main.js has just drawn the new model plain (the hooks below answer null until now): draw it in our terms.
+      drawnKey = modelKey;
+      if (paint || state.names !== 'original') relayout();
+    }
     const sk = `${modelKey}@${state.trace?.input?.image_size ?? ''}`;
     if (sk === sizeKey) return;
     sizeKey = sk;
@@ -160,13 +166,14 @@ export function createCommunity({ store, api, shownModel, relayout, renderDiagra
 
   return {
     cardLabel(ix, node, defaults) {
+      if (drawnKey !== modelKey) return null; // another model's names on the trace still shown
       return names.current?.labelFor(ix, node, state.names, defaults) ?? null;
     },
-    painter: () => paint,
+    painter: () => (drawnKey === modelKey ? paint : null),
     detailsSections(ix, path) {
       const out = [];
       if (path) {
-        const table = names.current;
+        const table = drawnKey === modelKey ? names.current : null;
         out.push(table ? namesView(table, path, state.names) : h('p', { class: 'muted', dataset: { field: 'names' } }, 'Names: loading…'));
       }
       if (lora?.matches) out.push(loraDetails(lora.detection, path));
