@@ -174,6 +174,8 @@ function headline(det, ctx) {
     h('strong', {}, det.format), ` · ${det.family_title ?? det.preset} · ${rankText(det.rank_min, det.rank_max)} · `,
     `${det.modules.length} UNet modules in ${det.unet_blocks.filter((b) => b.modules).length} blocks · `,
     h('strong', {}, `+${compact(det.params_added)} params`), flops ? ` · +${flops}` : '',
+    det.text_encoder.modules.length ? ` · text encoder: ${det.text_encoder.modules.length} modules` : '',
+    det.unmatched.length ? h('span', { class: 'lora-unmatched' }, ` · ${det.unmatched.length} tensors match nothing`) : '',
   ];
 }
 
@@ -288,7 +290,7 @@ export function loraDetails(det, path) {
   const module = det.modules.find((m) => m.path === path);
   const total = loraTotals(det).get(path);
   if (!module && !total) return null;
-  const section = h('section', { class: 'lora-section', 'aria-label': 'LoRA', dataset: { field: 'lora' } });
+  const section = h('section', { class: 'lora-section', 'aria-label': 'What the LoRA adds here', dataset: { field: 'lora' } });
   section.append(h('h3', {}, 'LoRA'));
   const dl = h('dl', { class: 'facts' });
   if (module) {

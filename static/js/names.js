@@ -99,7 +99,7 @@ export function namesIndex(table) {
 export function namesView(names, path, current) {
   const entry = names.entry(path);
   if (!entry) return null;
-  const section = h('section', { class: 'names-section', 'aria-label': 'Names', dataset: { field: 'names' } });
+  const section = h('section', { class: 'names-section', 'aria-label': 'Names of this block', dataset: { field: 'names' } });
   section.append(h('h3', {}, 'Names ', h('span', { class: 'muted' }, names.table.layout_title ?? '')));
   const dl = h('dl', { class: 'facts names-facts' });
   for (const scheme of names.table.schemes) {
