@@ -29,6 +29,13 @@ const BY_CATEGORY = {
     '(context), then a ResBlock merges them.',
   output_head: 'GroupNorm → SiLU → 3×3 convolution back to the latent channels: the predicted noise (or v).',
   codebook_head: 'GroupNorm → 1×1 convolution to one logit per codebook entry (VQ models).',
+  control_hint:
+    'ControlNet: the hint encoder. The control image (edges, depth, a pose) goes through small 3×3 ' +
+    'convolutions, three of them halving the size, down to the latent\'s size; a last convolution that starts ' +
+    'at zero lifts it to the model width, and it is added after the input convolution.',
+  zero_conv:
+    'ControlNet: a 1×1 convolution that starts at zero. Its output is added to the matching skip of the ' +
+    'UNet (or to its middle block), so a fresh ControlNet changes nothing until training teaches it how.',
   resblock:
     'A residual block: two 3×3 convolutions refine the feature map, the time embedding is added in between ' +
     '(so the block knows how noisy the input is), and the input is added back at the end, so the block only ' +
