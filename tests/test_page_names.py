@@ -322,7 +322,8 @@ def test_a_kohya_sd1_lora_lands_on_its_blocks_with_its_ranks(page, live_server, 
     page.select_option("#overlay", "lora-rank")
     page.click(f'{TOP}[data-path="input_blocks.4"] > .card')  # closed again: the whole U in view
     page.wait_for_function("() => document.body.dataset.paint === 'lora-rank'")
-    page.evaluate("() => document.getElementById('lora').scrollIntoView()")  # the headline, the legend, the U
+    headline.click()  # folded again: the headline, the legend and the U in view
+    page.evaluate("() => document.getElementById('lora').scrollIntoView()")
     page.screenshot(path=str(RESULTS / "page-lora-sd1.png"))
 
     # Closing the LoRA takes its colours off.

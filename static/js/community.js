@@ -110,13 +110,15 @@ export function createCommunity({ store, api, shownModel, relayout, renderDiagra
   /** Enable "Colour by" choices that have something to show. */
   function setOptions() {
     const select = $('overlay');
-    const set = (key, on) => {
+    const set = (key, on, how) => {
       const o = select.querySelector(`option[value="${key}"]`);
-      if (o) o.disabled = !on;
+      if (!o) return;
+      o.disabled = !on;
+      o.title = on ? '' : how;
     };
-    set('weights', Boolean(weights));
-    set('lora-rank', Boolean(lora?.matches));
-    set('lora-params', Boolean(lora?.matches));
+    set('weights', Boolean(weights), 'type a spec in "Block weights"');
+    set('lora-rank', Boolean(lora?.matches), "open a LoRA of this model's family");
+    set('lora-params', Boolean(lora?.matches), "open a LoRA of this model's family");
   }
 
   function repaint() {
