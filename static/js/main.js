@@ -5,6 +5,7 @@
 import * as api from './api.js';
 import { drawCharts } from './charts.js';
 import { createCheckpoint } from './checkpoint.js';
+import { createCommunity } from './community.js';
 import { createDetails } from './details.js';
 import { createDiagram } from './diagram.js';
 import { bytes, compact, shapeText } from './format.js';
@@ -32,6 +33,7 @@ let memo = null; // layout memo for the current trace
 const traceCache = new Map(); // "preset@size" → trace, so switching back is instant
 let loadToken = 0;
 let profileStop = null;
+let community = null; // names, block weights and an open LoRA (community.js), created last
 
 function setReady(ready) {
   document.body.dataset.ready = ready ? 'true' : 'false';
@@ -55,6 +57,7 @@ const details = createDetails($('details'), {
   loadSourceKinds: () => api.getSourceKinds(),
   loadDiffusersNames: (trace) => api.getDiffusersNames({ config: trace.config }),
   weights,
+  extraSections: (i, path) => community?.detailsSections(i, path) ?? [],
 });
 
 function renderDiagram() {
@@ -62,7 +65,8 @@ function renderDiagram() {
   setReady(false);
   const t0 = performance.now();
   const scene = layoutScene(ix, state.expanded, memo);
-  diagram.render(scene, ix, { metric: state.metric, selection: state.selection, overlay: state.overlay });
+  const painter = community?.painter() ?? null; // block weights or a LoRA, when "Colour by" shows one
+  diagram.render(scene, ix, { metric: state.metric, selection: state.selection, overlay: state.overlay, painter });
   document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
   $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
   setReady(true);
@@ -151,6 +155,7 @@ store.on('model', ({ preset }) => {
 
 store.on('trace', (trace) => {
   ix = indexTrace(trace);
+  ix.cardLabel = (i, node, lines) => community?.cardLabel(i, node, lines) ?? null; // the "Names" switch
   memo = createMemo();
   const keptZoom = diagram.zoom;
   renderDiagram();
@@ -416,5 +421,18 @@ async function init() {
 
 // Compare, scaling, "Colour by", search, exports and the URL; after the listeners above, so it sees drawn views.
 const features = createFeatures({ store, diagram, getIndex: () => ix, traceCache, renderDiagram, showError });
+
+// Names, block weights and "Open LoRA" (issue 14); a new label scheme lays the U out again (card widths).
+community = createCommunity({
+  store,
+  api,
+  shownModel,
+  relayout() {
+    memo = createMemo();
+    renderDiagram();
+  },
+  renderDiagram,
+  refreshDetails: () => ix && showDetails(),
+});
 
 init();
