@@ -14,6 +14,9 @@ import { createFeatures } from './features.js';
 import { MAX_IMAGE_SIZE } from './limits.js';
 import { readUrl } from './urlstate.js';
 import { createWeights } from './weights.js';
+// Control models (ControlNet presets and files, T2I-Adapters, control-LoRAs) beside the U: controlnet*.js.
+import { CONTROL_GROUP, fileEntry, getControlPresets, presetEntry } from './controlnet.js';
+import { createControlView } from './controlnet_view.js';
 
 const $ = (id) => document.getElementById(id);
 const store = createStore();
@@ -48,6 +51,11 @@ const diagram = createDiagram(diagramHost, {
   onSelect: (path) => store.select(path),
 });
 
+const controlView = createControlView($('controlnet'), {
+  onError: (message) => showError(message),
+  onRendered: () => controlView.decorate(diagram.element),
+});
+
 const details = createDetails($('details'), {
   onToggle: (path) => store.toggle(path),
   onSelect: (path) => store.select(path),
@@ -64,6 +72,7 @@ function renderDiagram() {
   const scene = layoutScene(ix, state.expanded, memo);
   diagram.render(scene, ix, { metric: state.metric, selection: state.selection, overlay: state.overlay });
   document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
+  controlView.decorate(diagram.element); // the control model's injections marked on the U
   $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
   setReady(true);
 }
@@ -131,10 +140,13 @@ function fillModelSelect() {
     return o;
   };
   const options = state.presets.map((p) => option(p.name, `${p.name} — ${p.title}`));
-  if (state.models.size) {
+  // Models beside the presets, one group each: the ControlNet presets, then those from files.
+  for (const label of [CONTROL_GROUP, 'From files']) {
+    const models = [...state.models.values()].filter((m) => (m.group ?? 'From files') === label);
+    if (!models.length) continue;
     const group = document.createElement('optgroup');
-    group.label = 'From files';
-    group.append(...[...state.models.values()].map((m) => option(m.key, m.label)));
+    group.label = label;
+    group.append(...models.map((m) => option(m.key, m.label)));
     options.push(group);
   }
   select.replaceChildren(...options);
@@ -189,6 +201,7 @@ store.on('trace', (trace) => {
   showSummary(trace);
   showDetails();
   drawChartsSoon();
+  controlView.show(shownModel().custom, trace); // a control model beside the U, or nothing
 });
 
 store.on('expanded', () => {
@@ -237,7 +250,9 @@ async function loadTrace() {
     let trace = traceCache.get(key);
     if (!trace) {
       const custom = state.models.get(preset);
-      trace = await api.getTrace(custom ? { config: custom.config, imageSize } : { preset, imageSize });
+      // A model without a config of its own (a ControlNet preset) draws the UNet preset it steers.
+      const body = custom ? (custom.config ? { config: custom.config } : { preset: custom.preset }) : { preset };
+      trace = await api.getTrace({ ...body, imageSize });
       traceCache.set(key, trace);
       if (trace.input?.image_size) traceCache.set(`${preset}@${trace.input.image_size[0]}`, trace);
     }
@@ -330,7 +345,8 @@ createCheckpoint(
     onDetected(det, file) {
       const key = `checkpoint:${file}`;
       for (const k of traceCache.keys()) if (k.startsWith(`${key}@`)) traceCache.delete(k); // a new file, same name
-      const entry = { key, label: `From checkpoint: ${file}`, config: det.config, preset: det.preset, file };
+      // A control model (det.kind) opens as the UNet it steers with the control model beside it.
+      const entry = det.kind ? fileEntry(det, file) : { key, label: `From checkpoint: ${file}`, config: det.config, preset: det.preset, file };
       store.addModel(entry);
       rememberModel(entry);
       store.setModel(key, null);
@@ -387,7 +403,7 @@ function restoreModel(key) {
   if (!key || state.models.has(key)) return;
   try {
     const entry = JSON.parse(sessionStorage.getItem(MODEL_STORE + key) ?? 'null');
-    if (entry?.key === key && entry.config) store.addModel(entry);
+    if (entry?.key === key && (entry.config || entry.control)) store.addModel(entry);
   } catch {
     // A damaged entry: fall back to the default model.
   }
@@ -397,6 +413,7 @@ async function init() {
   setReady(false);
   try {
     store.setPresets(await api.getPresets());
+    for (const p of await getControlPresets()) store.addModel(presetEntry(p));
   } catch (err) {
     showError(`Could not load the presets: ${err.message}`);
     setReady(true);
