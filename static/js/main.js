@@ -17,6 +17,7 @@ import { createWeights } from './weights.js';
 // Control models (ControlNet presets and files, T2I-Adapters, control-LoRAs) beside the U: controlnet*.js.
 import { CONTROL_GROUP, fileEntry, getControlPresets, presetEntry } from './controlnet.js';
 import { createControlView } from './controlnet_view.js';
+import { createDiffusersOpen } from './diffusers_open.js';
 
 const $ = (id) => document.getElementById(id);
 const store = createStore();
@@ -353,6 +354,15 @@ createCheckpoint(
     },
   },
 );
+// "Open diffusers config": a pasted or picked config.json, traced by the server, opens like a checkpoint's model.
+createDiffusersOpen({ button: $('open-diffusers'), panel: $('diffusers-open') }, {
+  onOpened(entry) {
+    for (const k of traceCache.keys()) if (k.startsWith(`${entry.key}@`)) traceCache.delete(k);
+    store.addModel(entry);
+    rememberModel(entry);
+    store.setModel(entry.key, null);
+  },
+});
 $('zoom-in').addEventListener('click', () => {
   diagram.setZoom(diagram.zoom * 1.2);
   $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
