@@ -19,11 +19,11 @@ export function createDiffusersOpen({ button, panel }, { onOpened }) {
   const text = h('textarea', { id: 'diffusers-config', spellcheck: 'false', 'aria-describedby': 'diffusers-error',
     placeholder: '{"_class_name": "UNet2DConditionModel", "block_out_channels": [320, 640, 1280, 1280], …}' });
   const file = h('input', { type: 'file', accept: '.json,application/json', id: 'diffusers-file', 'aria-label': 'diffusers config.json file' });
-  const name = h('input', { type: 'text', id: 'diffusers-name', value: 'config.json', size: '18', 'aria-label': 'Name in the model list' });
+  const name = h('input', { type: 'text', id: 'diffusers-name', value: 'config.json', size: '18', 'aria-label': 'Name in the list' });
   const go = h('button', { type: 'button', class: 'primary', id: 'diffusers-draw' }, 'Draw it');
   const error = h('p', { id: 'diffusers-error', class: 'diffusers-error', role: 'alert', hidden: true });
   panel.replaceChildren(
-    h('label', { for: 'diffusers-config' }, 'A diffusers UNet2DConditionModel config.json (paste it, or pick the file):'),
+    h('label', { for: 'diffusers-config' }, 'A diffusers UNet config.json (paste it, or pick the file):'),
     text,
     h('div', { class: 'row' }, file, h('label', { for: 'diffusers-name' }, 'Name'), name, go),
     error,
