@@ -202,3 +202,39 @@ def test_compare_with_the_parent_draws_removed_blocks(page, live_server: str, co
     text = page.text_content("#details .explain")
     assert "no middle block" in text and "the middle works" not in text
     assert console_errors == []
+
+
+def test_a_t2i_adapter_file_marks_its_injection_points_on_the_u(
+    page, live_server: str, tmp_path: Path, console_errors: list[str]
+) -> None:
+    diffusers = pytest.importorskip("diffusers")
+    import torch
+
+    from tests.test_checkpoint import header_bytes, make_header
+
+    with torch.device("meta"):
+        adapter = diffusers.T2IAdapter(
+            in_channels=3, adapter_type="full_adapter", channels=[320, 640, 1280, 1280], num_res_blocks=2
+        )
+    header = make_header({k: tuple(v.shape) for k, v in adapter.state_dict().items()})
+    # The page reads only the header: a file of the header alone is all it needs.
+    path = tmp_path / "t2iadapter_canny.safetensors"
+    path.write_bytes(header_bytes(header))
+    headers = {"content-type": "application/json"}
+    report = httpx.post(
+        f"{live_server}/api/checkpoint/detect", content=json.dumps(header), headers=headers, timeout=120
+    ).json()
+    assert report["kind"] == "t2i_adapter"
+    open_model(page, live_server, "tiny")
+    page.set_input_files("#checkpoint-file", str(path))
+    page.wait_for_selector("#checkpoint[data-state='done']", timeout=120_000)
+    page.wait_for_function(f"() => document.body.dataset.preset === {('checkpoint:' + path.name)!r}", timeout=120_000)
+    wait_control(page)
+    page.wait_for_selector("body[data-ready='true']")
+    marks = page.eval_on_selector_all(
+        "#diagram .cn-on-u", "els => els.map(e => [e.closest('g.box').dataset.path, e.textContent])"
+    )
+    assert [m[0] for m in marks] == [p["target"] for p in report["injections"]]
+    assert all(f"+{p['channels']} ch" in m[1] for m, p in zip(marks, report["injections"], strict=True))
+    assert f"{report['num_parameters']:,}" in page.text_content("#controlnet")
+    assert console_errors == []
