@@ -279,7 +279,8 @@ async function runProfile() {
     const custom = state.models.get(preset);
     // With the server's weights file when the model on screen is its architecture, else random weights.
     const useWeights = weights.matches(state.trace.config);
-    const body = { preset, config: custom?.config, imageSize, device: 'cpu', repeats: 2, useWeights };
+    // A ControlNet preset's entry has no config: the UNet drawn (and timed) is its base preset.
+    const body = { preset: custom && !custom.config ? custom.preset : preset, config: custom?.config, imageSize, device: 'cpu', repeats: 2, useWeights };
     ({ id } = await api.startProfile(body));
   } catch (err) {
     store.setProfile({ state: 'failed', error: err.message });
