@@ -8,7 +8,7 @@ class RawJson {
   }
 }
 
-async function request(method, url, body, accept = 'application/json') {
+export async function request(method, url, body, accept = 'application/json') {
   const init = { method, headers: { Accept: accept } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';

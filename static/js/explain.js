@@ -129,13 +129,24 @@ function blockText(block) {
     return `${parts.join(', ')}${res ? '' : '.'}`;
   }
   if (block.category === 'downsample_block') return `${BY_CATEGORY.downsample_block} ${resampleWords(res)}`.trim();
+  // Distilled variants (SSD-1B, Segmind Vega) keep a lone ResBlock at the bottom: no attention to describe.
+  if (block.category === 'middle_block' && !attn) return MIDDLE_WITHOUT_ATTENTION;
   return BY_CATEGORY[block.category];
 }
+
+const MIDDLE_WITHOUT_ATTENTION =
+  'The bottom of the U, at the lowest resolution: here a single ResBlock, with no attention.';
+// A model with no middle block (BK-SDM Small and Tiny): the down stage hands its last output straight to the up stage.
+const MODEL_WITHOUT_MIDDLE =
+  'The whole denoiser. It takes a noisy latent, the timestep and the conditioning, and predicts the noise. ' +
+  'The down stage shrinks the picture while adding channels and the up stage grows it back, reusing the saved ' +
+  'skips so fine detail is not lost. This model has no middle block: the last down block feeds the first up block.';
 
 /** The explanation for a trace node; `block` is its entry in trace.blocks when it is a top-level block. */
 export function explain(node, block = null) {
   if (!node) return '';
   if (block) return blockText(block) ?? 'A block of the UNet.';
+  if (node.category === 'model' && !(node.children ?? []).includes('middle_block')) return MODEL_WITHOUT_MIDDLE;
   if (BY_NAME[node.name]) return BY_NAME[node.name];
   if (node.category === 'downsample' || node.category === 'upsample') {
     return `${BY_CATEGORY[node.category]} ${resampleWords(node.resample)}`.trim();

@@ -6,6 +6,7 @@
 import * as api from './api.js';
 import { drawScaling, scalingNote, scalingSizes } from './charts.js';
 import { createCompare } from './compare.js';
+import { decorateCompare } from './variant_compare.js';
 import { OVERLAYS, rampColor } from './config.js';
 import { exportAs } from './export.js';
 import { bytes, compact, ms } from './format.js';
@@ -205,6 +206,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
   const compare = createCompare($('compare'), {
     getTrace: cachedTrace,
     getComparison: (q) => api.getCompare(q),
+    decorate: decorateCompare, // removed blocks and what a variant saves (variant_compare.js)
     onState: (s) => {
       body.compare = s;
     },
