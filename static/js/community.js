@@ -31,7 +31,9 @@ export function createCommunity({ store, api, shownModel, relayout, renderDiagra
   /** The model on screen as a /api/trace-style body. */
   function modelBody() {
     const { custom } = shownModel();
-    return custom ? { config: custom.config } : { preset: state.preset };
+    // A control model's entry names the UNet it steers by preset (config null): that UNet is the U on screen.
+    if (custom?.config) return { config: custom.config };
+    return { preset: custom?.preset ?? state.preset };
   }
 
   // ---- Names ------------------------------------------------------------------------------------------------
