@@ -8,13 +8,14 @@ class RawJson {
   }
 }
 
-async function request(method, url, body) {
+async function request(method, url, body, { as = 'json' } = {}) {
   const init = { method, headers: { Accept: 'application/json' } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = body instanceof RawJson ? body.text : JSON.stringify(body);
   }
   const response = await fetch(url, init);
+  if (as === 'blob' && response.ok) return response.blob(); // a file to save; errors still come as JSON
   const text = await response.text();
   let data = null;
   try {
@@ -105,6 +106,25 @@ export function getWeights() {
 export function getWeightStats(path) {
   return request('GET', `/api/weights/stats?path=${encodeURIComponent(path)}`);
 }
+
+// ---- activations (issue 16): the catalog of points, one captured forward, the export ----------------------------
+
+/** POST /api/activations/catalog with a model body ({preset} | {config} | {use_weights}, image_size) → the points. */
+export function getActivationCatalog(body) {
+  return request('POST', '/api/activations/catalog', body);
+}
+
+/** POST /api/activations/capture → statistics, previews and word heat maps of one forward at the chosen points. */
+export function captureActivations(body) {
+  return request('POST', '/api/activations/capture', body);
+}
+
+/** POST /api/activations/export → a Blob: the .safetensors file of the chosen points' full tensors. */
+export function exportActivations(body) {
+  return request('POST', '/api/activations/export', body, { as: 'blob' });
+}
+
+// ---- analysis ---------------------------------------------------------------------------------------------------
 
 /** GET /api/compare → two presets side by side: totals, per stage, per level, per block kind, differences. */
 export function getCompare({ a, b, imageSize }) {

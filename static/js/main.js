@@ -3,6 +3,7 @@
 // After every render it sets document.body.dataset.ready = "true" (and .preset) so tests and benches can wait.
 
 import * as api from './api.js';
+import { createActivations } from './activations.js';
 import { drawCharts } from './charts.js';
 import { createCheckpoint } from './checkpoint.js';
 import { createDetails } from './details.js';
@@ -413,5 +414,8 @@ async function init() {
 
 // Compare, scaling, "Colour by", search, exports and the URL; after the listeners above, so it sees drawn views.
 const features = createFeatures({ store, diagram, getIndex: () => ix, traceCache, renderDiagram, showError });
+
+// The "Activations" panel (issue 16): the catalog of points tied to the U, and captures of one real forward.
+createActivations($('activations'), { store, diagram, getIndex: () => ix, weights });
 
 init();
