@@ -132,7 +132,7 @@ function heatRow(set, tokens, label, { onPick, pickName }) {
   const cells = set.maps.map((m, i) => {
     const t = tokens[i];
     const text = `${label}, “${t.text}”: up to ${statNumber(m.max)} of each pixel's attention`;
-    return h('td', {}, heatCanvas(m, 56, text), h('span', { class: 'act-heat-max' }, statNumber(m.max)));
+    return h('td', {}, heatCanvas(m, 56, text), h('span', { class: 'act-heat-max', dataset: { value: m.max } }, statNumber(m.max)));
   });
   const tr = h('tr', { dataset: { set: set.name } }, head, cells);
   if (pickName) tr.querySelector('button').addEventListener('click', () => onPick(pickName));
