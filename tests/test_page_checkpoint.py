@@ -105,7 +105,9 @@ def _detect(url: str, path: Path) -> tuple[int, dict]:
     raw = path.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
     text = raw[8 : 8 + n].decode("utf-8", errors="replace")  # as the page's TextDecoder does
-    r = httpx.post(f"{url}/api/checkpoint/detect", content=text.encode(), timeout=60)
+    r = httpx.post(
+        f"{url}/api/checkpoint/detect", content=text.encode(), headers={"Content-Type": "application/json"}, timeout=60
+    )
     return r.status_code, r.json()
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import csv
 import json
 import struct
-from types import SimpleNamespace
 from xml.etree import ElementTree
 
 import httpx
 import pytest
 
+from sdunet_core.schema import Trace
 from sdunet_core.summary import format_summary
 
 pytestmark = pytest.mark.browser
@@ -305,7 +305,7 @@ def test_exports_download_svg_png_json_csv_and_summary(page, live_server, consol
     with files["csv"].open(newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == [
-        "path", "kind", "role", "output_shape", "params", "flops", "attention_flops", "activation_bytes", "time_ms",
+        "path", "kind", "category", "output_shape", "params", "flops", "attention_flops", "activation_bytes", "time_ms",
     ]  # fmt: skip
     assert [r[0] for r in rows[1:]] == [n["path"] for n in trace["nodes"]]
     attn = next(n for n in trace["nodes"] if n["name"] == "attn2")
@@ -322,9 +322,7 @@ def test_exports_download_svg_png_json_csv_and_summary(page, live_server, consol
     ]
 
     # Summary: what `sdunet-explorer summary` prints for the same trace.
-    keys = {"nodes": "nodes", "inputs": "input", "totals": "totals", "dtype": "dtype", "device": "device"}
-    as_trace = SimpleNamespace(**{attr: trace[key] for attr, key in keys.items()})
-    assert files["summary"].read_text() == format_summary(as_trace, depth=2) + "\n"
+    assert files["summary"].read_text() == format_summary(Trace.model_validate(trace), depth=2) + "\n"
     assert console_errors == []
 
 

@@ -8,6 +8,7 @@ import plotly
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
+from app.routes.checkpoint import MAX_BODY_BYTES
 from app.settings import get_settings
 
 router = APIRouter(include_in_schema=False)
@@ -17,7 +18,10 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request) -> HTMLResponse:
     templates = request.app.state.templates
-    return templates.TemplateResponse(request, "index.html", {"settings": get_settings()})
+    settings = get_settings()
+    # The limits the page checks before it asks (the server checks them again): one place, the server's.
+    limits = {"max_image_size": settings.max_image_size, "max_header_bytes": MAX_BODY_BYTES}
+    return templates.TemplateResponse(request, "index.html", {"settings": settings, "limits": limits})
 
 
 @router.get("/vendor/plotly.min.js")

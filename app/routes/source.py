@@ -1,4 +1,5 @@
-"""GET /api/source/{kind}: the Python source of one of our block classes, for the page's "show code" panel."""
+"""GET /api/source/{kind}: the Python source of one of our block classes, for the page's "show code" panel;
+GET /api/source: the names of those classes (the page offers "show code" for them, and calls the rest built-ins)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ _CLASSES = {
     for _, cls in inspect.getmembers(module, inspect.isclass)
     if cls.__module__ == module.__name__
 }
+
+
+@router.get("")
+def kinds() -> list[str]:
+    return sorted(_CLASSES)
 
 
 @router.get("/{kind}")

@@ -8,15 +8,16 @@ class RawJson {
   }
 }
 
-async function request(method, url, body, { as = 'json' } = {}) {
-  const init = { method, headers: { Accept: 'application/json' } };
+async function request(method, url, body, accept = 'application/json') {
+  const init = { method, headers: { Accept: accept } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = body instanceof RawJson ? body.text : JSON.stringify(body);
   }
   const response = await fetch(url, init);
-  if (as === 'blob' && response.ok) return response.blob(); // a file to save; errors still come as JSON
+  if (response.ok && accept === 'application/octet-stream') return response.blob(); // a file; errors come as JSON
   const text = await response.text();
+  if (response.ok && accept !== 'application/json') return text;
   let data = null;
   try {
     data = text ? JSON.parse(text) : null;
@@ -44,6 +45,13 @@ export function getTrace({ preset, config, imageSize }) {
   const body = config ? { config } : { preset };
   if (imageSize) body.image_size = [imageSize, imageSize];
   return request('POST', '/api/trace', body);
+}
+
+/** POST /api/summary → the text table of `sdunet-explorer summary` for the same model and size. */
+export function getSummary({ preset, config, imageSize, depth = 2 }) {
+  const body = config ? { config } : { preset };
+  if (imageSize) body.image_size = [imageSize, imageSize];
+  return request('POST', `/api/summary?depth=${depth}`, body, 'text/plain');
 }
 
 /** POST /api/profile → {id}: a timed run queued on the server. */
@@ -80,6 +88,11 @@ export function followProfile(id, { onProgress, onEnd }) {
     ended = true;
     source.close();
   };
+}
+
+/** GET /api/source → the class names whose source the server shows (ours, not PyTorch's). */
+export function getSourceKinds() {
+  return request('GET', '/api/source');
 }
 
 /** GET /api/source/{kind} → {kind, module, source}. */
@@ -121,7 +134,7 @@ export function captureActivations(body) {
 
 /** POST /api/activations/export → a Blob: the .safetensors file of the chosen points' full tensors. */
 export function exportActivations(body) {
-  return request('POST', '/api/activations/export', body, { as: 'blob' });
+  return request('POST', '/api/activations/export', body, 'application/octet-stream');
 }
 
 // ---- analysis ---------------------------------------------------------------------------------------------------

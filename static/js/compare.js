@@ -1,7 +1,8 @@
 // compare.js — two models side by side: both U's, drawn by two more diagram.js instances and lined up level by
 // level (layout.alignScenes), and the tables of GET /api/compare (params and FLOPs per stage, per level and per
-// block kind) with the structural differences in words. Clicking a block opens it in its own U, and in the other
-// one too when that has the same block at the same stage and level.
+// category) with the structural differences in words, from the comparison's typed block make-up (no text parsed).
+// Clicking a block opens it in its own U, and in the other one too when that has the same block at the same stage
+// and level.
 
 import { createDiagram } from './diagram.js';
 import { compact, exact } from './format.js';
@@ -13,8 +14,10 @@ const KIND_WORDS = {
   resblock: 'ResBlock', spatial_transformer: 'SpatialTransformer', transformer_block: 'transformer block',
   self_attention: 'self-attention', cross_attention: 'cross-attention', feed_forward: 'feed-forward',
   attention_block: 'AttentionBlock', downsample: 'Downsample', upsample: 'Upsample',
-  time_embedding: 'time embedding', label_embedding: 'label embedding', input_conv: 'input conv', output: 'output',
+  time_embedding: 'time embedding', label_embedding: 'label embedding', input_conv: 'input conv',
+  output_head: 'output head', codebook_head: 'codebook head',
 };
+const ATTENTION = new Set(['spatial_transformer', 'attention_block']);
 
 /** "down.2" → {stage: 'down', level: 2}; "mid" → {stage: 'mid', level: null}. */
 function parseWhere(key) {
@@ -36,15 +39,12 @@ function whereWords(key, cmp) {
   return `${STAGE_WORDS[stage] ?? stage}, level ${level}${res ? ` (latent ${res})` : ''}`;
 }
 
-const hasAttention = (blocks) => (blocks ?? []).some((b) => /SpatialTransformer|AttentionBlock/.test(b));
+const parts = (blocks) => (blocks ?? []).flatMap((b) => b.parts);
+const hasAttention = (blocks) => parts(blocks).some((p) => ATTENTION.has(p.category));
 /** The most transformer blocks stacked in one SpatialTransformer of a level (0: none). */
-function depthOf(blocks) {
-  let d = 0;
-  for (const b of blocks ?? []) {
-    for (const m of b.matchAll(/SpatialTransformer(?: x(\d+))?/g)) d = Math.max(d, m[1] ? Number(m[1]) : 1);
-  }
-  return d;
-}
+const depthOf = (blocks) => Math.max(0, ...parts(blocks).map((p) => (p.category === 'spatial_transformer' ? p.depth ?? 1 : 0)));
+/** One block's make-up in words: "ResBlock + SpatialTransformer ×10". */
+const makeupWords = (block) => block.parts.map((p) => `${p.kind}${p.depth > 1 ? ` ×${p.depth}` : ''}`).join(' + ');
 const ratio = (a, b) => (a && b != null ? b / a : null);
 const times = (r) => (r == null ? '—' : r >= 10 ? `×${r.toFixed(0)}` : `×${r.toFixed(r >= 1 ? 1 : 2)}`);
 
@@ -99,8 +99,8 @@ export function describeDifferences(cmp, nameA, nameB) {
   const rows = cmp.differences.map((d) => ({
     where: d.where,
     label: whereWords(d.where, cmp),
-    a: d.a ? d.a.join(' · ') : 'no such level',
-    b: d.b ? d.b.join(' · ') : 'no such level',
+    a: d.a ? d.a.map(makeupWords).join(' · ') : 'no such level',
+    b: d.b ? d.b.map(makeupWords).join(' · ') : 'no such level',
   }));
   return { headline, rows };
 }
@@ -164,7 +164,7 @@ export function createCompare(root, { getTrace, getComparison, onState }) {
   function mirrors(from, to, path) {
     if (!to.ix?.nodes.has(path) || !flowOf(to.ix, path).boxPaths.length) return false;
     const [a, b] = [from.ix.nodes.get(path), to.ix.nodes.get(path)];
-    return a.stage === b.stage && a.level === b.level && a.kind === b.kind;
+    return a.stage === b.stage && a.level === b.level && a.category === b.category;
   }
 
   function select(side, path) {

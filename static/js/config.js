@@ -55,17 +55,19 @@ export const WIRE_COLORS = Object.freeze({
   res: '#6b7785',
 });
 
-/** Card fill by what a module does; containers stay white so their children stand out. */
-export const KIND_CATEGORY = Object.freeze({
-  Conv2d: 'conv', Conv1d: 'conv', Conv3d: 'conv',
-  Linear: 'linear', Embedding: 'linear',
-  GroupNorm: 'norm', GroupNorm32: 'norm', LayerNorm: 'norm',
-  SiLU: 'act', GELU: 'act',
-  Dropout: 'drop', Identity: 'drop',
-  AvgPool2d: 'pool', AvgPool1d: 'pool', AvgPool3d: 'pool',
-  CrossAttention: 'attn', AttentionBlock: 'attn', SpatialTransformer: 'attn', BasicTransformerBlock: 'attn',
-  FeedForward: 'mlp', GEGLU: 'mlp',
-  ResBlock: 'res', Downsample: 'resample', Upsample: 'resample',
+/** Card fill by the trace's node category (docs/trace-schema.md, "Node categories"); containers stay white so
+ * their children stand out. A display table over the closed vocabulary, not a guess from class names. */
+export const CATEGORY_CLASS = Object.freeze({
+  conv: 'conv',
+  linear: 'linear', embedding: 'linear',
+  norm: 'norm',
+  activation: 'act',
+  dropout: 'drop', identity: 'drop',
+  pool: 'pool',
+  spatial_transformer: 'attn', transformer_block: 'attn', self_attention: 'attn', cross_attention: 'attn',
+  attention_block: 'attn',
+  feed_forward: 'mlp', geglu: 'mlp',
+  resblock: 'res', downsample: 'resample', upsample: 'resample',
 });
 
 export const CATEGORY_NAMES = Object.freeze({
@@ -73,11 +75,10 @@ export const CATEGORY_NAMES = Object.freeze({
   attn: 'attention', mlp: 'feed-forward', res: 'residual block', resample: 'resample', pool: 'pooling',
 });
 
-/** Short names of block kinds for a top-level card's second line. */
-export const KIND_SHORT = Object.freeze({
-  ResBlock: 'Res', SpatialTransformer: 'Transformer', AttentionBlock: 'Attention',
-  Downsample: 'Down ÷2', Upsample: 'Up ×2', Conv2d: 'Conv', Conv1d: 'Conv', Conv3d: 'Conv',
-  Linear: 'Linear', SiLU: 'SiLU', GroupNorm32: 'GroupNorm', Embedding: 'Embedding',
+/** Short names of categories for a top-level card's second line. */
+export const CATEGORY_SHORT = Object.freeze({
+  resblock: 'Res', spatial_transformer: 'Transformer', attention_block: 'Attention',
+  downsample: 'Down ÷2', upsample: 'Up ×2', conv: 'Conv', linear: 'Linear', embedding: 'Embedding',
 });
 
 // Average glyph widths of the UI font as a fraction of the font size: a pure estimate, so layout stays free of

@@ -3,7 +3,7 @@
 // Python source on request; the module's name in diffusers, and with a weights file the statistics of its weights.
 // Built from DOM nodes with textContent only: trace data never becomes markup.
 
-import { explain, OUR_KINDS } from './explain.js';
+import { explain, resampleWords } from './explain.js';
 import { bytes, compact, exact, ms, percent, shapeFull, shapeText } from './format.js';
 import { drawHistogram, statNumber } from './weights.js';
 import { h, row } from './dom.js';
@@ -11,7 +11,47 @@ import { h, row } from './dom.js';
 // Modules bigger than this get their weight statistics on a click, not on selection: they read the whole block.
 const AUTO_STATS_PARAMS = 50e6;
 
-export function createDetails(root, { onToggle, onSelect, loadSource, loadDiffusersNames, weights }) {
+const axes = (xs) => xs.join('×');
+
+/** The typed layer facts of a node as [label, data-field, text] rows: conv, linear, norm, pool, attention,
+ * resampling and ResBlock settings, each only where the trace states it. */
+export function layerFacts(node) {
+  const out = [];
+  const c = node.conv;
+  if (c) {
+    out.push(['Kernel', 'kernel', `${axes(c.kernel)}, stride ${axes(c.stride)}, padding ${axes(c.padding)}`]);
+    out.push(['Channels', 'conv-channels', `${c.in_channels} → ${c.out_channels}${c.groups > 1 ? ` in ${c.groups} groups` : ''}`
+      + `${c.dilation.some((d) => d > 1) ? `, dilation ${axes(c.dilation)}` : ''}${c.bias ? ', with bias' : ', no bias'}`]);
+  }
+  const l = node.linear;
+  if (l) out.push(['Features', 'linear', `${l.in_features} → ${l.out_features}${l.bias ? ', with bias' : ', no bias'}`]);
+  const n = node.norm;
+  if (n) {
+    const what = n.type === 'group' ? `${n.groups} groups of ${n.channels / n.groups} channels` : `over ${n.channels} channels`;
+    out.push(['Norm', 'norm', `${what}, eps ${n.eps}${n.affine ? ', learned scale and shift' : ''}${n.float32 ? ', in float32' : ''}`]);
+  }
+  const p = node.pool;
+  if (p) out.push(['Pool', 'pool', `${p.type} ${axes(p.kernel)}, stride ${axes(p.stride)}`]);
+  const a = node.attention;
+  if (a) {
+    let text = `${a.heads} heads × ${a.head_channels} channels`;
+    if (a.depth != null) text += `, ${a.depth} transformer block${a.depth === 1 ? '' : 's'}`;
+    if (a.context_dim != null) text += `, context width ${a.context_dim}`;
+    if (a.projection) text += `, ${a.projection} projections`;
+    if (a.self_attention_disabled) text += ', no self-attention (attn1 reads the context)';
+    out.push(['Attention', 'attention', text]);
+  }
+  const r = node.resample;
+  if (r) out.push(['Resample', 'resample', `${r.direction === 'down' ? '÷' : '×'}${r.factor}: ${resampleWords(r)}`]);
+  const rb = node.resblock;
+  if (rb) {
+    out.push(['ResBlock', 'resblock', `${rb.in_channels} → ${rb.out_channels} channels, reads the ${rb.emb_channels}-wide time `
+      + `embedding${rb.scale_shift_norm ? ' as a scale and shift' : ''}; skip ${rb.skip === 'identity' ? 'identity' : '1×1 conv'}`]);
+  }
+  return out;
+}
+
+export function createDetails(root, { onToggle, onSelect, loadSource, loadSourceKinds, loadDiffusersNames, weights }) {
   let current = null; // {ix, path}
   let codeToken = 0; // a new show() makes every answer still on its way for the old one stale
   const namesByModel = new Map(); // config JSON → Promise of /api/diffusers-names: asked once per model
@@ -25,6 +65,24 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadDiffus
       p.catch(() => namesByModel.delete(key));
     }
     return namesByModel.get(key);
+  }
+
+  // The classes whose source the server shows (ours, asked once); the rest are PyTorch built-ins.
+  let ours = null;
+  const sources = new Map(); // kind → Promise of {source, module}, or of null for a PyTorch built-in
+  function sourceOf(kind) {
+    if (!ours) {
+      ours = loadSourceKinds().then((list) => new Set(list));
+      ours.catch(() => {
+        ours = null; // a network error: ask again next time
+      });
+    }
+    if (!sources.has(kind)) {
+      const p = ours.then((set) => (set.has(kind) ? loadSource(kind) : null));
+      p.catch(() => sources.delete(kind));
+      sources.set(kind, p);
+    }
+    return sources.get(kind);
   }
 
   function show(ix, path, { expanded, expandable, model }) {
@@ -44,7 +102,8 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadDiffus
     if (!isRoot) dl.append(...row('Path', 'path', h('code', {}, node.path)));
     if (!isRoot) addDiffusersName(dl, ix, node.path);
     dl.append(...row('Kind', 'kind', node.kind));
-    if (node.role) dl.append(...row('Role', 'role', node.role.replaceAll('_', ' ')));
+    dl.append(...row('Category', 'category', node.category.replaceAll('_', ' ')));
+    for (const [label, field, text] of layerFacts(node)) dl.append(...row(label, field, text));
     if (block && block.level != null) {
       dl.append(...row('Stage', 'stage', `${block.stage}, level ${block.level} (latent ÷${2 ** block.level})`));
     } else if (node.stage) {
@@ -93,7 +152,9 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadDiffus
       const share = total.time ? node.time_ms / total.time : null;
       dl.append(...row('Time', 'time', h('strong', {}, ms(node.time_ms)), ` (${percent(share)} of the hooked forward, ${ix.trace.device})`));
     }
-    if (node.call_order != null) dl.append(...row('Runs', 'order', `#${node.call_order} in the forward`));
+    if (node.call_order != null) {
+      dl.append(...row('Runs', 'order', `#${node.call_order} of the forward's module calls, in execution order`));
+    }
 
     const actions = h('div', { class: 'actions' });
     if (!isRoot && expandable) {
@@ -102,44 +163,49 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadDiffus
       actions.append(open);
     }
     const code = h('pre', { class: 'code', hidden: true, tabindex: 0, 'aria-label': 'Python source' });
-    if (OUR_KINDS.has(node.kind)) {
-      const btn = h('button', { type: 'button', 'aria-expanded': 'false' }, 'Show code');
-      btn.addEventListener('click', async () => {
-        if (!code.hidden) {
-          code.hidden = true;
-          btn.textContent = 'Show code';
-          btn.setAttribute('aria-expanded', 'false');
-          return;
-        }
-        const token = codeToken;
-        btn.disabled = true;
-        try {
-          const src = await loadSource(node.kind);
-          if (token !== codeToken) return;
-          code.replaceChildren(h('code', {}, src.source));
-          code.dataset.module = src.module;
-          code.hidden = false;
-          btn.textContent = 'Hide code';
-          btn.setAttribute('aria-expanded', 'true');
-        } catch (err) {
-          code.replaceChildren(document.createTextNode(`Could not load the source: ${err.message}`));
-          code.hidden = false;
-        } finally {
-          btn.disabled = false;
-        }
-      });
-      actions.append(btn);
-    } else {
-      actions.append(h('span', { class: 'muted' }, `${node.kind} is a PyTorch built-in (torch.nn.${node.kind}).`));
-    }
+    // The server shows the source of our own classes; for a PyTorch built-in it answers 404 (asked once per kind).
+    const builtIn = h('span', { class: 'muted', dataset: { field: 'built-in' } });
+    const btn = h('button', { type: 'button', 'aria-expanded': 'false' }, 'Show code');
+    actions.append(btn, builtIn);
+    const mine = codeToken;
+    sourceOf(node.kind).then((src) => {
+      if (mine !== codeToken || src) return;
+      btn.remove();
+      builtIn.textContent = `${node.kind} is a PyTorch built-in (torch.nn.${node.kind}).`;
+    }).catch(() => {}); // unknown: the button stays and says why on a click
+    btn.addEventListener('click', async () => {
+      if (!code.hidden) {
+        code.hidden = true;
+        btn.textContent = 'Show code';
+        btn.setAttribute('aria-expanded', 'false');
+        return;
+      }
+      const token = codeToken;
+      btn.disabled = true;
+      try {
+        const src = await sourceOf(node.kind);
+        if (token !== codeToken) return;
+        if (!src) throw new Error(`${node.kind} is a PyTorch built-in`);
+        code.replaceChildren(h('code', {}, src.source));
+        code.dataset.module = src.module;
+        code.hidden = false;
+        btn.textContent = 'Hide code';
+        btn.setAttribute('aria-expanded', 'true');
+      } catch (err) {
+        code.replaceChildren(document.createTextNode(`Could not load the source: ${err.message}`));
+        code.hidden = false;
+      } finally {
+        btn.disabled = false;
+      }
+    });
 
     // weightsSection is null when no weights file matches this model: leave it out (replaceChildren would
     // write "null" as text).
     const parts = [
       h('h2', { class: 'details-title' }, title),
       h('p', { class: 'kind-line' }, h('span', { class: 'kind-badge', dataset: { stage: node.stage ?? '' } }, node.kind),
-        node.role ? ` ${node.role.replaceAll('_', ' ')}` : ''),
-      h('p', { class: 'explain' }, explain(node)),
+        ` ${node.category.replaceAll('_', ' ')}`),
+      h('p', { class: 'explain' }, explain(node, block)),
       dl,
       weightsSection(ix, node),
       actions,

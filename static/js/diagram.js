@@ -5,7 +5,7 @@
 // opened) the insides of opened blocks far from the visible area are left out until scrolled to: the DOM stays
 // small and every interaction fast. All text goes in via textContent.
 
-import { SIZES as Z, KIND_CATEGORY, OVERLAY_DARK_FROM, rampColor } from './config.js';
+import { SIZES as Z, CATEGORY_CLASS, OVERLAY_DARK_FROM, rampColor } from './config.js';
 import { barFraction, cardLines, metricOf, overlayScale, overlayValue } from './layout.js';
 import { ms, percent } from './format.js';
 
@@ -174,7 +174,7 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
     const node = box.node;
     const same = g.__box === box && g.__metric === metric && g.__overlay === scale;
     if (!same) {
-      const cat = KIND_CATEGORY[node.kind] ?? (node.children.length ? 'container' : 'other');
+      const cat = CATEGORY_CLASS[node.category] ?? (node.children.length ? 'container' : 'other');
       g.setAttribute('class', `box ${box.top ? 'top' : 'inner'} cat-${cat}${box.expanded ? ' open' : ''}`);
       g.setAttribute('data-path', node.path);
       g.setAttribute('data-kind', node.kind);

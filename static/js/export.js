@@ -1,8 +1,6 @@
 // export.js — downloads made in the browser: the diagram as SVG (styles inlined, so it looks the same anywhere)
-// and PNG (that SVG drawn on a canvas), the trace as JSON, the module table as CSV and the text summary.
-// Nothing goes to the server; each file leaves through a Blob and a temporary <a download>.
-
-import { formatSummary } from './summary.js';
+// and PNG (that SVG drawn on a canvas), the trace as JSON, the module table as CSV, and the text summary (the
+// server's, POST /api/summary, so it is the CLI's table). Each file leaves through a Blob and a temporary <a download>.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -97,7 +95,7 @@ export async function svgToPng(svgText, w, h, scale = 2) {
 }
 
 const CSV_COLUMNS = [
-  'path', 'kind', 'role', 'output_shape', 'params', 'flops', 'attention_flops', 'activation_bytes', 'time_ms',
+  'path', 'kind', 'category', 'output_shape', 'params', 'flops', 'attention_flops', 'activation_bytes', 'time_ms',
 ];
 
 function csvCell(v) {
@@ -110,7 +108,7 @@ export function modulesCsv(trace) {
   const lines = [CSV_COLUMNS.join(',')];
   for (const n of trace.nodes) {
     const shape = (n.outputs ?? []).map((t) => t.shape.join('x')).join(';');
-    const row = [n.path, n.kind, n.role, shape, n.params, n.flops, n.flops_by_op?.attention ?? 0, n.activation_bytes, n.time_ms];
+    const row = [n.path, n.kind, n.category, shape, n.params, n.flops, n.flops_by_op?.attention ?? 0, n.activation_bytes, n.time_ms];
     lines.push(row.map(csvCell).join(','));
   }
   return `${lines.join('\r\n')}\r\n`;
@@ -122,8 +120,9 @@ export function fileStem(model, trace) {
   return `${String(model ?? trace.preset ?? 'unet').replace(/[^A-Za-z0-9._-]+/g, '_')}-${size}`;
 }
 
-/** Run one export kind ('svg', 'png', 'json', 'csv', 'summary') for the diagram and trace on screen. */
-export async function exportAs(kind, { diagram, trace, model }) {
+/** Run one export kind ('svg', 'png', 'json', 'csv', 'summary') for the diagram and trace on screen;
+ * getSummary() resolves to the server's summary text of the same model and size. */
+export async function exportAs(kind, { diagram, trace, model, getSummary }) {
   const stem = fileStem(model, trace);
   if (kind === 'svg') {
     download(`${stem}.svg`, new Blob([diagramSvgText(diagram)], { type: 'image/svg+xml' }));
@@ -135,8 +134,8 @@ export async function exportAs(kind, { diagram, trace, model }) {
   } else if (kind === 'csv') {
     download(`${stem}-modules.csv`, new Blob([modulesCsv(trace)], { type: 'text/csv' }));
   } else if (kind === 'summary') {
-    // As `sdunet-explorer summary` prints it (depth 2, with print()'s final newline).
-    download(`${stem}-summary.txt`, new Blob([`${formatSummary(trace, 2)}\n`], { type: 'text/plain' }));
+    // As `sdunet-explorer summary` prints it (depth 2, with print()'s final newline: the server adds it).
+    download(`${stem}-summary.txt`, new Blob([await getSummary()], { type: 'text/plain' }));
   } else {
     throw new Error(`unknown export ${kind}`);
   }

@@ -176,7 +176,13 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       button.disabled = true;
       exportStatus.textContent = kind === 'png' || kind === 'svg' ? 'Drawing…' : '';
       try {
-        await exportAs(kind, { diagram, trace: state.trace, model: state.preset });
+        const trace = state.trace;
+        const custom = state.models.get(state.preset);
+        const getSummary = () => api.getSummary({
+          ...(custom ? { config: trace.config } : { preset: state.preset }),
+          imageSize: trace.input?.image_size?.[0] ?? null,
+        });
+        await exportAs(kind, { diagram, trace, model: state.preset, getSummary });
         exportStatus.textContent = '';
       } catch (err) {
         exportStatus.textContent = `Export failed: ${err.message}`;
@@ -264,10 +270,10 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       body.scaling = 'none';
       return;
     }
-    const levels = state.trace.config?.channel_mult?.length ?? 1;
+    const deepest = Math.max(1, ...state.trace.blocks.map((b) => b.factor));
     // 256 to 2048 px, and the size on screen too, so a profile of it shows on the curve.
     const here = state.trace.input.image_size[0];
-    const sizes = [...new Set([...scalingSizes(entry.latent_factor * 2 ** (levels - 1)), here])].sort((a, b) => a - b);
+    const sizes = [...new Set([...scalingSizes(entry.latent_factor * deepest), here])].sort((a, b) => a - b);
     const key = `${preset}|${sizes}`;
     try {
       let data = scalingData.get(key);

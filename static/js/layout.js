@@ -9,43 +9,20 @@
 // whose open/closed state did not change is reused as the same object, so a toggle only re-lays the opened
 // block's ancestors and the renderer can skip every unchanged subtree by identity.
 
-import { FONT, SIZES as Z, KIND_SHORT, textWidth } from './config.js';
+import { FONT, SIZES as Z, CATEGORY_SHORT, textWidth } from './config.js';
 import { shapeText } from './format.js';
 
-const PLAIN_CONTAINERS = new Set(['Sequential', 'ModuleList']);
-
-/** The top-level block a module belongs to: "input_blocks.4.1.norm" → "input_blocks.4". */
-export function topLevelOf(path) {
-  if (!path) return null;
-  const parts = path.split('.');
-  if (parts[0] === 'input_blocks' || parts[0] === 'output_blocks') {
-    return parts.length >= 2 ? `${parts[0]}.${parts[1]}` : null;
-  }
-  return parts[0];
-}
-
-/** Lookups built once per trace: nodes by path, execution order, who consumes the time embedding / context. */
+/** Lookups built once per trace: nodes by path, execution order (the trace's `order`; Infinity for a module that
+ * never ran), and which top-level blocks read the time embedding / the context (the trace's takes_emb and
+ * takes_context). */
 export function indexTrace(trace) {
   const nodes = new Map();
-  for (const n of trace.nodes) nodes.set(n.path, n);
-  // Nodes come parents first, so a reverse walk sees every child before its parent. A container the forward
-  // walks by hand (not called itself) takes the order of its first child that ran; one that never ran, Infinity.
   const order = new Map();
-  for (let i = trace.nodes.length - 1; i >= 0; i -= 1) {
-    const n = trace.nodes[i];
-    let o = Infinity;
-    if (n.called && n.call_order != null) o = n.call_order;
-    else for (const c of n.children) o = Math.min(o, order.get(c) ?? Infinity);
-    order.set(n.path, o);
-  }
-  const uses = new Map();
-  for (const b of trace.blocks) uses.set(b.path, { emb: false, ctx: false });
   for (const n of trace.nodes) {
-    const u = uses.get(topLevelOf(n.path));
-    if (!u) continue;
-    if (n.kind === 'ResBlock') u.emb = true;
-    if (n.kind === 'CrossAttention' && n.inputs && n.inputs.length > 1) u.ctx = true;
+    nodes.set(n.path, n);
+    order.set(n.path, n.order ?? Infinity);
   }
+  const uses = new Map(trace.blocks.map((b) => [b.path, { emb: b.takes_emb, ctx: b.takes_context }]));
   const root = nodes.get('');
   const totals = {
     flops: trace.totals.flops || root?.flops || 0,
@@ -96,19 +73,16 @@ const TOP_SUMMARY = {
   time_embedding: 'Time embedding',
   label_embedding: 'Label / y embedding',
   input_conv: 'Input conv',
-  output: 'Output: norm · SiLU · conv',
+  output_head: 'Output: norm · SiLU · conv',
   codebook_head: 'Codebook head',
 };
 
 function topSummary(ix, node) {
-  const block = ix.blockByPath.get(node.path);
-  if (block && TOP_SUMMARY[block.role]) return TOP_SUMMARY[block.role];
+  if (TOP_SUMMARY[node.category]) return TOP_SUMMARY[node.category];
   const kids = node.children.map((c) => ix.nodes.get(c)).filter((c) => ix.order.get(c.path) !== Infinity);
-  const words = kids.map((c, i) => {
-    let w = KIND_SHORT[c.kind] ?? c.kind;
-    if (c.kind === 'ResBlock' && i === kids.length - 1 && block?.resample) w = block.resample === 'down' ? 'Res ↓2' : 'Res ↑2';
-    if (c.kind === 'Upsample') w = 'Up ×2';
-    return w;
+  const words = kids.map((c) => {
+    if (c.category === 'resblock' && c.resample) return c.resample.direction === 'down' ? 'Res ↓2' : 'Res ↑2';
+    return CATEGORY_SHORT[c.category] ?? c.kind;
   });
   return words.join(' · ') || node.kind;
 }
@@ -147,7 +121,7 @@ function flatten(ix, path, brackets) {
   for (const c of node.children) {
     if (ix.order.get(c) === Infinity) continue; // never ran in this forward (e.g. h_upd without resampling)
     const cn = ix.nodes.get(c);
-    const wrapper = node.children.length === 1 && PLAIN_CONTAINERS.has(cn.kind);
+    const wrapper = node.children.length === 1 && cn.category === 'sequence';
     if (cn.children.length > 0 && (!cn.called || wrapper)) {
       const inner = flatten(ix, c, brackets);
       if (inner.length) {
@@ -161,19 +135,15 @@ function flatten(ix, path, brackets) {
   return out.sort((a, b) => ix.order.get(a) - ix.order.get(b));
 }
 
-function headsOf(ix, node, channels) {
-  const cfg = ix.trace.config ?? {};
-  let heads = null;
-  if (cfg.num_head_channels && cfg.num_head_channels > 0) heads = channels / cfg.num_head_channels;
-  else if (node.stage === 'up' && cfg.num_heads_upsample > 0) heads = cfg.num_heads_upsample;
-  else if (cfg.num_heads > 0) heads = cfg.num_heads;
-  if (!heads || !Number.isInteger(heads) || channels % heads) return '';
-  return ` · ${heads} heads × ${channels / heads}`;
+/** " · 8 heads × 40", from the trace's attention facts. */
+function headsOf(node) {
+  const a = node.attention;
+  return a ? ` · ${a.heads} heads × ${a.head_channels}` : '';
 }
 
-/** Per-kind recipes: where the forward adds, reshapes or attends between the children. */
+/** Per-category recipes: where the forward adds, reshapes or attends between the children. */
 const RECIPES = {
-  ResBlock(h) {
+  resblock(h) {
     const emb = h.take('emb_layers');
     const skip = h.take('skip_connection');
     const xUpd = h.take('x_upd');
@@ -181,7 +151,7 @@ const RECIPES = {
     let at = h.idx('out_layers');
     if (emb) {
       let op;
-      if (h.ix.trace.config?.use_scale_shift_norm) {
+      if (h.node.resblock?.scale_shift_norm) {
         // Scale-shift: the embedding modulates the normalised h inside out_layers, after its GroupNorm.
         op = { t: 'op', sym: '×', label: 'norm(h)·(1+scale)+shift', side };
         if (at >= 0 && h.rel(at) === 'out_layers.0') at += 1;
@@ -196,24 +166,20 @@ const RECIPES = {
     if (first) h.residual(first, plus, [xUpd, skip].filter(Boolean));
   },
 
-  SpatialTransformer(h) {
+  spatial_transformer(h) {
+    // Linear projections run on tokens (reshape first); 1×1 conv projections run on the map (reshape after).
+    const linear = h.node.attention?.projection === 'linear';
     const pin = h.idx('proj_in');
-    if (pin >= 0) {
-      const linear = h.kindAt(pin) === 'Linear';
-      h.insert(linear ? pin : pin + 1, { t: 'note', text: 'to tokens: B×C×H×W → B×(H·W)×C' });
-    }
+    if (pin >= 0) h.insert(linear ? pin : pin + 1, { t: 'note', text: 'to tokens: B×C×H×W → B×(H·W)×C' });
     const pout = h.idx('proj_out');
-    if (pout >= 0) {
-      const linear = h.kindAt(pout) === 'Linear';
-      h.insert(linear ? pout + 1 : pout, { t: 'note', text: 'back to a map: B×(H·W)×C → B×C×H×W' });
-    }
+    if (pout >= 0) h.insert(linear ? pout + 1 : pout, { t: 'note', text: 'back to a map: B×(H·W)×C → B×C×H×W' });
     const first = h.items[0];
     const plus = { t: 'op', sym: '+', label: 'residual add' };
     h.items.push(plus);
     if (first) h.residual(first, plus, []);
   },
 
-  BasicTransformerBlock(h) {
+  transformer_block(h) {
     for (const [norm, step] of [['norm1', 'attn1'], ['norm2', 'attn2'], ['norm3', 'ff']]) {
       const n = h.idx(norm);
       const i = h.idx(step);
@@ -224,13 +190,16 @@ const RECIPES = {
     }
   },
 
-  CrossAttention(h) {
+  self_attention(h) {
+    RECIPES.cross_attention(h);
+  },
+
+  cross_attention(h) {
     const q = h.take('to_q');
     const k = h.take('to_k');
     const v = h.take('to_v');
     if (!q || !k || !v) return;
-    const ctx = (h.node.inputs?.length ?? 0) > 1;
-    const channels = h.ix.nodes.get(q).outputs?.[0]?.shape?.at(-1) ?? 0;
+    const ctx = h.node.takes_context;
     const par = {
       t: 'par',
       members: [
@@ -239,17 +208,16 @@ const RECIPES = {
         { path: v, feed: ctx ? 'ctx' : 'x' },
       ],
     };
-    const attend = { t: 'pill', text: `softmax(QKᵀ/√d)·V${headsOf(h.ix, h.node, channels)}` };
+    const attend = { t: 'pill', text: `softmax(QKᵀ/√d)·V${headsOf(h.node)}` };
     h.items.unshift(par, attend);
   },
 
-  AttentionBlock(h) {
-    const channels = h.node.inputs?.[0]?.shape?.[1] ?? 0;
+  attention_block(h) {
     h.insert(0, { t: 'note', text: 'flatten: B×C×H×W → B×C×(H·W)' });
     const qkv = h.idx('qkv');
     h.insert(qkv >= 0 ? qkv + 1 : h.items.length, {
       t: 'pill',
-      text: `split q, k, v · softmax(QKᵀ/√d)·V${headsOf(h.ix, h.node, channels)}`,
+      text: `split q, k, v · softmax(QKᵀ/√d)·V${headsOf(h.node)}`,
     });
     h.items.push({ t: 'note', text: 'back to a map: B×C×H×W', out: h.node.outputs?.[0]?.shape });
     const plus = { t: 'op', sym: '+', label: 'residual add' };
@@ -257,11 +225,11 @@ const RECIPES = {
     h.residual(h.items[0], plus, []);
   },
 
-  GEGLU(h) {
+  geglu(h) {
     h.items.push({ t: 'pill', text: 'halves: value · GELU(gate)', out: h.node.outputs?.[0]?.shape });
   },
 
-  Upsample(h) {
+  upsample(h) {
     const conv = h.idx('conv');
     h.insert(conv >= 0 ? conv : h.items.length, { t: 'pill', text: 'nearest-neighbour ×2' });
   },
@@ -290,9 +258,6 @@ export function flowOf(ix, path) {
         return r !== null && (r === name || r.startsWith(`${name}.`));
       });
     },
-    kindAt(i) {
-      return ix.nodes.get(h.items[i].path)?.kind;
-    },
     take(name) {
       const i = h.items.findIndex((it, j) => h.rel(j) === name);
       if (i < 0) return null;
@@ -305,7 +270,7 @@ export function flowOf(ix, path) {
       residuals.push({ from, to, via });
     },
   };
-  if (members.length) RECIPES[node.kind]?.(h);
+  if (members.length) RECIPES[node.category]?.(h);
 
   let inShape = node.inputs?.[0]?.shape ?? null;
   const skip = ix.skipInto.get(path);
@@ -322,8 +287,7 @@ export function flowOf(ix, path) {
       side: { t: 'term', text: `skip ${shapeText(skip.shape)}`, cls: 'skip', title: `from ${skip.from}` },
     });
   }
-  const block = ix.blockByPath.get(path);
-  if (block?.role === 'time_embedding' && members.length) {
+  if (node.category === 'time_embedding' && members.length) {
     inShape = ix.trace.input?.timesteps?.shape ?? inShape;
     h.items.unshift({ t: 'note', text: 'sinusoidal features of t', out: node.inputs?.[0]?.shape });
   }
@@ -331,10 +295,8 @@ export function flowOf(ix, path) {
   for (const it of h.items) {
     if (it.t !== 'box' || it.side) continue;
     const n = ix.nodes.get(it.path);
-    if (n.kind === 'ResBlock') it.side = { t: 'term', text: 'time emb', cls: 'emb' };
-    else if ((n.inputs?.length ?? 0) > 1 && ['SpatialTransformer', 'BasicTransformerBlock', 'CrossAttention'].includes(n.kind)) {
-      it.side = { t: 'term', text: 'context', cls: 'ctx' };
-    }
+    if (n.takes_emb) it.side = { t: 'term', text: 'time emb', cls: 'emb' };
+    else if (n.takes_context) it.side = { t: 'term', text: 'context', cls: 'ctx' };
   }
   const boxPaths = [];
   for (const it of h.items) {
@@ -709,7 +671,7 @@ export function layoutScene(ix, expanded, memo = createMemo(), align = null) {
   terms.push(tPos);
   hx += tTerm.w + gap;
   let embSource = null; // where the time-embedding signal leaves the header
-  const timePath = header.find((p) => ix.blockByPath.get(p).role === 'time_embedding') ?? header[0];
+  const timePath = header.find((p) => ix.blockByPath.get(p).category === 'time_embedding') ?? header[0];
   const labelPath = header.find((p) => p !== timePath);
   if (timePath) {
     const p = { box: boxes.get(timePath), x: hx, y: headerTop };
@@ -1006,8 +968,8 @@ export function overlayScale(ix, key) {
 /** The open blocks that show `path` in the diagram, outermost first. A dissolved container (drawn as a bracket)
  * opens its parent. Empty for a top-level block or a module that is never drawn. */
 export function pathToOpen(ix, path) {
-  const top = topLevelOf(path);
-  if (!top || !ix.blockByPath.has(top) || !ix.nodes.has(path) || ix.order.get(path) === Infinity) return [];
+  const top = ix.nodes.get(path)?.block;
+  if (!top || !ix.blockByPath.has(top) || ix.order.get(path) === Infinity) return [];
   const out = [];
   let cur = top;
   while (cur !== path) {
@@ -1022,8 +984,8 @@ export function pathToOpen(ix, path) {
 
 /** Where `path` (or its nearest drawn ancestor) sits in a scene, in scene units: {x, y, w, h, path}. */
 export function boxRect(scene, path) {
-  const top = topLevelOf(path);
-  const pl = scene.tops.find((t) => t.box.path === top);
+  const within = (p) => path === p || path.startsWith(`${p}.`);
+  const pl = scene.tops.find((t) => within(t.box.path));
   if (!pl) return null;
   let { box, x, y } = pl;
   while (box.path !== path && box.inner) {

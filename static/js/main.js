@@ -12,6 +12,7 @@ import { bytes, compact, shapeText } from './format.js';
 import { createMemo, expandablePaths, flowOf, indexTrace, layoutScene } from './layout.js';
 import { createStore } from './state.js';
 import { createFeatures } from './features.js';
+import { MAX_IMAGE_SIZE } from './limits.js';
 import { readUrl } from './urlstate.js';
 import { createWeights } from './weights.js';
 
@@ -52,6 +53,7 @@ const details = createDetails($('details'), {
   onToggle: (path) => store.toggle(path),
   onSelect: (path) => store.select(path),
   loadSource: (kind) => api.getSource(kind),
+  loadSourceKinds: () => api.getSourceKinds(),
   loadDiffusersNames: (trace) => api.getDiffusersNames({ config: trace.config }),
   weights,
 });
@@ -173,7 +175,8 @@ store.on('trace', (trace) => {
   const sizeInput = $('image-size');
   if (trace.input?.image_size) {
     sizeInput.value = trace.input.image_size[0];
-    const step = (preset?.latent_factor ?? 8) * 2 ** ((trace.config?.channel_mult?.length ?? 1) - 1);
+    // Every level must divide evenly: a multiple of the latent factor times the deepest block's downsample factor.
+    const step = (preset?.latent_factor ?? trace.input.latent_factor) * Math.max(1, ...trace.blocks.map((b) => b.factor));
     sizeInput.step = step;
     sizeInput.min = step;
     sizeInput.disabled = false;
@@ -304,7 +307,7 @@ $('image-size').addEventListener('change', (e) => {
   const step = Number(e.target.step) || 8;
   let v = Math.round(Number(e.target.value) / step) * step;
   if (!Number.isFinite(v) || v < step) v = step;
-  v = Math.min(v, 4096);
+  if (MAX_IMAGE_SIZE != null) v = Math.min(v, Math.floor(MAX_IMAGE_SIZE / step) * step);
   e.target.value = v;
   // The same size again (a blur after a snapped value, say) is no change: do not trace and redraw twice.
   const shown = state.trace?.input?.image_size?.[0] ?? state.imageSize;

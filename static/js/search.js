@@ -2,8 +2,6 @@
 // findModules() is pure (trace index + text → paths); createSearch() owns the box, the count and the ‹ › buttons,
 // and hands the hits to its owner, who opens the diagram down to them, marks them and shows the current one.
 
-import { topLevelOf } from './layout.js';
-
 /** "1280x8x8", "1280 × 8 × 8", "1280*8*8" → "1280×8×8"; everything lower case. */
 export function normalizeQuery(text) {
   return String(text ?? '')
@@ -18,7 +16,7 @@ const SHAPE = /^\d+(×\d+)+$/;
 /**
  * Paths of the modules that match `query`, in the trace's order (parents before children):
  * - a shape ("1280×8×8", with or without the batch) matches modules whose output has that shape;
- * - otherwise a module matches when its kind or role contains the text ("CrossAttention", "cross_attention"),
+ * - otherwise a module matches when its kind or category contains the text ("CrossAttention", "cross_attention"),
  *   or its path does and its parent's does not ("attn2" finds each attn2, not also its to_q, to_k, ...).
  * Only modules the diagram can draw count: the root, bare lists and modules that never ran are left out.
  */
@@ -26,8 +24,7 @@ export function findModules(ix, query) {
   const q = normalizeQuery(query);
   if (!q) return [];
   const drawable = (n) => {
-    const top = topLevelOf(n.path);
-    return Boolean(top && ix.blockByPath.has(top) && ix.order.get(n.path) !== Infinity);
+    return Boolean(n.block && ix.blockByPath.has(n.block) && ix.order.get(n.path) !== Infinity);
   };
   const hits = [];
   if (SHAPE.test(q)) {
@@ -42,8 +39,9 @@ export function findModules(ix, query) {
     if (!drawable(n)) continue;
     const path = n.path.toLowerCase();
     const parent = (n.parent ?? '').toLowerCase();
-    const byPath = path.includes(q) && !(parent.includes(q) && ix.blockByPath.has(topLevelOf(n.parent ?? '') ?? ''));
-    const byKind = n.kind.toLowerCase().includes(q) || (n.role ?? '').toLowerCase().includes(q);
+    const parentDrawn = n.parent != null && ix.blockByPath.has(ix.nodes.get(n.parent)?.block ?? '');
+    const byPath = path.includes(q) && !(parent.includes(q) && parentDrawn);
+    const byKind = n.kind.toLowerCase().includes(q) || n.category.includes(q);
     if (byPath || byKind) hits.push(n.path);
   }
   return hits;
