@@ -160,12 +160,20 @@ def test_a_capture_shows_the_api_previews_heat_maps_and_statistics(page, live_se
     with_preview = [a for a in api["activations"] if a["preview"]]
     tiles = results.locator(".act-tile")
     assert tiles.evaluate_all("els => els.map(e => e.dataset.point)") == [a["name"] for a in with_preview]
-    natural = tiles.locator("img").evaluate_all("els => els.map(i => [i.naturalWidth, i.naturalHeight])")
+    page.wait_for_function("() => [...document.querySelectorAll('.act-tile img')].every(i => i.complete)")
+    natural = tiles.evaluate_all(
+        "els => els.map(e => { const i = e.querySelector('img, canvas');"
+        " return i.tagName === 'IMG' ? [i.naturalWidth, i.naturalHeight] : [i.width, i.height]; })"
+    )
     assert natural == [[a["preview"]["width"], a["preview"]["height"]] for a in with_preview]
+    # PCA previews are RGB images; the self-attention preview is a heat map, drawn in the heat maps' colours.
     kinds = tiles.evaluate_all("els => els.map(e => e.dataset.previewKind)")
+    assert kinds == [a["preview"]["kind"] for a in with_preview]
     assert kinds.count("heat") == 1 and kinds[[a["name"] for a in with_preview].index(extra)] == "heat"
+    assert results.locator(f'.act-tile[data-point="{extra}"] canvas.act-heat').count() == 1
     srcs = tiles.locator("img").evaluate_all("els => els.map(i => i.getAttribute('src'))")
-    for src, a in zip(srcs, with_preview, strict=True):
+    assert len(srcs) == len(with_preview) - 1
+    for src in srcs:
         assert src.startswith("data:image/png;base64,")
         png = base64.b64decode(src.split(",", 1)[1])
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -233,7 +241,7 @@ def test_a_capture_shows_the_api_previews_heat_maps_and_statistics(page, live_se
     assert hist == next(a for a in api["activations"] if a["name"] == tile_name)["stats"]["histogram"]["counts"]
 
     RESULTS.mkdir(exist_ok=True)
-    results.locator('[data-part="previews"]').scroll_into_view_if_needed()
+    page.evaluate("() => document.getElementById('act-results').scrollIntoView({ block: 'start' })")
     page.screenshot(path=str(RESULTS / "page-activations.png"))
     page.locator("#activations").screenshot(path=str(RESULTS / "page-activations-panel.png"))
     assert console_errors == []

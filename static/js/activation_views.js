@@ -89,14 +89,17 @@ function previewsSection(result, { onPick, compareT }) {
     const p = a.preview;
     const what =
       p.kind === 'pca-rgb'
-        ? `PC 1–3 explain ${p.explained_variance.map(percentShare).join(' / ')} of the variance`
-        : `attention each pixel receives; brightest = ${statNumber(p.scale)}`;
+        ? `PC 1–3: ${p.explained_variance.map(percentShare).join(' · ')} of the variance`
+        : `attention received, max ${statNumber(p.scale)}`;
+    const label = `${a.name}: ${p.kind === 'pca-rgb' ? 'first three principal components as RGB' : 'attention each pixel receives'}`;
+    // A heat preview is one grey channel: drawn in the heat maps' colours, so bright means more everywhere.
+    const picture = p.kind === 'heat' ? heatCanvas(p, 96, label) : previewImage(p, 96, label);
     const cos = a.cosine_to_compare != null ? `cos to t=${compareT}: ${a.cosine_to_compare.toFixed(4)}` : null;
     tiles.push(
       h(
         'button',
         { type: 'button', class: 'act-tile', dataset: { point: a.name, previewKind: p.kind }, title: `${a.name}\n${a.module}\n${what}` },
-        previewImage(p, 96, `${a.name}: ${p.kind === 'pca-rgb' ? 'first three principal components as RGB' : 'heat'}`),
+        picture,
         h('span', { class: 'act-tile-name' }, a.name),
         h('span', { class: 'act-tile-sub' }, `${shapeText(a.shape)} · ${p.width}×${p.height} px`),
         h('span', { class: 'act-tile-sub' }, what),

@@ -151,7 +151,7 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
         { class: 'act-field' },
         h('label', { for: 'act-compare-on' }, compareOn, ' Compare with timestep'),
         compare,
-        h('span', { class: 'muted act-note' }, '281: the neighbouring step of a 50-step sampler'),
+        h('span', { class: 'muted act-note' }, '261 and 281 are neighbouring steps of a 50-step sampler'),
         slots.compare,
       ),
     ),
