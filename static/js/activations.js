@@ -246,7 +246,13 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
         cache.set(key, data);
       }
       if (mine !== loadToken) return;
-      catalog = { key, data, byName: new Map(data.points.map((p) => [p.name, p])) };
+      catalog = {
+        key,
+        data,
+        byName: new Map(data.points.map((p) => [p.name, p])),
+        groups: new Map(Object.entries(data.groups).map(([g, names]) => [g, new Set(names)])),
+      };
+      rowCache = new Map();
       for (const name of [...ticked]) if (!catalog.byName.has(name)) ticked.delete(name);
       if (current && !catalog.byName.has(current)) current = null;
       if (view && view.key !== key) clearResults();
@@ -298,10 +304,35 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
     const f = filter.value;
     if (f === 'all') return true;
     if (f === 'used') return p.used_by.length > 0;
-    return catalog.data.groups[f]?.includes(p.name) ?? false;
+    return catalog.groups.get(f)?.has(p.name) ?? false;
   }
 
+  // Rows are built once per catalog and reused by every filter (SDXL has 752 points).
+  let rowCache = new Map();
+
   function pointRow(p) {
+    let li = rowCache.get(p.name);
+    if (!li) {
+      li = buildRow(p);
+      rowCache.set(p.name, li);
+    }
+    li.classList.toggle('current', p.name === current);
+    return li;
+  }
+
+  function blockHead(path) {
+    const key = `block:${path}`;
+    if (!rowCache.has(key)) {
+      rowCache.set(
+        key,
+        h('li', { class: 'act-block-head', dataset: { block: path } },
+          h('button', { type: 'button', class: 'linklike', dataset: { selectBlock: path }, title: `Select ${path} on the U` }, path)),
+      );
+    }
+    return rowCache.get(key);
+  }
+
+  function buildRow(p) {
     const box = h('input', { type: 'checkbox', checked: ticked.has(p.name), 'aria-label': `Capture ${p.name}`, dataset: { tick: p.name } });
     const pickButton = h(
       'button',
@@ -311,7 +342,7 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
     );
     return h(
       'li',
-      { class: `act-point${p.name === current ? ' current' : ''}`, dataset: { name: p.name, kind: p.kind, stage: p.stage } },
+      { class: 'act-point', dataset: { name: p.name, kind: p.kind, stage: p.stage } },
       box,
       h(
         'div',
@@ -347,10 +378,7 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
       if (!passesFilter(p) || !matches(p, terms)) continue;
       if (p.block_path !== lastBlock) {
         lastBlock = p.block_path;
-        rows.push(
-          h('li', { class: 'act-block-head', dataset: { block: p.block_path } },
-            h('button', { type: 'button', class: 'linklike', dataset: { selectBlock: p.block_path }, title: `Select ${p.block_path} on the U` }, p.block_path)),
-        );
+        rows.push(blockHead(p.block_path));
       }
       rows.push(pointRow(p));
       n += 1;
