@@ -332,6 +332,12 @@ def test_real_weights_capture_an_uploaded_image_and_export_it(page, checkpoint_s
     assert "encoded by the checkpoint's VAE" in results.locator('[data-field="latent"]').inner_text()
     assert "text encoder" in results.locator('[data-field="context"]').inner_text()
     assert results.locator('[data-part="cosine"]').count() == 0
+    # The heat maps lie over the first image, cropped as the UNet saw it; the box takes them off it.
+    heat = results.locator('[data-part="heatmaps"]')
+    assert "act-over-image" in heat.get_attribute("class")
+    assert results.locator("img.act-seen").get_attribute("src") == f"data:image/png;base64,{_b64(images[0])}"
+    page.uncheck("#act-over-image")
+    assert "act-over-image" not in heat.get_attribute("class")
 
     # The same capture through the API: the page's statistics are its numbers.
     first = f"data:image/png;base64,{_b64(images[0])}"

@@ -135,14 +135,23 @@ function heatRow(set, tokens, label, { onPick, pickName }) {
   const cells = set.maps.map((m, i) => {
     const t = tokens[i];
     const text = `${label}, “${t.text}”: up to ${statNumber(m.max)} of each pixel's attention`;
-    return h('td', {}, heatCanvas(m, 56, text), h('span', { class: 'act-heat-max', dataset: { value: m.max } }, statNumber(m.max)));
+    return h('td', {}, h('span', { class: 'act-heat-cell' }, heatCanvas(m, 56, text)), h('span', { class: 'act-heat-max', dataset: { value: m.max } }, statNumber(m.max)));
   });
   const tr = h('tr', { dataset: { set: set.name } }, head, cells);
   if (pickName) tr.querySelector('button').addEventListener('click', () => onPick(pickName));
   return tr;
 }
 
-function heatSection(result, { onPick }) {
+/** The input image as the UNet saw it: scaled to cover the image size and centre-cropped (conditioning.fit). */
+function seenImage(dataUrl, [height, width], size) {
+  const scale = size / Math.max(height, width);
+  const img = h('img', { class: 'act-seen', src: dataUrl, alt: 'the input image, cropped as the UNet saw it' });
+  img.style.width = `${Math.round(width * scale)}px`;
+  img.style.height = `${Math.round(height * scale)}px`;
+  return img;
+}
+
+function heatSection(result, { onPick, image }) {
   const hm = result.heatmaps;
   const tokens = hm.tokens;
   const head = h(
@@ -155,7 +164,7 @@ function heatSection(result, { onPick }) {
   if (hm.overall) rows.push(heatRow(hm.overall, tokens, `all ${hm.overall.layers.length} layers (${hm.overall.width}×${hm.overall.height})`, {}));
   for (const s of hm.resolutions) rows.push(heatRow(s, tokens, `${s.width}×${s.height}: ${s.layers.length} layer${s.layers.length === 1 ? '' : 's'}`, {}));
   const layerRows = hm.layers.map((s) => heatRow(s, tokens, s.name, { onPick, pickName: s.name }));
-  return h(
+  const section = h(
     'section',
     { class: 'act-part', dataset: { part: 'heatmaps' } },
     h('h3', {}, 'Cross-attention heat maps'),
@@ -168,6 +177,24 @@ function heatSection(result, { onPick }) {
       h('div', { class: 'act-heat-scroll' }, h('table', { class: 'act-heat-table', dataset: { table: 'layers' } }, h('thead', {}, head.cloneNode(true)), h('tbody', {}, layerRows))),
     ),
   );
+  if (image) {
+    // The maps over the picture they were computed for (the same crop), as DAAM shows them.
+    const over = h('input', { type: 'checkbox', id: 'act-over-image', checked: true });
+    const sized = [result.inputs.image_size[0], result.inputs.image_size[1]];
+    section.style.setProperty('--act-image', `url("${image}")`);
+    section.classList.add('act-over-image');
+    over.addEventListener('change', () => section.classList.toggle('act-over-image', over.checked));
+    section.querySelector('.hint').after(
+      h(
+        'div',
+        { class: 'act-seen-row' },
+        seenImage(image, sized, 72),
+        h('span', { class: 'muted' }, `the image as the UNet saw it: scaled to cover ${sized[1]}×${sized[0]} px and centre-cropped`),
+        h('label', { class: 'inline' }, over, ' maps over the image'),
+      ),
+    );
+  }
+  return section;
 }
 
 // ---- statistics and change between timesteps ----------------------------------------------------------------
@@ -280,9 +307,10 @@ function inputsLine(result) {
 
 /**
  * Draw a capture into `root`. catalog: Map name → point of the catalog it was captured with; onPick(name) when a
- * point is clicked (tile, table row, layer). Returns {drawn: Promise, showHistogram(name)}.
+ * point is clicked (tile, table row, layer); image: the data: URL of the image sent, if any (the heat maps can lie
+ * over it). Returns {drawn: Promise, showHistogram(name)}.
  */
-export function renderCapture(root, result, { catalog, onPick }) {
+export function renderCapture(root, result, { catalog, onPick, image = null }) {
   const compareT = result.inputs.compare_timestep;
   const parts = [];
   if (result.random_weights) {
@@ -292,7 +320,8 @@ export function renderCapture(root, result, { catalog, onPick }) {
   }
   parts.push(inputsLine(result));
   parts.push(previewsSection(result, { onPick, compareT }));
-  if (result.heatmaps) parts.push(heatSection(result, { onPick }));
+  const usedImage = image && result.inputs.latent_source !== 'noise' ? image : null;
+  if (result.heatmaps) parts.push(heatSection(result, { onPick, image: usedImage }));
   const stats = statsSection(result, { onPick, compareT });
   parts.push(stats);
   const cos = compareT != null ? cosineSection(result, { catalog, compareT }) : null;

@@ -555,7 +555,7 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
     try {
       const result = await api.captureActivations(req);
       if (catalog?.key !== key) return; // the model changed meanwhile
-      const drawn = renderCapture(results, result, { catalog: catalog.byName, onPick: pick });
+      const drawn = renderCapture(results, result, { catalog: catalog.byName, onPick: pick, image: req.image ?? null });
       view = { key, showHistogram: drawn.showHistogram };
       const first = current && result.activations.some((a) => a.name === current) ? current : result.activations[0]?.name;
       await Promise.all([drawn.drawn, first ? drawn.showHistogram(first) : null]);
