@@ -231,7 +231,8 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
   // ---- the catalog ----------------------------------------------------------------------------------------------
 
   async function loadCatalog() {
-    if (!visible || !state.trace) return;
+    // Asked for once the panel has been seen; after that it follows the model even while scrolled away.
+    if (!(visible || catalog) || !state.trace) return;
     const req = modelBody();
     const key = JSON.stringify(req);
     showWeightsBanner();
@@ -385,6 +386,7 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
     }
     list.replaceChildren(...rows);
     list.dataset.count = String(n);
+    list.dataset.query = search.value; // what the list shows (filtering waits for a pause in typing)
     count.textContent = n === catalog.data.count ? `${n} points` : `${n} of ${catalog.data.count}`;
     showTicked();
   }
