@@ -255,8 +255,10 @@ function cosineSection(result, { catalog, compareT }) {
     h(
       'p',
       { class: 'hint' },
-      'Cosine similarity of each block output at the two timesteps (same input, same noise). Blocks whose output ',
-      'barely changes are the ones caching methods such as DeepCache reuse between steps.',
+      result.inputs.latent_source === 'noise'
+        ? 'Cosine similarity of each block output at the two timesteps. The latent is the same seeded noise at both (where sampling starts), so only the timestep embedding differs. '
+        : 'Cosine similarity of each block output at the two timesteps: the same image noised with the same seeded noise to each. ',
+      'Blocks whose output barely changes between steps are the ones caching methods such as DeepCache reuse.',
     ),
     outputs.length ? el : h('p', { class: 'muted' }, 'No block output was captured: choose “block outputs” to compare them.'),
   );
@@ -290,7 +292,7 @@ function cosineSection(result, { catalog, compareT }) {
 
 function inputsLine(result) {
   const i = result.inputs;
-  const latent = { vae: "the image, encoded by the checkpoint's VAE", 'stand-in': 'the image, resized to the latent (no VAE: random weights)', noise: `seeded noise (seed ${i.seed})` }[i.latent_source];
+  const latent = { vae: "the image, encoded by the checkpoint's VAE", 'stand-in': 'a stand-in: the image averaged down to the latent grid (no VAE here; not what a VAE would give)', noise: `seeded noise (seed ${i.seed})` }[i.latent_source];
   const context = { 'text encoder': "the prompt, encoded by the checkpoint's text encoder", noise: 'seeded noise in the text context’s shape', none: 'none (an unconditional model)' }[i.context_source];
   const t = i.compare_timestep != null ? `t = ${i.timestep}, compared with t = ${i.compare_timestep}` : `t = ${i.timestep}`;
   const ms = (x) => `${Math.round(x)} ms`;

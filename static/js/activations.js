@@ -149,7 +149,7 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
       h(
         'div',
         { class: 'act-field' },
-        h('label', { for: 'act-compare-on' }, compareOn, ' Compare with timestep'),
+        h('label', { for: 'act-compare-on' }, compareOn, ' Also at timestep (cosine similarity)'),
         compare,
         h('span', { class: 'muted act-note' }, '261 and 281 are neighbouring steps of a 50-step sampler'),
         slots.compare,
@@ -397,12 +397,13 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
 
   // ---- the U, both ways -------------------------------------------------------------------------------------
 
-  /** Open the diagram down to `path` (its nearest drawn ancestor), select it and scroll the diagram to it. */
+  /** Open the diagram down to `path` (its nearest drawn ancestor), select it and scroll the diagram to it; returns
+   * the path selected, or null. */
   function selectOnU(path) {
     const ix = getIndex();
-    if (!ix) return;
+    if (!ix) return null;
     while (path && !ix.nodes.has(path)) path = path.includes('.') ? path.slice(0, path.lastIndexOf('.')) : '';
-    if (!path) return;
+    if (!path) return null;
     const open = new Set(state.expanded);
     const before = open.size;
     for (const q of pathToOpen(ix, path)) open.add(q);
@@ -415,6 +416,7 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
     }
     if (diagram.scene) diagram.reveal(boxRect(diagram.scene, path));
     root.dataset.shown = path;
+    return path;
   }
 
   function pick(name) {
@@ -430,10 +432,9 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
         list.scrollTop = li.offsetTop - list.clientHeight / 3;
       }
     }
-    const path = p.module || p.block_path;
-    currentText.textContent = `${name} → ${path} is selected on the U.`;
+    const shown = selectOnU(p.module || p.block_path);
+    currentText.textContent = shown ? `${name} → ${shown} is selected on the U.` : `${name}: not drawn on the U.`;
     currentLine.hidden = false;
-    selectOnU(path);
     view?.showHistogram(name);
   }
 
@@ -556,7 +557,12 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
     body.capture = 'running';
     try {
       const result = await api.captureActivations(req);
-      if (catalog?.key !== key) return; // the model changed meanwhile
+      if (catalog?.key !== key) {
+        // The model changed meanwhile: this capture is of another model.
+        status.textContent = '';
+        body.capture = 'stale';
+        return;
+      }
       const drawn = renderCapture(results, result, { catalog: catalog.byName, onPick: pick, image: req.image ?? null });
       view = { key, showHistogram: drawn.showHistogram };
       const first = current && result.activations.some((a) => a.name === current) ? current : result.activations[0]?.name;
