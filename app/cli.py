@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from pathlib import Path
+from typing import Any
 
 from app import __version__
 
@@ -45,18 +48,39 @@ def _trace_args(args: argparse.Namespace) -> dict:
     }
 
 
+def _trace_model(args: argparse.Namespace) -> tuple[Any, str, tuple[int, ...] | None]:
+    """The preset name, or the UNetConfig of a diffusers config.json (exactly one of the two), its label, and the
+    config's own sample_size (the default input)."""
+    from sdunet_core import ConfigError
+    from sdunet_core.diffusers_config import config_from_diffusers, default_sample_size
+
+    if (args.preset is None) == (args.diffusers_config is None):
+        raise ConfigError("preset", "give a preset name or --diffusers-config FILE (exactly one)")
+    if args.preset is not None:
+        return args.preset, args.preset, None
+    path = Path(args.diffusers_config)
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError("diffusers_config", f"{path} is not JSON: {exc}") from None
+    return config_from_diffusers(raw), path.name, default_sample_size(raw)
+
+
 def _trace(args: argparse.Namespace) -> int:
     from sdunet_core.summary import format_summary, human
     from sdunet_core.trace import trace_unet
 
-    trace = trace_unet(args.preset, device=args.device, dtype=args.dtype, repeats=args.repeats, **_trace_args(args))
+    model, name, default_size = _trace_model(args)
+    kwargs = _trace_args(args)
+    kwargs["sample_size"] = kwargs["sample_size"] or default_size
+    trace = trace_unet(model, device=args.device, dtype=args.dtype, repeats=args.repeats, **kwargs)
     if args.json:
         with open(args.json, "wb") as f:
             f.write(trace.to_json())
         log.info("wrote %s", args.json)
     t = trace.totals
     print(
-        f"{args.preset}: {t.params:,} params, {human(t.flops)} FLOPs "
+        f"{name}: {t.params:,} params, {human(t.flops)} FLOPs "
         f"({human(t.attention_flops)} attention), peak ~{human(t.peak_memory_bytes, 'B')}"
     )
     if t.time_ms is not None:
@@ -75,8 +99,6 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    import json
-
     from sdunet_core.checkpoint import CheckpointError, detect_unet
     from sdunet_core.header import read_header
     from sdunet_core.lora import looks_like_lora
@@ -100,7 +122,8 @@ def _inspect(args: argparse.Namespace) -> int:
     print(f"UNet under {d['prefix']!r} ({names}): preset {d['preset'] or 'none'}{also}")
     sizes = ", ".join(f"{dtype} {n / 2**20:,.1f} MiB" for dtype, n in d["bytes_by_dtype"].items())
     print(f"  {d['num_parameters']:,} parameters; {sizes}")
-    for key, value in d["ldm_params"].items():
+    # A variant the original constructor cannot build (no middle block, ...) is shown in our field names.
+    for key, value in (d["ldm_params"] if d["ldm_params"] is not None else d["config"]).items():
         print(f"  {key}: {json.dumps(value)}")
     if detection.exact:
         print("  loads into UNetModel(config) with strict=True: no key missing, unexpected or mismatched")
@@ -118,8 +141,6 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _features(args: argparse.Namespace) -> int:
     """Capture the chosen activations for each image (or a seeded noise latent) and write one .safetensors."""
-    from pathlib import Path
-
     from sdunet_core import load_preset
     from sdunet_core.activations.conditioning import InputError
     from sdunet_core.activations.export import export_activations, to_bytes
@@ -155,8 +176,11 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_input_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("preset", help="a preset name (sd1, sd2, sdxl-base, ...)")
+def _add_input_args(p: argparse.ArgumentParser, optional_preset: bool = False) -> None:
+    if optional_preset:
+        p.add_argument("preset", nargs="?", help="a preset name (sd1, sd2, sdxl-base, ...), or --diffusers-config")
+    else:
+        p.add_argument("preset", help="a preset name (sd1, sd2, sdxl-base, ...)")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="latent size (default: the preset's)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--tokens", type=int, default=None, help="context tokens (default: the preset's, 77 for text)")
@@ -179,8 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs throughput)")
     serve.set_defaults(func=_serve)
 
-    trace = sub.add_parser("trace", help="trace a preset: totals, and the JSON with --json")
-    _add_input_args(trace)
+    trace = sub.add_parser("trace", help="trace a preset or a diffusers config: totals, and the JSON with --json")
+    _add_input_args(trace, optional_preset=True)
+    trace.add_argument(
+        "--diffusers-config", metavar="FILE", help="a diffusers UNet2DConditionModel config.json instead of a preset"
+    )
     trace.add_argument("--json", metavar="FILE", help="write the trace JSON here")
     trace.add_argument("--device", default="meta", choices=["meta", "cpu", "cuda"], help="meta: no weights, no timing")
     trace.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])

@@ -41,7 +41,15 @@ _WIDTHS = (
     "context_dim",
     "channel_mult",
 )
-_PER_LEVEL = ("channel_mult", "num_res_blocks", "transformer_depth", "num_attention_blocks", "disable_self_attentions")
+_PER_LEVEL = (
+    "channel_mult",
+    "num_res_blocks",
+    "transformer_depth",
+    "num_attention_blocks",
+    "disable_self_attentions",
+    "transformer_depth_down",
+    "transformer_depth_up",
+)
 _COUNTS = {"num_res_blocks": MAX_RES_BLOCKS, "transformer_depth": MAX_DEPTH, "transformer_depth_middle": MAX_DEPTH}
 
 
@@ -68,6 +76,38 @@ def check_raw_config(data: Any) -> None:
         for item in items:
             if _int(item) and item > limit:
                 raise ApiError(422, name, f"{quote(item)} is over the limit of {limit}")
+
+
+# diffusers keys with a bound of their own (per block: layers and transformer layers); every other integer is a width.
+_DIFFUSERS_COUNTS = {
+    "layers_per_block": MAX_RES_BLOCKS,
+    "transformer_layers_per_block": MAX_DEPTH,
+    "reverse_transformer_layers_per_block": MAX_DEPTH,
+}
+
+
+def check_raw_diffusers_config(data: Any) -> None:
+    """The same bounds for a diffusers config: per-block lists (nested ones too) and every integer in them."""
+    if not isinstance(data, dict):
+        return  # the converter says what is wrong with it
+
+    def walk(name: str, value: Any, depth: int) -> None:
+        if isinstance(value, list):
+            bound = MAX_LEVELS if depth == 0 else MAX_RES_BLOCKS + 1
+            if len(value) > bound:
+                raise ApiError(422, name, f"has {len(value)} entries; at most {bound}")
+            if depth > 1:
+                raise ApiError(422, name, "lists nested deeper than per block and per layer")
+            for item in value:
+                walk(name, item, depth + 1)
+        elif _int(value):
+            limit = _DIFFUSERS_COUNTS.get(name, MAX_WIDTH)
+            if value > limit:
+                raise ApiError(422, name, f"{quote(value)} is over the limit of {limit}")
+
+    for name, value in data.items():
+        if isinstance(name, str):
+            walk(name, value, 0)
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,17 @@ config gets none (no preset is guessed from a config).
 from __future__ import annotations
 
 from app.errors import ApiError, quote
-from app.limits import CostLimits, check_raw_config
+from app.limits import CostLimits, check_raw_config, check_raw_diffusers_config
 from app.schemas import TraceRequest
 from app.settings import Settings
 from app.tracing import TraceSpec
 from sdunet_core import PRESETS, ConfigError, UNetConfig
+from sdunet_core.diffusers_config import config_from_diffusers
+from sdunet_core.diffusers_config import default_sample_size as diffusers_sample_size
 from sdunet_core.trace import default_sample_size
+
+# The request fields that name a model: exactly one per request.
+MODEL_FIELDS = ("preset", "config", "ldm_params", "diffusers_config")
 
 
 def cost_limits(settings: Settings) -> CostLimits:
@@ -23,18 +28,26 @@ def cost_limits(settings: Settings) -> CostLimits:
 
 def _model(req: TraceRequest) -> tuple[UNetConfig, str | None, str]:
     """(config, preset name or None, the request field that gave the model)."""
-    given = [k for k in ("preset", "config", "ldm_params") if getattr(req, k) is not None]
+    given = [k for k in MODEL_FIELDS if getattr(req, k) is not None]
     if len(given) != 1:
-        raise ApiError(422, "preset", f"give exactly one of preset, config, ldm_params (got {given or 'none'})")
+        raise ApiError(422, "preset", f"give exactly one of {', '.join(MODEL_FIELDS)} (got {given or 'none'})")
     if req.preset is not None:
         if req.preset not in PRESETS:
             raise ApiError(404, "preset", f"unknown preset {quote(req.preset)}; known: {sorted(PRESETS)}")
         return PRESETS[req.preset].config, req.preset, "preset"
+    if req.diffusers_config is not None:
+        check_raw_diffusers_config(req.diffusers_config)
+        return config_from_diffusers(req.diffusers_config), None, "diffusers_config"
     raw = req.config if req.config is not None else req.ldm_params
     check_raw_config(raw)
     if req.config is not None:
         return UNetConfig.from_dict(req.config), None, "config"
     return UNetConfig.from_ldm(req.ldm_params or {}), None, "ldm_params"
+
+
+def default_from_config(req: TraceRequest) -> tuple[int, ...] | None:
+    """A diffusers config's own sample_size, the input it is traced with when the request gives no size."""
+    return diffusers_sample_size(req.diffusers_config) if req.diffusers_config is not None else None
 
 
 def _sample(req: TraceRequest, config: UNetConfig, preset: str | None, settings: Settings) -> tuple[int, ...]:
@@ -50,12 +63,13 @@ def _sample(req: TraceRequest, config: UNetConfig, preset: str | None, settings:
         if any(s % factor for s in size):
             raise ApiError(422, "image_size", f"{size} must be a multiple of the latent factor {factor}")
         sample = tuple(s // factor for s in size)
-    elif req.sample_size is not None:
-        sample = tuple(req.sample_size)
+    elif req.sample_size is not None or default_from_config(req) is not None:
+        field = "sample_size" if req.sample_size is not None else "diffusers_config"
+        sample = tuple(req.sample_size) if req.sample_size is not None else default_from_config(req)
         if any(s * factor > settings.max_image_size for s in sample):
             raise ApiError(
                 413,
-                "sample_size",
+                field,
                 f"{list(sample)} is over the limit of {settings.max_image_size // factor} latent pixels per side",
             )
     else:

@@ -11,13 +11,17 @@ Size = Annotated[int, Field(ge=1, le=2**20)]
 
 
 class TraceRequest(BaseModel):
-    """Which model (a preset, our config fields, or the original yaml params) and which input to trace."""
+    """Which model (a preset, our config fields, the original yaml params or a diffusers config.json) and which
+    input to trace."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     preset: str | None = Field(None, max_length=64, description="a preset name from /api/presets")
     config: dict[str, Any] | None = Field(None, description="a UNetConfig in our field names")
     ldm_params: dict[str, Any] | None = Field(None, description="the original yaml's unet_config.params")
+    diffusers_config: dict[str, Any] | None = Field(
+        None, description="a diffusers UNet2DConditionModel config.json (the block types the family covers)"
+    )
     image_size: list[Size] | None = Field(
         None, min_length=1, max_length=3, description="image size in pixels [H, W]; divided by the latent factor"
     )

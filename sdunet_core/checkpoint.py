@@ -121,7 +121,7 @@ class Detection:
                 "matching_presets": self.matching_presets,
                 "exact": self.exact,
                 "config": self.config.to_dict(),
-                "ldm_params": self.config.to_ldm(),
+                "ldm_params": self.config.to_ldm_or_none(),
                 "num_parameters": self.num_parameters,
                 "missing": self.missing,
                 "unexpected": self.unexpected,
@@ -156,7 +156,9 @@ class DetectionReport(BaseModel):
     matching_presets: list[str] = Field(description="every such preset (sd2 and sd2-v share one network)")
     exact: bool = Field(description="loads into UNetModel(config) with strict=True once the prefix is dropped")
     config: UNetConfigModel = Field(description="the architecture, in our field names")  # type: ignore[valid-type]
-    ldm_params: dict[str, Any] = Field(description="the same as the original constructor's keywords")
+    ldm_params: dict[str, Any] | None = Field(
+        description="the same as the original constructor's keywords; null where the original cannot build it"
+    )
     num_parameters: int = Field(description="parameters of the UNet's tensors in the file")
     missing: list[str] = Field(description="tensors UNetModel(config) has and the file lacks")
     unexpected: list[str] = Field(description="UNet tensors of the file that UNetModel(config) does not have")

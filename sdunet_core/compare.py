@@ -4,13 +4,22 @@ Tables are per stage (embed, down, mid, up, out), per (stage, level) and per cat
 comparison lists, per level, what each block is made of (category, class and transformer depth), so that the
 page can say in words that SDXL has no attention at the highest resolution and stacks ten transformer blocks at
 the lowest without parsing any text.
+
+Block by block (`blocks`), b is read against a: a block of a that b lacks is `removed` (a distilled or pruned
+variant against its parent: BK-SDM drops res/attention pairs, the middle block, a whole level), one only b has is
+`added`, and the others are `same` or `different` by what they are made of. Blocks are matched by level and
+role: the input conv, the res blocks in order, the downsampler; on the way up the blocks in order, except that a
+level's last block (the one that ends with the upsampler) matches the other's last. `saved` gives the parameters
+and MACs b saves against a, per stage and in total.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from .schema import Node, Totals, Trace, TraceInput
+from .schema import Block, Node, Totals, Trace, TraceInput
 
 STAGES = ("embed", "down", "mid", "up", "out")
 # Categories counted in the per-kind table: the parts a reader compares. Nested ones overlap (a transformer_block
@@ -92,8 +101,42 @@ class KindRow(_Out):
 
 class Difference(_Out):
     where: str = Field(description="the level key, as in by_level")
+    status: Literal["different", "removed", "added"] = Field(
+        description="`removed`: the level is only in a; `added`: only in b; `different`: its blocks differ"
+    )
     a: list[BlockMakeup] | None
     b: list[BlockMakeup] | None
+
+
+class BlockMatch(_Out):
+    """One block of a against its counterpart in b."""
+
+    where: str = Field(description="the level key, as in by_level")
+    a: str | None = Field(description="the block's path in a (null: added in b)")
+    b: str | None = Field(description="its counterpart's path in b (null: removed in b)")
+    status: Literal["same", "different", "removed", "added"] = Field(
+        description="`removed`: in a, not in b; `added`: in b, not in a; else by what the two are made of"
+    )
+    a_parts: list[Part] | None
+    b_parts: list[Part] | None
+    params_saved: int = Field(description="a's parameters minus b's (a missing block counts 0)")
+    macs_saved: int = Field(description="a's MACs minus b's")
+    macs_saved_without_attention: int = Field(description="the same without the attention matmuls")
+
+
+class Saving(_Out):
+    """What b saves against a in one stage (or in total)."""
+
+    key: str = Field(description="a stage (`embed`, `down`, `mid`, `up`, `out`) or `total`")
+    params_a: int
+    params_b: int
+    params_saved: int
+    macs_a: int
+    macs_b: int
+    macs_saved: int
+    macs_without_attention_a: int = Field(description="comparable to published MAC tables (attention left out)")
+    macs_without_attention_b: int
+    macs_saved_without_attention: int
 
 
 class Comparison(_Out):
@@ -105,6 +148,8 @@ class Comparison(_Out):
     composition_a: dict[str, list[BlockMakeup]] = Field(description="level key -> what each block there holds")
     composition_b: dict[str, list[BlockMakeup]]
     differences: list[Difference] = Field(description="levels whose blocks are made of different parts")
+    blocks: list[BlockMatch] = Field(description="block by block, b against a (removed, added, same, different)")
+    saved: list[Saving] = Field(description="parameters and MACs b saves against a, per stage, then `total`")
 
 
 class ScalingPoint(_Out):
@@ -192,10 +237,113 @@ def _same_makeup(a: list[BlockMakeup] | None, b: list[BlockMakeup] | None) -> bo
     return [m.parts for m in a] == [m.parts for m in b]
 
 
+def _role(block: Block) -> str:
+    return {"input_conv": "input_conv", "downsample_block": "downsample"}.get(block.category, "block")
+
+
+def _pair_level(a: list[Block], b: list[Block]) -> list[tuple[Block | None, Block | None]]:
+    """Counterparts inside one level (see the module docstring)."""
+    pairs: list[tuple[Block | None, Block | None]] = []
+    for role in ("input_conv", "block", "downsample"):
+        xs, ys = [x for x in a if _role(x) == role], [y for y in b if _role(y) == role]
+        if role == "block" and xs and ys and xs[0].stage == "up" and len(xs) != len(ys):
+            # The block that ends the level (with the upsampler) matches the other level's last one.
+            head = list(zip(xs[:-1], ys[:-1], strict=False))
+            rest = [(x, None) for x in xs[len(ys) - 1 : -1]] + [(None, y) for y in ys[len(xs) - 1 : -1]]
+            pairs += [*head, *rest, (xs[-1], ys[-1])]
+            continue
+        n = max(len(xs), len(ys))
+        pairs += [(xs[i] if i < len(xs) else None, ys[i] if i < len(ys) else None) for i in range(n)]
+    return pairs
+
+
+def _parts(trace: Trace, path: str) -> list[Part]:
+    out = []
+    for child in trace.node(path).children:
+        node = trace.node(child)
+        out.append(Part(category=node.category, kind=node.kind, depth=node.attention.depth if node.attention else None))
+    return out
+
+
+def _macs(node: Node | None) -> tuple[int, int, int]:
+    """(params, MACs, MACs without attention) of a block; zeros for a missing one."""
+    if node is None:
+        return 0, 0, 0
+    return node.params, node.flops // 2, (node.flops - node.flops_by_op.attention) // 2
+
+
+def match_blocks(a: Trace, b: Trace) -> list[BlockMatch]:
+    """Every block of the down stage, the middle and the up stage of a against its counterpart in b, in the order
+    the forward runs them."""
+
+    def by_level(trace: Trace) -> dict[str, list[Block]]:
+        out: dict[str, list[Block]] = {}
+        for block in trace.blocks:
+            if block.stage in ("down", "mid", "up"):
+                out.setdefault(_level_key(block.stage, block.level), []).append(block)
+        return out
+
+    def execution_order(key: str) -> tuple[int, int]:
+        stage, level = _order(key)
+        return stage, -level if key.startswith("up") else level  # the way up runs from the lowest level
+
+    la, lb = by_level(a), by_level(b)
+    out = []
+    for key in sorted(set(la) | set(lb), key=execution_order):
+        for x, y in _pair_level(la.get(key, []), lb.get(key, [])):
+            pa = _parts(a, x.path) if x else None
+            pb = _parts(b, y.path) if y else None
+            status = "removed" if y is None else "added" if x is None else "same" if pa == pb else "different"
+            ca, cb = _macs(a.node(x.path) if x else None), _macs(b.node(y.path) if y else None)
+            out.append(
+                BlockMatch(
+                    where=key,
+                    a=x.path if x else None,
+                    b=y.path if y else None,
+                    status=status,
+                    a_parts=pa,
+                    b_parts=pb,
+                    params_saved=ca[0] - cb[0],
+                    macs_saved=ca[1] - cb[1],
+                    macs_saved_without_attention=ca[2] - cb[2],
+                )
+            )
+    return out
+
+
+def savings(stage_a: dict[str, Cost], stage_b: dict[str, Cost], a: Totals, b: Totals) -> list[Saving]:
+    def row(key: str, pa: int, pb: int, fa: int, fb: int, aa: int, ab: int) -> Saving:
+        ma, mb, wa, wb = fa // 2, fb // 2, (fa - aa) // 2, (fb - ab) // 2
+        return Saving(
+            key=key,
+            params_a=pa,
+            params_b=pb,
+            params_saved=pa - pb,
+            macs_a=ma,
+            macs_b=mb,
+            macs_saved=ma - mb,
+            macs_without_attention_a=wa,
+            macs_without_attention_b=wb,
+            macs_saved_without_attention=wa - wb,
+        )
+
+    rows = []
+    for k in STAGES:
+        x, y = stage_a[k], stage_b[k]
+        rows.append(row(k, x.params, y.params, x.flops, y.flops, x.attention_flops, y.attention_flops))
+    rows.append(row("total", a.params, b.params, a.flops, b.flops, a.attention_flops, b.attention_flops))
+    return rows
+
+
 def compare_traces(a: Trace, b: Trace) -> Comparison:
     comp_a, comp_b = level_composition(a), level_composition(b)
     differences = [
-        Difference(where=key, a=comp_a.get(key), b=comp_b.get(key))
+        Difference(
+            where=key,
+            status="removed" if key not in comp_b else "added" if key not in comp_a else "different",
+            a=comp_a.get(key),
+            b=comp_b.get(key),
+        )
         for key in sorted(set(comp_a) | set(comp_b), key=_order)
         if not _same_makeup(comp_a.get(key), comp_b.get(key))
     ]
@@ -214,6 +362,8 @@ def compare_traces(a: Trace, b: Trace) -> Comparison:
         composition_a=comp_a,
         composition_b=comp_b,
         differences=differences,
+        blocks=match_blocks(a, b),
+        saved=savings(stage_a, stage_b, a.totals, b.totals),
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError, quote
 from .plan import AttentionPlan, BlockPlan, plan_blocks
-from .validate import as_tuple, check_levels, per_level, validate
+from .validate import as_tuple, check_levels, per_level, per_slot, validate
 
 __all__ = ["AttentionPlan", "BlockPlan", "ConfigError", "UNetConfig", "plan_blocks"]
 
@@ -34,9 +34,13 @@ IGNORED_LDM_KEYS = frozenset(
         "offload_to_cpu",
     }
 )
-# Our fields that the original constructor does not have: read by from_ldm (our tiny models), never written by
-# to_ldm. The original always normalises with 32 groups.
-OUR_EXTENSIONS = frozenset({"norm_groups"})
+# Our fields that the original constructor does not have, never written by to_ldm. norm_groups is read by from_ldm
+# (our tiny models' yaml); the original always normalises with 32 groups. The others describe relatives of the
+# released UNets (distilled and pruned variants, models known only by a diffusers config) that the original
+# constructor cannot build: from_ldm does not take them, and to_ldm() refuses a config that sets them to anything
+# but their default (see `ldm_unsupported`).
+OUR_EXTENSIONS = frozenset({"norm_groups", "middle_block", "transformer_depth_down", "transformer_depth_up"})
+MiddleBlock = Literal["attention", "resblock"] | None
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,18 @@ class UNetConfig:
     n_embed: int | None = None
     # Groups of every GroupNorm: 32 in every released model; smaller lets teaching and test models be tiny.
     norm_groups: int = 32
+    # The middle block: "attention" (ResBlock, attention, ResBlock, as in every released model), "resblock" (one
+    # ResBlock: SSD-1B, Segmind Vega; diffusers' UNetMidBlock2D) or null (none at all: BK-SDM Small and Tiny;
+    # diffusers' mid_block_type null). Only "attention" exists in the original code.
+    middle_block: MiddleBlock = "attention"
+    # Transformer depth of each down res block, per level (a list of num_res_blocks[level] depths, or one depth
+    # for the whole level), where it differs from transformer_depth (SSD-1B; diffusers' nested
+    # transformer_layers_per_block). null: transformer_depth[level] everywhere. Not in the original code.
+    transformer_depth_down: tuple[tuple[int, ...], ...] | None = None
+    # The same for each up block, per level from level 0 (num_res_blocks[level] + 1 depths, in the level's
+    # output-block order); diffusers' reverse_transformer_layers_per_block lists it from the lowest level.
+    # null: transformer_depth[level]. Not in the original code.
+    transformer_depth_up: tuple[tuple[int, ...], ...] | None = None
     _levels: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -127,7 +143,11 @@ class UNetConfig:
             )
         if isinstance(self.context_dim, (list, tuple)):
             object.__setattr__(self, "context_dim", as_tuple("context_dim", self.context_dim, int))
-        if self.transformer_depth_middle is None and self.use_spatial_transformer:
+        for name, extra in (("transformer_depth_down", 0), ("transformer_depth_up", 1)):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, per_slot(name, value, self.num_res_blocks, extra))
+        if self.transformer_depth_middle is None and self.use_spatial_transformer and self.middle_block == "attention":
             # The original takes the deepest level's depth for the middle block (SDXL: 10).
             object.__setattr__(self, "transformer_depth_middle", self.transformer_depth[-1])
         validate(self)
@@ -152,6 +172,13 @@ class UNetConfig:
         if self.context_dim is None:
             return None
         return self.context_dim[0] if isinstance(self.context_dim, tuple) else self.context_dim
+
+    def transformer_depth_at(self, level: int, position: int, up: bool) -> int:
+        """The depth of the spatial transformer of the res block at (level, position), down or up."""
+        per_slot = self.transformer_depth_up if up else self.transformer_depth_down
+        if per_slot is not None:
+            return per_slot[level][position]
+        return self.transformer_depth[level]
 
     def heads_for(self, channels: int, upsample: bool = False) -> tuple[int, int]:
         """(heads, channels per head) of an attention at `channels` width, as the original computes them."""
@@ -221,9 +248,33 @@ class UNetConfig:
             kwargs.pop("num_heads_upsample", None)
         return cls(**kwargs)
 
+    def ldm_unsupported(self) -> ConfigError | None:
+        """Why the original constructor cannot build this architecture (the field and the reason), or None."""
+        if self.middle_block != "attention":
+            what = "a single ResBlock" if self.middle_block == "resblock" else "no middle block"
+            return ConfigError(
+                "middle_block",
+                f"{what} ({quote(self.middle_block)}): the original UNetModel always builds ResBlock, attention, "
+                f"ResBlock in the middle",
+            )
+        for name in ("transformer_depth_down", "transformer_depth_up"):
+            if getattr(self, name) is not None:
+                return ConfigError(
+                    name,
+                    "transformer depths that differ inside a level or between the down and up stages: the original "
+                    "UNetModel takes one depth per level",
+                )
+        return None
+
+    def to_ldm_or_none(self) -> dict[str, Any] | None:
+        """`to_ldm()`, or None where the original cannot express this architecture."""
+        return None if self.ldm_unsupported() else self.to_ldm()
+
     def to_ldm(self) -> dict[str, Any]:
         """The original constructor's keyword arguments for this architecture (our extensions such as norm_groups
-        left out: see `OUR_EXTENSIONS`)."""
+        left out: see `OUR_EXTENSIONS`). A ConfigError naming the field where the original cannot express it."""
+        if (error := self.ldm_unsupported()) is not None:
+            raise error
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             if not f.init or f.name in OUR_EXTENSIONS:
@@ -244,11 +295,7 @@ class UNetConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Our field names, JSON-ready."""
-        return {
-            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-            for f in dataclasses.fields(self)
-            if f.init
-        }
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
@@ -277,6 +324,11 @@ class UNetConfig:
             raise ConfigError("config", str(exc)) from None
 
 
+def _jsonable(value: Any) -> Any:
+    return [_jsonable(v) for v in value] if isinstance(value, tuple) else value
+
+
 # Our field name -> the original keyword. Only the names that differ are renamed; the original ones read well.
 _FIELD_TO_LDM = {f.name: f.name for f in dataclasses.fields(UNetConfig) if f.init}
-_LDM_TO_FIELD = {v: k for k, v in _FIELD_TO_LDM.items()}
+# from_ldm reads norm_groups (our tiny models' yaml), not the fields of the relatives the original cannot build.
+_LDM_TO_FIELD = {v: k for k, v in _FIELD_TO_LDM.items() if k == "norm_groups" or k not in OUR_EXTENSIONS}

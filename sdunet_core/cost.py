@@ -159,7 +159,7 @@ class _Walk:
         self.res_block(block.in_channels, block.out_channels, pixels, pixels, updown=False)
         for a in block.attention:
             self.attention(a, pixels)
-        if block.stage == "mid":
+        if block.stage == "mid" and block.attention:  # ResBlock, attention, ResBlock (or a lone ResBlock)
             self.res_block(block.out_channels, block.out_channels, pixels, pixels, updown=False)
         if block.resample == "up":
             out = _resample(spatial, cfg.dims, up=True)
@@ -197,7 +197,7 @@ def estimate_cost(
     without spatial transformers.
     """
     walk = _Walk(config, batch, context_tokens or 77)
-    walk.t.add(modules=3)  # the root, input_blocks, output_blocks (the middle block is counted as a block)
+    walk.t.add(modules=3)  # the root, input_blocks, output_blocks (the middle block, if any, is counted as a block)
     walk.embeddings()
     spatial = tuple(sample_size)
     for block in plan_blocks(config):

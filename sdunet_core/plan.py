@@ -43,8 +43,13 @@ class Slot:
     upsample: bool = False  # the last up block of every level but the top one ends with an upsampler
 
 
-def walk_u(num_res_blocks: tuple[int, ...]) -> list[Slot]:
-    """Every slot of a U with these res blocks per level on the way down (the way up has one more per level)."""
+def walk_u(num_res_blocks: tuple[int, ...], middle: bool = True) -> list[Slot]:
+    """Every slot of a U with these res blocks per level on the way down (the way up has one more per level).
+
+    The way up has to have one more: level L's up blocks take the skips made at its resolution, its res blocks'
+    outputs and the input conv's or the downsampler's before them. `middle=False` leaves the middle block out
+    (BK-SDM Small and Tiny); the indices of the other slots stay as they are.
+    """
     levels = len(num_res_blocks)
     slots = [Slot("input_blocks.0", "down", 0, 0, "input_conv")]
     index = 1
@@ -55,7 +60,8 @@ def walk_u(num_res_blocks: tuple[int, ...]) -> list[Slot]:
         if level != levels - 1:
             slots.append(Slot(f"input_blocks.{index}", "down", level, count, "downsample"))
             index += 1
-    slots.append(Slot("middle_block", "mid", levels - 1, 0, "middle"))
+    if middle:
+        slots.append(Slot("middle_block", "mid", levels - 1, 0, "middle"))
     index = 0
     for level in reversed(range(levels)):
         for j in range(num_res_blocks[level] + 1):
@@ -105,7 +111,7 @@ def _attention(cfg: UNetConfig, level: int, position: int, width: int, factor: i
     heads, head_ch = cfg.heads_for(width, upsample=up)
     if not cfg.use_spatial_transformer:
         return (AttentionPlan("attention_block", width, heads, head_ch),)
-    depth = cfg.transformer_depth[level]
+    depth = cfg.transformer_depth_at(level, position, up)
     disabled = bool(cfg.disable_self_attentions[level]) if cfg.disable_self_attentions else False
     return (
         AttentionPlan(
@@ -114,13 +120,15 @@ def _attention(cfg: UNetConfig, level: int, position: int, width: int, factor: i
     )
 
 
-def _middle_attention(cfg: UNetConfig, ch: int) -> AttentionPlan:
+def _middle_attention(cfg: UNetConfig, ch: int) -> tuple[AttentionPlan, ...]:
+    if cfg.middle_block != "attention":
+        return ()  # a lone ResBlock (SSD-1B, Vega)
     heads, head_ch = cfg.heads_for(ch)
     if not cfg.use_spatial_transformer:
-        return AttentionPlan("attention_block", ch, heads, head_ch)
+        return (AttentionPlan("attention_block", ch, heads, head_ch),)
     depth = cfg.transformer_depth_middle if cfg.transformer_depth_middle is not None else 1
     contexts = tuple(cfg.context_dims_for(depth))
-    return AttentionPlan("spatial_transformer", ch, heads, head_ch, depth, contexts, cfg.disable_middle_self_attn)
+    return (AttentionPlan("spatial_transformer", ch, heads, head_ch, depth, contexts, cfg.disable_middle_self_attn),)
 
 
 def plan_blocks(cfg: UNetConfig) -> list[BlockPlan]:
@@ -129,7 +137,7 @@ def plan_blocks(cfg: UNetConfig) -> list[BlockPlan]:
     blocks: list[BlockPlan] = []
     skips: list[tuple[str, int]] = []  # (path, channels) of every input block's output, for the way up
     ch, factor = mc, 1
-    for slot in walk_u(cfg.num_res_blocks):
+    for slot in walk_u(cfg.num_res_blocks, middle=cfg.middle_block is not None):
         width = cfg.channel_mult[slot.level] * mc
         if slot.kind == "input_conv":
             block = BlockPlan(slot.path, "down", 0, "input_conv", 1, cfg.in_channels, mc, position=0)
@@ -144,9 +152,7 @@ def plan_blocks(cfg: UNetConfig) -> list[BlockPlan]:
                 slot.path, "down", slot.level, "downsample_block", factor, ch, ch, (), "down", position=slot.position
             )
         elif slot.kind == "middle":
-            block = BlockPlan(
-                slot.path, "mid", slot.level, "middle_block", factor, ch, ch, (_middle_attention(cfg, ch),)
-            )
+            block = BlockPlan(slot.path, "mid", slot.level, "middle_block", factor, ch, ch, _middle_attention(cfg, ch))
         else:
             skip_path, skip_ch = skips.pop()
             attn = _attention(cfg, slot.level, slot.position, width, factor, up=True)

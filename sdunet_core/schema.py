@@ -66,7 +66,8 @@ CATEGORIES: dict[str, str] = {
     "input_conv": "top-level: the 3×3 conv from latent channels to `model_channels` (`input_blocks.0`)",
     "down_block": "top-level: a ResBlock, with its attention when the level has one, on the way down",
     "downsample_block": "top-level: the block that halves the resolution at the end of a down level",
-    "middle_block": "top-level: ResBlock → attention → ResBlock at the lowest resolution",
+    "middle_block": "top-level: ResBlock → attention → ResBlock at the lowest resolution (a lone ResBlock in "
+    "SSD-1B and Segmind Vega; absent in BK-SDM Small and Tiny)",
     "up_block": "top-level: a ResBlock on the running tensor concatenated with a skip, its attention, and at the "
     "end of a level the upsampler",
     "output_head": "top-level: GroupNorm → SiLU → 3×3 conv back to latent channels (`out`)",
@@ -361,7 +362,10 @@ class Trace(_Out):
     schema_version: Literal[2] = Field(SCHEMA_VERSION, description="the version of this schema")
     preset: str | None = Field(description="the preset name asked for; null for a custom config")
     config: UNetConfigModel = Field(description="the `UNetConfig` in our field names")  # type: ignore[valid-type]
-    ldm_params: dict[str, Any] = Field(description="the same as the original constructor's keywords")
+    ldm_params: dict[str, Any] | None = Field(
+        description="the same as the original constructor's keywords; null where the original cannot build it "
+        "(no middle block or a lone ResBlock there, transformer depths per block: distilled and pruned variants)"
+    )
     input: TraceInput = Field(description="what the forward was given")
     device: str = Field(description="`meta` (no weights allocated), `cpu` or `cuda`")
     dtype: str = Field(description="the dtype of weights and activations")

@@ -159,7 +159,7 @@ def _meta_trace(
     return Trace(
         preset=m.name,
         config=m.config.to_dict(),
-        ldm_params=m.config.to_ldm(),
+        ldm_params=m.config.to_ldm_or_none(),
         input=trace_input,
         device="meta",
         dtype=dtype_name(dtype),

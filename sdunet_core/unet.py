@@ -101,7 +101,10 @@ class UNetModel(nn.Module):
         # 3. Down stage, 4. middle block, 5. up stage, 6. output: one TimestepEmbedSequential per planned block.
         # Registered in the original's order (input, middle, output): state-dict keys and module order follow it.
         self.input_blocks = nn.ModuleList()
-        self.middle_block = TimestepEmbedSequential()  # replaced in place when the plan reaches the middle block
+        # Replaced in place when the plan reaches the middle block; None for the pruned UNets that have none.
+        self.middle_block: TimestepEmbedSequential | None = (
+            TimestepEmbedSequential() if cfg.middle_block is not None else None
+        )
         self.output_blocks = nn.ModuleList()
         for b in self.plan:
             if b.category == "input_conv":
@@ -119,11 +122,10 @@ class UNetModel(nn.Module):
                 layers = [res_block(b.in_channels, b.out_channels), *map(attention_layer, b.attention)]
                 self.input_blocks.append(TimestepEmbedSequential(*layers))
             elif b.stage == "mid":
-                self.middle_block = TimestepEmbedSequential(
-                    res_block(b.in_channels, b.out_channels),
-                    attention_layer(b.attention[0]),
-                    res_block(b.out_channels, b.out_channels),
-                )
+                layers = [res_block(b.in_channels, b.out_channels)]
+                if b.attention:  # ResBlock, attention, ResBlock; a lone ResBlock without attention (SSD-1B, Vega)
+                    layers += [attention_layer(b.attention[0]), res_block(b.out_channels, b.out_channels)]
+                self.middle_block = TimestepEmbedSequential(*layers)
             elif b.stage == "up":
                 layers = [res_block(b.in_channels, b.out_channels), *map(attention_layer, b.attention)]
                 if b.resample == "up":
@@ -183,8 +185,9 @@ class UNetModel(nn.Module):
         for block in self.input_blocks:
             h = block(h, emb, context)
             skips.append(h)
-        # 3. Middle block at the lowest resolution.
-        h = self.middle_block(h, emb, context)
+        # 3. Middle block at the lowest resolution (pruned UNets may have none).
+        if self.middle_block is not None:
+            h = self.middle_block(h, emb, context)
         # 4. Up stage: concatenate the matching down output (last in, first out) on the channel axis.
         for block in self.output_blocks:
             h = torch.cat([h, skips.pop()], dim=1)

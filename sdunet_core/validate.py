@@ -82,6 +82,28 @@ def per_level(name: str, value: Any, levels: int, kind: type) -> tuple:
     return items
 
 
+def per_slot(name: str, value: Any, num_res_blocks: tuple[int, ...], extra: int) -> tuple[tuple[int, ...], ...]:
+    """One list per level of one entry per res block there (num_res_blocks[level] + extra): a level's int is
+    repeated over its blocks."""
+    if not isinstance(value, (list, tuple)) or len(value) != len(num_res_blocks):
+        raise ConfigError(
+            name, f"must be a list with one entry per level ({len(num_res_blocks)} levels), got {quote(value)}"
+        )
+    out = []
+    for level, (entry, count) in enumerate(zip(value, num_res_blocks, strict=True)):
+        n = count + extra
+        if is_int(entry):
+            out.append((entry,) * n)
+            continue
+        items = as_tuple(name, entry, int)
+        if len(items) != n:
+            raise ConfigError(
+                name, f"level {level} needs {n} entries (one per res block there), got {quote(list(items))}"
+            )
+        out.append(items)
+    return tuple(out)
+
+
 def check_levels(channel_mult: Any) -> tuple[int, ...]:
     """channel_mult first: every per-level list is measured against it."""
     levels = as_tuple("channel_mult", channel_mult, int)
@@ -95,6 +117,7 @@ def check_levels(channel_mult: Any) -> tuple[int, ...]:
 def validate(cfg: UNetConfig) -> None:
     """Raise ConfigError for the first impossible setting of `cfg` (fields already normalised to tuples)."""
     _sizes(cfg)
+    _middle_and_slots(cfg)
     _flags(cfg)
     _heads(cfg)
     _conditioning(cfg)
@@ -171,6 +194,53 @@ def _sizes(cfg: UNetConfig) -> None:
                 )
 
 
+def attended_depths(cfg: UNetConfig) -> list[tuple[str, int]]:
+    """(where, depth) of every spatial transformer the config places: down and up blocks, then the middle."""
+    out = []
+    for level, attended in enumerate(_attended(cfg)):
+        if not attended or 2**level not in cfg.attention_resolutions:
+            continue
+        n = cfg.num_res_blocks[level]
+        for up, count in ((False, n), (True, n + 1)):
+            for position in range(count):
+                if cfg.num_attention_blocks is None or position < cfg.num_attention_blocks[level]:
+                    where = f"level {level}, {'up' if up else 'down'} block {position}"
+                    out.append((where, cfg.transformer_depth_at(level, position, up)))
+    if cfg.middle_block == "attention" and cfg.transformer_depth_middle is not None:
+        out.append(("the middle block", cfg.transformer_depth_middle))
+    return out
+
+
+def _middle_and_slots(cfg: UNetConfig) -> None:
+    """The middle block's kind, and the per-block transformer depths of the relatives of the released UNets."""
+    if cfg.middle_block not in ("attention", "resblock", None):
+        raise ConfigError("middle_block", f"must be 'attention', 'resblock' or null, got {quote(cfg.middle_block)}")
+    if cfg.middle_block != "attention" and cfg.transformer_depth_middle is not None:
+        raise ConfigError(
+            "transformer_depth_middle",
+            f"only applies to a middle block with attention, got middle_block={quote(cfg.middle_block)}",
+        )
+    if cfg.middle_block != "attention" and cfg.disable_middle_self_attn:
+        raise ConfigError("disable_middle_self_attn", "only applies to a middle block with attention")
+    for name in ("transformer_depth_down", "transformer_depth_up"):
+        if getattr(cfg, name) is not None and not cfg.use_spatial_transformer:
+            raise ConfigError(name, "only applies with use_spatial_transformer")
+    if not cfg.use_spatial_transformer:
+        return
+    limit = LIMITS["transformer_depth"]
+    for name in ("transformer_depth_down", "transformer_depth_up"):
+        for level in getattr(cfg, name) or ():
+            for depth in level:
+                if depth < 0 or depth > limit:
+                    raise ConfigError(name, f"entries must be between 0 and {limit}, got {depth}")
+    for where, depth in attended_depths(cfg):
+        if depth < 1:
+            field = "transformer_depth_up" if " up " in where else "transformer_depth_down"
+            if getattr(cfg, field) is None:
+                field = "transformer_depth"
+            raise ConfigError(field, f"the spatial transformer at {where} must be at least 1 deep, got {depth}")
+
+
 def _flags(cfg: UNetConfig) -> None:
     for name in _FLAGS:
         if not isinstance(getattr(cfg, name), bool):
@@ -238,8 +308,7 @@ def _context_widths(cfg: UNetConfig) -> None:
     if isinstance(cfg.context_dim, tuple) and len(set(cfg.context_dim)) > 1:
         # One width per transformer block: every SpatialTransformer must be exactly that deep (sgm would fall
         # back to the first width with a warning; we refuse instead of silently changing the model).
-        attended = [lv for lv, a in enumerate(_attended(cfg)) if a]
-        depths = {cfg.transformer_depth[lv] for lv in attended} | {cfg.transformer_depth_middle}
+        depths = {depth for _, depth in attended_depths(cfg)}
         if depths != {len(cfg.context_dim)}:
             raise ConfigError(
                 "context_dim",

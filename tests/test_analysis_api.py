@@ -105,3 +105,55 @@ def test_bad_analysis_requests(client, path: str, params: dict, status: int, fie
     assert r.status_code == status, r.text
     body = r.json()
     assert body["field"] == field and body["detail"] == f"{field}: {body['reason']}"
+
+
+# ---- a variant against its parent, block by block ------------------------------------------------------------------
+def test_bk_sdm_base_against_sd14_block_by_block(client) -> None:
+    body = client.get("/api/compare", params={"b": "bk-sdm-base", "image_size": 512}).json()
+    assert body["a"]["preset"] == "sd1" and body["b"]["preset"] == "bk-sdm-base"  # a defaults to b's parent
+    total = {row["key"]: row for row in body["saved"]}["total"]
+    # BK-SDM's paper: 859.5 M -> 579.4 M parameters, 338.6 -> 223.7 G MACs at 512² without the attention matmuls.
+    assert (round(total["params_a"] / 1e6, 1), round(total["params_b"] / 1e6, 1)) == (859.5, 579.4)
+    assert round(total["macs_without_attention_a"] / 1e9, 1) == 338.6
+    assert round(total["macs_without_attention_b"] / 1e9, 1) == 223.7
+    sd1, bk = trace_unet("sd1"), trace_unet("bk-sdm-base")
+    assert total["params_saved"] == sd1.totals.params - bk.totals.params
+    assert total["macs_saved"] == sd1.totals.macs - bk.totals.macs
+    # One res/attention pair per level is gone on the way down and on the way up; the rest is unchanged.
+    removed = [m for m in body["blocks"] if m["status"] == "removed"]
+    assert [m["a"] for m in removed] == [
+        *("input_blocks.2", "input_blocks.5", "input_blocks.8", "input_blocks.11"),
+        *("output_blocks.1", "output_blocks.4", "output_blocks.7", "output_blocks.10"),
+    ]
+    assert all(m["b"] is None and m["b_parts"] is None for m in removed)
+    assert {m["status"] for m in body["blocks"]} == {"same", "removed"}
+    assert sum(m["params_saved"] for m in body["blocks"]) == total["params_saved"]
+    assert sum(m["macs_saved_without_attention"] for m in body["blocks"]) == total["macs_saved_without_attention"]
+    by_stage = {row["key"]: row for row in body["saved"]}
+    assert by_stage["mid"]["params_saved"] == 0 and by_stage["embed"]["params_saved"] == 0
+    assert by_stage["down"]["params_saved"] + by_stage["up"]["params_saved"] == total["params_saved"]
+
+
+def test_removed_middle_block_and_level_are_removed_not_different(client) -> None:
+    body = client.get("/api/compare", params={"a": "sd1", "b": "bk-sdm-tiny"}).json()
+    removed = {m["a"] for m in body["blocks"] if m["status"] == "removed"}
+    assert {"middle_block", "input_blocks.9", "input_blocks.10", "input_blocks.11"} <= removed
+    assert {"output_blocks.0", "output_blocks.1", "output_blocks.2"} <= removed
+    levels = {d["where"]: d["status"] for d in body["differences"]}
+    assert levels["mid"] == levels["down.3"] == levels["up.3"] == "removed"
+    assert {row["key"]: row for row in body["saved"]}["mid"]["params_saved"] == trace_unet("sd1").node(
+        "middle_block"
+    ).params
+    # Against SDXL, SSD-1B keeps every block: shallower transformers and a lone middle ResBlock are "different".
+    ssd = client.get("/api/compare", params={"b": "ssd-1b"}).json()
+    assert ssd["a"]["preset"] == "sdxl-base"
+    changed = {m["a"]: m for m in ssd["blocks"] if m["status"] != "same"}
+    assert {m["status"] for m in changed.values()} == {"different"}
+    middle = changed["middle_block"]
+    assert [p["category"] for p in middle["a_parts"]] == ["resblock", "spatial_transformer", "resblock"]
+    assert [p["category"] for p in middle["b_parts"]] == ["resblock"]
+
+
+def test_compare_without_a_needs_a_variant(client) -> None:
+    r = client.get("/api/compare", params={"b": "sd1"})
+    assert r.status_code == 422 and r.json()["field"] == "a"

@@ -97,12 +97,12 @@ def test_trace_is_gzipped_and_small(client) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "field", "reason"),
     [
-        ({}, 422, "preset", "give exactly one of preset, config, ldm_params (got none)"),
+        ({}, 422, "preset", "give exactly one of preset, config, ldm_params, diffusers_config (got none)"),
         (
             {"preset": "sd1", "config": {}},
             422,
             "preset",
-            "give exactly one of preset, config, ldm_params (got ['preset', 'config'])",
+            "give exactly one of preset, config, ldm_params, diffusers_config (got ['preset', 'config'])",
         ),
         ({"preset": "sd1", "batch": 0}, 422, "batch", "Input should be greater than or equal to 1"),
         (

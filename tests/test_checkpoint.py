@@ -113,7 +113,7 @@ def test_original_names_detect_their_preset(name: str, prefix: str) -> None:
     assert d.other_keys == {"cond_stage_model": 1, "conditioner": 1, "first_stage_model": 3}
     out = d.to_dict()
     assert out["config"] == PRESETS[name].config.to_dict()
-    assert out["ldm_params"] == PRESETS[name].config.to_ldm()
+    assert out["ldm_params"] == PRESETS[name].config.to_ldm_or_none()
     assert out["num_parameters"] == sum(math.prod(s) for s in preset_shapes(name).values())
     if PRESETS[name].num_parameters is not None:
         assert out["num_parameters"] == PRESETS[name].num_parameters
@@ -208,13 +208,26 @@ CUSTOM = {
         in_channels=4, out_channels=4, model_channels=48, channel_mult=(1, 2), num_res_blocks=1,
         attention_resolutions=(2,), num_head_channels=16, norm_groups=16,
     ),
+    # The distilled and pruned relatives: no middle block; a lone middle ResBlock with depths per block.
+    "no_middle": UNetConfig(
+        in_channels=4, out_channels=4, model_channels=32, channel_mult=(1, 2), num_res_blocks=1,
+        attention_resolutions=(1, 2), num_head_channels=8, use_spatial_transformer=True, context_dim=16,
+        norm_groups=8, middle_block=None,
+    ),
+    "lone_middle_resblock+depth_per_block": UNetConfig(
+        in_channels=4, out_channels=4, model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=2,
+        attention_resolutions=(2, 4), num_head_channels=8, use_spatial_transformer=True, context_dim=16,
+        norm_groups=8, middle_block="resblock", transformer_depth=(1, 2, 3),
+        transformer_depth_down=((1, 1), (2, 1), (3, 3)), transformer_depth_up=((1, 1, 1), (2, 2, 2), (1, 3, 3)),
+    ),
 }  # fmt: skip
 # Fields the shapes show; the rest (heads, groups, depths where no attention is) are chosen and noted.
 VISIBLE = (
     "in_channels", "out_channels", "model_channels", "channel_mult", "num_res_blocks", "attention_resolutions",
     "conv_resample", "dims", "num_classes", "adm_in_channels", "use_scale_shift_norm", "resblock_updown",
     "use_spatial_transformer", "transformer_depth_middle", "context_dim", "use_linear_in_transformer",
-    "disable_middle_self_attn", "num_attention_blocks", "n_embed",
+    "disable_middle_self_attn", "num_attention_blocks", "n_embed", "middle_block", "transformer_depth_down",
+    "transformer_depth_up",
 )  # fmt: skip
 
 
@@ -336,6 +349,18 @@ def test_key_map_equals_real_diffusers_state_dict(name: str) -> None:
 def test_real_diffusers_state_dict_detects_its_preset(name: str) -> None:
     d = detect_unet(make_header(real_diffusers_shapes(name), "unet.", dtype="BF16"))
     assert (d.format, d.preset, d.exact) == ("diffusers", name, True)
+
+
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.variant_of])
+def test_real_diffusers_state_dicts_of_the_variants_detect_them(name: str) -> None:
+    diffusers = pytest.importorskip("diffusers")
+    raw = {k: v for k, v in (PRESETS[name].diffusers_config or {}).items() if not k.startswith("_")}
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in diffusers.UNet2DConditionModel(**raw).state_dict().items()}
+    for prefix in ("", "unet."):
+        d = detect_unet(make_header(shapes, prefix, dtype="BF16"))
+        assert (d.format, d.preset, d.exact) == ("diffusers", name, True)
+        assert d.to_dict()["ldm_params"] == PRESETS[name].config.to_ldm_or_none()
 
 
 # ---- corrupted headers ---------------------------------------------------------------------------------------------

@@ -278,3 +278,61 @@ def test_sizes_over_the_limits_are_refused_before_planning(changes: dict[str, An
     assert exc.field == field
     assert "limit" in exc.reason
     assert len(str(exc)) < 300  # a short message, whatever the value
+
+
+# ---- what only the relatives of the released UNets have: no middle block, per-block transformer depths -----------
+def test_to_ldm_refuses_what_the_original_cannot_build() -> None:
+    for changes, field in (
+        ({"middle_block": None}, "middle_block"),
+        ({"middle_block": "resblock"}, "middle_block"),
+        ({"transformer_depth_down": [[2], 1]}, "transformer_depth_down"),
+        ({"transformer_depth_up": [[1, 2], 1]}, "transformer_depth_up"),
+    ):
+        config = UNetConfig(**{**SPATIAL, **changes})
+        exc = config_error(config.to_ldm)
+        assert_names(exc, field)
+        assert config.to_ldm_or_none() is None
+        assert UNetConfig.from_dict(config.to_dict()) == config
+    assert UNetConfig(**SPATIAL).to_ldm_or_none() == UNetConfig(**SPATIAL).to_ldm()
+
+
+def test_from_ldm_does_not_take_our_variant_fields() -> None:
+    ldm = UNetConfig(**SPATIAL).to_ldm()
+    exc = config_error(lambda: UNetConfig.from_ldm({**ldm, "middle_block": None}))
+    assert_names(exc, "middle_block")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "values"),
+    [
+        ({"middle_block": "transformer"}, "middle_block", ["'transformer'"]),
+        ({"middle_block": None, "transformer_depth_middle": 2}, "transformer_depth_middle", ["None"]),
+        ({"middle_block": "resblock", "disable_middle_self_attn": True}, "disable_middle_self_attn", []),
+        ({"transformer_depth_down": [[1, 1], 1]}, "transformer_depth_down", ["level 0", "1 entries", "[1, 1]"]),
+        ({"transformer_depth_up": [[1], 1]}, "transformer_depth_up", ["level 0", "2 entries", "[1]"]),
+        ({"transformer_depth_up": [1, 1, 1]}, "transformer_depth_up", ["one entry per level"]),
+        ({"transformer_depth_up": 2}, "transformer_depth_up", ["one entry per level"]),
+        ({"transformer_depth_down": [[0], 1]}, "transformer_depth_down", ["level 0, down block 0", "at least 1"]),
+        ({"transformer_depth_up": [[1, 0], 1]}, "transformer_depth_up", ["level 0, up block 1"]),
+        ({"transformer_depth_up": [[1, -1], 1]}, "transformer_depth_up", ["-1"]),
+        ({"transformer_depth_up": [[1, 999], 1]}, "transformer_depth_up", ["999"]),
+        ({"transformer_depth_up": [[1, True], 1]}, "transformer_depth_up", ["integers"]),
+    ],
+)
+def test_variant_fields(changes: dict[str, Any], field: str, values: list[str]) -> None:
+    assert_names(config_error(lambda: UNetConfig(**{**SPATIAL, **changes})), field, *values)
+
+
+def test_per_block_depths_are_only_for_spatial_transformers() -> None:
+    exc = config_error(lambda: UNetConfig(**{**BASE, "transformer_depth_up": [1, 1]}))
+    assert_names(exc, "transformer_depth_up", "use_spatial_transformer")
+
+
+def test_per_block_depths_reach_the_plan_and_the_middle_block_may_go() -> None:
+    config = UNetConfig(**{**SPATIAL, "middle_block": None, "transformer_depth_up": [[1, 3], 2]})
+    blocks = plan_blocks(config)
+    assert "middle_block" not in [b.path for b in blocks]
+    ups = [(b.level, b.position, b.attention[0].depth) for b in blocks if b.stage == "up"]
+    assert ups == [(1, 0, 2), (1, 1, 2), (0, 0, 1), (0, 1, 3)]
+    lone = plan_blocks(UNetConfig(**{**SPATIAL, "middle_block": "resblock"}))
+    assert [b.attention for b in lone if b.path == "middle_block"] == [()]

@@ -89,6 +89,31 @@ def test_custom_configs(config: UNetConfig, size: tuple[int, ...]) -> None:
     _check(config, size, 2, None)
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"middle_block": None},
+        {"middle_block": "resblock", "transformer_depth_up": ((1, 2, 3), (2, 1, 1))},
+        {"transformer_depth_down": ((1, 2), (3, 1))},
+    ],
+    ids=["no-middle", "lone-resblock-middle", "per-block-depth"],
+)
+def test_variant_configs(changes: dict) -> None:
+    base = dict(
+        in_channels=4,
+        out_channels=4,
+        model_channels=32,
+        channel_mult=(1, 2),
+        num_res_blocks=2,
+        attention_resolutions=(1, 2),
+        num_head_channels=8,
+        norm_groups=8,
+        use_spatial_transformer=True,
+        context_dim=16,
+    )
+    _check(UNetConfig(**base, **changes), (16, 16), 2, 5)
+
+
 def test_element_size_scales_activations() -> None:
     config = PRESETS["tiny"].config
     assert (

@@ -292,7 +292,7 @@ LAYOUT_CHECK = """async (trace) => {
 }"""
 
 
-@pytest.mark.parametrize("preset", ["sd1", "sdxl-base", "ldm-churches"])
+@pytest.mark.parametrize("preset", ["sd1", "sdxl-base", "ldm-churches", "bk-sdm-tiny", "ssd-1b"])
 def test_layout_is_pure_and_nothing_overlaps(page, live_server, console_errors, preset) -> None:
     trace = _trace(live_server, preset)
     _open(page, live_server, "tiny")

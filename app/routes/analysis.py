@@ -14,6 +14,7 @@ from app.resolve import resolve
 from app.schemas import TraceRequest
 from app.settings import Settings
 from app.tracing import TraceSpec
+from sdunet_core import PRESETS
 from sdunet_core.compare import Comparison, Scaling, ScalingPoint, compare_traces, scaling_point
 from sdunet_core.schema import Totals, Trace, TraceInput
 
@@ -38,10 +39,17 @@ def _size(value: int | None) -> list[int] | None:
 async def compare(
     settings: SettingsDep,
     store: StoreDep,
-    a: Annotated[str, Query(max_length=64, description="first preset")],
-    b: Annotated[str, Query(max_length=64, description="second preset")],
+    b: Annotated[str, Query(max_length=64, description="second preset (a variant, read against a)")],
+    a: Annotated[
+        str | None, Query(max_length=64, description="first preset; by default b's parent when b is a variant")
+    ] = None,
     image_size: Annotated[int | None, Query(ge=8, le=2**20, description="square image size in pixels for both")] = None,
 ) -> Comparison:
+    if a is None:
+        parent = PRESETS[b].variant_of if b in PRESETS else None
+        if parent is None:
+            raise ApiError(422, "a", f"{quote(b)} is not a variant of another preset; give a")
+        a = parent
     specs = [_spec(settings, name, _size(image_size), f, "image_size") for name, f in ((a, "a"), (b, "b"))]
     # Both traces at once: one per worker.
     ta, tb = await asyncio.gather(*(store.get(s) for s in specs))

@@ -1,5 +1,6 @@
 """POST /api/names (every block and module in every naming scheme) and /api/names/block-weights (a block-weight
-spec resolved to each block's weight). Both take the model as /api/trace does: preset, config or ldm_params.
+spec resolved to each block's weight). Both take the model as /api/trace does: preset, config, ldm_params or
+diffusers_config.
 
 The names table builds the model on the meta device: in a worker process, like every model build. The block
 weights need the plan alone. A bad spec is a 422 on the field `spec` that says what is wrong and which lengths this
@@ -36,5 +37,7 @@ async def names(body: TraceRequest, settings: SettingsDep, pool: PoolDep) -> Any
 @router.post("/block-weights", response_model=BlockWeights)
 def block_weights(body: BlockWeightsRequest, settings: SettingsDep) -> dict[str, Any]:
     """Each block's weight under a block-weight spec, as the block-weighting tools read it."""
-    model = TraceRequest(preset=body.preset, config=body.config, ldm_params=body.ldm_params)
+    model = TraceRequest(
+        preset=body.preset, config=body.config, ldm_params=body.ldm_params, diffusers_config=body.diffusers_config
+    )
     return parse_block_weights(body.spec, resolve(model, settings).config).to_dict()

@@ -23,7 +23,7 @@ def info(weights: WeightsDep) -> dict[str, Any]:
         "prefix": det.prefix,
         "preset": det.preset,
         "config": det.config.to_dict(),
-        "ldm_params": det.config.to_ldm(),
+        "ldm_params": det.config.to_ldm_or_none(),
         "num_parameters": det.num_parameters,
     }
 

@@ -150,14 +150,14 @@ def _block_points(b: BlockPlan, model: UNetModel, repeats: dict[tuple[str, int],
         points = _repeat_points(f"down-level{b.level}-repeat{r}-", b.path, model, bool(b.attention))
         return [{**common, "stage": "down", "level": b.level, "repeat": r, **p} for p in points]
     if b.stage == "mid":
-        first = _repeat_points("mid-repeat0-", b.path, model, True)
-        # The middle block's second ResBlock is submodule 2.
+        first = _repeat_points("mid-repeat0-", b.path, model, bool(b.attention))
+        # The middle block's second ResBlock is submodule 2 (a lone ResBlock, SSD-1B's and Vega's, has none).
         last = [
             {"name": "mid-repeat1-res-increment", "kind": "res-increment", "module": f"{b.path}.2.out_layers.3",
              "layout": "BCHW", "repeat": 1},
             {"name": "mid-repeat1-res-out", "kind": "res-out", "module": f"{b.path}.2", "layout": "BCHW",
              "repeat": 1},
-        ]  # fmt: skip
+        ] if b.attention else []  # fmt: skip
         first = [{**p, "repeat": 0 if p["name"].startswith("mid-repeat0-") else None} for p in first]
         return [{**common, "stage": "mid", **p} for p in first + last]
     if b.stage == "up":
