@@ -200,6 +200,18 @@ def test_a_capture_shows_the_api_previews_heat_maps_and_statistics(page, live_se
                    return s.size; }"""
     )
     assert colours > 1
+    # Stretched from its smallest to its largest value, a map runs the whole ramp: its darkest pixel is the ramp's
+    # first colour, its brightest the last.
+    page.check("#act-stretch")
+    ends = page.evaluate(
+        """() => { const c = document.querySelector('table[data-table="aggregated"] canvas');
+                   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                   const px = []; for (let i = 0; i < d.length; i += 4) px.push([d[i], d[i+1], d[i+2]]);
+                   px.sort((a, b) => (a[0] + a[1] + a[2]) - (b[0] + b[1] + b[2]));
+                   return [c.dataset.stretched, px[0], px[px.length - 1]]; }"""
+    )
+    assert ends == ["true", [0, 0, 4], [252, 255, 164]]
+    page.uncheck("#act-stretch")
 
     # Statistics: the API's numbers, and the cosine to the second timestep for every point that has one.
     rows = results.locator(".act-stats tbody tr")

@@ -37,7 +37,8 @@ function previewImage(img, size, alt) {
 
 /**
  * A grey heat-map PNG (255 = the map's max) redrawn in the ramp's colours on a canvas, `size` px on its longer side.
- * Resolves once drawn (the PNG decodes asynchronously).
+ * canvas.__paint(stretch) redraws it: from 0 to the max (the default), or stretched from its smallest to its largest
+ * value. canvas.__drawn resolves once drawn (the PNG decodes asynchronously).
  */
 function heatCanvas(map, size, label) {
   const scale = size / Math.max(map.width, map.height);
@@ -56,15 +57,24 @@ function heatCanvas(map, size, label) {
     img.onload = () => {
       const ctx = canvas.getContext('2d');
       ctx.drawImage(img, 0, 0);
-      const data = ctx.getImageData(0, 0, map.width, map.height);
-      for (let i = 0; i < data.data.length; i += 4) {
-        const [r, g, b] = rampRgb(data.data[i] / 255);
-        data.data[i] = r;
-        data.data[i + 1] = g;
-        data.data[i + 2] = b;
-        data.data[i + 3] = 255;
+      const grey = ctx.getImageData(0, 0, map.width, map.height).data.filter((_, i) => i % 4 === 0);
+      let lo = 255;
+      let hi = 0;
+      for (const v of grey) {
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
       }
-      ctx.putImageData(data, 0, 0);
+      canvas.__paint = (stretch) => {
+        const [from, span] = stretch && hi > lo ? [lo, hi - lo] : [0, 255];
+        const data = ctx.createImageData(map.width, map.height);
+        grey.forEach((v, k) => {
+          const [r, g, b] = rampRgb((v - from) / span);
+          data.data.set([r, g, b, 255], 4 * k);
+        });
+        ctx.putImageData(data, 0, 0);
+        canvas.dataset.stretched = stretch ? 'true' : 'false';
+      };
+      canvas.__paint(false);
       canvas.dataset.drawn = 'true';
       resolve();
     };
@@ -153,6 +163,7 @@ function seenImage(dataUrl, [height, width], size) {
 
 function heatSection(result, { onPick, image }) {
   const hm = result.heatmaps;
+  const stretch = h('input', { type: 'checkbox', id: 'act-stretch' });
   const tokens = hm.tokens;
   const head = h(
     'tr',
@@ -169,6 +180,7 @@ function heatSection(result, { onPick, image }) {
     { class: 'act-part', dataset: { part: 'heatmaps' } },
     h('h3', {}, 'Cross-attention heat maps'),
     h('p', { class: 'hint' }, `Per prompt token: ${hm.normalisation}. Each map is scaled to its own largest value (shown under it); bright = more attention.`),
+    h('label', { class: 'inline act-stretch' }, stretch, ' stretch each map from its smallest to its largest value (shows the pattern of a nearly even map)'),
     h('div', { class: 'act-heat-scroll' }, h('table', { class: 'act-heat-table', dataset: { table: 'aggregated' } }, h('thead', {}, head), h('tbody', {}, rows))),
     h(
       'details',
@@ -177,6 +189,9 @@ function heatSection(result, { onPick, image }) {
       h('div', { class: 'act-heat-scroll' }, h('table', { class: 'act-heat-table', dataset: { table: 'layers' } }, h('thead', {}, head.cloneNode(true)), h('tbody', {}, layerRows))),
     ),
   );
+  stretch.addEventListener('change', () => {
+    for (const c of section.querySelectorAll('canvas.act-heat')) c.__paint?.(stretch.checked);
+  });
   if (image) {
     // The maps over the picture they were computed for (the same crop), as DAAM shows them.
     const over = h('input', { type: 'checkbox', id: 'act-over-image', checked: true });
