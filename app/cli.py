@@ -67,13 +67,22 @@ def _trace_model(args: argparse.Namespace) -> tuple[Any, str, tuple[int, ...] | 
 
 
 def _trace(args: argparse.Namespace) -> int:
+    from sdunet_core.controlnet_presets import CONTROLNET_PRESETS
     from sdunet_core.summary import format_summary, human
     from sdunet_core.trace import trace_unet
 
     model, name, default_size = _trace_model(args)
     kwargs = _trace_args(args)
     kwargs["sample_size"] = kwargs["sample_size"] or default_size
-    trace = trace_unet(model, device=args.device, dtype=args.dtype, repeats=args.repeats, **kwargs)
+    if args.preset in CONTROLNET_PRESETS:
+        from sdunet_core.control_trace import trace_controlnet
+
+        if args.device != "meta":
+            print("error: ControlNets are traced on the meta device only (no timed runs yet)", file=sys.stderr)
+            return 2
+        trace = trace_controlnet(args.preset, dtype=args.dtype, **kwargs)
+    else:
+        trace = trace_unet(model, device=args.device, dtype=args.dtype, repeats=args.repeats, **kwargs)
     if args.json:
         with open(args.json, "wb") as f:
             f.write(trace.to_json())
@@ -85,15 +94,24 @@ def _trace(args: argparse.Namespace) -> int:
     )
     if t.time_ms is not None:
         print(f"forward {t.time_ms:.2f} ms on {trace.device} ({trace.dtype}, median of {args.repeats})")
+    if trace.control is not None:
+        targets = ", ".join(f"{i.target} x{i.scale:g}" for i in trace.control.injections)
+        print(f"control image {trace.control.hint.shape}; added to the {trace.control.base_preset} UNet at {targets}")
     if not args.json:
         print(format_summary(trace, depth=1))
     return 0
 
 
 def _summary(args: argparse.Namespace) -> int:
+    from sdunet_core.controlnet_presets import CONTROLNET_PRESETS
     from sdunet_core.summary import format_summary
     from sdunet_core.trace import trace_unet
 
+    if args.preset in CONTROLNET_PRESETS:
+        from sdunet_core.control_trace import trace_controlnet
+
+        print(format_summary(trace_controlnet(args.preset, **_trace_args(args)), depth=args.depth))
+        return 0
     print(format_summary(trace_unet(args.preset, **_trace_args(args)), depth=args.depth))
     return 0
 
@@ -105,6 +123,11 @@ def _inspect(args: argparse.Namespace) -> int:
 
     try:
         header = read_header(args.file)
+        from sdunet_core.control_detect import detect_control
+
+        control = detect_control(header)
+        if control is not None:
+            return _inspect_control(args, control)
         if looks_like_lora(header):
             from app.lora_cli import inspect_lora
 
@@ -136,6 +159,28 @@ def _inspect(args: argparse.Namespace) -> int:
         print(f"  note: {note}")
     if d["other_keys"]:
         print("  other tensors: " + ", ".join(f"{k} ({n})" for k, n in d["other_keys"].items()))
+    return 0
+
+
+def _inspect_control(args: argparse.Namespace, report: Any) -> int:
+    """A ControlNet, T2I-Adapter or control-LoRA in a few lines: kind, family, size, where it injects."""
+    import json
+
+    if args.json:
+        print(json.dumps(report.model_dump(mode="json"), indent=1))
+        return 0
+    names = "original names" if report.layout == "ldm" else "diffusers names"
+    print(f"{report.kind} under {report.prefix!r} ({names}) for {report.family or 'an unknown family'}: "
+          f"preset {report.preset or 'none'}")  # fmt: skip
+    sizes = ", ".join(f"{dtype} {n / 2**20:,.1f} MiB" for dtype, n in report.bytes_by_dtype.items())
+    print(f"  {report.num_parameters:,} parameters; {sizes}")
+    for point in report.injections:
+        print(f"  output {point.index}: {point.channels} channels at 1/{point.image_factor} -> {point.target} "
+              f"({point.added_to})")  # fmt: skip
+    if report.exact:
+        print("  loads into ControlNetModel(config) with strict=True: no key missing, unexpected or mismatched")
+    for note in report.notes:
+        print(f"  note: {note}")
     return 0
 
 

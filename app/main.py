@@ -25,6 +25,7 @@ from app.routes import (
     activations,
     analysis,
     checkpoint,
+    control,
     docs,
     health,
     lora,
@@ -86,7 +87,7 @@ def create_app() -> FastAPI:
     app.state.weights = open_weights(settings.weights) if settings.weights else None
     app.state.weight_stats = {}
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
-    routers = (health, presets, trace, profile, source, checkpoint, analysis, weights, names, schemes, lora)
+    routers = (health, presets, control, trace, profile, source, checkpoint, analysis, weights, names, schemes, lora)
     for module in (*routers, activations, docs, pages):
         app.include_router(module.router)
     install_error_handlers(app)

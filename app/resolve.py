@@ -8,12 +8,17 @@ config gets none (no preset is guessed from a config).
 
 from __future__ import annotations
 
+import dataclasses
+
 from app.errors import ApiError, quote
 from app.limits import CostLimits, check_raw_config, check_raw_diffusers_config
 from app.schemas import TraceRequest
 from app.settings import Settings
 from app.tracing import TraceSpec
 from sdunet_core import PRESETS, ConfigError, UNetConfig
+from sdunet_core.control_trace import check_scales
+from sdunet_core.controlnet import ControlNetConfig
+from sdunet_core.controlnet_presets import CONTROLNET_PRESETS
 from sdunet_core.diffusers_config import config_from_diffusers
 from sdunet_core.diffusers_config import default_sample_size as diffusers_sample_size
 from sdunet_core.trace import default_sample_size
@@ -33,6 +38,7 @@ def _model(req: TraceRequest) -> tuple[UNetConfig, str | None, str]:
         raise ApiError(422, "preset", f"give exactly one of {', '.join(MODEL_FIELDS)} (got {given or 'none'})")
     if req.preset is not None:
         if req.preset not in PRESETS:
+            # ControlNet presets are listed apart (GET /api/controlnet/presets).
             raise ApiError(404, "preset", f"unknown preset {quote(req.preset)}; known: {sorted(PRESETS)}")
         return PRESETS[req.preset].config, req.preset, "preset"
     if req.diffusers_config is not None:
@@ -90,8 +96,51 @@ def _sample(req: TraceRequest, config: UNetConfig, preset: str | None, settings:
     return sample
 
 
-def resolve(req: TraceRequest, settings: Settings, dtype: str = "float32") -> TraceSpec:
-    """The request's TraceSpec, or ApiError / ConfigError naming the field."""
+def _resolve_control(req: TraceRequest, settings: Settings, dtype: str) -> TraceSpec:
+    """A ControlNet preset: resolved as the UNet it steers (its input, its limits), then named and given the
+    ControlNet and the control scales."""
+    control = CONTROLNET_PRESETS[req.preset]  # type: ignore[index]
+    base = resolve(req.model_copy(update={"preset": control.base_preset, "control_scales": None}), settings, dtype)
+    try:
+        scales = check_scales(req.control_scales, control.config.num_injections)
+    except ConfigError as exc:
+        raise ApiError(422, exc.field, exc.reason) from None
+    return dataclasses.replace(
+        base, config=control.config.unet, preset=req.preset, control=control.config, control_scales=tuple(scales)
+    )
+
+
+def _resolve_custom_control(req: TraceRequest, settings: Settings, dtype: str) -> TraceSpec:
+    """A ControlNet on the UNet the request names: resolved as that UNet, then given the ControlNet. The trace is
+    nobody's preset (its `control.base_preset` is null)."""
+    if req.preset in CONTROLNET_PRESETS:
+        raise ApiError(422, "controlnet", f"{req.preset} is a ControlNet already; name a UNet preset or config")
+    base = resolve(req.model_copy(update={"controlnet": None, "control_scales": None}), settings, dtype)
+    assert req.controlnet is not None
+    try:
+        config = ControlNetConfig(base.config, req.controlnet.hint_channels, tuple(req.controlnet.hint_block_channels))
+        scales = check_scales(req.control_scales, config.num_injections)
+    except ConfigError as exc:
+        field = exc.field if exc.field == "control_scales" else f"controlnet.{exc.field}"
+        raise ApiError(422, field, exc.reason) from None
+    return dataclasses.replace(base, preset=None, control=config, control_scales=tuple(scales))
+
+
+def resolve(req: TraceRequest, settings: Settings, dtype: str = "float32", *, control: bool = False) -> TraceSpec:
+    """The request's TraceSpec, or ApiError / ConfigError naming the field. ControlNet presets only with `control`
+    (the routes that trace them: /api/trace and /api/summary)."""
+    if req.controlnet is not None:
+        if not control:
+            raise ApiError(422, "controlnet", "only /api/trace and /api/summary trace ControlNets")
+        return _resolve_custom_control(req, settings, dtype)
+    if req.preset in CONTROLNET_PRESETS:
+        if not control:
+            raise ApiError(
+                422, "preset", f"{req.preset} is a ControlNet: only /api/trace and /api/summary take ControlNet presets"
+            )
+        return _resolve_control(req, settings, dtype)
+    if req.control_scales is not None:
+        raise ApiError(422, "control_scales", f"applies to ControlNet presets only: {sorted(CONTROLNET_PRESETS)}")
     config, preset, model_field = _model(req)
     sample = _sample(req, config, preset, settings)
     if req.batch > settings.max_batch:

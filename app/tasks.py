@@ -41,12 +41,23 @@ def trace(
     batch: int,
     context_tokens: int | None,
     dtype: str,
+    control: dict[str, Any] | None = None,
+    control_scales: list[float] | None = None,
 ) -> tuple[bytes, bytes, str, dict[str, Any], dict[str, Any]]:
     """A meta trace, serialized: (JSON, gzipped JSON, ETag, totals, input). A preset is traced by its name, so
-    that the trace is labelled with the name the user asked for (sd2-v, not sd2, which has the same network)."""
+    that the trace is labelled with the name the user asked for (sd2-v, not sd2, which has the same network).
+    With `control` (a ControlNet preset's config), the ControlNet is traced, with its injections."""
     try:
-        target = preset if preset is not None else UNetConfig.from_dict(config)
-        result = trace_unet(target, sample_size=sample_size, batch=batch, context_tokens=context_tokens, dtype=dtype)
+        inputs = {"sample_size": sample_size, "batch": batch, "context_tokens": context_tokens, "dtype": dtype}
+        if control is not None:
+            from sdunet_core.control_trace import trace_controlnet
+            from sdunet_core.controlnet import ControlNetConfig
+
+            model = preset if preset is not None else ControlNetConfig.from_dict(control)
+            result = trace_controlnet(model, control_scales=control_scales, **inputs)
+        else:
+            target = preset if preset is not None else UNetConfig.from_dict(config)
+            result = trace_unet(target, **inputs)
     except ConfigError as exc:
         raise Refusal(422, exc.field, exc.reason) from None
     body = result.to_json()
@@ -92,6 +103,11 @@ def detect(body: bytes, limits: CostLimits) -> dict[str, Any]:
             header = parse_safetensors_header(body)  # the file's first bytes: length, then the JSON
         else:
             header = decode_header_json(body, field="body")
+        from sdunet_core.control_detect import detect_control
+
+        control = detect_control(header)  # a ControlNet, T2I-Adapter or control-LoRA; else the file's UNet
+        if control is not None:
+            return control.model_dump(mode="json")
         return detect_unet(header, check=bounded).to_dict()
     except CheckpointError as exc:
         raise Refusal(400 if exc.field in ("body", "header_length") else 422, exc.field, exc.reason) from None
@@ -126,15 +142,25 @@ def catalog(config: dict[str, Any], sample_size: tuple[int, ...]) -> tuple:
     return points(UNetConfig.from_dict(config), tuple(sample_size), 77)
 
 
-def diffusers_names(config: dict[str, Any]) -> dict[str, Any]:
-    """Our module path -> the diffusers module path, for modules that hold weights."""
+def diffusers_names(config: dict[str, Any], control: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Our module path -> the diffusers module path, for modules that hold weights (of the ControlNet with
+    `control`)."""
     cfg = UNetConfig.from_dict(config)
     reason = unsupported_reason(cfg)
-    keymap = None if reason else keymap_for(cfg)
+    if control is not None:
+        from sdunet_core.controlnet import ControlNetConfig, ControlNetModel
+        from sdunet_core.controlnet_keys import controlnet_keymap
+
+        control_config = ControlNetConfig.from_dict(control)
+        keymap = None if reason else controlnet_keymap(control_config)
+        build: Any = lambda: ControlNetModel(control_config)  # noqa: E731
+    else:
+        keymap = None if reason else keymap_for(cfg)
+        build = lambda: UNetModel(cfg)  # noqa: E731
     if keymap is None:
         return {"supported": False, "reason": reason or "diffusers has no layout for this model", "names": {}}
     with torch.device("meta"):
-        modules = [(p, m) for p, m in UNetModel(cfg).named_modules() if p]
+        modules = [(p, m) for p, m in build().named_modules() if p]
     names = {p: keymap.to_diffusers(p) if any(True for _ in m.parameters()) else None for p, m in modules}
     return {"supported": True, "reason": None, "names": names}
 

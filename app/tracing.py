@@ -25,6 +25,7 @@ import torch
 from app.diskcache import DiskCache
 from app.workers import WorkerPool
 from sdunet_core import UNetConfig
+from sdunet_core.controlnet import ControlNetConfig
 from sdunet_core.trace import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,16 @@ class TraceSpec:
     batch: int
     context_tokens: int | None
     dtype: str = "float32"
+    # A ControlNet preset: the ControlNet (its `config` is then the UNet it copies) and its control scales.
+    control: ControlNetConfig | None = None
+    control_scales: tuple[float, ...] | None = None
 
     @property
     def key(self) -> tuple:
         # The config is a frozen dataclass of tuples and scalars: it hashes and compares by value. The preset name
         # is part of the key because the trace is labelled with it (sd2 and sd2-v are the same network).
-        return (self.config, self.preset, self.sample_size, self.batch, self.context_tokens, self.dtype)
+        base = (self.config, self.preset, self.sample_size, self.batch, self.context_tokens, self.dtype)
+        return base if self.control is None else (*base, self.control, self.control_scales)
 
     @property
     def digest(self) -> str:
@@ -61,10 +66,16 @@ class TraceSpec:
             "context_tokens": self.context_tokens,
             "dtype": self.dtype,
         }
+        if self.control is not None:  # a UNet's digest stays what it was: its disk cache stays valid
+            data["control"] = self.control.to_dict()
+            data["control_scales"] = list(self.control_scales or ())
         return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
     def task_args(self) -> tuple:
-        return (self.preset, self.config.to_dict(), self.sample_size, self.batch, self.context_tokens, self.dtype)
+        args = (self.preset, self.config.to_dict(), self.sample_size, self.batch, self.context_tokens, self.dtype)
+        if self.control is None:
+            return args
+        return (*args, self.control.to_dict(), list(self.control_scales) if self.control_scales else None)
 
 
 @dataclass(frozen=True)

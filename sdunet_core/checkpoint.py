@@ -184,55 +184,19 @@ def detect_unet(header: dict[str, Any], check: Callable[[UNetConfig], None] | No
     """
     tensors, metadata = validate_header(header)
     prefix, key_format, others = _find_unet(tensors)
-
-    # 1. The UNet's tensors, without the prefix. Without a prefix, only the UNet's own top-level names count:
-    #    a file may hold the VAE and text encoder beside it.
-    top_level = LDM_TOP_LEVEL if key_format == "ldm" else DIFFUSERS_TOP_LEVEL
-    unet: dict[str, TensorInfo] = {}
-    other_keys: dict[str, int] = defaultdict(int)
-    for name, info in tensors.items():
-        local = name[len(prefix) :] if name.startswith(prefix) else None
-        if local is None or (not prefix and local.split(".", 1)[0] not in top_level):
-            other_keys[name.split(".", 1)[0]] += 1
-        else:
-            unet[local] = info
-
-    # 2. Original names (diffusers names are translated through the layout they show).
-    keymap: KeyMap | None = None
-    if key_format == "diffusers":
-        keymap = KeyMap(layout_from_diffusers_keys(unet))
-        ldm: dict[str, TensorInfo] = {}
-        untranslated: list[str] = []
-        for name, info in unet.items():
-            original = keymap.from_diffusers(name)
-            if original is None:
-                untranslated.append(name)
-            else:
-                ldm[original] = info
-    else:
-        ldm, untranslated = unet, []
+    unet, other_keys = _unet_tensors(tensors, prefix, key_format)
+    keymap, ldm, untranslated = _original_names(unet, key_format)
     shapes = {k: v.shape for k, v in ldm.items()}
 
-    # 3. The architecture, and 4. the presets with exactly these shapes.
+    # The architecture from the shapes, then the presets with exactly these shapes.
     config, notes = infer_config(shapes)
     if check is not None:
         check(config)
     matching = [name for name, p in PRESETS.items() if _could_match(p.config, config) and _shapes(p.config) == shapes]
     if matching:
-        # The preset's config fills in what shapes cannot show (heads, depths at levels without attention, ...).
-        preset_config = PRESETS[matching[0]].config
-        changed = [
-            f"{f}={getattr(preset_config, f)!r}"
-            for f in config.to_dict()
-            if getattr(preset_config, f) != getattr(config, f)
-        ]
-        notes = [
-            f"the shapes equal preset {matching[0]}'s"
-            + (f"; took its settings for what shapes cannot show: {', '.join(changed)}" if changed else "")
-        ]
-        config = preset_config
+        config, notes = _preset_settings(matching[0], config)
 
-    # 5. The file against UNetModel(config), reported in the file's own names.
+    # The file against UNetModel(config), reported in the file's own names.
     expected = _shapes(config)
 
     def own(original: str) -> str:
@@ -267,6 +231,57 @@ def detect_unet(header: dict[str, Any], check: Callable[[UNetConfig], None] | No
         other_prefixes=others,
         metadata={k[:_METADATA_CHARS]: v[:_METADATA_CHARS] for k, v in list(metadata.items())[:_METADATA_ENTRIES]},
     )
+
+
+def _unet_tensors(
+    tensors: dict[str, TensorInfo], prefix: str, key_format: KeyFormat
+) -> tuple[dict[str, TensorInfo], dict[str, int]]:
+    """The UNet's tensors without the prefix, and a count of the other tensors by their first name part.
+
+    Without a prefix only the UNet's own top-level names count: a file may hold the VAE and text encoder beside it.
+    """
+    top_level = LDM_TOP_LEVEL if key_format == "ldm" else DIFFUSERS_TOP_LEVEL
+    unet: dict[str, TensorInfo] = {}
+    other_keys: dict[str, int] = defaultdict(int)
+    for name, info in tensors.items():
+        local = name[len(prefix) :] if name.startswith(prefix) else None
+        if local is None or (not prefix and local.split(".", 1)[0] not in top_level):
+            other_keys[name.split(".", 1)[0]] += 1
+        else:
+            unet[local] = info
+    return unet, other_keys
+
+
+def _original_names(
+    unet: dict[str, TensorInfo], key_format: KeyFormat
+) -> tuple[KeyMap | None, dict[str, TensorInfo], list[str]]:
+    """(key map, tensors by original name, names that do not translate); diffusers names go through their layout."""
+    if key_format != "diffusers":
+        return None, unet, []
+    keymap = KeyMap(layout_from_diffusers_keys(unet))
+    ldm: dict[str, TensorInfo] = {}
+    untranslated: list[str] = []
+    for name, info in unet.items():
+        original = keymap.from_diffusers(name)
+        if original is None:
+            untranslated.append(name)
+        else:
+            ldm[original] = info
+    return keymap, ldm, untranslated
+
+
+def _preset_settings(name: str, inferred: UNetConfig) -> tuple[UNetConfig, list[str]]:
+    """The preset's config, which fills in what shapes cannot show (heads, depths where there is no attention...)."""
+    preset_config = PRESETS[name].config
+    changed = [
+        f"{f}={getattr(preset_config, f)!r}"
+        for f in inferred.to_dict()
+        if getattr(preset_config, f) != getattr(inferred, f)
+    ]
+    note = f"the shapes equal preset {name}'s" + (
+        f"; took its settings for what shapes cannot show: {', '.join(changed)}" if changed else ""
+    )
+    return preset_config, [note]
 
 
 def _find_unet(tensors: dict[str, TensorInfo]) -> tuple[str, KeyFormat, list[str]]:

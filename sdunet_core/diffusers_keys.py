@@ -223,9 +223,10 @@ def _pairs(layout: KeyLayout) -> list[_Pair]:
 class KeyMap:
     """Both directions of the map for one layout, looked up by the longest matching module prefix."""
 
-    def __init__(self, layout: KeyLayout) -> None:
+    def __init__(self, layout: KeyLayout, extra: Iterable[tuple[str, str]] = ()) -> None:
+        """`extra`: more (original, diffusers) module pairs whose children keep their names (a ControlNet's)."""
         self.layout = layout
-        pairs = _pairs(layout)
+        pairs = [*_pairs(layout), *(_Pair(ldm, diffusers) for ldm, diffusers in extra)]
         self._forward = {p.ldm: p for p in pairs}
         self._backward = {p.diffusers: p for p in pairs}
 

@@ -32,7 +32,7 @@ def category_of(path: str, module: nn.Module, block_map: dict[str, BlockPlan]) -
     """The module's category in the trace's vocabulary (sdunet_core.schema.CATEGORIES)."""
     if path in block_map:
         return block_map[path].category
-    if path in ("input_blocks", "output_blocks"):
+    if path in ("input_blocks", "output_blocks", "zero_convs"):  # zero_convs: a ControlNet's list of them
         return "stage"
     own = getattr(module, "category", None)
     if isinstance(own, str):

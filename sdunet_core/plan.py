@@ -27,6 +27,8 @@ BlockCategory = Literal[
     "up_block",
     "output_head",
     "codebook_head",
+    "control_hint",
+    "zero_conv",
 ]
 
 
@@ -198,7 +200,7 @@ def top_level_of(path: str) -> str | None:
     if not path:
         return None
     head, _, rest = path.partition(".")
-    if head in ("input_blocks", "output_blocks"):
+    if head in ("input_blocks", "output_blocks", "zero_convs"):  # numbered lists (zero_convs: a ControlNet's)
         index = rest.partition(".")[0]
         return f"{head}.{index}" if index else None
     return head

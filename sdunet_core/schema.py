@@ -37,6 +37,8 @@ NodeCategory = Literal[
     "up_block",
     "output_head",
     "codebook_head",
+    "control_hint",
+    "zero_conv",
     "resblock",
     "spatial_transformer",
     "transformer_block",
@@ -59,8 +61,8 @@ NodeCategory = Literal[
 ]
 
 CATEGORIES: dict[str, str] = {
-    "model": "the whole UNet",
-    "stage": "the list of a stage's top-level blocks (`input_blocks`, `output_blocks`)",
+    "model": "the whole model: a UNet, or a ControlNet",
+    "stage": "a list of top-level blocks: a stage's (`input_blocks`, `output_blocks`), a ControlNet's `zero_convs`",
     "time_embedding": "top-level: the timestep's sinusoid through Linear → SiLU → Linear (`time_embed`)",
     "label_embedding": "top-level: class or pooled-text/size conditioning embedded to the time embedding's width",
     "input_conv": "top-level: the 3×3 conv from latent channels to `model_channels` (`input_blocks.0`)",
@@ -72,6 +74,11 @@ CATEGORIES: dict[str, str] = {
     "end of a level the upsampler",
     "output_head": "top-level: GroupNorm → SiLU → 3×3 conv back to latent channels (`out`)",
     "codebook_head": "top-level: GroupNorm → 1×1 conv to codebook logits (`id_predictor`, VQ models)",
+    "control_hint": "top-level, ControlNet: the hint encoder (`input_hint_block`), the control image through 3×3 "
+    "convs with SiLU, three of stride 2, down to the latent's size, and a zero-initialised conv to `model_channels`; "
+    "added to the output of `input_blocks.0`",
+    "zero_conv": "top-level, ControlNet: a zero-initialised 1×1 conv on an encoder block's output (`zero_convs.N`, "
+    "`middle_block_out`); what it returns is added to the UNet's matching skip or middle block output",
     "resblock": "two 3×3 convs with the time embedding added between them and a residual path",
     "spatial_transformer": "a feature map as tokens through transformer blocks and back, plus its input",
     "transformer_block": "self-attention, cross-attention and feed-forward, each pre-normed with a residual add",
@@ -323,6 +330,50 @@ class Timing(_Out):
     clock: str = Field(description="`perf_counter`, or `cuda events`")
 
 
+class Injection(_Out):
+    """One ControlNet output and where it lands in the UNet it steers."""
+
+    index: int = Field(description="its position in the ControlNet's outputs, and in `control.scales`")
+    source: str = Field(description="the ControlNet's zero conv that makes it (`zero_convs.4`, `middle_block_out`)")
+    from_block: str = Field(
+        description="the ControlNet block whose output that zero conv reads (`input_blocks.4`, `middle_block`)"
+    )
+    target: str = Field(
+        description="the UNet block whose output it is added to: an input block (its skip) or `middle_block`"
+    )
+    added_to: Literal["skip", "middle"] = Field(
+        description="`skip`: added to the target's output that the up stage keeps, before an output block "
+        "concatenates it; `middle`: added to the middle block's output, the up stage's first input"
+    )
+    consumer: str = Field(
+        description="the UNet output block that receives the sum (the skip's; `output_blocks.0` for the middle)"
+    )
+    stage: Stage = Field(description="`down` for the skips, `mid` for the middle block")
+    level: int = Field(description="resolution level of the target (0 = full latent resolution)")
+    factor: int = Field(description="downsample factor of the residual relative to the latent")
+    channels: int = Field(description="channels of the residual (those of the target's output)")
+    shape: list[int] = Field(description="the residual tensor, equal to the target's output")
+    params: int = Field(description="parameters of its zero conv")
+    flops: int = Field(description="FLOPs of its zero conv")
+    scale: float = Field(description="what the residual is multiplied by before the add (cldm's `control_scales`)")
+
+
+class ControlInfo(_Out):
+    """What a ControlNet trace adds: the control image, its encoder, and every injection into the UNet."""
+
+    kind: Literal["controlnet"] = Field(description="the kind of control model")
+    base_preset: str | None = Field(description="the UNet preset it steers (its `blocks` and skips are those named)")
+    hint: TensorSpec = Field(description="the control image the hint encoder reads, `[batch, hint_channels, H, W]`")
+    hint_channels: int = Field(description="channels of the control image")
+    hint_factor: int = Field(description="control image pixels per latent pixel (2 per stride-2 conv)")
+    hint_block: str = Field(description="the hint encoder's path (`input_hint_block`)")
+    hint_added_to: str = Field(
+        description="the ControlNet block whose output the encoded hint is added to (`input_blocks.0`)"
+    )
+    scales: list[float] = Field(description="the control scale of every injection, in order")
+    injections: list[Injection] = Field(description="one per ControlNet output: the input blocks', then the middle's")
+
+
 def _field_comments(cls: type) -> dict[str, str]:
     """The comment block above each field of a dataclass: the config documents itself there, once."""
     out: dict[str, str] = {}
@@ -355,13 +406,15 @@ UNetConfigModel = _config_model()
 
 
 class Trace(_Out):
-    """The result of `trace_unet`: the whole model as data."""
+    """The result of `trace_unet` (or `trace_controlnet`): the whole model as data."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     schema_version: Literal[2] = Field(SCHEMA_VERSION, description="the version of this schema")
     preset: str | None = Field(description="the preset name asked for; null for a custom config")
-    config: UNetConfigModel = Field(description="the `UNetConfig` in our field names")  # type: ignore[valid-type]
+    config: UNetConfigModel = Field(  # type: ignore[valid-type]
+        description="the `UNetConfig` in our field names (a ControlNet's: the UNet whose encoder it copies)"
+    )
     ldm_params: dict[str, Any] | None = Field(
         description="the same as the original constructor's keywords; null where the original cannot build it "
         "(no middle block or a lone ResBlock there, transformer depths per block: distilled and pruned variants)"
@@ -375,6 +428,9 @@ class Trace(_Out):
     blocks: list[Block] = Field(description="the top-level blocks in execution order: the U's skeleton")
     skips: list[Skip] = Field(description="the skip connections, from the down stage to the up stage")
     nodes: list[Node] = Field(description="every module, root first, in `named_modules()` order")
+    control: ControlInfo | None = _optional(
+        "ControlNets only (omitted otherwise): the control image and where each output is added to the UNet"
+    )
 
     def node(self, path: str) -> Node:
         return self.node_index[path]

@@ -50,6 +50,8 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`resample`", schema.ResampleFacts),
     ("`resblock`", schema.ResBlockFacts),
     ("A tensor (`{shape, dtype}`)", schema.TensorSpec),
+    ("`control` (ControlNets)", schema.ControlInfo),
+    ("An injection (`control.injections[]`)", schema.Injection),
 ]
 
 

@@ -22,8 +22,13 @@ def format_summary(trace: Trace, depth: int = 2) -> str:
         level = 0 if node.block is None else 1 + node.path.count(".") - node.block.count(".")
         if level > depth:
             continue
-        name = node.name if level > 1 else (node.path or "UNetModel")
-        out = node.outputs[0].shape if node.outputs else "-"
+        name = node.name if level > 1 else (node.path or node.kind)
+        # A ControlNet returns one residual per injection: say how many rather than show the first.
+        out = (
+            (node.outputs[0].shape if len(node.outputs) == 1 else f"{len(node.outputs)} tensors")
+            if node.outputs
+            else "-"
+        )
         rows.append(
             (
                 "  " * level + f"{name} ({node.kind})",
@@ -48,7 +53,8 @@ def format_summary(trace: Trace, depth: int = 2) -> str:
         line,
         f"Input: x {inp.x.shape}"
         + (f", context {inp.context.shape}" if inp.context else "")
-        + (f", y {inp.y.shape}" if inp.y else ""),
+        + (f", y {inp.y.shape}" if inp.y else "")
+        + (f", hint {trace.control.hint.shape}" if trace.control else ""),
         f"Total params: {t.params:,} ({human(t.param_bytes, 'B')} at {trace.dtype})",
         f"Total FLOPs: {human(t.flops)} (attention matmuls {human(t.attention_flops)}); "
         f"MACs without attention: {human(t.macs_without_attention)}",

@@ -17,18 +17,10 @@ import math
 import torch
 from torch import nn
 
-from .attention import SpatialTransformer
-from .blocks import (
-    AttentionBlock,
-    Downsample,
-    ResBlock,
-    TimestepEmbedSequential,
-    Upsample,
-    conv_nd,
-    normalization,
-)
+from .blocks import TimestepEmbedSequential
+from .builder import BlockBuilder, label_embedding, time_embedding
 from .config import UNetConfig
-from .plan import AttentionPlan, BlockPlan, embedding_plans, plan_blocks
+from .plan import BlockPlan, embedding_plans, plan_blocks
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -52,53 +44,16 @@ class UNetModel(nn.Module):
         super().__init__()
         self.config = cfg = config
         self.plan: list[BlockPlan] = plan_blocks(cfg)
-        ted = cfg.time_embed_dim
-        g = cfg.norm_groups
+        build = BlockBuilder(cfg)
 
         # 1. Time embedding: sinusoid of width model_channels -> Linear -> SiLU -> Linear to 4 * model_channels.
-        self.time_embed = nn.Sequential(nn.Linear(cfg.model_channels, ted), nn.SiLU(), nn.Linear(ted, ted))
+        self.time_embed = time_embedding(cfg)
         # 2. Class / pooled-text conditioning, embedded to the same width and added to the time embedding.
-        if cfg.num_classes == "continuous":
-            self.label_emb: nn.Module = nn.Linear(1, ted)
-        elif cfg.num_classes == "sequential":
-            assert cfg.adm_in_channels is not None  # checked by the config
-            self.label_emb = nn.Sequential(
-                nn.Sequential(nn.Linear(cfg.adm_in_channels, ted), nn.SiLU(), nn.Linear(ted, ted))
-            )
-        elif cfg.num_classes is not None:
-            self.label_emb = nn.Embedding(cfg.num_classes, ted)
+        label = label_embedding(cfg)
+        if label is not None:
+            self.label_emb = label
 
-        def attention_layer(a: AttentionPlan) -> nn.Module:
-            if a.kind == "spatial_transformer":
-                return SpatialTransformer(
-                    a.channels,
-                    heads=a.heads,
-                    dim_head=a.head_channels,
-                    depth=a.depth,
-                    context_dims=list(a.context_dims),
-                    dropout=cfg.dropout,
-                    disable_self_attn=a.disable_self_attn,
-                    use_linear=cfg.use_linear_in_transformer,
-                    norm_groups=g,
-                )
-            return AttentionBlock(
-                a.channels, num_heads=a.heads, new_attention_order=cfg.use_new_attention_order, norm_groups=g
-            )
-
-        def res_block(cin: int, cout: int, *, up: bool = False, down: bool = False) -> ResBlock:
-            return ResBlock(
-                cin,
-                ted,
-                cfg.dropout,
-                out_channels=cout,
-                dims=cfg.dims,
-                use_scale_shift_norm=cfg.use_scale_shift_norm,
-                up=up,
-                down=down,
-                norm_groups=g,
-            )
-
-        # 3. Down stage, 4. middle block, 5. up stage, 6. output: one TimestepEmbedSequential per planned block.
+        # 3. Down stage, 4. middle block, 5. up stage, 6. output: one module per planned block (builder.py).
         # Registered in the original's order (input, middle, output): state-dict keys and module order follow it.
         self.input_blocks = nn.ModuleList()
         # Replaced in place when the plan reaches the middle block; None for the pruned UNets that have none.
@@ -107,44 +62,15 @@ class UNetModel(nn.Module):
         )
         self.output_blocks = nn.ModuleList()
         for b in self.plan:
-            if b.category == "input_conv":
-                self.input_blocks.append(
-                    TimestepEmbedSequential(conv_nd(cfg.dims, b.in_channels, b.out_channels, 3, padding=1))
-                )
-            elif b.category == "downsample_block":
-                layer = (
-                    res_block(b.in_channels, b.out_channels, down=True)
-                    if cfg.resblock_updown
-                    else Downsample(b.in_channels, cfg.conv_resample, dims=cfg.dims, out_channels=b.out_channels)
-                )
-                self.input_blocks.append(TimestepEmbedSequential(layer))
-            elif b.stage == "down":
-                layers = [res_block(b.in_channels, b.out_channels), *map(attention_layer, b.attention)]
-                self.input_blocks.append(TimestepEmbedSequential(*layers))
+            module = build.block(b)
+            if b.stage == "down":
+                self.input_blocks.append(module)
             elif b.stage == "mid":
-                layers = [res_block(b.in_channels, b.out_channels)]
-                if b.attention:  # ResBlock, attention, ResBlock; a lone ResBlock without attention (SSD-1B, Vega)
-                    layers += [attention_layer(b.attention[0]), res_block(b.out_channels, b.out_channels)]
-                self.middle_block = TimestepEmbedSequential(*layers)
+                self.middle_block = module
             elif b.stage == "up":
-                layers = [res_block(b.in_channels, b.out_channels), *map(attention_layer, b.attention)]
-                if b.resample == "up":
-                    layers.append(
-                        res_block(b.out_channels, b.out_channels, up=True)
-                        if cfg.resblock_updown
-                        else Upsample(b.out_channels, cfg.conv_resample, dims=cfg.dims, out_channels=b.out_channels)
-                    )
-                self.output_blocks.append(TimestepEmbedSequential(*layers))
-            elif b.path == "out":
-                self.out = nn.Sequential(
-                    normalization(b.in_channels, g),
-                    nn.SiLU(),
-                    conv_nd(cfg.dims, cfg.model_channels, b.out_channels, 3, padding=1),
-                )
-            elif b.path == "id_predictor":
-                self.id_predictor = nn.Sequential(
-                    normalization(b.in_channels, g), conv_nd(cfg.dims, cfg.model_channels, b.out_channels, 1)
-                )
+                self.output_blocks.append(module)
+            else:  # the output head, and the codebook head of VQ models
+                setattr(self, b.path, module)
 
     # ---- the model's map of itself ----------------------------------------------------------------------
     @property

@@ -75,11 +75,13 @@ def test_sd1_u_has_every_block_and_skip(page, live_server, console_errors) -> No
     assert kinds["input_blocks.1"] == "TimestepEmbedSequential"
     assert kinds["time_embed"] == "Sequential"
     assert _box(page, "input_blocks.1").get_attribute("aria-expanded") == "false"
-    # The model selector lists every preset.
+    # The model selector lists every preset, then the ControlNet presets (issue 15).
     presets = httpx.get(f"{live_server}/api/presets", timeout=30).json()
+    controls = httpx.get(f"{live_server}/api/controlnet/presets", timeout=30).json()
     select = page.get_by_label("Model")
     assert select.evaluate("e => e.tagName") == "SELECT"
-    assert select.evaluate("e => [...e.options].map(o => o.value)") == [p["name"] for p in presets]
+    options = select.evaluate("e => [...e.options].map(o => o.value)")
+    assert options == [p["name"] for p in presets] + [p["name"] for p in controls]
     assert page.get_by_role("region", name="Details").is_visible()
     assert console_errors == []
 

@@ -20,6 +20,7 @@ from app.deps import PoolDep, SettingsDep
 from app.errors import ERROR_RESPONSES, ApiError
 from app.resolve import cost_limits
 from sdunet_core.checkpoint import DetectionReport
+from sdunet_core.control_detect import ControlDetectionReport
 
 router = APIRouter(prefix="/api/checkpoint", tags=["checkpoint"], responses=ERROR_RESPONSES)
 
@@ -59,11 +60,17 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-@router.post("/detect", response_model=DetectionReport, openapi_extra={"requestBody": _BODY_SCHEMA})
-async def detect(request: Request, settings: SettingsDep, pool: PoolDep) -> DetectionReport:
-    """The UNet's prefix, key format, config, preset, and how the file fits UNetModel(config)."""
+@router.post(
+    "/detect", response_model=DetectionReport | ControlDetectionReport, openapi_extra={"requestBody": _BODY_SCHEMA}
+)
+async def detect(request: Request, settings: SettingsDep, pool: PoolDep) -> DetectionReport | ControlDetectionReport:
+    """The UNet's prefix, key format, config, preset, and how the file fits UNetModel(config); for a ControlNet,
+    T2I-Adapter or control-LoRA (a body with `kind`), its layout, family, injection points and size."""
     body = await _read_body(request)
     task = pool.submit(
         "detect", body, cost_limits(settings), time_limit_s=settings.trace_time_limit_s, what="the detection"
     )
-    return DetectionReport.model_validate(await asyncio.wrap_future(task))
+    result = await asyncio.wrap_future(task)
+    if "kind" in result:
+        return ControlDetectionReport.model_validate(result)
+    return DetectionReport.model_validate(result)

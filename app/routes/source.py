@@ -8,14 +8,14 @@ import inspect
 from fastapi import APIRouter
 
 from app.errors import ERROR_RESPONSES, ApiError
-from sdunet_core import attention, blocks, unet
+from sdunet_core import attention, blocks, controlnet, unet
 
 router = APIRouter(prefix="/api/source", tags=["source"], responses=ERROR_RESPONSES)
 
 # Only our own classes, by name: nothing else on the server can be read through this route.
 _CLASSES = {
     cls.__name__: cls
-    for module in (blocks, attention, unet)
+    for module in (blocks, attention, unet, controlnet)
     for _, cls in inspect.getmembers(module, inspect.isclass)
     if cls.__module__ == module.__name__
 }

@@ -38,7 +38,11 @@ async def trace(
 ) -> Any:
     # A preset resolves in microseconds on the event loop; a custom config is validated (a walk over the whole U)
     # in the threadpool. The trace itself is awaited from a worker process, holding no thread.
-    spec = resolve(body, settings) if body.preset is not None else await run_in_threadpool(resolve, body, settings)
+    spec = (
+        resolve(body, settings, control=True)
+        if body.preset is not None
+        else await run_in_threadpool(resolve, body, settings, control=True)
+    )
     cached = await store.get(spec)
     memo.remember(await request.body(), spec)  # the same bytes next time go through app.fastpath
     status, headers, content = cached.response_parts(accept_encoding, if_none_match)
@@ -66,6 +70,10 @@ async def summary(
     depth: Annotated[int, Query(ge=0, le=12, description="module tree depth to show")] = 2,
 ) -> PlainTextResponse:
     """The text summary of a trace (module tree, output shapes, parameters, FLOPs), as the CLI prints it."""
-    spec = resolve(body, settings) if body.preset is not None else await run_in_threadpool(resolve, body, settings)
+    spec = (
+        resolve(body, settings, control=True)
+        if body.preset is not None
+        else await run_in_threadpool(resolve, body, settings, control=True)
+    )
     cached = await store.get(spec)
     return PlainTextResponse(await run_in_threadpool(_summary, cached.body, depth))

@@ -8,7 +8,7 @@ class RawJson {
   }
 }
 
-async function request(method, url, body, accept = 'application/json') {
+export async function request(method, url, body, accept = 'application/json') {
   const init = { method, headers: { Accept: accept } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
@@ -150,4 +150,36 @@ export function getCompare({ a, b, imageSize }) {
 export function getScaling({ preset, sizes }) {
   const q = new URLSearchParams({ preset, sizes: sizes.join(',') });
   return request('GET', `/api/scaling?${q}`);
+}
+
+// ---- names, block weights, LoRA files (issue 14) -------------------------------------------------------------
+
+/** A /api/trace-style model body: a preset's name or a config (our field names). */
+function modelBody({ preset, config }) {
+  return config ? { config } : { preset };
+}
+
+/** POST /api/names → every block and module in every naming scheme, the ID lists, presets and kohya's slots. */
+export function getNames(model) {
+  return request('POST', '/api/names', modelBody(model));
+}
+
+/** POST /api/names/block-weights → each block's weight under a spec (a preset, IDs, ranges or a vector). A bad
+ * spec throws with the server's reason (field "spec"). */
+export function getBlockWeights(model, spec) {
+  return request('POST', '/api/names/block-weights', { ...modelBody(model), spec });
+}
+
+/**
+ * POST /api/lora/detect with a LoRA's header: `body` is the header's JSON text as read from the file (sent as it
+ * is, so the server judges it), or {header, alphas} when the page read the alpha scalars too. Query: `preset`
+ * (match against it), `imageSize` (pixels, for the FLOPs), `flops` (false: skip the trace, answer faster).
+ */
+export function detectLora(body, { preset = null, imageSize = null, flops = true } = {}) {
+  const q = new URLSearchParams();
+  if (preset) q.set('preset', preset);
+  if (imageSize) for (const s of imageSize) q.append('image_size', s);
+  if (!flops) q.set('flops', 'false');
+  const payload = typeof body === 'string' ? new RawJson(body) : body;
+  return request('POST', `/api/lora/detect${q.size ? `?${q}` : ''}`, payload);
 }

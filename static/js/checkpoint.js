@@ -9,6 +9,7 @@
 import { bytes, compact, exact } from './format.js';
 import { h, row } from './dom.js';
 import { MAX_HEADER_BYTES } from './limits.js';
+import { controlDetectionView } from './controlnet.js';
 /** Keys listed per kind (missing, unexpected, mismatched); the rest are counted. */
 const LIST_LIMIT = 8;
 const METADATA_LIMIT = 12;
@@ -161,7 +162,8 @@ export function createCheckpoint({ button, input, panel }, { detect, onDetected 
       const text = await readHeaderText(file);
       const det = await detect(text);
       if (mine !== token) return;
-      render('done', file.name, ...detectionView(det, file.name));
+      // A ControlNet, T2I-Adapter or control-LoRA report has a `kind` (controlnet.js shows it).
+      render('done', file.name, ...(det.kind ? controlDetectionView(det, file.name) : detectionView(det, file.name)));
       onDetected(det, file.name);
     } catch (err) {
       if (mine !== token) return;

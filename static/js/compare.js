@@ -130,9 +130,10 @@ function table(kind, caption, rows, nameA, nameB, cols) {
 /**
  * The compare section. root holds the markup of templates/index.html (#compare); hooks: getTrace(preset, size)
  * → a trace (cached by the caller), getComparison({a, b, imageSize}) → the /api/compare JSON,
- * onState(s): 'loading' | 'true' | 'error' (also set as document.body.dataset.compare).
+ * onState(s): 'loading' | 'true' | 'error' (also set as document.body.dataset.compare); decorate(root, sides, cmp,
+ * names) after each draw.
  */
-export function createCompare(root, { getTrace, getComparison, onState }) {
+export function createCompare(root, { getTrace, getComparison, onState, decorate = null }) {
   const hosts = [root.querySelector('[data-side="a"] .compare-diagram'), root.querySelector('[data-side="b"] .compare-diagram')];
   const titles = [root.querySelector('[data-side="a"] .compare-title'), root.querySelector('[data-side="b"] .compare-title')];
   const tables = root.querySelector('.compare-tables');
@@ -141,6 +142,7 @@ export function createCompare(root, { getTrace, getComparison, onState }) {
   const sides = [0, 1].map((i) => ({ ix: null, memo: null, expanded: new Set(), selection: null, diagram: null, i }));
   let token = 0;
   let fitted = false;
+  let shown = null; // {cmp, names} for decorate (variant_compare.js marks removed blocks after each draw)
 
   sides.forEach((side) => {
     side.diagram = createDiagram(hosts[side.i], {
@@ -200,6 +202,7 @@ export function createCompare(root, { getTrace, getComparison, onState }) {
     // As tall as the taller U needs (scrollbars aside), up to 75% of the window.
     const need = Math.max(...scenes.map((sc) => sc.h)) * sides[0].diagram.zoom + 24;
     for (const host of hosts) host.style.height = `${Math.round(Math.min(need, window.innerHeight * 0.75))}px`;
+    if (shown) decorate?.(root, sides, shown.cmp, shown.names);
   }
 
   function showTables(cmp, nameA, nameB) {
@@ -253,6 +256,7 @@ export function createCompare(root, { getTrace, getComparison, onState }) {
       titles[0].textContent = `${a} at ${size(ta)}`;
       titles[1].textContent = `${b} at ${size(tb)}`;
       status.textContent = '';
+      shown = { cmp, names: [a, b] };
       render();
       showTables(cmp, a, b);
       onState('true');

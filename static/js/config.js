@@ -102,6 +102,10 @@ export const OVERLAYS = Object.freeze([
   Object.freeze({ key: 'attention', label: 'attention FLOPs (QKᵀ, AV)', unit: 'count' }),
   Object.freeze({ key: 'activation', label: 'activation memory', unit: 'bytes' }),
   Object.freeze({ key: 'time', label: 'measured time', unit: 'ms' }),
+  // Painted by community.js from the server's answers (its own legends): block weights, an open LoRA.
+  Object.freeze({ key: 'weights', label: 'block weights', external: true }),
+  Object.freeze({ key: 'lora-rank', label: 'LoRA rank', external: true }),
+  Object.freeze({ key: 'lora-params', label: 'LoRA parameters added', external: true }),
 ]);
 
 /** The overlay's colour ramp, light to dark (a sequential yellow–red scale); text turns white past DARK_FROM. */

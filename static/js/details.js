@@ -51,7 +51,7 @@ export function layerFacts(node) {
   return out;
 }
 
-export function createDetails(root, { onToggle, onSelect, loadSource, loadSourceKinds, loadDiffusersNames, weights }) {
+export function createDetails(root, { onToggle, onSelect, loadSource, loadSourceKinds, loadDiffusersNames, weights, extraSections }) {
   let current = null; // {ix, path}
   let codeToken = 0; // a new show() makes every answer still on its way for the old one stale
   const namesByModel = new Map(); // config JSON → Promise of /api/diffusers-names: asked once per model
@@ -208,6 +208,7 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadSource
       h('p', { class: 'explain' }, explain(node, block)),
       dl,
       weightsSection(ix, node),
+      ...(extraSections?.(ix, node.path) ?? []), // names in every scheme, what a LoRA adds (community.js)
       actions,
       code,
     ];

@@ -90,6 +90,7 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
   let win = null; // the drawn window when culling, else null
   let overlay = 'none'; // the "Colour by" key, and its scale for this trace
   let scale = null;
+  let painter = null; // a card painter beside the overlay scale (community.js: block weights, a LoRA), or null
   let highlights = new Set(); // search hits: data-highlight="true"
   let fullDraw = false; // an export wants every box, culling or not
 
@@ -102,8 +103,13 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
     const top = box.top;
     const bg = el('rect', { class: 'card-bg', width: w, height: h, rx: top ? 8 : 6 });
     card.append(bg);
-    const t = scale ? scale.at(overlayValue(ix, node, overlay)) : null;
-    if (t != null) {
+    const paint = painter ? painter(node) : null;
+    const t = !painter && scale ? scale.at(overlayValue(ix, node, overlay)) : null;
+    if (paint) {
+      bg.style.fill = paint.fill;
+      card.classList.add('overlaid');
+      if (paint.dark) card.classList.add('on-dark');
+    } else if (t != null) {
       // Inline, so it wins over the kind colours and travels with an exported SVG.
       bg.style.fill = rampColor(t);
       card.classList.add('overlaid');
@@ -117,11 +123,13 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
     if (frac > 0) card.append(el('rect', { class: 'bar', x: 10, y: h - 7, width: Math.max(1.5, frac * barW), height: 3, rx: 1.5 }));
     const ys = top ? [19, 36, 52] : [15, 28, 40];
     card.append(el('text', { class: 't1', x: 11, y: ys[0] }, lines.title));
+    if (lines.title !== node.path && lines.title !== node.name) g.setAttribute('aria-label', `${lines.title} ${node.path} ${node.kind}`);
     card.append(el('text', { class: 't2', x: 11, y: ys[1] }, lines.sub));
     card.append(el('text', { class: 't3', x: 11, y: ys[2] }, lines.shape));
     // FLOPs and params as a share of the model; measured time as milliseconds, the number people compare.
     const { value, share } = metricOf(ix, node, metric);
-    const figure = metric === 'time' ? (value != null ? ms(value) : null) : share != null ? percent(share) : null;
+    let figure = metric === 'time' ? (value != null ? ms(value) : null) : share != null ? percent(share) : null;
+    if (painter) figure = paint?.badge ?? null; // the painted number (a weight, a rank) instead of the share
     if (figure) card.append(el('text', { class: 'share', x: box.cardW - 10, y: ys[2], 'text-anchor': 'end' }, figure));
     if (box.expandable) {
       card.append(el('text', { class: 'chev', x: w - 10, y: ys[0], 'text-anchor': 'end' }, box.expanded ? '−' : '+'));
@@ -172,7 +180,7 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
       g.__kids = new Map();
     }
     const node = box.node;
-    const same = g.__box === box && g.__metric === metric && g.__overlay === scale;
+    const same = g.__box === box && g.__metric === metric && g.__overlay === scale && g.__paint === painter;
     if (!same) {
       const cat = CATEGORY_CLASS[node.category] ?? (node.children.length ? 'container' : 'other');
       g.setAttribute('class', `box ${box.top ? 'top' : 'inner'} cat-${cat}${box.expanded ? ' open' : ''}`);
@@ -239,6 +247,7 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
     g.__box = box;
     g.__metric = metric;
     g.__overlay = scale;
+    g.__paint = painter;
     return g;
   }
 
@@ -318,6 +327,7 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
       scale = overlay !== 'none' ? overlayScale(ix, overlay) : null;
     }
     if ('selection' in opts) selection = opts.selection;
+    if ('painter' in opts) painter = opts.painter ?? null;
     scene = sc;
     applySize();
     drawWires(sc);

@@ -29,6 +29,13 @@ const BY_CATEGORY = {
     '(context), then a ResBlock merges them.',
   output_head: 'GroupNorm → SiLU → 3×3 convolution back to the latent channels: the predicted noise (or v).',
   codebook_head: 'GroupNorm → 1×1 convolution to one logit per codebook entry (VQ models).',
+  control_hint:
+    'ControlNet: the hint encoder. The control image (edges, depth, a pose) goes through small 3×3 ' +
+    'convolutions, three of them halving the size, down to the latent\'s size; a last convolution that starts ' +
+    'at zero lifts it to the model width, and it is added after the input convolution.',
+  zero_conv:
+    'ControlNet: a 1×1 convolution that starts at zero. Its output is added to the matching skip of the ' +
+    'UNet (or to its middle block), so a fresh ControlNet changes nothing until training teaches it how.',
   resblock:
     'A residual block: two 3×3 convolutions refine the feature map, the time embedding is added in between ' +
     '(so the block knows how noisy the input is), and the input is added back at the end, so the block only ' +
@@ -122,13 +129,24 @@ function blockText(block) {
     return `${parts.join(', ')}${res ? '' : '.'}`;
   }
   if (block.category === 'downsample_block') return `${BY_CATEGORY.downsample_block} ${resampleWords(res)}`.trim();
+  // Distilled variants (SSD-1B, Segmind Vega) keep a lone ResBlock at the bottom: no attention to describe.
+  if (block.category === 'middle_block' && !attn) return MIDDLE_WITHOUT_ATTENTION;
   return BY_CATEGORY[block.category];
 }
+
+const MIDDLE_WITHOUT_ATTENTION =
+  'The bottom of the U, at the lowest resolution: here a single ResBlock, with no attention.';
+// A model with no middle block (BK-SDM Small and Tiny): the down stage hands its last output straight to the up stage.
+const MODEL_WITHOUT_MIDDLE =
+  'The whole denoiser. It takes a noisy latent, the timestep and the conditioning, and predicts the noise. ' +
+  'The down stage shrinks the picture while adding channels and the up stage grows it back, reusing the saved ' +
+  'skips so fine detail is not lost. This model has no middle block: the last down block feeds the first up block.';
 
 /** The explanation for a trace node; `block` is its entry in trace.blocks when it is a top-level block. */
 export function explain(node, block = null) {
   if (!node) return '';
   if (block) return blockText(block) ?? 'A block of the UNet.';
+  if (node.category === 'model' && !(node.children ?? []).includes('middle_block')) return MODEL_WITHOUT_MIDDLE;
   if (BY_NAME[node.name]) return BY_NAME[node.name];
   if (node.category === 'downsample' || node.category === 'upsample') {
     return `${BY_CATEGORY[node.category]} ${resampleWords(node.resample)}`.trim();

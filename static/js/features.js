@@ -6,6 +6,7 @@
 import * as api from './api.js';
 import { drawScaling, scalingNote, scalingSizes } from './charts.js';
 import { createCompare } from './compare.js';
+import { decorateCompare } from './variant_compare.js';
 import { OVERLAYS, rampColor } from './config.js';
 import { exportAs } from './export.js';
 import { bytes, compact, ms } from './format.js';
@@ -55,6 +56,8 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       selection: state.selection,
       overlay: state.overlay,
       compare: state.compare,
+      names: state.names,
+      blockWeights: state.blockWeights,
     };
   }
   function writeSoon() {
@@ -76,6 +79,10 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
     pendingReveal = Boolean(view?.selection);
     const v = view ? { expanded: Array.isArray(view.open) ? view.open : [], selection: view.selection } : null;
     if (view?.overlay) store.setOverlay(view.overlay);
+    if (view) {
+      store.setNames(view.names ?? 'original');
+      store.setBlockWeights(view.blockWeights);
+    }
     if (view) store.setCompare(view.compare && isPreset(view.compare.preset) ? view.compare : null);
     store.setModel(preset, size, v);
   }
@@ -105,7 +112,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
     const key = state.overlay;
     const ix = getIndex();
     overlaySelect.value = key;
-    if (key === 'none' || !ix) {
+    if (key === 'none' || !ix || OVERLAYS.find((o) => o.key === key)?.external) {
       legend.hidden = true;
       legend.replaceChildren();
       return;
@@ -199,6 +206,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
   const compare = createCompare($('compare'), {
     getTrace: cachedTrace,
     getComparison: (q) => api.getCompare(q),
+    decorate: decorateCompare, // removed blocks and what a variant saves (variant_compare.js)
     onState: (s) => {
       body.compare = s;
     },
@@ -332,6 +340,8 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
   });
   store.on('expanded', writeSoon);
   store.on('selection', writeSoon);
+  store.on('names', writeSoon);
+  store.on('blockweights', writeSoon);
 
   return { applyView, search, compare };
 }

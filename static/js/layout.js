@@ -89,6 +89,13 @@ function topSummary(ix, node) {
 
 /** Three lines for a card: title, subtitle (kind or summary), and the output shape. */
 export function cardLines(ix, node) {
+  const lines = ownCardLines(ix, node);
+  // The "Names" switch (names.js) may give the title and subtitle in another naming scheme.
+  const named = ix.cardLabel?.(ix, node, lines);
+  return named ? { ...lines, ...named } : lines;
+}
+
+function ownCardLines(ix, node) {
   const out = shapeText(node.outputs?.[0]?.shape);
   if (ix.blockByPath.has(node.path)) return { title: node.path, sub: topSummary(ix, node), shape: out };
   if (/^\d+$/.test(node.name)) {

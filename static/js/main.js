@@ -6,6 +6,7 @@ import * as api from './api.js';
 import { createActivations } from './activations.js';
 import { drawCharts } from './charts.js';
 import { createCheckpoint } from './checkpoint.js';
+import { createCommunity } from './community.js';
 import { createDetails } from './details.js';
 import { createDiagram } from './diagram.js';
 import { bytes, compact, shapeText } from './format.js';
@@ -15,6 +16,10 @@ import { createFeatures } from './features.js';
 import { MAX_IMAGE_SIZE } from './limits.js';
 import { readUrl } from './urlstate.js';
 import { createWeights } from './weights.js';
+// Control models (ControlNet presets and files, T2I-Adapters, control-LoRAs) beside the U: controlnet*.js.
+import { CONTROL_GROUP, fileEntry, getControlPresets, presetEntry } from './controlnet.js';
+import { createControlView } from './controlnet_view.js';
+import { createDiffusersOpen } from './diffusers_open.js';
 
 const $ = (id) => document.getElementById(id);
 const store = createStore();
@@ -33,6 +38,7 @@ let memo = null; // layout memo for the current trace
 const traceCache = new Map(); // "preset@size" → trace, so switching back is instant
 let loadToken = 0;
 let profileStop = null;
+let community = null; // names, block weights and an open LoRA (community.js), created last
 
 function setReady(ready) {
   document.body.dataset.ready = ready ? 'true' : 'false';
@@ -49,6 +55,11 @@ const diagram = createDiagram(diagramHost, {
   onSelect: (path) => store.select(path),
 });
 
+const controlView = createControlView($('controlnet'), {
+  onError: (message) => showError(message),
+  onRendered: () => controlView.decorate(diagram.element),
+});
+
 const details = createDetails($('details'), {
   onToggle: (path) => store.toggle(path),
   onSelect: (path) => store.select(path),
@@ -56,6 +67,7 @@ const details = createDetails($('details'), {
   loadSourceKinds: () => api.getSourceKinds(),
   loadDiffusersNames: (trace) => api.getDiffusersNames({ config: trace.config }),
   weights,
+  extraSections: (i, path) => community?.detailsSections(i, path) ?? [],
 });
 
 function renderDiagram() {
@@ -63,8 +75,10 @@ function renderDiagram() {
   setReady(false);
   const t0 = performance.now();
   const scene = layoutScene(ix, state.expanded, memo);
-  diagram.render(scene, ix, { metric: state.metric, selection: state.selection, overlay: state.overlay });
+  const painter = community?.painter() ?? null; // block weights or a LoRA, when "Colour by" shows one
+  diagram.render(scene, ix, { metric: state.metric, selection: state.selection, overlay: state.overlay, painter });
   document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
+  controlView.decorate(diagram.element); // the control model's injections marked on the U
   $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
   setReady(true);
 }
@@ -132,10 +146,13 @@ function fillModelSelect() {
     return o;
   };
   const options = state.presets.map((p) => option(p.name, `${p.name} — ${p.title}`));
-  if (state.models.size) {
+  // Models beside the presets, one group each: the ControlNet presets, then those from files.
+  for (const label of [CONTROL_GROUP, 'From files']) {
+    const models = [...state.models.values()].filter((m) => (m.group ?? 'From files') === label);
+    if (!models.length) continue;
     const group = document.createElement('optgroup');
-    group.label = 'From files';
-    group.append(...[...state.models.values()].map((m) => option(m.key, m.label)));
+    group.label = label;
+    group.append(...models.map((m) => option(m.key, m.label)));
     options.push(group);
   }
   select.replaceChildren(...options);
@@ -152,6 +169,7 @@ store.on('model', ({ preset }) => {
 
 store.on('trace', (trace) => {
   ix = indexTrace(trace);
+  ix.cardLabel = (i, node, lines) => community?.cardLabel(i, node, lines) ?? null; // the "Names" switch
   memo = createMemo();
   const keptZoom = diagram.zoom;
   renderDiagram();
@@ -190,6 +208,7 @@ store.on('trace', (trace) => {
   showSummary(trace);
   showDetails();
   drawChartsSoon();
+  controlView.show(shownModel().custom, trace); // a control model beside the U, or nothing
 });
 
 store.on('expanded', () => {
@@ -238,7 +257,9 @@ async function loadTrace() {
     let trace = traceCache.get(key);
     if (!trace) {
       const custom = state.models.get(preset);
-      trace = await api.getTrace(custom ? { config: custom.config, imageSize } : { preset, imageSize });
+      // A model without a config of its own (a ControlNet preset) draws the UNet preset it steers.
+      const body = custom ? (custom.config ? { config: custom.config } : { preset: custom.preset }) : { preset };
+      trace = await api.getTrace({ ...body, imageSize });
       traceCache.set(key, trace);
       if (trace.input?.image_size) traceCache.set(`${preset}@${trace.input.image_size[0]}`, trace);
     }
@@ -264,7 +285,8 @@ async function runProfile() {
     const custom = state.models.get(preset);
     // With the server's weights file when the model on screen is its architecture, else random weights.
     const useWeights = weights.matches(state.trace.config);
-    const body = { preset, config: custom?.config, imageSize, device: 'cpu', repeats: 2, useWeights };
+    // A ControlNet preset's entry has no config: the UNet drawn (and timed) is its base preset.
+    const body = { preset: custom && !custom.config ? custom.preset : preset, config: custom?.config, imageSize, device: 'cpu', repeats: 2, useWeights };
     ({ id } = await api.startProfile(body));
   } catch (err) {
     store.setProfile({ state: 'failed', error: err.message });
@@ -331,13 +353,23 @@ createCheckpoint(
     onDetected(det, file) {
       const key = `checkpoint:${file}`;
       for (const k of traceCache.keys()) if (k.startsWith(`${key}@`)) traceCache.delete(k); // a new file, same name
-      const entry = { key, label: `From checkpoint: ${file}`, config: det.config, preset: det.preset, file };
+      // A control model (det.kind) opens as the UNet it steers with the control model beside it.
+      const entry = det.kind ? fileEntry(det, file) : { key, label: `From checkpoint: ${file}`, config: det.config, preset: det.preset, file };
       store.addModel(entry);
       rememberModel(entry);
       store.setModel(key, null);
     },
   },
 );
+// "Open diffusers config": a pasted or picked config.json, traced by the server, opens like a checkpoint's model.
+createDiffusersOpen({ button: $('open-diffusers'), panel: $('diffusers-open') }, {
+  onOpened(entry) {
+    for (const k of traceCache.keys()) if (k.startsWith(`${entry.key}@`)) traceCache.delete(k);
+    store.addModel(entry);
+    rememberModel(entry);
+    store.setModel(entry.key, null);
+  },
+});
 $('zoom-in').addEventListener('click', () => {
   diagram.setZoom(diagram.zoom * 1.2);
   $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
@@ -388,7 +420,7 @@ function restoreModel(key) {
   if (!key || state.models.has(key)) return;
   try {
     const entry = JSON.parse(sessionStorage.getItem(MODEL_STORE + key) ?? 'null');
-    if (entry?.key === key && entry.config) store.addModel(entry);
+    if (entry?.key === key && (entry.config || entry.control)) store.addModel(entry);
   } catch {
     // A damaged entry: fall back to the default model.
   }
@@ -398,6 +430,7 @@ async function init() {
   setReady(false);
   try {
     store.setPresets(await api.getPresets());
+    for (const p of await getControlPresets()) store.addModel(presetEntry(p));
   } catch (err) {
     showError(`Could not load the presets: ${err.message}`);
     setReady(true);
@@ -420,5 +453,18 @@ const features = createFeatures({ store, diagram, getIndex: () => ix, traceCache
 
 // The "Activations" panel (issue 16): the catalog of points tied to the U, and captures of one real forward.
 createActivations($('activations'), { store, diagram, getIndex: () => ix, weights });
+
+// Names, block weights and "Open LoRA" (issue 14); a new label scheme lays the U out again (card widths).
+community = createCommunity({
+  store,
+  api,
+  shownModel,
+  relayout() {
+    memo = createMemo();
+    renderDiagram();
+  },
+  renderDiagram,
+  refreshDetails: () => ix && showDetails(),
+});
 
 init();

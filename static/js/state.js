@@ -19,12 +19,19 @@ export function createEmitter() {
 
 export const METRICS = Object.freeze(['flops', 'params', 'time']);
 // What "Colour by" can show (config.OVERLAYS names them); 'none' keeps the kind colours.
-export const OVERLAY_KEYS = Object.freeze(['none', 'params', 'flops', 'attention', 'activation', 'time']);
+export const OVERLAY_KEYS = Object.freeze([
+  'none', 'params', 'flops', 'attention', 'activation', 'time',
+  // Painted by names / block weights / an open LoRA (community.js), not from the trace.
+  'weights', 'lora-rank', 'lora-params',
+]);
+// The naming schemes of /api/names (the "Names" switch); 'original' is our own paths.
+export const NAME_SCHEMES = Object.freeze(['original', 'diffusers', 'lora_diffusers', 'lora_original', 'block_id', 'merge', 'kohya']);
 
 /**
  * Events: 'presets', 'models' (a model from a file added), 'model' (preset or size chosen), 'trace' (a new trace
  * to draw), 'expanded' (with the paths that changed, or null for all), 'selection', 'metric', 'profile', 'error',
- * 'overlay' (the "Colour by" choice), 'compare' (the preset shown beside this one).
+ * 'overlay' (the "Colour by" choice), 'compare' (the preset shown beside this one), 'names' (the naming scheme),
+ * 'blockweights' (the block-weight spec), 'lora' (a LoRA file opened or closed).
  */
 export function createStore() {
   const emitter = createEmitter();
@@ -43,6 +50,11 @@ export function createStore() {
     compare: null, // {preset, sameSize} shown beside this model, or null
     profile: { state: 'idle', phase: '', done: 0, total: 0, error: null },
     error: null,
+    // Community names (issue 14): the "Names" scheme the cards speak, the block-weight spec typed (or null), and
+    // the LoRA file opened (its name and the server's detection, or null).
+    names: 'original',
+    blockWeights: null,
+    lora: null,
   };
 
   return {
@@ -129,6 +141,28 @@ export function createStore() {
     setProfile(patch) {
       state.profile = { ...state.profile, ...patch };
       emitter.emit('profile', state.profile);
+    },
+
+    // ---- community names, block weights, LoRA (issue 14) ----
+
+    setNames(scheme) {
+      if (!NAME_SCHEMES.includes(scheme) || scheme === state.names) return;
+      state.names = scheme;
+      emitter.emit('names', scheme);
+    },
+
+    /** The block-weight spec as typed (null or '' clears it). */
+    setBlockWeights(spec) {
+      const next = spec ? String(spec) : null;
+      if (next === state.blockWeights) return;
+      state.blockWeights = next;
+      emitter.emit('blockweights', next);
+    },
+
+    /** The LoRA on the U: {file, detection} or null. */
+    setLora(lora) {
+      state.lora = lora;
+      emitter.emit('lora', lora);
     },
 
     setError(message) {

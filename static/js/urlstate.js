@@ -4,6 +4,7 @@
 //   #sdxl-base@1024&open=input_blocks.4,input_blocks.4.1&sel=input_blocks.4.1&color=flops&vs=sd1&vssize=same
 // open: the opened blocks ("*" for every one), sel: the selected module, color: the "Colour by" overlay,
 // vs: the preset compared with, vssize=same: both at this image size. Old links ("#sd1", "#sd1@768") still work.
+// names: the naming scheme the cards speak (block_id, diffusers, ...), bw: the block-weight spec (IN04-OUT05).
 // Module paths are letters, digits, "_" and ".", so lists stay readable with plain commas.
 
 const ALL = '*';
@@ -32,14 +33,18 @@ export function readUrl(hash) {
     selection: params.get('sel') || null,
     overlay: params.get('color') || null,
     compare: vs ? { preset: vs, sameSize: params.get('vssize') === 'same' } : null,
+    names: params.get('names') || null,
+    blockWeights: params.get('bw') || null,
   };
 }
 
 /**
- * The hash for a view: {preset, size, open (paths, or "*"), selection, overlay, compare}. Only what differs
+ * The hash for a view: {preset, size, open (paths, or "*"), selection, overlay, compare, names, blockWeights}. Only what differs
  * from the defaults is written, so an untouched page keeps the short "#sd1@512".
  */
-export function writeUrl({ preset, size, open = [], selection = null, overlay = 'none', compare = null }) {
+export function writeUrl({
+  preset, size, open = [], selection = null, overlay = 'none', compare = null, names = 'original', blockWeights = null,
+}) {
   let hash = `#${encodeURIComponent(preset ?? '')}@${size ?? ''}`;
   const item = (s) => encodeURIComponent(s).replaceAll('%2C', ',');
   if (open === ALL) hash += `&open=${ALL}`;
@@ -50,5 +55,7 @@ export function writeUrl({ preset, size, open = [], selection = null, overlay = 
     hash += `&vs=${item(compare.preset)}`;
     if (compare.sameSize) hash += '&vssize=same';
   }
+  if (names && names !== 'original') hash += `&names=${item(names)}`;
+  if (blockWeights) hash += `&bw=${item(blockWeights)}`;
   return hash;
 }
