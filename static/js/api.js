@@ -15,6 +15,7 @@ export async function request(method, url, body, accept = 'application/json') {
     init.body = body instanceof RawJson ? body.text : JSON.stringify(body);
   }
   const response = await fetch(url, init);
+  if (response.ok && accept === 'application/octet-stream') return response.blob(); // a file; errors come as JSON
   const text = await response.text();
   if (response.ok && accept !== 'application/json') return text;
   let data = null;
@@ -118,6 +119,25 @@ export function getWeights() {
 export function getWeightStats(path) {
   return request('GET', `/api/weights/stats?path=${encodeURIComponent(path)}`);
 }
+
+// ---- activations (issue 16): the catalog of points, one captured forward, the export ----------------------------
+
+/** POST /api/activations/catalog with a model body ({preset} | {config} | {use_weights}, image_size) → the points. */
+export function getActivationCatalog(body) {
+  return request('POST', '/api/activations/catalog', body);
+}
+
+/** POST /api/activations/capture → statistics, previews and word heat maps of one forward at the chosen points. */
+export function captureActivations(body) {
+  return request('POST', '/api/activations/capture', body);
+}
+
+/** POST /api/activations/export → a Blob: the .safetensors file of the chosen points' full tensors. */
+export function exportActivations(body) {
+  return request('POST', '/api/activations/export', body, 'application/octet-stream');
+}
+
+// ---- analysis ---------------------------------------------------------------------------------------------------
 
 /** GET /api/compare → two presets side by side: totals, per stage, per level, per block kind, differences. */
 export function getCompare({ a, b, imageSize }) {

@@ -3,6 +3,7 @@
 // After every render it sets document.body.dataset.ready = "true" (and .preset) so tests and benches can wait.
 
 import * as api from './api.js';
+import { createActivations } from './activations.js';
 import { drawCharts } from './charts.js';
 import { createCheckpoint } from './checkpoint.js';
 import { createCommunity } from './community.js';
@@ -449,6 +450,9 @@ async function init() {
 
 // Compare, scaling, "Colour by", search, exports and the URL; after the listeners above, so it sees drawn views.
 const features = createFeatures({ store, diagram, getIndex: () => ix, traceCache, renderDiagram, showError });
+
+// The "Activations" panel (issue 16): the catalog of points tied to the U, and captures of one real forward.
+createActivations($('activations'), { store, diagram, getIndex: () => ix, weights });
 
 // Names, block weights and "Open LoRA" (issue 14); a new label scheme lays the U out again (card widths).
 community = createCommunity({
