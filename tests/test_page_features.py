@@ -20,6 +20,12 @@ from sdunet_core.summary import format_summary
 
 pytestmark = pytest.mark.browser
 
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    """A desktop window: the tools row is open there (test_page_fit.py checks the laptop and projector sizes)."""
+    return {**browser_context_args, "viewport": {"width": 1600, "height": 1000}}
+
+
 SVG_NS = "{http://www.w3.org/2000/svg}"
 # The colour of a top-level block that has the most of the overlay's quantity (config.OVERLAY_RAMP's last stop).
 DARKEST = "rgb(158, 31, 58)"

@@ -26,6 +26,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
   let loading = true; // between a model being chosen and its trace arriving: the URL waits
   let pendingAll = false; // a link said open=*: open everything once the trace is here
   let pendingReveal = false; // a link selected a module: scroll to it once drawn
+  let pendingWalk = null; // a link was at a step of the walk: go there once drawn
 
   const isPreset = (name) => state.presets.some((p) => p.name === name);
 
@@ -55,6 +56,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       selection: state.selection,
       overlay: state.overlay,
       compare: state.compare,
+      walk: state.walk,
     };
   }
   function writeSoon() {
@@ -77,6 +79,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
     const v = view ? { expanded: Array.isArray(view.open) ? view.open : [], selection: view.selection } : null;
     if (view?.overlay) store.setOverlay(view.overlay);
     if (view) store.setCompare(view.compare && isPreset(view.compare.preset) ? view.compare : null);
+    pendingWalk = view?.walk ?? null;
     store.setModel(preset, size, v);
   }
 
@@ -322,6 +325,10 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       measured.get(state.preset).set(trace.input.image_size[0], trace.totals.time_ms);
     }
     if (search.query && searchedPreset !== state.preset) search.run();
+    if (pendingWalk != null) {
+      store.setWalk(pendingWalk);
+      pendingWalk = null;
+    }
     if (pendingReveal && state.selection && diagram.scene) {
       pendingReveal = false;
       diagram.reveal(boxRect(diagram.scene, state.selection));
@@ -331,6 +338,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
     writeSoon();
   });
   store.on('expanded', writeSoon);
+  store.on('walk', writeSoon);
   store.on('selection', writeSoon);
 
   return { applyView, search, compare };

@@ -24,7 +24,7 @@ export const OVERLAY_KEYS = Object.freeze(['none', 'params', 'flops', 'attention
 /**
  * Events: 'presets', 'models' (a model from a file added), 'model' (preset or size chosen), 'trace' (a new trace
  * to draw), 'expanded' (with the paths that changed, or null for all), 'selection', 'metric', 'profile', 'error',
- * 'overlay' (the "Colour by" choice), 'compare' (the preset shown beside this one).
+ * 'overlay' (the "Colour by" choice), 'compare' (the preset shown beside this one), 'walk' (the tour's step).
  */
 export function createStore() {
   const emitter = createEmitter();
@@ -41,6 +41,7 @@ export function createStore() {
     metric: 'flops',
     overlay: 'none', // the "Colour by" fill of the blocks
     compare: null, // {preset, sameSize} shown beside this model, or null
+    walk: null, // the step of "Walk the tensor" on screen (an index into trace.blocks), or null
     profile: { state: 'idle', phase: '', done: 0, total: 0, error: null },
     error: null,
   };
@@ -124,6 +125,14 @@ export function createStore() {
       if (JSON.stringify(next) === JSON.stringify(state.compare)) return;
       state.compare = next;
       emitter.emit('compare', next);
+    },
+
+    /** Walk the tensor: show step `step` (null ends the walk). */
+    setWalk(step) {
+      const next = Number.isInteger(step) && step >= 0 ? step : null;
+      if (next === state.walk) return;
+      state.walk = next;
+      emitter.emit('walk', next);
     },
 
     setProfile(patch) {

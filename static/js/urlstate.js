@@ -3,7 +3,7 @@
 // The hash keeps the old "#preset@size" form and adds what else is set, as &key=value pairs:
 //   #sdxl-base@1024&open=input_blocks.4,input_blocks.4.1&sel=input_blocks.4.1&color=flops&vs=sd1&vssize=same
 // open: the opened blocks ("*" for every one), sel: the selected module, color: the "Colour by" overlay,
-// vs: the preset compared with, vssize=same: both at this image size. Old links ("#sd1", "#sd1@768") still work.
+// vs: the preset compared with, vssize=same: both at this image size, walk: the step of "Walk the tensor". Old links ("#sd1", "#sd1@768") still work.
 // Module paths are letters, digits, "_" and ".", so lists stay readable with plain commas.
 
 const ALL = '*';
@@ -32,6 +32,7 @@ export function readUrl(hash) {
     selection: params.get('sel') || null,
     overlay: params.get('color') || null,
     compare: vs ? { preset: vs, sameSize: params.get('vssize') === 'same' } : null,
+    walk: /^\d+$/.test(params.get('walk') ?? '') ? Number(params.get('walk')) : null,
   };
 }
 
@@ -39,7 +40,7 @@ export function readUrl(hash) {
  * The hash for a view: {preset, size, open (paths, or "*"), selection, overlay, compare}. Only what differs
  * from the defaults is written, so an untouched page keeps the short "#sd1@512".
  */
-export function writeUrl({ preset, size, open = [], selection = null, overlay = 'none', compare = null }) {
+export function writeUrl({ preset, size, open = [], selection = null, overlay = 'none', compare = null, walk = null }) {
   let hash = `#${encodeURIComponent(preset ?? '')}@${size ?? ''}`;
   const item = (s) => encodeURIComponent(s).replaceAll('%2C', ',');
   if (open === ALL) hash += `&open=${ALL}`;
@@ -50,5 +51,6 @@ export function writeUrl({ preset, size, open = [], selection = null, overlay = 
     hash += `&vs=${item(compare.preset)}`;
     if (compare.sameSize) hash += '&vssize=same';
   }
+  if (walk != null) hash += `&walk=${walk}`;
   return hash;
 }
