@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
+
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: dict) -> dict:
     """A desktop window: the tools row is open there (test_page_fit.py checks the laptop and projector sizes)."""
