@@ -62,12 +62,27 @@ function arrowShapes(ix, node, flow) {
   return shapes;
 }
 
+/** What produces the time embedding the blocks read: the time embedding, or its sum with the label embedding. */
+function embProducer(ix) {
+  if (ix.blocks.some((b) => b.category === 'label_embedding')) return ':add_label';
+  return ix.blocks.find((b) => b.category === 'time_embedding')?.path ?? ':t';
+}
+
+/** The side input drawn for a step: none for an opened box whose inside shows where the signal goes. */
+function sideOf(it, kids) {
+  const side = it.side;
+  if (!side) return null;
+  if (side.t === 'term' && (side.cls === 'emb' || side.cls === 'ctx') && it.t === 'box' && kids.get(it.path).expanded) return null;
+  return side;
+}
+
 function layoutFlow(ix, path, kids) {
   const node = ix.nodes.get(path);
   const flow = flowOf(ix, path);
   const { items, residuals } = flow;
   const sizes = items.map((it) => sizeOfItem(it, kids));
-  const sides = items.map((it) => sizeOfSide(it.side, kids));
+  const sideItems = items.map((it) => sideOf(it, kids));
+  const sides = sideItems.map((side) => sizeOfSide(side, kids));
   const viaW = Math.max(0, ...residuals.flatMap((r) => r.via.map((p) => kids.get(p).w)));
   const laneW = residuals.length ? Math.max(Z.resLane, viaW ? viaW + 16 : 0) : 0;
   const mainL = Math.max(20, ...sizes.map((s) => s.left));
@@ -94,7 +109,16 @@ function layoutFlow(ix, path, kids) {
   const rows = [];
   let y = Z.gap;
   items.forEach((it, i) => {
-    const rowH = Math.max(sizes[i].h, sides[i] ? sides[i].total : 0);
+    const sd = sides[i];
+    if (sd && sideItems[i].t === 'box') {
+      // A side box (emb_layers) sits above its operation: its output runs down, then into the ⊕ or ×.
+      const cy = y + Z.sideLabel + sd.h + 14;
+      const rowH = cy - y + Math.max(sizes[i].h / 2, Z.opR) + 4;
+      rows.push({ top: y, rowH, cy, itemY: cy - sizes[i].h / 2, sideY: y + Z.sideLabel });
+      y += rowH + Z.gap;
+      return;
+    }
+    const rowH = Math.max(sizes[i].h, sd ? sd.total : 0);
     const cy = y + rowH / 2;
     rows.push({ top: y, rowH, cy, itemY: cy - sizes[i].h / 2 });
     y += rowH + Z.gap;
@@ -127,26 +151,30 @@ function layoutFlow(ix, path, kids) {
       }
       parGeo.set(i, ms);
     } else if (it.t === 'op') {
-      ops.push({ shape: 'circle', cx: axis, cy: r.cy, r: Z.opR, sym: it.sym, label: it.label });
+      ops.push({ shape: 'circle', cx: axis, cy: r.cy, r: Z.opR, sym: it.sym, label: it.label, id: it.id });
     } else {
-      ops.push({ shape: it.t, x: axis - s.w / 2, y: r.itemY, w: s.w, h: s.h, text: it.text });
+      ops.push({ shape: it.t, x: axis - s.w / 2, y: r.itemY, w: s.w, h: s.h, text: it.text, id: it.id });
     }
-    // Side input on the right, level with the step it feeds.
-    const side = it.side;
+    // Side input on the right: a box (emb_layers) above the operation it feeds, a terminal level with its step.
+    const side = sideItems[i];
     if (side) {
       const sd = sides[i];
-      const sy = r.cy - sd.h / 2;
       const tipX = it.t === 'op' ? axis + Z.opR : axis + s.w / 2;
       const cls = side.cls ?? side.feed ?? 'emb';
+      const signal = cls === 'ctx' ? ':context' : embProducer(ix);
       if (side.t === 'box') {
+        const sy = r.sideY;
         placements.push({ box: kids.get(side.path), x: sideX, y: sy });
         const cx = sideX + sd.w / 2;
+        // The block's one time-embedding input enters here, and the box's output feeds the operation.
         labels.push({ x: cx, y: sy - Z.sideLabel + 5, text: side.feedText, cls: `feed ${cls}`, anchor: 'middle' });
-        edges.push({ pts: [[cx, sy - Z.sideLabel + 8], [cx, sy]], cls, head: true });
+        edges.push({ pts: [[cx, sy - Z.sideLabel + 8], [cx, sy]], cls, head: true, from: signal, to: side.path });
+        edges.push({ pts: [[cx, sy + sd.h], [cx, r.cy], [tipX, r.cy]], cls, head: true, from: side.path, to: it.id });
       } else {
+        const sy = r.cy - sd.h / 2;
         terms.push({ x: sideX, y: sy, w: sd.w, h: sd.h, text: side.text, cls, title: side.title ?? null });
+        edges.push({ pts: [[sideX, r.cy], [tipX, r.cy]], cls, head: true, from: cls === 'skip' ? side.title?.slice(5) : signal, to: it.id });
       }
-      edges.push({ pts: [[sideX, r.cy], [tipX, r.cy]], cls, head: true });
     }
   });
 
@@ -156,31 +184,49 @@ function layoutFlow(ix, path, kids) {
     if (items[i].t === 'par') return rows[i].itemY + sizes[i].h + Z.gap / 2;
     return rows[i].itemY + sizes[i].h;
   };
+  // Edges name what they join: a step's id, or the block's own input and output (`path:in`, `path:out`).
+  const idOf = (i) => (i < 0 ? `${path}:in` : i >= n ? `${path}:out` : items[i].id);
   for (let i = 0; i <= n; i += 1) {
     const y0 = i === 0 ? 0 : exitOf(i - 1);
     const intoPar = i < n && items[i].t === 'par';
+    const fromPar = i > 0 && items[i - 1].t === 'par';
     const y1 = i === n ? h : intoPar ? rows[i].top - Z.gap / 2 + 6 : rows[i].itemY;
     const label = shapeText(shapes[i]);
     edges.push({
       pts: [[axis, y0], [axis, y1]],
       cls: 'flow',
       head: !intoPar,
-      label: i > 0 && items[i - 1].t === 'par' ? '' : label,
+      label: fromPar ? '' : label,
       lx: axis + 6,
       ly: (y0 + y1) / 2 + 3.5,
+      // Out of a side-by-side step the arrow leaves the last member (attention's output projection)...
+      from: fromPar ? parGeo.get(i - 1).at(-1).path : idOf(i - 1),
+      // ...and into one it goes to the first (q), whose fork is drawn below.
+      to: intoPar ? parGeo.get(i)[0].path : idOf(i),
     });
-    if (i > 0 && items[i - 1].t === 'par') {
-      for (const m of parGeo.get(i - 1)) edges.push({ pts: [[m.cx, m.bottom], [m.cx, y0], [axis, y0]], cls: 'flow', head: false });
+    if (fromPar) {
+      for (const m of parGeo.get(i - 1)) {
+        edges.push({ pts: [[m.cx, m.bottom], [m.cx, y0], [axis, y0]], cls: 'flow', head: false, from: m.path, to: idOf(i) });
+      }
     }
     if (intoPar) {
       const forkY = y1;
-      for (const m of parGeo.get(i)) {
-        if (m.feed === 'ctx') {
-          labels.push({ x: m.cx, y: m.top - 11, text: 'context', cls: 'feed ctx', anchor: 'middle' });
-          edges.push({ pts: [[m.cx, m.top - 8], [m.cx, m.top]], cls: 'ctx', head: true });
-        } else {
-          edges.push({ pts: [[axis, forkY], [m.cx, forkY], [m.cx, m.top]], cls: 'flow', head: true });
+      const members = parGeo.get(i);
+      const ctxMembers = members.filter((m) => m.feed === 'ctx');
+      if (ctxMembers.length) {
+        // One context input, forked to the keys and the values.
+        const x0 = ctxMembers[0].cx;
+        const x1 = ctxMembers.at(-1).cx;
+        const top = Math.min(...ctxMembers.map((m) => m.top));
+        const jy = top - 9;
+        labels.push({ x: (x0 + x1) / 2, y: jy - 4, text: 'context', cls: 'feed ctx', anchor: 'middle' });
+        for (const m of ctxMembers) {
+          edges.push({ pts: [[(x0 + x1) / 2, jy - 1], [(x0 + x1) / 2, jy], [m.cx, jy], [m.cx, m.top]], cls: 'ctx', head: true, from: ':context', to: m.path });
         }
+      }
+      for (const m of members) {
+        if (m.feed === 'ctx') continue;
+        edges.push({ pts: [[axis, forkY], [m.cx, forkY], [m.cx, m.top]], cls: 'flow', head: true, from: idOf(i - 1), to: m.path });
       }
     }
   }
@@ -192,7 +238,7 @@ function layoutFlow(ix, path, kids) {
     if (i < 0 || j < 0) continue;
     const ys = rows[i].top - Z.gap / 2;
     const yj = rows[j].cy;
-    edges.push({ pts: [[axis, ys], [laneX, ys], [laneX, yj], [axis - Z.opR, yj]], cls: 'res', head: true });
+    edges.push({ pts: [[axis, ys], [laneX, ys], [laneX, yj], [axis - Z.opR, yj]], cls: 'res', head: true, from: idOf(i - 1), to: res.to.id });
     dots.push({ cx: axis, cy: ys });
     const vias = res.via.map((p) => kids.get(p));
     const total = vias.reduce((s, b) => s + b.h, 0) + 10 * Math.max(0, vias.length - 1);

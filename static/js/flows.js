@@ -45,15 +45,15 @@ const RECIPES = {
       let op;
       if (h.node.resblock?.scale_shift_norm) {
         // Scale-shift: the embedding modulates the normalised h inside out_layers, after its GroupNorm.
-        op = { t: 'op', sym: '×', label: 'norm(h)·(1+scale)+shift', side };
+        op = { t: 'op', sym: '×', label: 'norm(h)·(1+scale)+shift', side, op: 'scale_shift' };
         if (at >= 0 && h.rel(at) === 'out_layers.0') at += 1;
       } else {
-        op = { t: 'op', sym: '+', label: 'add time embedding', side };
+        op = { t: 'op', sym: '+', label: 'add time embedding', side, op: 'add_emb' };
       }
       h.insert(at >= 0 ? at : h.items.length, op);
     }
     const first = h.items[0];
-    const plus = { t: 'op', sym: '+', label: 'residual add' };
+    const plus = { t: 'op', sym: '+', label: 'residual add', op: 'residual' };
     h.items.push(plus);
     if (first) h.residual(first, plus, [xUpd, skip].filter(Boolean));
   },
@@ -66,7 +66,7 @@ const RECIPES = {
     const pout = h.idx('proj_out');
     if (pout >= 0) h.insert(linear ? pout + 1 : pout, { t: 'note', text: 'back to a map: B×(H·W)×C → B×C×H×W' });
     const first = h.items[0];
-    const plus = { t: 'op', sym: '+', label: 'residual add' };
+    const plus = { t: 'op', sym: '+', label: 'residual add', op: 'residual' };
     h.items.push(plus);
     if (first) h.residual(first, plus, []);
   },
@@ -76,7 +76,7 @@ const RECIPES = {
       const n = h.idx(norm);
       const i = h.idx(step);
       if (i < 0) continue;
-      const plus = { t: 'op', sym: '+', label: 'residual add' };
+      const plus = { t: 'op', sym: '+', label: 'residual add', op: 'residual' };
       h.insert(i + 1, plus);
       h.residual(h.items[n >= 0 && n < i ? n : i], plus, []);
     }
@@ -112,7 +112,7 @@ const RECIPES = {
       text: `split q, k, v · softmax(QKᵀ/√d)·V${headsOf(h.node)}`,
     });
     h.items.push({ t: 'note', text: 'back to a map: B×C×H×W', out: h.node.outputs?.[0]?.shape });
-    const plus = { t: 'op', sym: '+', label: 'residual add' };
+    const plus = { t: 'op', sym: '+', label: 'residual add', op: 'residual' };
     h.items.push(plus);
     h.residual(h.items[0], plus, []);
   },
@@ -175,6 +175,7 @@ export function flowOf(ix, path) {
       t: 'op',
       sym: '⧺',
       label: 'concatenate channels',
+      op: 'concat',
       out: skip.concat_shape,
       side: { t: 'term', text: `skip ${shapeText(skip.shape)}`, cls: 'skip', title: `from ${skip.from}` },
     });
@@ -187,8 +188,23 @@ export function flowOf(ix, path) {
   for (const it of h.items) {
     if (it.t !== 'box' || it.side) continue;
     const n = ix.nodes.get(it.path);
-    if (n.takes_emb) it.side = { t: 'term', text: 'time emb', cls: 'emb' };
-    else if (n.takes_context) it.side = { t: 'term', text: 'context', cls: 'ctx' };
+    // Only where the signal is an extra input: inside emb_layers the embedding is the running tensor itself.
+    const extra = (n.inputs?.length ?? 0) > 1;
+    if (n.takes_emb && extra) it.side = { t: 'term', text: 'time emb', cls: 'emb' };
+    else if (n.takes_context && extra) it.side = { t: 'term', text: 'context', cls: 'ctx' };
+  }
+  // Every step has an id for the edges that name it: a module path, or the block's path plus its operation
+  // (":residual", ":add_emb", ":concat"; a second one of a kind gets a number, ":residual2").
+  const seen = new Map();
+  for (const it of h.items) {
+    if (it.t === 'box') {
+      it.id = it.path;
+    } else if (it.t !== 'par') {
+      const op = it.op ?? (it.t === 'pill' ? 'attend' : 'reshape');
+      const n = (seen.get(op) ?? 0) + 1;
+      seen.set(op, n);
+      it.id = `${path}:${op}${n > 1 ? n : ''}`;
+    }
   }
   const boxPaths = [];
   for (const it of h.items) {
