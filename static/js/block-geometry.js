@@ -203,10 +203,12 @@ function layoutFlow(ix, path, kids) {
       from: fromPar ? parGeo.get(i - 1).at(-1).path : idOf(i - 1),
       // ...and into one it goes to the first (q), whose fork is drawn below.
       to: intoPar ? parGeo.get(i)[0].path : idOf(i),
+      // Into a side-by-side step it ends at the fork; out of one it starts where the members' arrows join.
+      joint: intoPar ? 'end' : fromPar ? 'start' : null,
     });
     if (fromPar) {
       for (const m of parGeo.get(i - 1)) {
-        edges.push({ pts: [[m.cx, m.bottom], [m.cx, y0], [axis, y0]], cls: 'flow', head: false, from: m.path, to: idOf(i) });
+        edges.push({ pts: [[m.cx, m.bottom], [m.cx, y0], [axis, y0]], cls: 'flow', head: false, from: m.path, to: idOf(i), joint: 'end' });
       }
     }
     if (intoPar) {
@@ -221,12 +223,15 @@ function layoutFlow(ix, path, kids) {
         const jy = top - 9;
         labels.push({ x: (x0 + x1) / 2, y: jy - 4, text: 'context', cls: 'feed ctx', anchor: 'middle' });
         for (const m of ctxMembers) {
-          edges.push({ pts: [[(x0 + x1) / 2, jy - 1], [(x0 + x1) / 2, jy], [m.cx, jy], [m.cx, m.top]], cls: 'ctx', head: true, from: ':context', to: m.path });
+          edges.push({
+            pts: [[(x0 + x1) / 2, jy - 1], [(x0 + x1) / 2, jy], [m.cx, jy], [m.cx, m.top]], cls: 'ctx', head: true,
+            from: ':context', to: m.path, joint: 'start',
+          });
         }
       }
       for (const m of members) {
         if (m.feed === 'ctx') continue;
-        edges.push({ pts: [[axis, forkY], [m.cx, forkY], [m.cx, m.top]], cls: 'flow', head: true, from: idOf(i - 1), to: m.path });
+        edges.push({ pts: [[axis, forkY], [m.cx, forkY], [m.cx, m.top]], cls: 'flow', head: true, from: idOf(i - 1), to: m.path, joint: 'start' });
       }
     }
   }
@@ -238,7 +243,7 @@ function layoutFlow(ix, path, kids) {
     if (i < 0 || j < 0) continue;
     const ys = rows[i].top - Z.gap / 2;
     const yj = rows[j].cy;
-    edges.push({ pts: [[axis, ys], [laneX, ys], [laneX, yj], [axis - Z.opR, yj]], cls: 'res', head: true, from: idOf(i - 1), to: res.to.id });
+    edges.push({ pts: [[axis, ys], [laneX, ys], [laneX, yj], [axis - Z.opR, yj]], cls: 'res', head: true, from: idOf(i - 1), to: res.to.id, joint: 'start' });
     dots.push({ cx: axis, cy: ys });
     const vias = res.via.map((p) => kids.get(p));
     const total = vias.reduce((s, b) => s + b.h, 0) + 10 * Math.max(0, vias.length - 1);

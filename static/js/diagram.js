@@ -30,7 +30,7 @@ function pathData(pts) {
 }
 
 function drawEdge(parent, e, ids = '') {
-  const attrs = { d: pathData(e.pts), class: `wire ${e.cls}`, 'data-from': e.from, 'data-to': e.to };
+  const attrs = { d: pathData(e.pts), class: `wire ${e.cls}`, 'data-from': e.from, 'data-to': e.to, 'data-joint': e.joint };
   if (e.head) attrs['marker-end'] = `url(#arrow-${MARKERS.includes(e.cls) ? e.cls : 'flow'}${ids})`;
   parent.append(el('path', attrs));
   if (e.label) parent.append(el('text', { x: e.lx, y: e.ly, class: 'elabel' }, e.label));

@@ -65,14 +65,14 @@ export function layoutScene(ix, expanded, memo = createMemo(), align = null) {
   const { header, down, up, mid, outPath, levels } = partition(ix, boxes);
 
   const input = ix.trace.input ?? {};
-  const xTerm = ioTerm('x', shapeText(input.x?.shape), 'the noisy latent');
+  const xTerm = { ...ioTerm('x', shapeText(input.x?.shape), 'the noisy latent'), id: ':x' };
   const outShape = ix.nodes.get(outPath ?? '')?.outputs?.[0]?.shape ?? input.x?.shape;
-  const outTerm = ioTerm('out', shapeText(outShape), 'the prediction');
+  const outTerm = { ...ioTerm('out', shapeText(outShape), 'the prediction'), id: ':out' };
   const anyCtx = [...ix.uses.values()].some((u) => u.ctx);
   const anyEmb = [...ix.uses.values()].some((u) => u.emb);
-  const ctxTerm = anyCtx ? termOf(`context ${shapeText(input.context?.shape)}`, 'ctx', 'the conditioning tokens (text)') : null;
-  const tTerm = termOf('timestep t', 'emb', 'the diffusion timestep');
-  const yTerm = input.y ? termOf(`y ${shapeText(input.y.shape)}`, 'emb', 'class or pooled-text conditioning') : null;
+  const ctxTerm = anyCtx ? { ...termOf(`context ${shapeText(input.context?.shape)}`, 'ctx', 'the conditioning tokens (text)'), id: ':context' } : null;
+  const tTerm = { ...termOf('timestep t', 'emb', 'the diffusion timestep'), id: ':t' };
+  const yTerm = input.y ? { ...termOf(`y ${shapeText(input.y.shape)}`, 'emb', 'class or pooled-text conditioning'), id: ':y' } : null;
   const gap = Z.uGapX;
   const rowWidth = (paths) => paths.reduce((s, p) => s + boxes.get(p).w, 0) + gap * Math.max(0, paths.length - 1);
   // The middle of each row holds its label, flanked by the two turns: wide enough at the widest row too.
