@@ -4,7 +4,7 @@
 // main.js creates it after its own listeners, so on every event the main diagram is already drawn.
 
 import * as api from './api.js';
-import { drawScaling, scalingNote, scalingSizes } from './charts.js';
+import { drawScaling, memoryNote, scalingNote, scalingSizes } from './charts.js';
 import { createCompare } from './compare.js';
 import { OVERLAYS, rampColor } from './config.js';
 import { exportAs } from './export.js';
@@ -289,7 +289,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       if (mine !== scalingToken) return;
       await drawScaling(scalingEl, data, { times: measured.get(preset), title: `${preset}: cost per denoising step against image size` });
       if (mine !== scalingToken) return;
-      $('scaling-note').textContent = scalingNote(data.points);
+      $('scaling-note').textContent = `${scalingNote(data.points)} ${memoryNote(data.points)}`.trim();
       scalingStatus.textContent = '';
       body.scaling = 'true';
     } catch (err) {

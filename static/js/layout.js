@@ -16,4 +16,4 @@ export { indexTrace, metricOf, barFraction, overlayValue, overlayScale } from '.
 export { cardLines } from './cards.js';
 export { flowOf, expandablePaths, pathToOpen } from './flows.js';
 export { layoutBox, createMemo } from './block-geometry.js';
-export { layoutScene, alignScenes, boxRect } from './u-geometry.js';
+export { layoutScene, alignScenes, boxRect, counterpartOf } from './u-geometry.js';

@@ -100,7 +100,8 @@ export function layoutScene(ix, expanded, memo = createMemo(), align = null) {
   const channelH = (L) => Z.carriage + skipsInto[L].length * Z.laneH + busLanes * Z.busH + Z.channelPad;
   const rowTop = [];
   const chTop = [];
-  const geometry = { levels, headerH, channel: [], row: [] };
+  const sample = input.sample_size ?? input.x?.shape?.slice(2) ?? [0];
+  const geometry = { levels, headerH, channel: [], row: [], res: Array.from({ length: levels }, (_, L) => sample[0] / 2 ** L) };
   let y = headerTop + headerH + Z.headerGap;
   for (let L = 0; L <= levels; L += 1) {
     if (L === levels) y += align?.beforeMid ?? 0; // room for levels the other model has and this one lacks
@@ -327,32 +328,60 @@ function ctxBus(sc, ix, src, g) {
 }
 
 /**
- * Row heights that make two scenes line up: level L beside level L, the middle row beside the middle row, and a
- * gap in the shallower U where the deeper one has levels it lacks. Takes both scenes' `geometry`, returns one
- * `align` argument for layoutScene per scene.
+ * Row heights that make two scenes line up by resolution: a row of one U beside the row of the other U that works
+ * at the same latent size (sd1's 64×64 level 0 beside SDXL's 64×64 level 1), an empty band where one model has a
+ * resolution the other lacks, and the two middle rows side by side at the bottom. Takes both scenes' `geometry`,
+ * returns one `align` argument for layoutScene per scene.
  */
 export function alignScenes(ga, gb) {
-  const deepest = Math.max(ga.levels, gb.levels);
-  const channel = [];
-  const row = [];
-  for (let L = 0; L < deepest; L += 1) {
-    channel[L] = Math.max(L < ga.levels ? ga.channel[L] : 0, L < gb.levels ? gb.channel[L] : 0);
-    row[L] = Math.max(L < ga.levels ? ga.row[L] : 0, L < gb.levels ? gb.row[L] : 0);
-  }
+  const bands = [...new Set([...ga.res, ...gb.res])].sort((p, q) => q - p);
+  const size = bands.map((r) => {
+    const at = [ga, gb].map((g) => g.res.indexOf(r));
+    return {
+      channel: Math.max(...[ga, gb].map((g, i) => (at[i] >= 0 ? g.channel[at[i]] : 0))),
+      row: Math.max(...[ga, gb].map((g, i) => (at[i] >= 0 ? g.row[at[i]] : 0))),
+    };
+  });
   const midChannel = Math.max(ga.channel[ga.levels], gb.channel[gb.levels]);
   const midRow = Math.max(ga.row[ga.levels], gb.row[gb.levels]);
   const headerH = Math.max(ga.headerH, gb.headerH);
   const forOne = (g) => {
+    const before = [];
+    let k = 0; // the next band
+    for (let L = 0; L < g.levels; L += 1) {
+      let gap = 0;
+      while (bands[k] !== g.res[L]) {
+        gap += size[k].channel + size[k].row;
+        k += 1;
+      }
+      before[L] = gap;
+      k += 1;
+    }
     let beforeMid = 0;
-    for (let L = g.levels; L < deepest; L += 1) beforeMid += channel[L] + row[L];
+    for (; k < bands.length; k += 1) beforeMid += size[k].channel + size[k].row;
     return {
       headerH,
+      before,
       beforeMid,
-      channel: [...channel.slice(0, g.levels), midChannel],
-      row: [...row.slice(0, g.levels), midRow],
+      channel: [...g.res.map((r) => size[bands.indexOf(r)].channel), midChannel],
+      row: [...g.res.map((r) => size[bands.indexOf(r)].row), midRow],
     };
   };
   return [forOne(ga), forOne(gb)];
+}
+
+/** The block of scene B that stands where `path` stands in scene A: the same stage, the same latent size and the
+ * same place in its row (the middle block for the middle block, the embeddings and the output by category). */
+export function counterpartOf(ixA, ixB, path, ga, gb) {
+  const a = ixA.blockByPath.get(path);
+  if (!a) return null;
+  if (a.level == null || a.stage === 'mid' || a.stage === 'out') {
+    return ixB.blocks.find((b) => b.category === a.category)?.path ?? null;
+  }
+  const level = gb.res.indexOf(ga.res[a.level]);
+  if (level < 0) return null;
+  const same = (b) => b.stage === a.stage && b.level === level && b.position === a.position && b.category === a.category;
+  return ixB.blocks.find(same)?.path ?? null;
 }
 
 /** Where `path` (or its nearest drawn ancestor) sits in a scene, in scene units: {x, y, w, h, path}. */
