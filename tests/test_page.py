@@ -16,6 +16,13 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    """A desktop window: the tools row is open there (test_page_fit.py checks the laptop and projector sizes)."""
+    return {**browser_context_args, "viewport": {"width": 1600, "height": 1000}}
+
+
 ROOT = Path(__file__).parent.parent
 RESULTS = ROOT / "test-results"
 TOP = "svg.unet .layer-boxes > g.box"
@@ -82,6 +89,9 @@ def test_sd1_u_has_every_block_and_skip(page, live_server, console_errors) -> No
     assert select.evaluate("e => e.tagName") == "SELECT"
     options = select.evaluate("e => [...e.options].map(o => o.value)")
     assert options == [p["name"] for p in presets] + [p["name"] for p in controls]
+    # The details panel opens on demand (and on a click on a block), so the U has the room at first.
+    assert page.get_by_role("region", name="Details").is_hidden()
+    page.get_by_role("button", name="Details").click()
     assert page.get_by_role("region", name="Details").is_visible()
     assert console_errors == []
 
@@ -126,6 +136,7 @@ def test_details_panel_matches_the_trace(page, live_server, console_errors) -> N
     trace = _trace(live_server, "sd1")
     nodes = {n["path"]: n for n in trace["nodes"]}
     _open(page, live_server)
+    page.get_by_role("button", name="Details").click()
     details = page.get_by_role("region", name="Details")
     # Nothing selected: the whole model.
     assert f"{trace['totals']['params']:,}" in details.locator('[data-field="params"]').inner_text()

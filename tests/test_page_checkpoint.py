@@ -24,6 +24,13 @@ from tests.harness import serve
 
 pytestmark = pytest.mark.browser
 
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    """A desktop window: the tools row is open there (test_page_fit.py checks the laptop and projector sizes)."""
+    return {**browser_context_args, "viewport": {"width": 1600, "height": 1000}}
+
+
 ROOT = Path(__file__).parent.parent
 RESULTS = ROOT / "test-results"
 TOP = "svg.unet .layer-boxes > g.box"

@@ -20,6 +20,13 @@ from sdunet_core.summary import format_summary
 
 pytestmark = pytest.mark.browser
 
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    """A desktop window: the tools row is open there (test_page_fit.py checks the laptop and projector sizes)."""
+    return {**browser_context_args, "viewport": {"width": 1600, "height": 1000}}
+
+
 SVG_NS = "{http://www.w3.org/2000/svg}"
 # The colour of a top-level block that has the most of the overlay's quantity (config.OVERLAY_RAMP's last stop).
 DARKEST = "rgb(158, 31, 58)"
@@ -81,13 +88,21 @@ def test_compare_draws_both_models_level_by_level_with_the_api_numbers(page, liv
         assert tops.evaluate_all("els => els.map(e => e.dataset.path)") == blocks[preset], preset
         assert preset in section.locator(f'[data-side="{side}"] .compare-title').inner_text()
 
-    # Lined up by level: level 0 beside level 0, and the middle block beside the middle block although sd1 has
-    # four levels and SDXL three.
+    # Lined up by resolution: sd1 at 512 px works at 64×64 in level 0, SDXL at 1024 px in level 1; 32×32 is sd1's
+    # level 1 and SDXL's level 2; the middle blocks side by side at the bottom although sd1 has four levels and
+    # SDXL three.
     def top_y(side: str, path: str) -> float:
         return section.locator(f'[data-side="{side}"] g.box[data-path="{path}"] > .card').bounding_box()["y"]
 
-    assert abs(top_y("a", "input_blocks.1") - top_y("b", "input_blocks.1")) < 1
+    assert abs(top_y("a", "input_blocks.1") - top_y("b", "input_blocks.4")) < 1
+    assert abs(top_y("a", "input_blocks.4") - top_y("b", "input_blocks.7")) < 1
+    assert top_y("b", "input_blocks.1") < top_y("a", "input_blocks.1") - 20  # 128×128: only SDXL has it
     assert abs(top_y("a", "middle_block") - top_y("b", "middle_block")) < 1
+    # One zoom for both.
+    zooms = section.locator("svg.unet").evaluate_all(
+        "els => els.map(e => e.getAttribute('width') / e.viewBox.baseVal.width)"
+    )
+    assert abs(zooms[0] - zooms[1]) < 1e-3
 
     # Every number of the tables is the API's.
     cells = page.evaluate(
@@ -114,13 +129,16 @@ def test_compare_draws_both_models_level_by_level_with_the_api_numbers(page, liv
     wheres = section.locator(".diff-words tbody tr").evaluate_all("els => els.map(e => e.dataset.where)")
     assert wheres == [d["where"] for d in cmp["differences"]]
 
-    # Opening a block on one side opens the same block on the other (same stage and level).
+    # Opening a block on one side opens its counterpart on the other: the same stage, latent size and place in
+    # its row (sd1's input_blocks.4, the first block at 32×32 on the way down, is SDXL's input_blocks.7).
     section.locator('[data-side="a"] g.box[data-path="input_blocks.4"] > .card').click()
-    for side in ("a", "b"):
+    for side, path in (("a", "input_blocks.4"), ("b", "input_blocks.7")):
         assert (
-            section.locator(f'[data-side="{side}"] g.box[data-path="input_blocks.4"]').get_attribute("aria-expanded")
-            == "true"
+            section.locator(f'[data-side="{side}"] g.box[data-path="{path}"]').get_attribute("aria-expanded") == "true"
         )
+    assert (
+        section.locator('[data-side="b"] g.box[data-path="input_blocks.4"]').get_attribute("aria-expanded") == "false"
+    )
 
     page.get_by_label("Compare with").select_option("")
     assert section.is_hidden()
@@ -141,7 +159,8 @@ def test_scaling_chart_has_the_api_points(page, live_server, console_errors) -> 
     )
     by = {t["meta"]: t for t in traces}
     assert set(by) == {
-        "attention_flops", "other_flops", "peak_memory_bytes", "peak_activation_bytes", "activation_bytes",
+        "attention_flops", "other_flops", "peak_memory_bytes", "peak_activation_bytes", "peak_activation_bytes_fused",
+        "activation_bytes",
     }  # fmt: skip
     for key, trace in by.items():
         assert trace["x"] == sizes, key
@@ -151,6 +170,14 @@ def test_scaling_chart_has_the_api_points(page, live_server, console_errors) -> 
     assert last["attention_flops"] / first["attention_flops"] > 1000 > last["other_flops"] / first["other_flops"]
     note = page.locator("#scaling-note").inner_text()
     assert "quadratic" in note and "256" in note and "2048" in note
+    # Two peaks of activation memory, and why they differ.
+    assert "math attention" in note and "fused kernel" in note
+    assert data["points"][-1]["peak_activation_bytes_fused"] < data["points"][-1]["peak_activation_bytes"]
+    axes = page.evaluate(
+        "() => { const l = document.getElementById('chart-scaling').layout;"
+        " return [l.yaxis.title.text, l.yaxis2.title.text, l.yaxis3 ? l.yaxis3.title.text : null]; }"
+    )
+    assert axes == ["TFLOPs per step", "memory (GiB)", None]  # one quantity per axis; no time before a profile
     assert console_errors == []
 
 

@@ -132,6 +132,16 @@ export function scalingSizes(step, from = 256, to = 2048) {
   return out;
 }
 
+/** Why the two peak-memory lines differ, at the largest size. */
+export function memoryNote(points) {
+  const q = points.at(-1);
+  if (!q || q.peak_activation_bytes === q.peak_activation_bytes_fused) return '';
+  const gib = (b) => `${(b / GIB).toFixed(b >= 10 * GIB ? 0 : 1)} GiB`;
+  return `At ${q.image_size[0]} px the peak of activations is ${gib(q.peak_activation_bytes)} with the math attention `
+    + `kernel, which materialises every heads × tokens × tokens score matrix, and ${gib(q.peak_activation_bytes_fused)} with a `
+    + 'fused kernel (flash / memory-efficient attention), which never holds the scores, only its output.';
+}
+
 /** One sentence on how attention grows compared with the rest, from the first and last points. */
 export function scalingNote(points) {
   if (points.length < 2) return '';
@@ -173,8 +183,9 @@ export async function drawScaling(el, data, { times = new Map(), title = '' } = 
   const traces = [
     bar('other FLOPs (conv, linear, …)', 'other_flops', REST_COLOR),
     attention,
-    line('peak memory (weights + activations)', 'peak_memory_bytes', '#2b303a', 'solid'),
-    line('peak activations', 'peak_activation_bytes', '#23945f', 'dash'),
+    line('peak memory (weights + activations, math attention)', 'peak_memory_bytes', '#2b303a', 'solid'),
+    line('peak activations, math attention (holds the scores)', 'peak_activation_bytes', '#c0392b', 'dash'),
+    line('peak activations, fused attention (flash / memory-efficient)', 'peak_activation_bytes_fused', '#23945f', 'dash'),
     line('activations (sum of all outputs)', 'activation_bytes', '#7c5cc4', 'dot'),
   ];
   const measured = pts.map((p) => p.time_ms ?? times.get(p.image_size[0]) ?? null);
@@ -195,11 +206,12 @@ export async function drawScaling(el, data, { times = new Map(), title = '' } = 
     paper_bgcolor: 'rgba(0,0,0,0)',
     plot_bgcolor: '#fff',
     legend: { orientation: 'h', y: -0.12, x: 0 },
-    xaxis: { title: { text: 'image size (px, square)' }, anchor: 'y2', tickvals: x, gridcolor: '#eef0f3' },
-    yaxis: { domain: [0.5, 1], title: { text: 'TFLOPs per step' }, gridcolor: '#e8ebf0', rangemode: 'tozero' },
-    yaxis2: { domain: [0, 0.4], title: { text: 'GiB' }, gridcolor: '#e8ebf0', rangemode: 'tozero' },
+    // One quantity per axis: FLOPs on top, memory below, and measured time in its own panel at the bottom.
+    xaxis: { title: { text: 'image size (px, square)' }, anchor: timed ? 'y3' : 'y2', tickvals: x, gridcolor: '#eef0f3' },
+    yaxis: { domain: timed ? [0.64, 1] : [0.5, 1], title: { text: 'TFLOPs per step' }, gridcolor: '#e8ebf0', rangemode: 'tozero' },
+    yaxis2: { domain: timed ? [0.28, 0.58] : [0, 0.4], title: { text: 'memory (GiB)' }, gridcolor: '#e8ebf0', rangemode: 'tozero' },
     hoverlabel: { font: FONT },
   };
-  if (timed) layout.yaxis3 = { title: { text: 'ms' }, overlaying: 'y2', side: 'right', rangemode: 'tozero', showgrid: false };
+  if (timed) layout.yaxis3 = { domain: [0, 0.2], title: { text: 'time (ms)' }, gridcolor: '#e8ebf0', rangemode: 'tozero' };
   await Plotly.react(el, traces, layout, CONFIG);
 }

@@ -1,12 +1,13 @@
 // compare.js — two models side by side: both U's, drawn by two more diagram.js instances and lined up level by
 // level (layout.alignScenes), and the tables of GET /api/compare (params and FLOPs per stage, per level and per
 // category) with the structural differences in words, from the comparison's typed block make-up (no text parsed).
-// Clicking a block opens it in its own U, and in the other one too when that has the same block at the same stage
-// and level.
+// The two U's line up by resolution (a row beside the row of the other model at the same latent size), share one
+// zoom and scroll together; clicking a block opens it and its counterpart, the block of the other model at the
+// same stage, latent size and place in its row.
 
 import { createDiagram } from './diagram.js';
 import { compact, exact } from './format.js';
-import { alignScenes, createMemo, flowOf, indexTrace, layoutScene } from './layout.js';
+import { alignScenes, counterpartOf, createMemo, flowOf, indexTrace, layoutScene } from './layout.js';
 import { h } from './dom.js';
 
 const STAGE_WORDS = { embed: 'Embeddings', down: 'Down', mid: 'Middle', up: 'Up', out: 'Output' };
@@ -150,23 +151,29 @@ export function createCompare(root, { getTrace, getComparison, onState, decorate
       onActivate(path) {
         if (!side.ix || !flowOf(side.ix, path).boxPaths.length) return select(side, path);
         const open = !side.expanded.has(path);
-        for (const s of sides) {
-          if (s !== side && !mirrors(side, s, path)) continue;
-          if (open) s.expanded.add(path);
-          else s.expanded.delete(path);
+        const other = sides[1 - side.i];
+        const twin = counterpart(side, other, path);
+        for (const [s, p] of [[side, path], [other, twin]]) {
+          if (!p) continue;
+          if (open) s.expanded.add(p);
+          else s.expanded.delete(p);
+          select(s, p);
         }
-        select(side, path);
         render();
       },
       onSelect: (path) => select(side, path),
     });
   });
 
-  /** The other model has the same block at the same stage and level: open and close it together. */
-  function mirrors(from, to, path) {
-    if (!to.ix?.nodes.has(path) || !flowOf(to.ix, path).boxPaths.length) return false;
-    const [a, b] = [from.ix.nodes.get(path), to.ix.nodes.get(path)];
-    return a.stage === b.stage && a.level === b.level && a.category === b.category;
+  /** The other model's block at the same place of the U (for a module inside a block: the same module inside the
+   * counterpart block, when it has one), or null. */
+  function counterpart(from, to, path) {
+    if (!to.ix || !from.scene || !to.scene) return null;
+    const top = from.ix.nodes.get(path)?.block;
+    const twinTop = top && counterpartOf(from.ix, to.ix, top, from.scene.geometry, to.scene.geometry);
+    if (!twinTop) return null;
+    const twin = twinTop + path.slice(top.length);
+    return to.ix.nodes.has(twin) && flowOf(to.ix, twin).boxPaths.length ? twin : null;
   }
 
   function select(side, path) {
@@ -174,13 +181,14 @@ export function createCompare(root, { getTrace, getComparison, onState, decorate
     side.diagram.highlight(path);
   }
 
-  // Both scroll together vertically, so the rows stay side by side.
+  // Both pan together, so the rows stay side by side.
   let syncing = false;
   hosts.forEach((host, i) => {
     host.addEventListener('scroll', () => {
       if (syncing) return;
       syncing = true;
       hosts[1 - i].scrollTop = host.scrollTop;
+      hosts[1 - i].scrollLeft = host.scrollLeft;
       requestAnimationFrame(() => {
         syncing = false;
       });
@@ -192,11 +200,13 @@ export function createCompare(root, { getTrace, getComparison, onState, decorate
     const natural = sides.map((s) => layoutScene(s.ix, s.expanded, s.memo));
     const align = alignScenes(natural[0].geometry, natural[1].geometry);
     const scenes = sides.map((s, i) => layoutScene(s.ix, s.expanded, s.memo, align[i]));
-    sides.forEach((s, i) => s.diagram.render(scenes[i], s.ix, { metric: 'flops', selection: s.selection }));
+    sides.forEach((s, i) => {
+      s.scene = natural[i];
+      s.diagram.render(scenes[i], s.ix, { metric: 'flops', selection: s.selection });
+    });
     if (!fitted) {
       // One zoom for both, so a level is as tall on the left as on the right.
-      const z = Math.min(1, ...scenes.map((sc, i) => (hosts[i].clientWidth - 4) / sc.w));
-      for (const s of sides) s.diagram.setZoom(z);
+      setZoom(Math.min(1, ...scenes.map((sc, i) => (hosts[i].clientWidth - 4) / sc.w)));
       fitted = true;
     }
     // As tall as the taller U needs (scrollbars aside), up to 75% of the window.
@@ -204,6 +214,14 @@ export function createCompare(root, { getTrace, getComparison, onState, decorate
     for (const host of hosts) host.style.height = `${Math.round(Math.min(need, window.innerHeight * 0.75))}px`;
     if (shown) decorate?.(root, sides, shown.cmp, shown.names);
   }
+
+  const zoomLabel = root.querySelector('.compare-zoom-level');
+  function setZoom(z) {
+    for (const s of sides) s.diagram.setZoom(z);
+    if (zoomLabel) zoomLabel.textContent = `${Math.round(sides[0].diagram.zoom * 100)}%`;
+  }
+  root.querySelector('.compare-zoom-in')?.addEventListener('click', () => setZoom(sides[0].diagram.zoom * 1.2));
+  root.querySelector('.compare-zoom-out')?.addEventListener('click', () => setZoom(sides[0].diagram.zoom / 1.2));
 
   function showTables(cmp, nameA, nameB) {
     const stageRows = cmp.by_stage.map((r) => ({ ...r, label: STAGE_WORDS[r.key] ?? r.key }));

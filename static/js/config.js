@@ -3,9 +3,10 @@
 
 /** Geometry, in SVG user units (1 unit = 1 CSS pixel at zoom 1). */
 export const SIZES = Object.freeze({
-  margin: 36, // around the whole U (the bus trunks run inside it)
-  top: Object.freeze({ w: 136, h: 66 }), // a top-level block card
-  inner: Object.freeze({ h: 48, minW: 104, maxW: 250 }), // a card inside an opened block
+  margin: 24, // left and right of the whole U (the bus trunks run inside it)
+  marginY: 12, // above and below it
+  top: Object.freeze({ w: 116, h: 60 }), // a top-level block card: four lines
+  inner: Object.freeze({ h: 48, minW: 104, maxW: 260 }), // a card inside an opened block
   padX: 14, // inside an opened block, left and right of its flow
   padBottom: 12,
   gap: 32, // vertical gap between steps of a flow: holds the arrow and its shape label
@@ -17,16 +18,17 @@ export const SIZES = Object.freeze({
   opR: 11, // radius of a +, ×, ⧺ operation
   pillH: 22,
   termH: 22,
-  // The U
-  uGapX: 26, // between blocks of a row
-  uIndent: 56, // each deeper level moves inward by this much, which draws the U
-  uCenterGap: 64,
-  carriage: 14, // the lane under a row where the flow turns to the next row
-  laneH: 19, // one skip connection's lane
-  busH: 9, // one bus lane (time embedding, context)
-  channelPad: 10,
-  headerGap: 26,
-  portDy: 33, // U-row arrows attach this far below a block's top: the middle of a closed card
+  ioH: 30, // the x and out terminals: a name over a shape
+  // The U: compact, so that the whole U of SD 1.x and SDXL is readable at 1280×720
+  uGapX: 10, // between blocks of a row
+  uIndent: 22, // each deeper level moves inward by this much, which draws the U
+  uCenterGap: 24,
+  carriage: 10, // the lane above a row where the flow turns to the next row
+  laneH: 11, // one skip connection's lane
+  busH: 6, // one bus lane (time embedding, context)
+  channelPad: 4,
+  headerGap: 10,
+  portDy: 30, // U-row arrows attach this far below a block's top: the middle of a closed card
 });
 
 /** Stage colours: the U reads down (blue) → middle (amber) → up (green); embeddings violet, output teal. */
@@ -92,7 +94,7 @@ export function textWidth(text, size = 11, mono = false) {
 }
 
 /** Text sizes used by both layout (for widths) and the stylesheet. */
-export const FONT = Object.freeze({ title: 11.5, sub: 10, shape: 10, label: 9.5 });
+export const FONT = Object.freeze({ title: 11.5, sub: 10, shape: 10, label: 9.5, io: 9.5 });
 
 /** "Colour by" overlays: what a block's fill can show, and how the legend names it. */
 export const OVERLAYS = Object.freeze([

@@ -128,12 +128,14 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadSource
       ),
     );
     if (node.children.length) dl.append(...row('Own params', 'params-own', exact(node.params_own)));
+    const elementWise = !node.children.length && node.flops === 0 && ['norm', 'activation', 'dropout', 'identity'].includes(node.category);
     dl.append(
       ...row(
         'FLOPs',
         'flops',
         h('strong', {}, compact(node.flops)),
         ` (${percent(total.flops ? node.flops / total.flops : null)} of the model) · ${compact(node.macs)} MACs`,
+        elementWise ? ' — element-wise ops (norms, activations) are not counted in FLOPs' : '',
       ),
     );
     const byOp = Object.entries(node.flops_by_op ?? {}).filter(([, v]) => v > 0);
@@ -150,7 +152,8 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadSource
     }
     if (node.time_ms != null) {
       const share = total.time ? node.time_ms / total.time : null;
-      dl.append(...row('Time', 'time', h('strong', {}, ms(node.time_ms)), ` (${percent(share)} of the hooked forward, ${ix.trace.device})`));
+      dl.append(...row('Time', 'time', h('strong', {}, ms(node.time_ms)), ` (${percent(share)} of the hooked forward on ${ix.trace.device}: a run with a timer on every module, a little `
+        + 'slower than a plain one)'));
     }
     if (node.call_order != null) {
       dl.append(...row('Runs', 'order', `#${node.call_order} of the forward's module calls, in execution order`));

@@ -10,6 +10,8 @@ import { barFraction, cardLines, metricOf, overlayScale, overlayValue } from './
 import { ms, percent } from './format.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
+// "Colour by" quantities a card's figure can show; the others leave the "Cards show" choice.
+const CARD_METRIC = { flops: 'flops', params: 'params', time: 'time' };
 const MARKERS = ['flow', 'skip', 'emb', 'ctx', 'res'];
 // Past this many boxes, only what is near the visible area gets its inside drawn (SDXL fully open has ~2000).
 const CULL_MIN = 700;
@@ -28,7 +30,7 @@ function pathData(pts) {
 }
 
 function drawEdge(parent, e, ids = '') {
-  const attrs = { d: pathData(e.pts), class: `wire ${e.cls}` };
+  const attrs = { d: pathData(e.pts), class: `wire ${e.cls}`, 'data-from': e.from, 'data-to': e.to, 'data-joint': e.joint };
   if (e.head) attrs['marker-end'] = `url(#arrow-${MARKERS.includes(e.cls) ? e.cls : 'flow'}${ids})`;
   parent.append(el('path', attrs));
   if (e.label) parent.append(el('text', { x: e.lx, y: e.ly, class: 'elabel' }, e.label));
@@ -36,20 +38,25 @@ function drawEdge(parent, e, ids = '') {
 
 function drawOp(parent, op) {
   if (op.shape === 'circle') {
-    parent.append(el('circle', { cx: op.cx, cy: op.cy, r: op.r, class: 'op' }));
+    parent.append(el('circle', { cx: op.cx, cy: op.cy, r: op.r, class: 'op', 'data-op': op.id }));
     parent.append(el('text', { x: op.cx, y: op.cy + 4, class: 'op-sym', 'text-anchor': 'middle' }, op.sym));
     if (op.label) parent.append(el('text', { x: op.cx + op.r + 5, y: op.cy - 5, class: 'op-label' }, op.label));
     return;
   }
-  parent.append(el('rect', { x: op.x, y: op.y, width: op.w, height: op.h, rx: op.h / 2, class: op.shape }));
+  parent.append(el('rect', { x: op.x, y: op.y, width: op.w, height: op.h, rx: op.h / 2, class: op.shape, 'data-op': op.id }));
   parent.append(el('text', { x: op.x + op.w / 2, y: op.y + op.h / 2 + 3.5, class: `${op.shape}-text`, 'text-anchor': 'middle' }, op.text));
 }
 
 function drawTerm(parent, t) {
-  const g = el('g', { class: `term ${t.cls}` });
+  const g = el('g', { class: `term ${t.cls}`, 'data-term': t.id ?? null });
   if (t.title) g.append(el('title', {}, t.title));
-  g.append(el('rect', { x: t.x, y: t.y, width: t.w, height: t.h, rx: t.h / 2 }));
-  g.append(el('text', { x: t.x + t.w / 2, y: t.y + t.h / 2 + 3.5, 'text-anchor': 'middle' }, t.text));
+  g.append(el('rect', { x: t.x, y: t.y, width: t.w, height: t.h, rx: t.sub ? 6 : t.h / 2 }));
+  if (t.sub) {
+    g.append(el('text', { x: t.x + t.w / 2, y: t.y + 12, 'text-anchor': 'middle', class: 'term-name' }, t.text));
+    g.append(el('text', { x: t.x + t.w / 2, y: t.y + 24, 'text-anchor': 'middle', class: 'term-shape' }, t.sub));
+  } else {
+    g.append(el('text', { x: t.x + t.w / 2, y: t.y + t.h / 2 + 3.5, 'text-anchor': 'middle' }, t.text));
+  }
   parent.append(g);
 }
 
@@ -119,20 +126,28 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
     const frac = barFraction(ix, node, metric);
     // The bar keeps the closed card's length when the block opens, so bars stay comparable.
     const barW = box.cardW - 20;
-    if (top) card.append(el('rect', { class: 'bar-bg', x: 10, y: h - 7, width: barW, height: 3, rx: 1.5 }));
-    if (frac > 0) card.append(el('rect', { class: 'bar', x: 10, y: h - 7, width: Math.max(1.5, frac * barW), height: 3, rx: 1.5 }));
-    const ys = top ? [19, 36, 52] : [15, 28, 40];
-    card.append(el('text', { class: 't1', x: 11, y: ys[0] }, lines.title));
+    const barY = h - (top ? 5 : 7);
+    if (top) card.append(el('rect', { class: 'bar-bg', x: 10, y: barY, width: barW, height: 3, rx: 1.5 }));
+    if (frac > 0) card.append(el('rect', { class: 'bar', x: 10, y: barY, width: Math.max(1.5, frac * barW), height: 3, rx: 1.5 }));
+    // Top cards: path, make-up, key fact, shape; inner cards: name, kind with settings, shape.
+    const ys = top ? [15, 28, 40, 52] : [15, 28, 40];
+    const x0 = top ? 10 : 11;
+    card.append(el('text', { class: 't1', x: x0, y: ys[0] }, lines.title));
     if (lines.title !== node.path && lines.title !== node.name) g.setAttribute('aria-label', `${lines.title} ${node.path} ${node.kind}`);
-    card.append(el('text', { class: 't2', x: 11, y: ys[1] }, lines.sub));
-    card.append(el('text', { class: 't3', x: 11, y: ys[2] }, lines.shape));
-    // FLOPs and params as a share of the model; measured time as milliseconds, the number people compare.
-    const { value, share } = metricOf(ix, node, metric);
-    let figure = metric === 'time' ? (value != null ? ms(value) : null) : share != null ? percent(share) : null;
+    card.append(el('text', { class: 't2', x: x0, y: ys[1] }, lines.sub));
+    if (top) card.append(el('text', { class: 't2 fact', x: x0, y: ys[2] }, lines.fact));
+    const shapeY = ys.at(-1);
+    card.append(el('text', { class: 't3', x: x0, y: shapeY }, lines.shape));
+    // The card's figure is the "Colour by" quantity when that is one (else the "Cards show" one): FLOPs and params
+    // as a share of the model, measured time in milliseconds. Element-wise ops have no FLOPs counted: "—".
+    const m = CARD_METRIC[overlay] ?? metric;
+    const { value, share } = metricOf(ix, node, m);
+    let figure = m === 'time' ? (value != null ? ms(value) : null) : share != null ? percent(share) : null;
+    if (m === 'flops' && value === 0 && !node.children.length) figure = '—';
     if (painter) figure = paint?.badge ?? null; // the painted number (a weight, a rank) instead of the share
-    if (figure) card.append(el('text', { class: 'share', x: box.cardW - 10, y: ys[2], 'text-anchor': 'end' }, figure));
+    if (figure) card.append(el('text', { class: 'share', x: box.cardW - 8, y: shapeY, 'text-anchor': 'end' }, figure));
     if (box.expandable) {
-      card.append(el('text', { class: 'chev', x: w - 10, y: ys[0], 'text-anchor': 'end' }, box.expanded ? '−' : '+'));
+      card.append(el('text', { class: 'chev', x: w - 8, y: top ? ys[1] : ys[0], 'text-anchor': 'end' }, box.expanded ? '−' : '+'));
     }
     if (top) {
       // A tooltip on the big blocks only: thousands of <title>s would slow a fully opened SDXL down.
@@ -253,16 +268,21 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
 
   function drawWires(sc) {
     const frag = document.createDocumentFragment();
-    for (const b of sc.buses) drawEdge(frag, b, ids);
-    for (const d of sc.dots) frag.append(el('circle', { cx: d.cx, cy: d.cy, r: 2.4, class: `dot ${d.cls}` }));
+    // One path per consumer; paths of a bus overlap on the trunk, so the group, not each path, is translucent.
+    const buses = el('g', { class: 'buses' });
+    for (const b of sc.buses) drawEdge(buses, b, ids);
+    for (const d of sc.dots) buses.append(el('circle', { cx: d.cx, cy: d.cy, r: 2.4, class: `dot ${d.cls}` }));
+    frag.append(buses);
     for (const e of sc.edges) drawEdge(frag, e, ids);
     wires.replaceChildren(frag);
     const skipFrag = document.createDocumentFragment();
     for (const s of sc.skips) {
       const g = el('g', { class: 'skip', 'data-skip-from': s.from, 'data-skip-to': s.to });
       g.append(el('title', {}, s.title));
-      g.append(el('path', { d: pathData(s.pts), class: 'wire skip', 'marker-end': `url(#arrow-skip${ids})` }));
-      g.append(el('text', { x: s.lx, y: s.ly, class: 'skip-label', 'text-anchor': 'middle' }, s.label));
+      g.append(el('path', {
+        d: pathData(s.pts), class: 'wire skip', 'marker-end': `url(#arrow-skip${ids})`, 'data-from': s.from, 'data-to': `${s.to}:concat`,
+      }));
+      g.append(el('text', { x: s.lx, y: s.ly, class: 'skip-label', 'text-anchor': 'start' }, s.label));
       skipFrag.append(g);
     }
     skipsLayer.replaceChildren(skipFrag);
@@ -383,15 +403,35 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
   }
 
   function setZoom(z) {
-    zoom = Math.max(0.2, Math.min(2.5, z));
+    zoom = Math.max(0.05, Math.min(3, z));
     applySize();
     if (scene) renderBoxes();
     return zoom;
   }
 
-  function fitZoom() {
+  /** The zoom at which the whole scene fits the host, width and height, never above `max`. */
+  function fittingZoom(max = 1) {
     if (!scene) return zoom;
-    return setZoom(Math.min(1, (host.clientWidth - 4) / scene.w));
+    return Math.min(max, (host.clientWidth - 4) / scene.w, (host.clientHeight - 4) / scene.h);
+  }
+
+  function fitZoom(max = 1) {
+    return setZoom(fittingZoom(max));
+  }
+
+  /** Where the box of `path` is on screen (CSS px, viewport coordinates), or null. */
+  function screenRect(path) {
+    const g = find(path);
+    const card = g?.querySelector(':scope > .card') ?? null;
+    return card ? card.getBoundingClientRect() : null;
+  }
+
+  /** Scroll so that `path`'s card is again at viewport point (left, top): the block the user clicked stays put. */
+  function keepAt(path, left, top) {
+    const r = screenRect(path);
+    if (!r) return;
+    host.scrollLeft += r.left - left;
+    host.scrollTop += r.top - top;
   }
 
   // Clicks: the card of a block opens or closes it (and selects it); the body of an opened block, or a bracket,
@@ -420,6 +460,10 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
     setFullDraw,
     setZoom,
     fitZoom,
+    fittingZoom,
+    screenRect,
+    keepAt,
+    host,
     get zoom() {
       return zoom;
     },

@@ -4,7 +4,7 @@
 // main.js creates it after its own listeners, so on every event the main diagram is already drawn.
 
 import * as api from './api.js';
-import { drawScaling, scalingNote, scalingSizes } from './charts.js';
+import { drawScaling, memoryNote, scalingNote, scalingSizes } from './charts.js';
 import { createCompare } from './compare.js';
 import { decorateCompare } from './variant_compare.js';
 import { OVERLAYS, rampColor } from './config.js';
@@ -27,6 +27,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
   let loading = true; // between a model being chosen and its trace arriving: the URL waits
   let pendingAll = false; // a link said open=*: open everything once the trace is here
   let pendingReveal = false; // a link selected a module: scroll to it once drawn
+  let pendingWalk = null; // a link was at a step of the walk: go there once drawn
 
   const isPreset = (name) => state.presets.some((p) => p.name === name);
 
@@ -58,6 +59,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       compare: state.compare,
       names: state.names,
       blockWeights: state.blockWeights,
+      walk: state.walk,
     };
   }
   function writeSoon() {
@@ -84,6 +86,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       store.setBlockWeights(view.blockWeights);
     }
     if (view) store.setCompare(view.compare && isPreset(view.compare.preset) ? view.compare : null);
+    pendingWalk = view?.walk ?? null;
     store.setModel(preset, size, v);
   }
 
@@ -294,7 +297,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       if (mine !== scalingToken) return;
       await drawScaling(scalingEl, data, { times: measured.get(preset), title: `${preset}: cost per denoising step against image size` });
       if (mine !== scalingToken) return;
-      $('scaling-note').textContent = scalingNote(data.points);
+      $('scaling-note').textContent = `${scalingNote(data.points)} ${memoryNote(data.points)}`.trim();
       scalingStatus.textContent = '';
       body.scaling = 'true';
     } catch (err) {
@@ -330,6 +333,10 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       measured.get(state.preset).set(trace.input.image_size[0], trace.totals.time_ms);
     }
     if (search.query && searchedPreset !== state.preset) search.run();
+    if (pendingWalk != null) {
+      store.setWalk(pendingWalk);
+      pendingWalk = null;
+    }
     if (pendingReveal && state.selection && diagram.scene) {
       pendingReveal = false;
       diagram.reveal(boxRect(diagram.scene, state.selection));
@@ -339,6 +346,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
     writeSoon();
   });
   store.on('expanded', writeSoon);
+  store.on('walk', writeSoon);
   store.on('selection', writeSoon);
   store.on('names', writeSoon);
   store.on('blockweights', writeSoon);

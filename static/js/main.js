@@ -13,6 +13,7 @@ import { bytes, compact, shapeText } from './format.js';
 import { createMemo, expandablePaths, flowOf, indexTrace, layoutScene } from './layout.js';
 import { createStore } from './state.js';
 import { createFeatures } from './features.js';
+import { createTeach } from './teach.js';
 import { MAX_IMAGE_SIZE } from './limits.js';
 import { readUrl } from './urlstate.js';
 import { createWeights } from './weights.js';
@@ -50,7 +51,10 @@ const diagramHost = $('diagram');
 const diagram = createDiagram(diagramHost, {
   onActivate(path) {
     store.select(path);
-    if (ix && flowOf(ix, path).boxPaths.length) store.toggle(path);
+    if (ix && flowOf(ix, path).boxPaths.length) {
+      toggled = path;
+      store.toggle(path);
+    }
   },
   onSelect: (path) => store.select(path),
 });
@@ -60,7 +64,7 @@ const controlView = createControlView($('controlnet'), {
   onRendered: () => controlView.decorate(diagram.element),
 });
 
-const details = createDetails($('details'), {
+const details = createDetails($('details-body'), {
   onToggle: (path) => store.toggle(path),
   onSelect: (path) => store.select(path),
   loadSource: (kind) => api.getSource(kind),
@@ -70,18 +74,71 @@ const details = createDetails($('details'), {
   extraSections: (i, path) => community?.detailsSections(i, path) ?? [],
 });
 
-function renderDiagram() {
+function showZoom() {
+  $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
+}
+
+// The zoom follows the window (auto) until the user zooms by hand; "Fit" goes back to following it. An opened
+// block may make the U larger than the window: it then shrinks, but not below READABLE_ZOOM (scroll for the rest).
+const READABLE_ZOOM = 0.7;
+let autoZoom = true;
+function refit() {
+  if (!diagram.scene) return;
+  const presenting = document.body.classList.contains('presenting');
+  let z = diagram.fittingZoom(presenting ? 2.5 : 1);
+  if (state.expanded.size) z = Math.max(z, Math.min(READABLE_ZOOM, diagram.zoom));
+  diagram.setZoom(z);
+  showZoom();
+}
+
+function renderDiagram(anchor = null) {
   if (!ix) return;
   setReady(false);
   const t0 = performance.now();
+  const before = anchor ? diagram.screenRect(anchor) : null;
   const scene = layoutScene(ix, state.expanded, memo);
   const painter = community?.painter() ?? null; // block weights or a LoRA, when "Colour by" shows one
   diagram.render(scene, ix, { metric: state.metric, selection: state.selection, overlay: state.overlay, painter });
+  if (autoZoom) refit();
+  // The block the user opened or closed stays where it was on screen.
+  if (before) diagram.keepAt(anchor, before.left, before.top);
   document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
   controlView.decorate(diagram.element); // the control model's injections marked on the U
-  $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
+  showZoom();
+  showHint();
   setReady(true);
 }
+
+/** Says what the figure on each card is (it follows "Colour by" when that is a quantity the cards can show). */
+function showHint() {
+  const shown = ['flops', 'params', 'time'].includes(state.overlay) ? state.overlay : state.metric;
+  const words = { flops: 'share of the FLOPs', params: 'share of the parameters', time: 'measured time' }[shown];
+  $('metric-hint').textContent = `The figure on each card: its ${words}. `
+    + (shown === 'flops' ? '“—”: element-wise ops (norms, activations) are not counted in FLOPs.' : '');
+}
+
+// Folding tools and the details panel: the diagram takes the room they leave, and refits.
+const toolsPanel = $('tools');
+const toolsButton = $('tools-toggle');
+function setTools(open) {
+  toolsPanel.hidden = !open;
+  toolsButton.setAttribute('aria-expanded', open ? 'true' : 'false');
+}
+toolsButton.addEventListener('click', () => setTools(toolsPanel.hidden));
+// Open at first on a tall window; on a laptop or projector the U gets the room.
+setTools(window.innerHeight >= 900);
+
+const detailsPanel = $('details');
+const detailsButton = $('details-toggle');
+function setDetails(open) {
+  detailsPanel.hidden = !open;
+  detailsButton.setAttribute('aria-expanded', open ? 'true' : 'false');
+}
+detailsButton.addEventListener('click', () => setDetails(detailsPanel.hidden));
+$('details-close').addEventListener('click', () => setDetails(false));
+new ResizeObserver(() => {
+  if (autoZoom) refit();
+}).observe(diagramHost);
 
 function showDetails() {
   const path = state.selection ?? '';
@@ -172,15 +229,18 @@ store.on('trace', (trace) => {
   ix.cardLabel = (i, node, lines) => community?.cardLabel(i, node, lines) ?? null; // the "Names" switch
   memo = createMemo();
   const keptZoom = diagram.zoom;
-  renderDiagram();
   if (document.body.dataset.fitted !== state.preset) {
-    // A new model starts fitted to the width (never enlarged); a new size or a profile keeps the zoom.
-    diagram.fitZoom();
+    // A new model starts fitted to the window (never enlarged); a new size or a profile keeps a hand-set zoom.
+    autoZoom = true;
     document.body.dataset.fitted = state.preset ?? '';
-    $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
-  } else {
-    diagram.setZoom(keptZoom);
   }
+  renderDiagram();
+  if (!autoZoom) diagram.setZoom(keptZoom);
+  showZoom();
+  // The legend names only the signals this model has.
+  const uses = [...ix.uses.values()];
+  document.querySelector('[data-legend="emb"]').hidden = !uses.some((u) => u.emb);
+  document.querySelector('[data-legend="ctx"]').hidden = !uses.some((u) => u.ctx);
   document.body.dataset.preset = state.preset ?? '';
   if (!document.body.dataset.firstDrawMs) {
     // Navigation → first diagram on screen (performance.now() counts from navigation start), for the page bench.
@@ -206,18 +266,22 @@ store.on('trace', (trace) => {
   timeRadio.disabled = !timed;
   document.querySelector(`input[name="metric"][value="${state.metric}"]`).checked = true;
   showSummary(trace);
+  if (state.selection && state.walk == null) setDetails(true); // a link that selected a module shows it
   showDetails();
   drawChartsSoon();
   controlView.show(shownModel().custom, trace); // a control model beside the U, or nothing
 });
 
+let toggled = null; // the block the user just opened or closed: the view keeps it in place
 store.on('expanded', () => {
-  renderDiagram();
+  renderDiagram(toggled);
+  toggled = null;
   showDetails();
 });
 
 store.on('selection', (path) => {
   diagram.highlight(path);
+  if (path != null && !document.body.classList.contains('presenting') && state.walk == null) setDetails(true);
   showDetails();
 });
 
@@ -371,17 +435,25 @@ createDiffusersOpen({ button: $('open-diffusers'), panel: $('diffusers-open') },
   },
 });
 $('zoom-in').addEventListener('click', () => {
+  autoZoom = false;
   diagram.setZoom(diagram.zoom * 1.2);
-  $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
+  showZoom();
 });
 $('zoom-out').addEventListener('click', () => {
+  autoZoom = false;
   diagram.setZoom(diagram.zoom / 1.2);
-  $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
+  showZoom();
 });
 $('zoom-fit').addEventListener('click', () => {
-  diagram.fitZoom();
-  $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
+  autoZoom = true;
+  diagram.fitZoom(document.body.classList.contains('presenting') ? 2.5 : 1);
+  showZoom();
 });
+
+createTeach(
+  { present: $('present'), walk: $('walk'), panel: $('walk-panel') },
+  { store, diagram, getIndex: () => ix, refit: () => requestAnimationFrame(() => (autoZoom ? refit() : null)) },
+);
 
 /** The server's weights file, if it has one: the badge, and the model to show first (its preset or its config). */
 async function loadWeights() {

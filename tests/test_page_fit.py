@@ -1,0 +1,268 @@
+"""What a student sees, measured in a real Chromium: at a 1280×720 projector and a 1600×1000 laptop, for SD 1.x and
+SDXL, the whole U is on screen after load with no scrolling, every top-level card's title renders at 11 CSS px or
+more, no two cards or labels overlap, and every drawn edge starts on its producer and ends on its consumer. Then
+the guided walk from the first block to the last, and presentation mode with the keyboard.
+
+The page's CSP forbids eval, so every wait_for_function gets a function expression, never a bare string.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.browser
+
+SIZES = [(1280, 720), (1600, 1000)]
+
+# Rendered sizes and positions of what the diagram shows, in CSS pixels of the viewport.
+MEASURE = """() => {
+  const svg = document.querySelector('#diagram svg.unet');
+  const rect = (el) => {
+    const r = el.getBoundingClientRect();
+    return { x: r.left, y: r.top, w: r.width, h: r.height };
+  };
+  const cards = [...svg.querySelectorAll('.layer-boxes > g.box > .card')].map((card) => {
+    const title = card.querySelector('.t1');
+    const px = parseFloat(getComputedStyle(title).fontSize) * title.getScreenCTM().a;
+    return { path: card.parentNode.dataset.path, title: px, ...rect(card.querySelector('.card-bg')) };
+  });
+  const labels = [...svg.querySelectorAll('.row-label, .row-sub, .skip-label, .term')].map((el) => ({
+    what: el.textContent, ...rect(el),
+  }));
+  return { cards, labels, vw: innerWidth, vh: innerHeight, scrollY: scrollY,
+    scroll: [document.getElementById('diagram').scrollWidth - document.getElementById('diagram').clientWidth,
+             document.getElementById('diagram').scrollHeight - document.getElementById('diagram').clientHeight] };
+}"""
+
+# Every edge that names its producer and consumer: where it starts and ends, and the boxes of both (CSS px).
+ENDPOINTS = """(scope) => {
+  const svg = document.querySelector('#diagram svg.unet');
+  const boxOf = (id) => {
+    let el = null;
+    if (id.startsWith(':')) el = svg.querySelector(`[data-term="${id}"] rect, [data-op="${id}"]`);
+    else el = svg.querySelector(`[data-op="${CSS.escape(id)}"]`);
+    if (!el) {
+      const path = id.replace(/:(in|out|concat)$/, '');
+      const g = svg.querySelector(`g.box[data-path="${CSS.escape(path)}"]`);
+      el = g && (g.querySelector(':scope > .frame') ?? g.querySelector(':scope > .card > .card-bg'));
+    }
+    if (!el) return null;
+    const r = el.getBoundingClientRect();
+    return [r.left, r.top, r.right, r.bottom];
+  };
+  const at = (p, len) => {
+    const q = p.getPointAtLength(len);
+    const m = p.getScreenCTM();
+    return [m.a * q.x + m.c * q.y + m.e, m.b * q.x + m.d * q.y + m.f];
+  };
+  const out = [];
+  const sel = scope.split(',').map((s) => `${s.trim()} path.wire[data-from][data-to]`).join(', ');
+  for (const p of svg.querySelectorAll(sel)) {
+    const joint = p.dataset.joint ?? '';
+    out.push({ from: p.dataset.from, to: p.dataset.to, joint, start: at(p, 0), end: at(p, p.getTotalLength()),
+      fromBox: boxOf(p.dataset.from), toBox: boxOf(p.dataset.to) });
+  }
+  return out;
+}"""
+
+
+OPENED = "([p, v]) => document.querySelector(`#diagram g.box[data-path='${p}']`).getAttribute('aria-expanded') === v"
+
+
+def _open(page, url: str, preset: str, size: tuple[int, int]) -> None:
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    page.goto(f"{url}/#{preset}")
+    page.wait_for_function(
+        "(p) => document.body.dataset.ready === 'true' && document.body.dataset.preset === p", arg=preset
+    )
+    page.wait_for_timeout(200)  # the resize observer's refit
+
+
+def _overlap(a: dict, b: dict, slack: float = 0.5) -> bool:
+    return (
+        a["x"] < b["x"] + b["w"] - slack
+        and b["x"] < a["x"] + a["w"] - slack
+        and a["y"] < b["y"] + b["h"] - slack
+        and b["y"] < a["y"] + a["h"] - slack
+    )
+
+
+def _on(point: list[float], box: list[float] | None, tol: float = 2.5) -> bool:
+    if box is None:
+        return False
+    x, y = point
+    return box[0] - tol <= x <= box[2] + tol and box[1] - tol <= y <= box[3] + tol
+
+
+def _check_endpoints(edges: list[dict], only_inside: str | None = None) -> list[str]:
+    problems = []
+    for e in edges:
+        if only_inside and not (e["from"].startswith(only_inside) and e["to"].startswith(only_inside)):
+            continue  # a signal from outside the opened block (the time embedding, the context)
+        if e["joint"] != "start" and not _on(e["start"], e["fromBox"]):
+            problems.append(f"{e['from']} → {e['to']} starts at {e['start']}, not on {e['fromBox']}")
+        if e["joint"] != "end" and not _on(e["end"], e["toBox"]):
+            problems.append(f"{e['from']} → {e['to']} ends at {e['end']}, not on {e['toBox']}")
+    return problems
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("preset", ["sd1", "sdxl-base"])
+def test_the_whole_u_is_readable_at_first_sight(page, live_server, console_errors, preset, size) -> None:
+    trace = httpx.post(f"{live_server}/api/trace", json={"preset": preset}, timeout=120).json()
+    _open(page, live_server, preset, size)
+    m = page.evaluate(MEASURE)
+    assert [c["path"] for c in m["cards"]] == [b["path"] for b in trace["blocks"]]
+    assert m["scroll"] == [0, 0] and m["scrollY"] == 0, "the U needs scrolling"
+    for c in m["cards"]:
+        assert c["title"] >= 11, f"{c['path']}'s title renders at {c['title']:.1f} px"
+        assert c["x"] >= 0 and c["y"] >= 0, c
+        assert c["x"] + c["w"] <= m["vw"] and c["y"] + c["h"] <= m["vh"], f"{c['path']} is outside the window"
+    cards = m["cards"]
+    for i, a in enumerate(cards):
+        for b in cards[i + 1 :]:
+            assert not _overlap(a, b), f"{a['path']} overlaps {b['path']}"
+    labels = m["labels"]
+    for i, a in enumerate(labels):
+        for b in labels[i + 1 :]:
+            assert not _overlap(a, b), f"label {a['what']!r} overlaps {b['what']!r}"
+        for c in cards:
+            assert not _overlap(a, c), f"label {a['what']!r} overlaps {c['path']}"
+    # Every level has its label, with the latent size at that level.
+    sample = trace["input"]["sample_size"]
+    rows = page.eval_on_selector_all("#diagram .row-label", "els => els.map(e => e.textContent)")
+    levels = len(trace["config"]["channel_mult"])
+    assert rows == ["×".join(str(v // 2**L) for v in sample) for L in range(levels)]
+    assert console_errors == []
+
+
+@pytest.mark.parametrize("preset", ["sd1", "sdxl-base"])
+def test_every_edge_joins_its_producer_to_its_consumer(page, live_server, console_errors, preset) -> None:
+    trace = httpx.post(f"{live_server}/api/trace", json={"preset": preset}, timeout=120).json()
+    _open(page, live_server, preset, (1600, 1000))
+    edges = page.evaluate(ENDPOINTS, ".layer-wires, .layer-skips")
+    assert _check_endpoints(edges) == []
+    pairs = {(e["from"], e["to"]) for e in edges}
+    # The main flow in execution order, each skip, and one time-embedding path into every block that reads it.
+    seq = [b["path"] for b in trace["blocks"] if b["stage"] != "embed"]
+    assert set(itertools.pairwise(seq)) <= pairs
+    assert {(s["from"], f"{s['to']}:concat") for s in trace["skips"]} <= pairs
+    emb_from = ":add_label" if any(b["category"] == "label_embedding" for b in trace["blocks"]) else "time_embed"
+    readers = {b["path"] for b in trace["blocks"] if b["takes_emb"] and b["stage"] != "embed"}
+    assert {t for f, t in pairs if f == emb_from and t in readers} == readers
+    ctx = {b["path"] for b in trace["blocks"] if b["takes_context"]}
+    assert {t for f, t in pairs if f == ":context"} == ctx
+    assert (":x", "input_blocks.0") in pairs and ("out", ":out") in pairs
+
+    # Inside an opened ResBlock: the embedding's Linear feeds the ⊕ (emb_layers' output), one time-embedding
+    # input; inside cross-attention the keys and values read the one context.
+    for path in ("input_blocks.1", "input_blocks.1.0", "input_blocks.1.0.emb_layers"):
+        page.locator(f'#diagram [data-path="{path}"] > .card').click()
+        page.wait_for_function("() => document.body.dataset.ready === 'true'")
+    res = "input_blocks.1.0"
+    inner = page.evaluate(ENDPOINTS, f'g.box[data-path="{res}"]')
+    assert _check_endpoints(inner, only_inside=res) == []
+    pairs = {(e["from"], e["to"]) for e in inner}
+    assert (f"{res}.emb_layers", f"{res}:add_emb") in pairs
+    assert (f"{res}.emb_layers.1", f"{res}.emb_layers:out") in pairs
+    emb_inputs = [e for e in inner if e["from"] == emb_from]
+    assert [e["to"] for e in emb_inputs] == [f"{res}.emb_layers"]
+    assert page.locator(f'#diagram g.box[data-path="{res}"] .term.emb').count() == 0  # no second input
+
+    attn = f"input_blocks.{1 if preset == 'sd1' else 4}.1.transformer_blocks.0.attn2"
+    for path in _path_to_open(attn):
+        if page.locator(f'#diagram g.box[data-path="{path}"]').get_attribute("aria-expanded") != "true":
+            page.locator(f'#diagram [data-path="{path}"] > .card').click()
+            page.wait_for_function("() => document.body.dataset.ready === 'true'")
+    inner = page.evaluate(ENDPOINTS, f'g.box[data-path="{attn}"]')
+    ctx_in = sorted(e["to"] for e in inner if e["from"] == ":context")
+    assert ctx_in == [f"{attn}.to_k", f"{attn}.to_v"]
+    assert _check_endpoints(inner, only_inside=attn) == []
+    assert console_errors == []
+
+
+def _path_to_open(path: str) -> list[str]:
+    """The blocks to open, outermost first, to show `path` (attention sits inside its transformer block)."""
+    parts = path.split(".")
+    top = ".".join(parts[:2])
+    out = [top]
+    for i in range(3, len(parts) + 1):
+        p = ".".join(parts[:i])
+        if parts[i - 1] == "transformer_blocks":
+            continue
+        out.append(p)
+    return out
+
+
+def test_walk_the_tensor_from_x_to_out(page, live_server, console_errors) -> None:
+    trace = httpx.post(f"{live_server}/api/trace", json={"preset": "sd1"}, timeout=120).json()
+    blocks = trace["blocks"]
+    _open(page, live_server, "sd1", (1280, 720))
+    page.get_by_role("button", name="Walk the tensor").click()
+    panel = page.get_by_role("region", name="Walk the tensor")
+    skip_from = {s["from"]: s["to"] for s in trace["skips"]}
+    skip_to = {s["to"]: s["from"] for s in trace["skips"]}
+    nodes = {n["path"]: n for n in trace["nodes"]}
+    for i, block in enumerate(blocks):
+        path = block["path"]
+        page.wait_for_function("(i) => document.body.dataset.walk === String(i)", arg=i)
+        assert panel.locator(".walk-step").inner_text() == f"Step {i + 1} of {len(blocks)}: {path}"
+        out = "×".join(map(str, nodes[path]["outputs"][0]["shape"][1:]))
+        assert panel.locator(".walk-shapes").inner_text().endswith(f"→ {out}")
+        assert panel.locator(".walk-text").inner_text()
+        assert page.locator("#diagram g.box.walk-current").evaluate_all("els => els.map(e => e.dataset.path)") == [path]
+        # The skip being saved (down stage) and taken (up stage) is marked on the U.
+        saved = page.locator("#diagram g.skip.walk-save").evaluate_all("els => els.map(e => e.dataset.skipTo)")
+        taken = page.locator("#diagram g.skip.walk-take").evaluate_all("els => els.map(e => e.dataset.skipFrom)")
+        assert saved == ([skip_from[path]] if path in skip_from else [])
+        assert taken == ([skip_to[path]] if path in skip_to else [])
+        if path in skip_to:
+            assert skip_to[path] in panel.locator(".walk-shapes").inner_text()
+        page.wait_for_function("(i) => location.hash.includes(`walk=${i}`)", arg=i)
+        if i < len(blocks) - 1:
+            if i % 2:
+                page.keyboard.press("ArrowRight")
+            else:
+                panel.get_by_role("button", name="Next step").click()
+    assert panel.get_by_role("button", name="Next step").is_disabled()
+    panel.get_by_role("button", name="Previous step").click()
+    page.wait_for_function("(i) => document.body.dataset.walk === String(i)", arg=len(blocks) - 2)
+    # The step is in the URL: a reload comes back to it.
+    page.wait_for_function("(i) => location.hash.includes(`walk=${i}`)", arg=len(blocks) - 2)
+    page.reload()
+    page.wait_for_function("(i) => document.body.dataset.walk === String(i)", arg=len(blocks) - 2)
+    panel.get_by_role("button", name="End the walk").click()
+    assert panel.is_hidden()
+    assert page.locator("#diagram .walk-current").count() == 0
+    assert console_errors == []
+
+
+def test_presentation_mode_and_the_keyboard(page, live_server, console_errors) -> None:
+    trace = httpx.post(f"{live_server}/api/trace", json={"preset": "sd1"}, timeout=120).json()
+    order = [b["path"] for b in trace["blocks"]]
+    _open(page, live_server, "sd1", (1280, 720))
+    before = page.evaluate("() => parseFloat(document.querySelector('#diagram .layer-boxes .t1').getScreenCTM().a)")
+    page.keyboard.press("p")
+    page.wait_for_function("() => document.body.dataset.presenting === 'true'")
+    page.wait_for_timeout(300)
+    assert page.locator(".tools").is_hidden() and page.locator("#summary").is_hidden()
+    after = page.evaluate("() => parseFloat(document.querySelector('#diagram .layer-boxes .t1').getScreenCTM().a)")
+    assert after >= before  # the diagram has the whole window: its type is at least as large
+    focused = lambda: page.evaluate("() => document.activeElement?.dataset?.path ?? null")  # noqa: E731
+    assert focused() == order[0]
+    for path in order[1:4]:
+        page.keyboard.press("ArrowRight")
+        assert focused() == path
+    page.keyboard.press("ArrowLeft")
+    assert focused() == order[2]
+    page.keyboard.press("Enter")
+    page.wait_for_function(OPENED, arg=[order[2], "true"])
+    page.keyboard.press("Escape")
+    page.wait_for_function(OPENED, arg=[order[2], "false"])
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => document.body.dataset.presenting === 'false'")
+    assert page.locator("#summary").is_visible()
+    assert console_errors == []
