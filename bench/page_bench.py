@@ -42,7 +42,7 @@ SCROLL = """async ([dx, dy]) => {
 }"""
 VISIBLE_OPEN = """() => {
   const host = document.getElementById('diagram').getBoundingClientRect();
-  return [...document.querySelectorAll('g.box[aria-expanded="true"]')].filter((g) => {
+  return [...document.querySelectorAll('g.box[data-expanded="true"]')].filter((g) => {
     const r = g.querySelector(':scope > .card').getBoundingClientRect();
     return r.top > host.top && r.bottom < host.bottom && r.left > host.left && r.right < host.right;
   }).map((g) => g.dataset.path);

@@ -81,7 +81,7 @@ def test_sd1_u_has_every_block_and_skip(page, live_server, console_errors) -> No
     kinds = dict(page.eval_on_selector_all(TOP, "els => els.map(e => [e.dataset.path, e.dataset.kind])"))
     assert kinds["input_blocks.1"] == "TimestepEmbedSequential"
     assert kinds["time_embed"] == "Sequential"
-    assert _box(page, "input_blocks.1").get_attribute("aria-expanded") == "false"
+    assert _box(page, "input_blocks.1").get_attribute("data-expanded") == "false"
     # The model selector lists every preset, then the ControlNet presets (issue 15).
     presets = httpx.get(f"{live_server}/api/presets", timeout=30).json()
     controls = httpx.get(f"{live_server}/api/controlnet/presets", timeout=30).json()
@@ -100,7 +100,7 @@ def test_opening_blocks_shows_their_children(page, live_server, console_errors) 
     _open(page, live_server)
     _card(page, "input_blocks.1").click()
     _wait_ready(page)
-    assert _box(page, "input_blocks.1").get_attribute("aria-expanded") == "true"
+    assert _box(page, "input_blocks.1").get_attribute("data-expanded") == "true"
     assert _box(page, "input_blocks.1.0").get_attribute("data-kind") == "ResBlock"
     assert _box(page, "input_blocks.1.1").get_attribute("data-kind") == "SpatialTransformer"
 
@@ -122,12 +122,12 @@ def test_opening_blocks_shows_their_children(page, live_server, console_errors) 
     _card(page, f"{block}.attn2").click()
     _wait_ready(page)
     assert _box(page, f"{block}.attn2.to_k").get_attribute("data-kind") == "Linear"
-    assert _box(page, f"{block}.attn2.to_k").get_attribute("aria-expanded") is None  # a leaf
+    assert _box(page, f"{block}.attn2.to_k").get_attribute("data-expanded") is None  # a leaf
 
     # Closing the top-level block removes everything inside it.
     _card(page, "input_blocks.1").click()
     _wait_ready(page)
-    assert _box(page, "input_blocks.1").get_attribute("aria-expanded") == "false"
+    assert _box(page, "input_blocks.1").get_attribute("data-expanded") == "false"
     assert page.locator('[data-path^="input_blocks.1."]').count() == 0
     assert console_errors == []
 
@@ -171,22 +171,22 @@ def test_details_panel_matches_the_trace(page, live_server, console_errors) -> N
 
 def test_keyboard_tab_and_enter_open_a_block(page, live_server, console_errors) -> None:
     _open(page, live_server)
-    # Tab from the last control before the diagram lands on the first block.
+    # Tab from the last control before the diagram lands on the first block's card.
     page.locator("#zoom-in").focus()
     page.keyboard.press("Tab")
     first = page.evaluate("() => document.activeElement.dataset.path")
     assert first == "time_embed"
     block = _box(page, "input_blocks.4")
-    block.focus()
+    _card(page, "input_blocks.4").focus()  # the card is the button
     page.keyboard.press("Enter")
     _wait_ready(page)
-    assert block.get_attribute("aria-expanded") == "true"
+    assert block.get_attribute("data-expanded") == "true"
     assert _box(page, "input_blocks.4.0").count() == 1
     # Focus stays on the block, so Enter again closes it.
     assert page.evaluate("() => document.activeElement.dataset.path") == "input_blocks.4"
     page.keyboard.press("Enter")
     _wait_ready(page)
-    assert block.get_attribute("aria-expanded") == "false"
+    assert block.get_attribute("data-expanded") == "false"
     assert console_errors == []
 
 
@@ -195,12 +195,12 @@ def test_expand_all_collapse_all_and_metric(page, live_server, console_errors) -
     page.get_by_role("button", name="Expand all").click()
     _wait_ready(page)
     # Every top-level block is open; far off-screen insides of a big scene are drawn when scrolled to.
-    assert page.locator(f'{TOP}[aria-expanded="true"]').count() == len(_top_paths(page))
-    assert page.locator('svg.unet [aria-expanded="true"]').count() > 30
-    assert page.locator('svg.unet [aria-expanded="false"]').count() == 0
+    assert page.locator(f'{TOP}[data-expanded="true"]').count() == len(_top_paths(page))
+    assert page.locator('svg.unet [data-expanded="true"]').count() > 30
+    assert page.locator('svg.unet [data-expanded="false"]').count() == 0
     page.get_by_role("button", name="Collapse all").click()
     _wait_ready(page)
-    assert page.locator('svg.unet [aria-expanded="true"]').count() == 0
+    assert page.locator('svg.unet [data-expanded="true"]').count() == 0
     # The share on a card follows the metric toggle.
     share = _box(page, "middle_block").locator(":scope > .card > .share")
     flops_share = share.text_content()

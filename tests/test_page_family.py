@@ -24,6 +24,12 @@ DATA = Path(__file__).parent / "data"
 TOP = "#diagram svg.unet .layer-boxes > g.box"
 
 
+def _show_tools(page) -> None:
+    """Unfold the Tools row, where the open dialogs live (the top bar keeps the room for the U)."""
+    if page.locator("#tools").is_hidden():
+        page.click("#tools-toggle")
+
+
 def open_model(page, live_server: str, name: str) -> None:
     page.goto(f"{live_server}/#{name}")
     page.wait_for_selector("body[data-ready='true']", timeout=120_000)
@@ -136,6 +142,7 @@ def test_a_pasted_diffusers_config_draws(page, live_server: str, console_errors:
     open_model(page, live_server, "tiny")
     body = {"diffusers_config": NO_MIDDLE}
     api = httpx.post(f"{live_server}/api/trace", json=body, timeout=120).json()
+    _show_tools(page)
     page.click("#open-diffusers")
     page.fill("#diffusers-config", json.dumps(NO_MIDDLE))
     page.fill("#diffusers-name", "no-middle.json")
@@ -156,6 +163,7 @@ def test_a_bad_diffusers_config_shows_the_servers_reason(page, live_server: str)
     bad = {**NO_MIDDLE, "mid_block_type": "X"}
     answer = httpx.post(f"{live_server}/api/trace", json={"diffusers_config": bad}, timeout=60)
     assert answer.status_code == 422
+    _show_tools(page)
     page.click("#open-diffusers")
     page.fill("#diffusers-config", json.dumps(bad))
     page.click("#diffusers-draw")

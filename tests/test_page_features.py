@@ -134,10 +134,10 @@ def test_compare_draws_both_models_level_by_level_with_the_api_numbers(page, liv
     section.locator('[data-side="a"] g.box[data-path="input_blocks.4"] > .card').click()
     for side, path in (("a", "input_blocks.4"), ("b", "input_blocks.7")):
         assert (
-            section.locator(f'[data-side="{side}"] g.box[data-path="{path}"]').get_attribute("aria-expanded") == "true"
+            section.locator(f'[data-side="{side}"] g.box[data-path="{path}"]').get_attribute("data-expanded") == "true"
         )
     assert (
-        section.locator('[data-side="b"] g.box[data-path="input_blocks.4"]').get_attribute("aria-expanded") == "false"
+        section.locator('[data-side="b"] g.box[data-path="input_blocks.4"]').get_attribute("data-expanded") == "false"
     )
 
     page.get_by_label("Compare with").select_option("")
@@ -252,7 +252,7 @@ def test_search_finds_opens_and_highlights_modules(page, live_server, console_er
     # Every hit is drawn (the blocks around it opened) and marked.
     marked = page.eval_on_selector_all('#diagram [data-highlight="true"]', "els => els.map(e => e.dataset.path)")
     assert sorted(marked) == sorted(attn2)
-    assert _box(page, "input_blocks.1.1.transformer_blocks.0").get_attribute("aria-expanded") == "true"
+    assert _box(page, "input_blocks.1.1.transformer_blocks.0").get_attribute("data-expanded") == "true"
     # The current hit is selected and scrolled into view.
     assert details.locator("h2").inner_text() == attn2[0]
     assert "selected" in _box(page, attn2[0]).get_attribute("class")
@@ -374,9 +374,9 @@ def test_the_url_restores_the_view(page, live_server, console_errors) -> None:
     def check(p) -> None:
         p.wait_for_function("() => document.body.dataset.ready === 'true' && document.body.dataset.compare === 'true'")
         assert p.get_by_label("Image size (px)").input_value() == "768"
-        assert p.locator('#diagram g.box[data-path="input_blocks.4"]').get_attribute("aria-expanded") == "true"
-        assert p.locator('#diagram g.box[data-path="input_blocks.4.1"]').get_attribute("aria-expanded") == "true"
-        assert p.locator('#diagram g.box[data-path="input_blocks.1"]').get_attribute("aria-expanded") == "false"
+        assert p.locator('#diagram g.box[data-path="input_blocks.4"]').get_attribute("data-expanded") == "true"
+        assert p.locator('#diagram g.box[data-path="input_blocks.4.1"]').get_attribute("data-expanded") == "true"
+        assert p.locator('#diagram g.box[data-path="input_blocks.1"]').get_attribute("data-expanded") == "false"
         assert "selected" in p.locator('#diagram g.box[data-path="input_blocks.4.1"]').get_attribute("class")
         assert p.get_by_role("region", name="Details").locator("h2").inner_text() == "input_blocks.4.1"
         assert p.locator('#diagram [data-path="input_blocks.4.1.proj_in"] > .card').count() == 1
@@ -398,8 +398,8 @@ def test_the_url_restores_the_view(page, live_server, console_errors) -> None:
         "() => document.body.dataset.ready === 'true' && document.getElementById('image-size').value === '512'"
     )
     assert page.evaluate("() => location.hash") == "#sd1@512&open=middle_block"
-    assert _box(page, "middle_block").get_attribute("aria-expanded") == "true"
-    assert _box(page, "input_blocks.4").get_attribute("aria-expanded") == "false"
+    assert _box(page, "middle_block").get_attribute("data-expanded") == "true"
+    assert _box(page, "input_blocks.4").get_attribute("data-expanded") == "false"
     assert page.get_by_label("Colour by").input_value() == "none"
     assert page.get_by_role("region", name="Compare").is_hidden()
     assert console_errors == []

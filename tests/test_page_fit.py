@@ -69,7 +69,7 @@ ENDPOINTS = """(scope) => {
 }"""
 
 
-OPENED = "([p, v]) => document.querySelector(`#diagram g.box[data-path='${p}']`).getAttribute('aria-expanded') === v"
+OPENED = "([p, v]) => document.querySelector(`#diagram g.box[data-path='${p}']`).getAttribute('data-expanded') === v"
 
 
 def _open(page, url: str, preset: str, size: tuple[int, int]) -> None:
@@ -174,7 +174,7 @@ def test_every_edge_joins_its_producer_to_its_consumer(page, live_server, consol
 
     attn = f"input_blocks.{1 if preset == 'sd1' else 4}.1.transformer_blocks.0.attn2"
     for path in _path_to_open(attn):
-        if page.locator(f'#diagram g.box[data-path="{path}"]').get_attribute("aria-expanded") != "true":
+        if page.locator(f'#diagram g.box[data-path="{path}"]').get_attribute("data-expanded") != "true":
             page.locator(f'#diagram [data-path="{path}"] > .card').click()
             page.wait_for_function("() => document.body.dataset.ready === 'true'")
     inner = page.evaluate(ENDPOINTS, f'g.box[data-path="{attn}"]')

@@ -1,5 +1,7 @@
 // diagram.js — draws a scene from layout.js as SVG and turns clicks and keys on it into intents (open, select).
-// Every drawn module is a <g data-path data-kind> (focusable, a button; aria-expanded when it can open), nested
+// Every drawn module is a <g class="box" data-path data-kind data-expanded>, nested inside the block that contains
+// it; its card is the focusable button (named by its visible text; aria-expanded when it can open), so that an
+// opened block's children are not nested inside another button. The box is
 // inside the block that contains it. Groups are kept by path between renders: a subtree whose layout object did
 // not change is not touched, so opening one block costs only its ancestors. Past CULL_MIN boxes (SDXL fully
 // opened) the insides of opened blocks far from the visible area are left out until scrolled to: the DOM stays
@@ -104,7 +106,17 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
   function drawCard(g, box, depth) {
     const node = box.node;
     const lines = cardLines(ix, node);
-    const card = el('g', { class: 'card' });
+    // The card element lives as long as its box, so that the keyboard focus on it survives a redraw.
+    let card = g.__card;
+    if (card) {
+      card.replaceChildren();
+      card.setAttribute('class', 'card');
+    } else {
+      card = el('g', { class: 'card', role: 'button', tabindex: 0 });
+    }
+    card.setAttribute('data-path', node.path);
+    if (box.expandable) card.setAttribute('aria-expanded', box.expanded ? 'true' : 'false');
+    else card.removeAttribute('aria-expanded');
     const w = box.w;
     const h = box.cardH;
     const top = box.top;
@@ -150,13 +162,16 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
       card.append(el('text', { class: 'chev', x: w - 8, y: top ? ys[1] : ys[0], 'text-anchor': 'end' }, box.expanded ? '−' : '+'));
     }
     if (top) {
-      // A tooltip on the big blocks only: thousands of <title>s would slow a fully opened SDXL down.
-      const tip = `${node.path} (${node.kind})${box.expandable ? (box.expanded ? ' — click to close' : ' — click to open') : ''}`;
+      // A tooltip on the big blocks only (thousands of <title>s would slow a fully opened SDXL down). It is also
+      // the card's accessible name, so it starts with what the card shows.
+      const seen = [lines.title, lines.sub, lines.fact, lines.shape, figure].filter(Boolean).join(', ');
+      const tip = `${seen} (${node.kind})${box.expandable ? (box.expanded ? ' — click to close' : ' — click to open') : ''}`;
       card.append(el('title', {}, tip));
     }
-    g.__card?.remove();
     // After the frame (so the frame stays behind it), before the inner flow.
-    g.insertBefore(card, g.__frame ? g.__frame.nextSibling : g.firstChild);
+    if (card.parentNode !== g || card.previousSibling !== (g.__frame ?? null)) {
+      g.insertBefore(card, g.__frame ? g.__frame.nextSibling : g.firstChild);
+    }
     g.__card = card;
     g.setAttribute('data-depth', depth);
   }
@@ -191,7 +206,7 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
    * the window keeps its frame and card but not its inside, which is drawn again when it scrolls into view. */
   function renderBox(box, g, depth, ax, ay) {
     if (!g) {
-      g = el('g', { role: 'button', tabindex: 0 });
+      g = el('g');
       g.__kids = new Map();
     }
     const node = box.node;
@@ -202,9 +217,8 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
       g.setAttribute('data-path', node.path);
       g.setAttribute('data-kind', node.kind);
       g.setAttribute('data-stage', node.stage ?? '');
-      g.setAttribute('aria-label', `${node.path} ${node.kind}`);
-      if (box.expandable) g.setAttribute('aria-expanded', box.expanded ? 'true' : 'false');
-      else g.removeAttribute('aria-expanded');
+      if (box.expandable) g.setAttribute('data-expanded', box.expanded ? 'true' : 'false');
+      else g.removeAttribute('data-expanded');
       if (box.expanded) {
         if (!g.__frame) {
           g.__frame = el('rect', { class: 'frame', rx: box.top ? 9 : 7 });
@@ -437,7 +451,7 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
   // Clicks: the card of a block opens or closes it (and selects it); the body of an opened block, or a bracket,
   // only selects. Enter or Space on a focused block acts like a click on its card.
   svg.addEventListener('click', (event) => {
-    const g = event.target.closest('[data-path]');
+    const g = event.target.closest('g.box, g.bracket');
     if (!g || !svg.contains(g)) return;
     const path = g.getAttribute('data-path');
     const card = event.target.closest('.card');
@@ -446,10 +460,10 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
   });
   svg.addEventListener('keydown', (event) => {
     if (event.key !== 'Enter' && event.key !== ' ') return;
-    const g = event.target;
-    if (!(g instanceof SVGElement) || !g.classList.contains('box')) return;
+    const card = event.target;
+    if (!(card instanceof SVGElement) || !card.classList.contains('card')) return;
     event.preventDefault();
-    onActivate(g.getAttribute('data-path'));
+    onActivate(card.getAttribute('data-path'));
   });
 
   return {
@@ -468,7 +482,7 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
       return zoom;
     },
     focus(path) {
-      find(path)?.focus();
+      find(path)?.__card?.focus();
     },
     element: svg,
     get scene() {
