@@ -29,6 +29,12 @@ TINY = {"preset": "tiny", "image_size": [128, 128]}
 CAPTURE_S = 180_000  # ms: the first capture starts the capture process and builds the model
 
 
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    """A desktop window: the tools row (names, block weights, the open dialogs) is open there."""
+    return {**browser_context_args, "viewport": {"width": 1600, "height": 1000}}
+
+
 def _post(url: str, path: str, body: dict) -> httpx.Response:
     return httpx.post(f"{url}{path}", json=body, timeout=300)
 
@@ -100,7 +106,7 @@ def test_catalog_lists_the_api_points_and_ties_them_to_the_u(page, live_server, 
     selected = page.locator("#diagram g.box.selected")
     assert selected.get_attribute("data-path") == point["module"] == "output_blocks.4.1.transformer_blocks.0.attn2.to_q"
     for opened in ("output_blocks.4", "output_blocks.4.1", "output_blocks.4.1.transformer_blocks.0"):
-        assert page.locator(f'#diagram g.box[data-path="{opened}"]').get_attribute("aria-expanded") == "true"
+        assert page.locator(f'#diagram g.box[data-path="{opened}"]').get_attribute("data-expanded") == "true"
     assert page.locator("#details h2").inner_text() == point["module"]
     assert page.locator(f'#act-list li[data-name="{name}"]').get_attribute("class").split() == ["act-point", "current"]
 

@@ -24,6 +24,12 @@ DATA = Path(__file__).parent / "data"
 TOP = "#diagram svg.unet .layer-boxes > g.box"
 
 
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    """A desktop window: the tools row (names, block weights, the open dialogs) is open there."""
+    return {**browser_context_args, "viewport": {"width": 1600, "height": 1000}}
+
+
 def _show_tools(page) -> None:
     """Unfold the Tools row, where the open dialogs live (the top bar keeps the room for the U)."""
     if page.locator("#tools").is_hidden():
@@ -206,6 +212,8 @@ def test_compare_with_the_parent_draws_removed_blocks(page, live_server: str, co
     page.select_option("#model", "bk-sdm-tiny")
     page.wait_for_function("() => document.body.dataset.preset === 'bk-sdm-tiny'", timeout=120_000)
     page.wait_for_selector("body[data-ready='true']")
+    if page.locator("#details").is_hidden():  # the details dock opens on demand
+        page.click("#details-toggle")
     page.wait_for_selector("#details .explain")
     text = page.text_content("#details .explain")
     assert "no middle block" in text and "the middle works" not in text

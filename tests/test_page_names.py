@@ -33,12 +33,21 @@ IN04 = "input_blocks.4.1."
 OUT05 = "output_blocks.5.1."
 
 
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    """A desktop window: the tools row (names, block weights, the open dialogs) is open there."""
+    return {**browser_context_args, "viewport": {"width": 1600, "height": 1000}}
+
+
 def _ready(page, preset: str) -> None:
     page.wait_for_function(
         "(p) => document.body.dataset.ready === 'true' && document.body.dataset.preset === p"
         " && document.body.dataset.names === 'true'",
         arg=preset,
     )
+    # The Names and Block weights fields live in the Tools row, folded on a short window: unfold it.
+    if page.locator("#tools").is_hidden():
+        page.click("#tools-toggle")
 
 
 def _card(page, part: str) -> dict[str, str | None]:
