@@ -135,7 +135,7 @@ def _install(wheel: Path, where: Path) -> tuple[Path, Path]:
 
 def _check_page(http: httpx.Client) -> None:
     index = http.get("/")
-    assert index.status_code == 200 and "<h1>SD UNet Explorer</h1>" in index.text
+    assert index.status_code == 200 and ">SD UNet Explorer</h1>" in index.text
     scripts = [re.sub(r"^https?://[^/]+", "", s) for s in re.findall(r'<script[^>]*src="([^"]+)"', index.text)]
     assert "/vendor/plotly.min.js" in scripts and "/static/js/main.js" in scripts, scripts
     plotly = http.get("/vendor/plotly.min.js")
