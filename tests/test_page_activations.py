@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.activation_fixtures import png_bytes, write_checkpoint
 from tests.harness import serve
@@ -281,7 +282,8 @@ def test_bad_input_shows_the_server_reason_beside_the_field(page, live_server, c
     want = api_reason(timestep=1200)
     assert want["field"] == "timestep"
     slot = page.locator("#act-error-timestep")
-    assert slot.is_visible() and slot.inner_text() == want["reason"]
+    expect(slot).to_have_text(want["reason"])  # waits for the server's answer
+    assert slot.is_visible()
     assert page.locator("#act-timestep").get_attribute("aria-invalid") == "true"
 
     # A prompt over CLIP's 77 tokens; the timestep's error is gone.
@@ -291,7 +293,7 @@ def test_bad_input_shows_the_server_reason_beside_the_field(page, live_server, c
     want = api_reason(prompt="cat " * 80)
     assert want["field"] == "prompt"
     assert page.locator("#act-error-timestep").is_hidden()
-    assert page.locator("#act-error-prompt").inner_text() == want["reason"]
+    expect(page.locator("#act-error-prompt")).to_have_text(want["reason"])  # waits for the server's answer
 
     # A file that is no image, uploaded as one.
     page.fill("#act-prompt", "")
@@ -301,7 +303,7 @@ def test_bad_input_shows_the_server_reason_beside_the_field(page, live_server, c
     _capture(page)
     want = api_reason(image=f"data:image/png;base64,{_b64(junk)}")
     assert want["field"] == "image"
-    assert page.locator("#act-error-image").inner_text() == want["reason"]
+    expect(page.locator("#act-error-image")).to_have_text(want["reason"])  # waits for the server's answer
     assert page.evaluate("() => document.body.dataset.capture") == "error"
     assert page.locator("#act-results").inner_text() == ""
     # The browser reports each refused request on the console; nothing else may be there.
