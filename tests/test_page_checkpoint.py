@@ -280,6 +280,9 @@ def test_weights_file_stats_histogram_and_profile(page, weights_server, console_
     assert details.get_by_role("region", name="Weights").is_visible()
     tensors = details.locator('[data-field="w-tensors"]')
     tensors.locator("summary").click()
+    # The dock is drawn again when the model's names arrive: the unfolded list must stay open through that.
+    page.wait_for_selector("body[data-names]", state="attached")
+    tensors.locator("li").first.wait_for(state="visible")
     assert tensors.locator("li").count() == len(stats["tensors"])
     details.screenshot(path=str(RESULTS / "page-weights-details.png"))
     first = stats["tensors"][0]  # named below the module's path, with shape and dtype

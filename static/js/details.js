@@ -54,6 +54,9 @@ export function layerFacts(node) {
 export function createDetails(root, { onToggle, onSelect, loadSource, loadSourceKinds, loadDiffusersNames, weights, extraSections }) {
   let current = null; // {ix, path}
   let codeToken = 0; // a new show() makes every answer still on its way for the old one stale
+  // The block whose tensor list the reader unfolded: the dock is drawn again when names or a LoRA arrive, and
+  // the list must not snap shut under the reader's eyes.
+  let tensorsOpenFor = null;
   const namesByModel = new Map(); // config JSON → Promise of /api/diffusers-names: asked once per model
 
   function diffusersNames(trace) {
@@ -237,6 +240,10 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadSource
   /** Each tensor of the module (its key below the module's path), folded away: shape, dtype, mean, std. */
   function tensorList(path, tensors) {
     const box = h('details', { class: 'wtensors', dataset: { field: 'w-tensors' } });
+    box.open = tensorsOpenFor === path;
+    box.addEventListener('toggle', () => {
+      tensorsOpenFor = box.open ? path : null;
+    });
     box.append(h('summary', {}, `${tensors.length} tensor${tensors.length === 1 ? '' : 's'}`));
     const ul = h('ul', {});
     for (const t of tensors.slice(0, 64)) {
