@@ -1,5 +1,5 @@
 """The explorer page in headless Chromium: navigation → drawn sd1 diagram (trace cached on the server), opening and
-closing blocks of sd1, and interactions with SDXL fully opened.
+closing blocks of sd1, a step of "Walk the tensor" on sd1, and interactions with SDXL fully opened.
 
 Run: `python -m bench.page_bench` (prints a Markdown table). `run()` returns a dict: "rows" (measure, result,
 target) for `python -m bench`, and "medians_ms" / "samples_ms" with the raw numbers.
@@ -73,7 +73,16 @@ def _measure(url: str, repeats: int) -> dict[str, list[float]]:
 
     samples: dict[str, list[float]] = {
         k: []
-        for k in ("navigation", "sd1_open", "sd1_close", "sdxl_expand_all", "sdxl_toggle", "sdxl_select", "sdxl_scroll")
+        for k in (
+            "navigation",
+            "sd1_open",
+            "sd1_close",
+            "walk_step",
+            "sdxl_expand_all",
+            "sdxl_toggle",
+            "sdxl_select",
+            "sdxl_scroll",
+        )
     }
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -99,7 +108,16 @@ def _measure(url: str, repeats: int) -> dict[str, list[float]]:
                     samples["sd1_close"].append(page.evaluate(CLICK, _card(path)))
                 page.evaluate(CLICK, _card("input_blocks.1"))
 
-            # 3. SDXL fully opened: open everything, then toggle blocks that are on screen, select, scroll.
+            # 3. Walk the tensor on sd1: every step forward from x to out, then back again.
+            page.evaluate(CLICK, "#walk")
+            page.wait_for_function("() => document.body.dataset.walk === '0'")
+            for _ in range(max(1, repeats // 2)):
+                for button in ("#walk-next", "#walk-prev"):
+                    while page.evaluate("(b) => !document.querySelector(b).disabled", button):
+                        samples["walk_step"].append(page.evaluate(CLICK, button))
+            page.evaluate(CLICK, "#walk-close")
+
+            # 4. SDXL fully opened: open everything, then toggle blocks that are on screen, select, scroll.
             page.select_option("#model", "sdxl-base")
             page.wait_for_function(READY, arg="sdxl-base")
             for _ in range(repeats):
@@ -145,6 +163,11 @@ def run(repeats: int = 5) -> dict[str, Any]:
             f"sd1 close a block (median of {n['sd1_close']}, max {worst['sd1_close']:.0f} ms)",
             f"{med['sd1_close']:.0f} ms",
             "≤ 100 ms",
+        ),
+        (
+            f"sd1 Walk the tensor: one step (median of {n['walk_step']}, max {worst['walk_step']:.0f} ms)",
+            f"{med['walk_step']:.0f} ms",
+            "≤ 50 ms",
         ),
         ("sdxl-base Expand all", f"{med['sdxl_expand_all']:.0f} ms", "—"),
         (

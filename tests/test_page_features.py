@@ -243,6 +243,9 @@ def test_search_finds_opens_and_highlights_modules(page, live_server, console_er
     box = page.get_by_label("Search")
     count = page.locator("#search-count")
     details = page.get_by_role("region", name="Details")
+    _card(page, "input_blocks.2").click()  # the reader's own opening: every search leaves it open
+    _wait_ready(page)
+    assert _box(page, "input_blocks.2").get_attribute("data-expanded") == "true"
 
     box.fill("attn2")
     box.press("Enter")
@@ -294,6 +297,11 @@ def test_search_finds_opens_and_highlights_modules(page, live_server, console_er
     box.press("Escape")
     assert count.inner_text() == ""
     assert page.locator('#diagram [data-highlight="true"]').count() == 0
+    # What the searches opened to reach their hits is closed again; what the reader opened stays.
+    _wait_ready(page)
+    assert _box(page, "input_blocks.1").get_attribute("data-expanded") == "false"
+    assert _box(page, "output_blocks.5").get_attribute("data-expanded") == "false"
+    assert _box(page, "input_blocks.2").get_attribute("data-expanded") == "true"
     assert console_errors == []
 
 

@@ -266,3 +266,36 @@ def test_presentation_mode_and_the_keyboard(page, live_server, console_errors) -
     page.wait_for_function("() => document.body.dataset.presenting === 'false'")
     assert page.locator("#summary").is_visible()
     assert console_errors == []
+
+
+MINIMAP = """() => {
+  const mm = document.querySelector('[data-field="minimap"]');
+  const view = mm.querySelector('.minimap-view');
+  const host = document.getElementById('diagram');
+  const r = mm.getBoundingClientRect();
+  return { shown: mm.dataset.shown, w: r.width, h: r.height, left: r.left, top: r.top,
+    blocks: mm.querySelectorAll('rect:not(.minimap-view)').length,
+    view: ['x', 'y', 'width', 'height'].map((k) => parseFloat(view.getAttribute(k))),
+    scroll: [host.scrollLeft, host.scrollTop] };
+}"""
+
+
+def test_the_minimap_shows_where_the_view_is_and_moves_it(page, live_server, console_errors) -> None:
+    trace = httpx.post(f"{live_server}/api/trace", json={"preset": "sd1"}, timeout=120).json()
+    _open(page, live_server, "sd1", (1280, 720))
+    assert page.evaluate(MINIMAP)["shown"] == "false"  # the whole U is on screen: no overview needed
+    for path in ("input_blocks.1", "middle_block", "output_blocks.9"):
+        page.locator(f'#diagram [data-path="{path}"] > .card').click()
+        page.wait_for_function(OPENED, arg=[path, "true"])
+    page.wait_for_function("() => document.querySelector('[data-field=\"minimap\"]').dataset.shown === 'true'")
+    m = page.evaluate(MINIMAP)
+    assert m["blocks"] == len(trace["blocks"])  # one mark per top-level block
+    x, y, w, h = m["view"]
+    assert 0 < w <= m["w"] + 0.5 and 0 < h <= m["h"] + 0.5 and (w < m["w"] - 1 or h < m["h"] - 1)
+    # A click on the overview's lower right moves the view there, and the frame follows.
+    page.mouse.click(m["left"] + m["w"] * 0.95, m["top"] + m["h"] * 0.95)
+    page.wait_for_timeout(200)
+    after = page.evaluate(MINIMAP)
+    assert after["scroll"][0] > m["scroll"][0] or after["scroll"][1] > m["scroll"][1]
+    assert after["view"][0] > x or after["view"][1] > y
+    assert console_errors == []

@@ -6,7 +6,7 @@
 import { explain, resampleWords } from './explain.js';
 import { bytes, compact, exact, ms, percent, shapeFull, shapeText } from './format.js';
 import { drawHistogram, statNumber } from './weights.js';
-import { h, row } from './dom.js';
+import { breakAtDots, h, row } from './dom.js';
 
 // Modules bigger than this get their weight statistics on a click, not on selection: they read the whole block.
 const AUTO_STATS_PARAMS = 50e6;
@@ -208,7 +208,7 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadSource
     // weightsSection is null when no weights file matches this model: leave it out (replaceChildren would
     // write "null" as text).
     const parts = [
-      h('h2', { class: 'details-title' }, title),
+      h('h2', { class: 'details-title' }, ...breakAtDots(title)),
       h('p', { class: 'kind-line' }, h('span', { class: 'kind-badge', dataset: { stage: node.stage ?? '' } }, node.kind),
         ` ${node.category.replaceAll('_', ' ')}`),
       h('p', { class: 'explain' }, explain(node, block)),

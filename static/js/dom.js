@@ -20,3 +20,12 @@ export function h(tag, attrs = {}, ...children) {
 export function row(label, field, ...value) {
   return [h('dt', {}, label), h('dd', { dataset: { field } }, ...value)];
 }
+
+/**
+ * A module path as text with a line-break opportunity after each dot: "output_blocks.5.1.attn2" wraps between its
+ * parts, never inside a word ("transfor-mer"). The text read back (innerText) is the path unchanged.
+ */
+export function breakAtDots(text) {
+  const parts = String(text).split('.');
+  return parts.flatMap((part, i) => (i < parts.length - 1 ? [`${part}.`, document.createElement('wbr')] : [part]));
+}

@@ -155,19 +155,35 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
   // ---- Search -------------------------------------------------------------------------------------------------
 
   let searchedPreset = null;
+  // The blocks a query opened to reach its hits: the next query closes them again (the reader's own stay open).
+  let openedBySearch = new Set();
   const search = createSearch(
     { input: $('search'), prev: $('search-prev'), next: $('search-next'), count: $('search-count') },
     {
       getIndex,
       onHits(paths) {
+        if (searchedPreset !== state.preset) openedBySearch = new Set();
         searchedPreset = state.preset;
         diagram.setHighlights(paths);
         const ix = getIndex();
-        if (!ix || !paths.length) return;
+        if (!ix) return;
+        const needed = new Set();
+        for (const p of paths) for (const q of pathToOpen(ix, p)) needed.add(q);
         const open = new Set(state.expanded);
-        const before = open.size;
-        for (const p of paths) for (const q of pathToOpen(ix, p)) open.add(q);
-        if (open.size !== before) store.setExpanded([...open]);
+        let changed = false;
+        for (const q of openedBySearch) {
+          if (!needed.has(q) && open.delete(q)) changed = true;
+        }
+        const opened = new Set();
+        for (const q of needed) {
+          if (openedBySearch.has(q) || !open.has(q)) opened.add(q);
+          if (!open.has(q)) {
+            open.add(q);
+            changed = true;
+          }
+        }
+        openedBySearch = opened;
+        if (changed) store.setExpanded([...open]);
       },
       onCurrent(path) {
         store.select(path);

@@ -11,6 +11,7 @@ import { createDetails } from './details.js';
 import { createDiagram } from './diagram.js';
 import { bytes, compact, shapeText } from './format.js';
 import { createMemo, expandablePaths, flowOf, indexTrace, layoutScene } from './layout.js';
+import { createMinimap } from './minimap.js';
 import { createStore } from './state.js';
 import { createFeatures } from './features.js';
 import { createTeach } from './teach.js';
@@ -58,6 +59,7 @@ const diagram = createDiagram(diagramHost, {
   },
   onSelect: (path) => store.select(path),
 });
+const minimap = createMinimap(diagramHost.parentNode, diagram); // where the view is, once the U outgrows it
 
 const controlView = createControlView($('controlnet'), {
   onError: (message) => showError(message),
@@ -76,6 +78,7 @@ const details = createDetails($('details-body'), {
 
 function showZoom() {
   $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
+  minimap.update();
 }
 
 // The zoom follows the window (auto) until the user zooms by hand; "Fit" goes back to following it. An opened
@@ -99,6 +102,7 @@ function renderDiagram(anchor = null) {
   const scene = layoutScene(ix, state.expanded, memo);
   const painter = community?.painter() ?? null; // block weights or a LoRA, when "Colour by" shows one
   diagram.render(scene, ix, { metric: state.metric, selection: state.selection, overlay: state.overlay, painter });
+  minimap.draw(scene);
   if (autoZoom) refit();
   // The block the user opened or closed stays where it was on screen.
   if (before) diagram.keepAt(anchor, before.left, before.top);
