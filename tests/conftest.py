@@ -52,6 +52,13 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     }
 
 
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    # The 220 ms ease of a refit (static/js/refit-motion.js) would move cards under tests that measure right after
+    # a render: they browse as a reader who asks for reduced motion. The ease has its own test with motion on.
+    return {**browser_context_args, "reduced_motion": "reduce"}
+
+
 @pytest.fixture
 def console_errors(page) -> list[str]:
     """Collects console errors and uncaught page errors; a browser test asserts it stays empty."""

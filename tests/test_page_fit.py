@@ -299,3 +299,55 @@ def test_the_minimap_shows_where_the_view_is_and_moves_it(page, live_server, con
     assert after["scroll"][0] > m["scroll"][0] or after["scroll"][1] > m["scroll"][1]
     assert after["view"][0] > x or after["view"][1] > y
     assert console_errors == []
+
+
+# One click on a card, and what the page did within that task: the zoom before and after, the animations running
+# on the drawn SVG and their transform origin, and where the clicked card is before and after (untransformed).
+CLICK_AND_LOOK = """(path) => {
+  const svg = document.querySelector('#diagram svg.unet');
+  const card = () => document.querySelector(`#diagram g.box[data-path="${path}"] > .card`);
+  const zoom = () => parseFloat(document.getElementById('zoom-level').textContent);
+  const before = { zoom: zoom(), at: card().getBoundingClientRect().toJSON() };
+  card().dispatchEvent(new MouseEvent('click', { bubbles: true }));
+  const anims = svg.getAnimations();
+  anims.forEach((a) => a.pause());
+  const paused = card().getBoundingClientRect().toJSON();  // at the ease's first frame
+  anims.forEach((a) => a.finish());
+  const svgBox = svg.getBoundingClientRect();
+  const at = card().getBoundingClientRect().toJSON();
+  return { before, zoom: zoom(), running: anims.length, origin: svg.style.transformOrigin, paused, at,
+    svg: [svgBox.left, svgBox.top], keyframes: anims.map((a) => a.effect.getKeyframes().map((k) => k.transform)) };
+}"""
+
+
+def test_a_refit_eases_about_the_clicked_block(browser, live_server) -> None:
+    context = browser.new_context(viewport={"width": 1600, "height": 1000}, reduced_motion="no-preference")
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{live_server}/#sd1")
+        page.wait_for_function("() => document.body.dataset.ready === 'true' && document.body.dataset.preset === 'sd1'")
+        seen = page.evaluate(CLICK_AND_LOOK, "input_blocks.4")
+        assert seen["zoom"] < seen["before"]["zoom"], seen  # the opened block made the U outgrow the window
+        # The U eases from the old scale to the new one, about the card that was clicked: it does not move.
+        assert seen["running"] == 1
+        ratio = seen["before"]["zoom"] / seen["zoom"]
+        start = float(seen["keyframes"][0][0].removeprefix("scale(").removesuffix(")"))
+        assert start == pytest.approx(ratio, rel=0.02) and seen["keyframes"][0][-1] == "none"
+        ox, oy = (float(v.removesuffix("px")) for v in seen["origin"].split())
+        assert ox == pytest.approx(seen["at"]["left"] - seen["svg"][0], abs=1)
+        assert oy == pytest.approx(seen["at"]["top"] - seen["svg"][1], abs=1)
+        assert seen["paused"]["left"] == pytest.approx(seen["at"]["left"], abs=1)
+        assert seen["paused"]["top"] == pytest.approx(seen["at"]["top"], abs=1)
+        # With a zoom set by hand nothing refits: no ease, and the block opened stays where it was on screen.
+        page.locator("#zoom-in").click()
+        page.evaluate("() => { const d = document.getElementById('diagram'); d.scrollTo(d.scrollWidth / 3, 200); }")
+        page.wait_for_timeout(100)
+        again = page.evaluate(CLICK_AND_LOOK, "output_blocks.4")
+        assert again["zoom"] == again["before"]["zoom"] and again["running"] == 0
+        assert again["at"]["left"] == pytest.approx(again["before"]["at"]["left"], abs=1.5)
+        assert again["at"]["top"] == pytest.approx(again["before"]["at"]["top"], abs=1.5)
+        assert errors == []
+    finally:
+        context.close()

@@ -12,6 +12,7 @@ import { createDiagram } from './diagram.js';
 import { bytes, compact, shapeText } from './format.js';
 import { createMemo, expandablePaths, flowOf, indexTrace, layoutScene } from './layout.js';
 import { createMinimap } from './minimap.js';
+import { easeZoom } from './refit-motion.js';
 import { createStore } from './state.js';
 import { createFeatures } from './features.js';
 import { createTeach } from './teach.js';
@@ -99,13 +100,18 @@ function renderDiagram(anchor = null) {
   setReady(false);
   const t0 = performance.now();
   const before = anchor ? diagram.screenRect(anchor) : null;
+  const zoomBefore = diagram.zoom;
   const scene = layoutScene(ix, state.expanded, memo);
   const painter = community?.painter() ?? null; // block weights or a LoRA, when "Colour by" shows one
   diagram.render(scene, ix, { metric: state.metric, selection: state.selection, overlay: state.overlay, painter });
   minimap.draw(scene);
   if (autoZoom) refit();
   // The block the user opened or closed stays where it was on screen.
-  if (before) diagram.keepAt(anchor, before.left, before.top);
+  if (before) {
+    diagram.keepAt(anchor, before.left, before.top);
+    // A refit eases in about where the clicked block ends up (keepAt cannot scroll past the U's edge).
+    easeZoom(diagram.element, zoomBefore / diagram.zoom, diagram.screenRect(anchor));
+  }
   document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
   controlView.decorate(diagram.element); // the control model's injections marked on the U
   showZoom();
