@@ -107,6 +107,18 @@ def block_totals(detection: LoraDetection) -> tuple[list[dict[str, Any]], dict[s
     return blocks, ids, fitting[0] if fitting else None
 
 
+def _scaling(m: LoraModule) -> dict[str, Any]:
+    """What a module adds and how it is scaled, as a UNet module and a text-encoder module both report it."""
+    return {
+        "algo": m.algo,
+        "rank": m.rank,
+        "alpha": m.alpha,
+        "alpha_source": m.alpha_source,
+        "scale": m.scale,
+        "params": m.params,
+    }
+
+
 def _module(m: LoraModule) -> dict[str, Any]:
     return {
         "path": m.path,
@@ -114,12 +126,7 @@ def _module(m: LoraModule) -> dict[str, Any]:
         "lora_key": m.lora_key,
         "spelling": m.spelling,
         "kind": m.kind,
-        "algo": m.algo,
-        "rank": m.rank,
-        "alpha": m.alpha,
-        "alpha_source": m.alpha_source,
-        "scale": m.scale,
-        "params": m.params,
+        **_scaling(m),
         "block": m.block,
         "block_id": m.block_id,
         "kohya_slot": m.kohya_slot,
@@ -148,12 +155,7 @@ def _text_encoder(d: LoraDetection) -> dict[str, Any]:
         {
             "lora_key": m.lora_key,
             "encoder": m.encoder,
-            "algo": m.algo,
-            "rank": m.rank,
-            "alpha": m.alpha,
-            "alpha_source": m.alpha_source,
-            "scale": m.scale,
-            "params": m.params,
+            **_scaling(m),
         }
         for m in d.text_encoder
     ]
