@@ -12,6 +12,9 @@
    keys, in the file's own naming;
 5. adds up the bytes of every top-level block by dtype.
 
+The steps that do not depend on the model being a UNet (`anchored_prefixes`, `split_tensors`, `original_names`,
+`compare_shapes`, `clip_metadata`, `meta_state_shapes`) serve the control-model detectors (`control_detect`) too.
+
 Nothing here reads tensor data, and nothing imports the web app.
 """
 
@@ -19,11 +22,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,6 +59,7 @@ __all__ = [
 ]
 
 KeyFormat = Literal["ldm", "diffusers"]
+Tag = TypeVar("Tag")
 
 # Two tensors that every UNet has, per key format: the time embedding's first Linear and the input conv.
 _ANCHORS: dict[KeyFormat, tuple[str, str]] = {
@@ -184,8 +188,10 @@ def detect_unet(header: dict[str, Any], check: Callable[[UNetConfig], None] | No
     """
     tensors, metadata = validate_header(header)
     prefix, key_format, others = _find_unet(tensors)
-    unet, other_keys = _unet_tensors(tensors, prefix, key_format)
-    keymap, ldm, untranslated = _original_names(unet, key_format)
+    # Without a prefix only the UNet's own top-level names count: a file may hold the VAE and text encoder beside it.
+    unet, other_keys = split_tensors(tensors, prefix, LDM_TOP_LEVEL if key_format == "ldm" else DIFFUSERS_TOP_LEVEL)
+    keymap = KeyMap(layout_from_diffusers_keys(unet)) if key_format == "diffusers" else None
+    ldm, untranslated = original_names(unet, keymap)
     shapes = {k: v.shape for k, v in ldm.items()}
 
     # The architecture from the shapes, then the presets with exactly these shapes.
@@ -198,19 +204,7 @@ def detect_unet(header: dict[str, Any], check: Callable[[UNetConfig], None] | No
 
     # The file against UNetModel(config), reported in the file's own names.
     expected = _shapes(config)
-
-    def own(original: str) -> str:
-        if keymap is None:
-            return original
-        return keymap.to_diffusers(original) or original
-
-    missing = [own(k) for k in expected if k not in shapes]
-    unexpected = sorted([*untranslated, *(own(k) for k in shapes if k not in expected)])
-    mismatched = [
-        {"key": own(k), "expected": list(expected[k]), "found": list(shapes[k])}
-        for k in expected
-        if k in shapes and shapes[k] != expected[k]
-    ]
+    missing, unexpected, mismatched = compare_shapes(expected, shapes, untranslated, keymap)
     if key_format == "diffusers" and (reason := _diffusers_gap(config)):
         notes.append(reason)
 
@@ -227,49 +221,98 @@ def detect_unet(header: dict[str, Any], check: Callable[[UNetConfig], None] | No
         bytes_by_block=_bytes_by_block({**ldm, **{n: unet[n] for n in untranslated}}, expected),
         num_parameters=sum(info.numel for info in unet.values()),
         notes=notes,
-        other_keys=dict(sorted(other_keys.items())),
+        other_keys=other_keys,
         other_prefixes=others,
-        metadata={k[:_METADATA_CHARS]: v[:_METADATA_CHARS] for k, v in list(metadata.items())[:_METADATA_ENTRIES]},
+        metadata=clip_metadata(metadata),
     )
 
 
-def _unet_tensors(
-    tensors: dict[str, TensorInfo], prefix: str, key_format: KeyFormat
+# ---- helpers the control-model detectors (`control_detect`) share -------------------------------------------------
+def split_tensors(
+    tensors: dict[str, TensorInfo], prefix: str, top_level: frozenset[str] | None
 ) -> tuple[dict[str, TensorInfo], dict[str, int]]:
-    """The UNet's tensors without the prefix, and a count of the other tensors by their first name part.
+    """(the model's tensors without the prefix, the other tensors counted by their first name part, sorted).
 
-    Without a prefix only the UNet's own top-level names count: a file may hold the VAE and text encoder beside it.
+    Without a prefix only names whose first part is in `top_level` are the model's (all of them when it is None).
     """
-    top_level = LDM_TOP_LEVEL if key_format == "ldm" else DIFFUSERS_TOP_LEVEL
-    unet: dict[str, TensorInfo] = {}
-    other_keys: dict[str, int] = defaultdict(int)
+    own: dict[str, TensorInfo] = {}
+    other: dict[str, int] = defaultdict(int)
     for name, info in tensors.items():
         local = name[len(prefix) :] if name.startswith(prefix) else None
-        if local is None or (not prefix and local.split(".", 1)[0] not in top_level):
-            other_keys[name.split(".", 1)[0]] += 1
+        if local is None or (not prefix and top_level is not None and local.split(".", 1)[0] not in top_level):
+            other[name.split(".", 1)[0]] += 1
         else:
-            unet[local] = info
-    return unet, other_keys
+            own[local] = info
+    return own, dict(sorted(other.items()))
 
 
-def _original_names(
-    unet: dict[str, TensorInfo], key_format: KeyFormat
-) -> tuple[KeyMap | None, dict[str, TensorInfo], list[str]]:
-    """(key map, tensors by original name, names that do not translate); diffusers names go through their layout."""
-    if key_format != "diffusers":
-        return None, unet, []
-    keymap = KeyMap(layout_from_diffusers_keys(unet))
+def original_names(tensors: dict[str, TensorInfo], keymap: KeyMap | None) -> tuple[dict[str, TensorInfo], list[str]]:
+    """(tensors by original name, diffusers names that do not translate); without a key map the names stay."""
+    if keymap is None:
+        return tensors, []
     ldm: dict[str, TensorInfo] = {}
     untranslated: list[str] = []
-    for name, info in unet.items():
+    for name, info in tensors.items():
         original = keymap.from_diffusers(name)
         if original is None:
             untranslated.append(name)
         else:
             ldm[original] = info
-    return keymap, ldm, untranslated
+    return ldm, untranslated
 
 
+def compare_shapes(
+    expected: dict[str, tuple[int, ...]],
+    shapes: dict[str, tuple[int, ...]],
+    untranslated: list[str],
+    keymap: KeyMap | None,
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """(missing, unexpected, mismatched) of a file's shapes against a model's, both by original name; reported in
+    the file's own names (diffusers' through `keymap`, where it has one)."""
+
+    def own(original: str) -> str:
+        return (keymap.to_diffusers(original) if keymap is not None else None) or original
+
+    missing = [own(k) for k in expected if k not in shapes]
+    unexpected = sorted([*untranslated, *(own(k) for k in shapes if k not in expected)])
+    mismatched = [
+        {"key": own(k), "expected": list(expected[k]), "found": list(shapes[k])}
+        for k in expected
+        if k in shapes and shapes[k] != expected[k]
+    ]
+    return missing, unexpected, mismatched
+
+
+def anchored_prefixes(names: Collection[str], anchors: Iterable[tuple[str, str, Tag]]) -> list[tuple[str, Tag]]:
+    """(prefix, tag) for each anchor (first, second, tag) whose two tensors a file holds under one prefix: a name
+    is `prefix + first` and `prefix + second` is a name too; the prefix is empty or ends in a dot. In the order of
+    the names, then of the anchors."""
+    anchors = list(anchors)
+    found: list[tuple[str, Tag]] = []
+    for name in names:
+        for first, second, tag in anchors:
+            if name.endswith(first):
+                prefix = name[: -len(first)]
+                if (not prefix or prefix.endswith(".")) and prefix + second in names:
+                    found.append((prefix, tag))
+    return found
+
+
+def clip_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """The header's metadata as it is echoed back: its first entries, keys and values cut short."""
+    return {k[:_METADATA_CHARS]: v[:_METADATA_CHARS] for k, v in list(metadata.items())[:_METADATA_ENTRIES]}
+
+
+def meta_state_shapes(build: Callable[[], Any]) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the state dict of the model `build()` makes, built on the meta device (no memory)."""
+    import torch
+
+    with torch.device("meta"):
+        model = build()
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+# ---- the UNet --------------------------------------------------------------------------------------------------------
 def _preset_settings(name: str, inferred: UNetConfig) -> tuple[UNetConfig, list[str]]:
     """The preset's config, which fills in what shapes cannot show (heads, depths where there is no attention...)."""
     preset_config = PRESETS[name].config
@@ -287,13 +330,7 @@ def _preset_settings(name: str, inferred: UNetConfig) -> tuple[UNetConfig, list[
 def _find_unet(tensors: dict[str, TensorInfo]) -> tuple[str, KeyFormat, list[str]]:
     """(prefix, key format, other candidate prefixes) of the UNet; CheckpointError when there is none."""
     names = set(tensors)
-    candidates: list[tuple[str, KeyFormat]] = []
-    for name in names:
-        for key_format, (first, second) in _ANCHORS.items():
-            if name.endswith(first):
-                prefix = name[: -len(first)]
-                if (not prefix or prefix.endswith(".")) and prefix + second in names:
-                    candidates.append((prefix, key_format))
+    candidates = anchored_prefixes(names, [(first, second, fmt) for fmt, (first, second) in _ANCHORS.items()])
     if not candidates:
         raise CheckpointError("header", _no_unet_message(names))
 
@@ -342,13 +379,9 @@ def _could_match(a: UNetConfig, b: UNetConfig) -> bool:
 @lru_cache(maxsize=64)
 def _shapes(config: UNetConfig) -> dict[str, tuple[int, ...]]:
     """Key -> shape of UNetModel(config), built on the meta device (no memory, a few milliseconds)."""
-    import torch
-
     from .unet import UNetModel
 
-    with torch.device("meta"):
-        model = UNetModel(config)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return meta_state_shapes(lambda: UNetModel(config))
 
 
 def _block_of(key: str) -> str:

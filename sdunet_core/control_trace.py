@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import torch
 
 from .controlnet import ControlNetConfig, ControlNetModel
 from .controlnet_presets import ControlNetPreset, load_controlnet_preset
+from .counting import FlopAndMemoryMode
 from .errors import ConfigError, quote
 from .inputs import DEFAULT_CONTEXT_TOKENS, DEFAULT_LATENT_FACTOR, dtype_name, make_inputs, parse_dtype, positive_int
 from .plan import plan_blocks
-from .schema import ControlInfo, Injection, Node, Trace, TraceInput
+from .schema import ControlInfo, Injection, Node, Trace
 from .structure import record_nodes, tensor_spec
-from .trace import _META_LOCK, _blocks, _totals
+from .trace import _META_LOCK, _blocks, _totals, _trace_input
 
 MAX_CONTROL_SCALE = 10.0
 
@@ -76,6 +78,82 @@ def _injections(
     return out
 
 
+def _resolve(model: ControlNetConfig | ControlNetPreset | str) -> tuple[ControlNetPreset | None, ControlNetConfig]:
+    """(the preset, if one was given or named; the ControlNet's config); ConfigError on anything else."""
+    if isinstance(model, str):
+        model = load_controlnet_preset(model)
+    preset = model if isinstance(model, ControlNetPreset) else None
+    config = preset.config if preset is not None else model
+    if not isinstance(config, ControlNetConfig):
+        raise ConfigError("controlnet", f"must be a ControlNetConfig, a preset or a preset name, got {quote(model)}")
+    return preset, config
+
+
+def _input_size(
+    config: ControlNetConfig,
+    preset: ControlNetPreset | None,
+    sample_size: tuple[int, ...] | None,
+    batch: int,
+    context_tokens: int | None,
+) -> tuple[tuple[int, ...], int | None]:
+    """(latent size, context tokens) to trace at, checked: a preset's reference input, else 64 latent pixels."""
+    cfg = config.unet
+    positive_int("batch", batch)
+    if context_tokens is not None:
+        positive_int("context_tokens", context_tokens)
+    if cfg.use_spatial_transformer:
+        tokens = context_tokens or (preset.context_tokens if preset else None) or DEFAULT_CONTEXT_TOKENS
+    else:
+        tokens = None
+    if sample_size is None:
+        side = max(cfg.downsample_factor, math.ceil(64 / cfg.downsample_factor) * cfg.downsample_factor)
+        sample_size = preset.sample_size if preset else (side,) * cfg.dims
+    size = tuple(sample_size)
+    cfg.check_sample_size(size)
+    return size, tokens
+
+
+def _meta_forward(
+    config: ControlNetConfig,
+    size: tuple[int, ...],
+    batch: int,
+    tokens: int | None,
+    dtype: torch.dtype,
+    deadline: float | None,
+) -> tuple[ControlNetModel, dict[str, torch.Tensor | None], list[dict[str, Any]], FlopAndMemoryMode]:
+    """(the model, its inputs with the control image as `hint`, one record per module, the FLOP and memory mode)."""
+    with _META_LOCK:
+        with torch.device("meta"):
+            net = ControlNetModel(config)
+        net = net.to(dtype=dtype).eval()
+        inputs = make_inputs(config.unet, size, batch, tokens, "meta", dtype)
+        hint_size = [s * config.hint_factor for s in size]
+        inputs["hint"] = torch.empty((batch, config.hint_channels, *hint_size), device="meta", dtype=dtype)
+        records, mode = record_nodes(net, inputs, deadline)
+    return net, inputs, records, mode
+
+
+def _control_info(
+    net: ControlNetModel,
+    config: ControlNetConfig,
+    preset: ControlNetPreset | None,
+    hint: torch.Tensor,
+    by_path: dict[str, Node],
+    scales: list[float],
+) -> ControlInfo:
+    return ControlInfo(
+        kind="controlnet",
+        base_preset=preset.base_preset if preset else None,
+        hint=tensor_spec(hint),
+        hint_channels=config.hint_channels,
+        hint_factor=config.hint_factor,
+        hint_block="input_hint_block",
+        hint_added_to="input_blocks.0",
+        scales=scales,
+        injections=_injections(net, config, by_path, scales),
+    )
+
+
 def trace_controlnet(
     model: ControlNetConfig | ControlNetPreset | str,
     *,
@@ -91,65 +169,23 @@ def trace_controlnet(
     A preset is traced at its UNet's reference input (the control image at hint_factor times the latent size); a
     config at 64 latent pixels per side. `control_scales` gives one scale per injection (1.0 each by default).
     """
-    if isinstance(model, str):
-        model = load_controlnet_preset(model)
-    preset = model if isinstance(model, ControlNetPreset) else None
-    config = preset.config if preset is not None else model
-    if not isinstance(config, ControlNetConfig):
-        raise ConfigError("controlnet", f"must be a ControlNetConfig, a preset or a preset name, got {quote(model)}")
-    cfg = config.unet
-    positive_int("batch", batch)
-    if context_tokens is not None:
-        positive_int("context_tokens", context_tokens)
-    if cfg.use_spatial_transformer:
-        tokens = context_tokens or (preset.context_tokens if preset else None) or DEFAULT_CONTEXT_TOKENS
-    else:
-        tokens = None
-    if sample_size is None:
-        side = max(cfg.downsample_factor, math.ceil(64 / cfg.downsample_factor) * cfg.downsample_factor)
-        sample_size = preset.sample_size if preset else (side,) * cfg.dims
-    size = tuple(sample_size)
-    cfg.check_sample_size(size)
+    preset, config = _resolve(model)
+    size, tokens = _input_size(config, preset, sample_size, batch, context_tokens)
     torch_dtype = parse_dtype(dtype)
     latent_factor = preset.latent_factor if preset else DEFAULT_LATENT_FACTOR
     # One scale per input block and one for the middle block; checked before anything is built.
     scales = check_scales(control_scales, config.num_injections)
     deadline = time.monotonic() + time_limit_s if time_limit_s is not None else None
 
-    with _META_LOCK:
-        with torch.device("meta"):
-            net = ControlNetModel(config)
-        net = net.to(dtype=torch_dtype).eval()
-        inputs = make_inputs(cfg, size, batch, tokens, "meta", torch_dtype)
-        hint_size = [s * config.hint_factor for s in size]
-        inputs["hint"] = torch.empty((batch, config.hint_channels, *hint_size), device="meta", dtype=torch_dtype)
-        records, mode = record_nodes(net, inputs, deadline)
+    net, inputs, records, mode = _meta_forward(config, size, batch, tokens, torch_dtype, deadline)
     nodes = [Node.model_validate(r) for r in records]
     by_path = {n.path: n for n in nodes}
-    trace_input = TraceInput(
-        batch=batch,
-        sample_size=list(size),
-        latent_factor=latent_factor,
-        image_size=[s * latent_factor for s in size],
-        context_tokens=tokens,
-        **{k: (tensor_spec(v) if v is not None else None) for k, v in inputs.items() if k != "hint"},
-    )
-    control = ControlInfo(
-        kind="controlnet",
-        base_preset=preset.base_preset if preset else None,
-        hint=tensor_spec(inputs["hint"]),
-        hint_channels=config.hint_channels,
-        hint_factor=config.hint_factor,
-        hint_block="input_hint_block",
-        hint_added_to="input_blocks.0",
-        scales=scales,
-        injections=_injections(net, config, by_path, scales),
-    )
+    unet_inputs = {k: v for k, v in inputs.items() if k != "hint"}
     return Trace(
         preset=preset.name if preset else None,
-        config=cfg.to_dict(),
+        config=config.unet.to_dict(),
         ldm_params=config.to_ldm_or_none(),
-        input=trace_input,
+        input=_trace_input(latent_factor, size, batch, tokens, unet_inputs),
         device="meta",
         dtype=dtype_name(torch_dtype),
         torch=torch.__version__,
@@ -158,5 +194,5 @@ def trace_controlnet(
         blocks=_blocks(net, by_path),  # type: ignore[arg-type]
         skips=[],
         nodes=nodes,
-        control=control,
+        control=_control_info(net, config, preset, inputs["hint"], by_path, scales),
     )

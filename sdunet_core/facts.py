@@ -29,7 +29,7 @@ _BUILTIN_CATEGORY: tuple[tuple[type[nn.Module] | tuple[type[nn.Module], ...], st
 
 
 def category_of(path: str, module: nn.Module, block_map: dict[str, BlockPlan]) -> str:
-    """The module's category in the trace's vocabulary (sdunet_core.schema.CATEGORIES)."""
+    """The module's category in the trace's vocabulary (sdunet_core.categories.CATEGORIES)."""
     if path in block_map:
         return block_map[path].category
     if path in ("input_blocks", "output_blocks", "zero_convs"):  # zero_convs: a ControlNet's list of them

@@ -11,25 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from .categories import BlockCategory
+
 if TYPE_CHECKING:
     from .config import UNetConfig
 
 Stage = Literal["embed", "down", "mid", "up", "out"]
 SlotKind = Literal["input_conv", "res", "downsample", "middle", "up"]
-# What a top-level block is, in the trace's vocabulary (docs/trace-schema.md).
-BlockCategory = Literal[
-    "time_embedding",
-    "label_embedding",
-    "input_conv",
-    "down_block",
-    "downsample_block",
-    "middle_block",
-    "up_block",
-    "output_head",
-    "codebook_head",
-    "control_hint",
-    "zero_conv",
-]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import schema
-from .plan import BlockCategory
+from .categories import BlockCategory
 
 _INTRO = """# Trace JSON schema (schema_version {version})
 

@@ -132,13 +132,18 @@ def _check_run(device: str, dtype: torch.dtype, repeats: int) -> None:
 
 
 def _trace_input(
-    m: Model, sample_size: tuple[int, ...], batch: int, tokens: int | None, inputs: dict[str, torch.Tensor | None]
+    latent_factor: int,
+    sample_size: tuple[int, ...],
+    batch: int,
+    tokens: int | None,
+    inputs: dict[str, torch.Tensor | None],
 ) -> TraceInput:
+    """What the forward was given; `inputs` are the model's own arguments (x, timesteps, context, y)."""
     return TraceInput(
         batch=batch,
         sample_size=list(sample_size),
-        latent_factor=m.latent_factor,
-        image_size=[s * m.latent_factor for s in sample_size],
+        latent_factor=latent_factor,
+        image_size=[s * latent_factor for s in sample_size],
         context_tokens=tokens,
         **{k: (tensor_spec(v) if v is not None else None) for k, v in inputs.items()},
     )
@@ -155,7 +160,7 @@ def _meta_trace(
     totals = _totals(records, mode, torch.empty((), dtype=dtype).element_size())
     nodes = [Node.model_validate(r) for r in records]
     by_path = {n.path: n for n in nodes}
-    trace_input = _trace_input(m, sample_size, batch, tokens, inputs)
+    trace_input = _trace_input(m.latent_factor, sample_size, batch, tokens, inputs)
     return Trace(
         preset=m.name,
         config=m.config.to_dict(),
@@ -285,5 +290,7 @@ def trace_totals(
             for size in sample_sizes:
                 inputs = make_inputs(m.config, tuple(size), batch, tokens, "meta", torch.float32)
                 records, mode = record_nodes(model, inputs, deadline, described=described, recorder=recorder)
-                out.append((_trace_input(m, tuple(size), batch, tokens, inputs), _totals(records, mode, 4)))
+                out.append(
+                    (_trace_input(m.latent_factor, tuple(size), batch, tokens, inputs), _totals(records, mode, 4))
+                )
     return out

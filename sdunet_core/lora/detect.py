@@ -270,20 +270,14 @@ def _unet_modules(
         module, spelling = match.fits[stem]
         weight = module.weight_shape or ()
         slot = kohya_slot(module.path, layout)
-        alpha, source = module_alpha(
-            network,
-            has_alpha="alpha" in tensors.parts,
-            value=alphas.get(keys.get("alpha", "")),
-            large_conv=any(k > 1 for k in weight[2:]),
-            slot=slot,
-        )
         out.append(
-            LoraModule(
-                lora_key=stem,
-                algo=tensors.algo,
-                **_rank_alpha(tensors, alpha, source),
-                params=tensors.params,
-                tensors=tensors,
+            _patched(
+                stem,
+                tensors,
+                network,
+                alphas.get(keys.get("alpha", "")),
+                large_conv=any(k > 1 for k in weight[2:]),
+                slot=slot,
                 path=module.path,
                 diffusers=module.diffusers,
                 spelling=spelling,
@@ -298,13 +292,36 @@ def _unet_modules(
     return out
 
 
-def _rank_alpha(tensors: ModuleTensors, alpha: float | None, source: AlphaSource) -> dict[str, Any]:
+def _patched(
+    stem: str,
+    tensors: ModuleTensors,
+    network: Network,
+    alpha_value: float | None,
+    *,
+    large_conv: bool,
+    slot: int | None,
+    **where: Any,
+) -> LoraModule:
+    """One patched module with its rank, alpha and scale; `where` says where it sits (UNet module or encoder)."""
+    alpha, source = module_alpha(
+        network, has_alpha="alpha" in tensors.parts, value=alpha_value, large_conv=large_conv, slot=slot
+    )
     rank = tensors.rank
     if source == "none" or rank is None:
         scale: float | None = 1.0  # no alpha (or no rank) means no scaling (ComfyUI, A1111)
     else:
         scale = alpha / rank if alpha is not None else None
-    return {"rank": rank, "alpha": alpha, "alpha_source": source, "scale": scale}
+    return LoraModule(
+        lora_key=stem,
+        algo=tensors.algo,
+        rank=rank,
+        alpha=alpha,
+        alpha_source=source,
+        scale=scale,
+        params=tensors.params,
+        tensors=tensors,
+        **where,
+    )
 
 
 def _text_encoder_widths(te: dict[str, tuple[ModuleTensors, ParsedKey]]) -> dict[str, int]:
@@ -326,22 +343,8 @@ def _text_encoder(
     modules = []
     for stem, (tensors, parsed) in sorted(te.items()):
         keys = groups[("text_encoder", stem)].keys
-        alpha, source = module_alpha(
-            network,
-            has_alpha="alpha" in tensors.parts,
-            value=alphas.get(keys.get("alpha", "")),
-            large_conv=False,
-            slot=None,
-        )
+        alpha = alphas.get(keys.get("alpha", ""))
         modules.append(
-            LoraModule(
-                lora_key=stem,
-                algo=tensors.algo,
-                **_rank_alpha(tensors, alpha, source),
-                params=tensors.params,
-                tensors=tensors,
-                kind="linear",
-                encoder=parsed.encoder,
-            )
+            _patched(stem, tensors, network, alpha, large_conv=False, slot=None, kind="linear", encoder=parsed.encoder)
         )
     return modules

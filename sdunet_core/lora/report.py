@@ -107,27 +107,28 @@ def block_totals(detection: LoraDetection) -> tuple[list[dict[str, Any]], dict[s
     return blocks, ids, fitting[0] if fitting else None
 
 
-def _module(m: LoraModule) -> dict[str, Any]:
-    return {
-        "path": m.path,
-        "diffusers": m.diffusers,
-        "lora_key": m.lora_key,
-        "spelling": m.spelling,
-        "kind": m.kind,
-        "algo": m.algo,
-        "rank": m.rank,
-        "alpha": m.alpha,
-        "alpha_source": m.alpha_source,
-        "scale": m.scale,
-        "params": m.params,
-        "block": m.block,
-        "block_id": m.block_id,
-        "kohya_slot": m.kohya_slot,
-        "kohya_target": m.kohya_target,
-        "tucker": m.tucker,
-        "dora": m.dora,
-        "flops": m.flops,
-    }
+# What the report says of each module, in this order: the scaling fields are the same for both kinds of module.
+_SCALING_FIELDS = ("algo", "rank", "alpha", "alpha_source", "scale", "params")
+_UNET_FIELDS = (
+    "path",
+    "diffusers",
+    "lora_key",
+    "spelling",
+    "kind",
+    *_SCALING_FIELDS,
+    "block",
+    "block_id",
+    "kohya_slot",
+    "kohya_target",
+    "tucker",
+    "dora",
+    "flops",
+)
+_TEXT_ENCODER_FIELDS = ("lora_key", "encoder", *_SCALING_FIELDS)
+
+
+def _fields(m: LoraModule, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(m, name) for name in names}
 
 
 def _text_encoder(d: LoraDetection) -> dict[str, Any]:
@@ -144,19 +145,7 @@ def _text_encoder(d: LoraDetection) -> dict[str, Any]:
         }
         for name, mods in sorted(per.items())
     ]
-    modules = [
-        {
-            "lora_key": m.lora_key,
-            "encoder": m.encoder,
-            "algo": m.algo,
-            "rank": m.rank,
-            "alpha": m.alpha,
-            "alpha_source": m.alpha_source,
-            "scale": m.scale,
-            "params": m.params,
-        }
-        for m in d.text_encoder
-    ]
+    modules = [_fields(m, _TEXT_ENCODER_FIELDS) for m in d.text_encoder]
     return {"params": sum(m.params for m in d.text_encoder), "encoders": encoders, "modules": modules}
 
 
@@ -198,7 +187,7 @@ def summarize(d: LoraDetection) -> dict[str, Any]:
         "metadata": d.metadata,
         "network": d.network.to_dict(),
         "algos": dict(Counter(m.algo for m in [*d.modules, *d.text_encoder]).most_common()),
-        "modules": [_module(m) for m in d.modules],
+        "modules": [_fields(m, _UNET_FIELDS) for m in d.modules],
         "text_encoder": _text_encoder(d),
         "unmatched": d.unmatched,
         "blocks": ids,
