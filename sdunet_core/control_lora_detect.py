@@ -9,7 +9,7 @@ where a ControlNet of that family does.
 from __future__ import annotations
 
 from .checkpoint import split_tensors
-from .control_report import ControlDetectionReport, ControlLoraFacts, Family, control_report
+from .control_report import ControlDetectionReport, ControlLoraFacts, Family, control_report, other_tensors_note
 from .controlnet_detect import fit_config, injections_of
 from .controlnet_presets import CONTROLNET_PRESETS
 from .header import TensorInfo
@@ -61,6 +61,5 @@ def detect_control_lora(
             ranks=ranks, lora_modules=len(pairs), full_tensors=len(full), lora_parameters=lora_params
         ),
         injections=injections_of(config) if config else [],
-        # Unlike the other detectors this one has never noted the other tensors of the file; kept as it was.
-        notes=notes,
+        notes=[*notes, *other_tensors_note(other)],
     )

@@ -260,6 +260,12 @@ def test_control_lora() -> None:
     again = detect_control(make_header(shapes, "control_model."))
     assert again is not None and again.kind == "control_lora" and again.prefix == "control_model."
     assert again.lora == report.lora  # the marker is no tensor of the model
+    assert not any("other tensors" in n for n in report.notes + again.notes)
+    # Tensors beside it in the file are noted, as for a ControlNet or an adapter.
+    mixed = {f"control_model.{k}": v for k, v in shapes.items()} | {"first_stage_model.conv_in.weight": (128, 3, 3, 3)}
+    third = detect_control(make_header(mixed))
+    assert third is not None and third.kind == "control_lora" and third.lora == report.lora
+    assert "the file holds other tensors too: first_stage_model (1)" in third.notes
 
 
 # ---- the API ---------------------------------------------------------------------------------------------------------
