@@ -116,33 +116,10 @@ def detect_lora(
         raise LoraError("header", f"holds {len(tensors)} tensors, over the limit of {MAX_TENSORS}")
     if preset is not None and preset not in PRESETS:
         raise LoraError("preset", f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
-    unmatched: list[dict[str, str]] = []
-    groups: dict[tuple[str, str], _Group] = {}
-    for name, info in tensors.items():
-        parsed = parse_key(name)
-        if parsed is None:
-            unmatched.append({"key": name, "reason": "not a tensor of any LoRA format"})
-            continue
-        group = groups.setdefault((parsed.target, parsed.stem), _Group(first=parsed))
-        group.parts[parsed.part] = info
-        group.keys[parsed.part] = name
+    groups, unmatched = _group_keys(tensors)
     if not groups:
         raise LoraError("header", foreign_reason(tensors))
-
-    unet: dict[str, tuple[ModuleTensors, str | None]] = {}
-    te: dict[str, tuple[ModuleTensors, ParsedKey]] = {}
-    for (target, stem), group in groups.items():
-        module = _module_tensors(group, unmatched)
-        if module is None or group.first is None:
-            continue
-        if target == "unet":
-            unet[stem] = (module, group.first.module)
-        elif target == "text_encoder":
-            te[stem] = (module, group.first)
-        else:
-            for key in group.keys.values():
-                unmatched.append({"key": key, "reason": "no UNet or text-encoder prefix (lora_unet_, lora_te_, unet.)"})
-
+    unet, te = _by_target(groups, unmatched)
     if not unet and not te:
         first = "; ".join(f"{u['key']}: {u['reason']}" for u in sorted(unmatched, key=lambda u: u["key"])[:3])
         raise LoraError("header", f"none of its LoRA tensors makes a whole UNet or text-encoder module ({first})")
@@ -175,6 +152,42 @@ def detect_lora(
         unmatched=sorted(unmatched, key=lambda u: u["key"]),
         widths=widths,
     )
+
+
+def _group_keys(tensors: dict[str, TensorInfo]) -> tuple[dict[tuple[str, str], _Group], list[dict[str, str]]]:
+    """The header's tensors grouped by (target, module stem), and the keys no LoRA format names, with why."""
+    unmatched: list[dict[str, str]] = []
+    groups: dict[tuple[str, str], _Group] = {}
+    for name, info in tensors.items():
+        parsed = parse_key(name)
+        if parsed is None:
+            unmatched.append({"key": name, "reason": "not a tensor of any LoRA format"})
+            continue
+        group = groups.setdefault((parsed.target, parsed.stem), _Group(first=parsed))
+        group.parts[parsed.part] = info
+        group.keys[parsed.part] = name
+    return groups, unmatched
+
+
+def _by_target(
+    groups: dict[tuple[str, str], _Group], unmatched: list[dict[str, str]]
+) -> tuple[dict[str, tuple[ModuleTensors, str | None]], dict[str, tuple[ModuleTensors, ParsedKey]]]:
+    """The whole modules of the UNet (stem → tensors, original module) and of the text encoder (stem → tensors,
+    parsed key); the tensors of incomplete or unprefixed modules go to `unmatched`."""
+    unet: dict[str, tuple[ModuleTensors, str | None]] = {}
+    te: dict[str, tuple[ModuleTensors, ParsedKey]] = {}
+    for (target, stem), group in groups.items():
+        module = _module_tensors(group, unmatched)
+        if module is None or group.first is None:
+            continue
+        if target == "unet":
+            unet[stem] = (module, group.first.module)
+        elif target == "text_encoder":
+            te[stem] = (module, group.first)
+        else:
+            for key in group.keys.values():
+                unmatched.append({"key": key, "reason": "no UNet or text-encoder prefix (lora_unet_, lora_te_, unet.)"})
+    return unet, te
 
 
 def _module_tensors(group: _Group, unmatched: list[dict[str, str]]) -> ModuleTensors | None:
