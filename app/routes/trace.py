@@ -13,10 +13,20 @@ from app.deps import MemoDep, SettingsDep, StoreDep
 from app.errors import ERROR_RESPONSES
 from app.resolve import resolve
 from app.schemas import TraceRequest
+from app.settings import Settings
+from app.tracing import TraceSpec
 from sdunet_core.schema import Trace
 from sdunet_core.summary import format_summary
 
 router = APIRouter(prefix="/api", tags=["trace"], responses=ERROR_RESPONSES)
+
+
+async def _resolve(body: TraceRequest, settings: Settings) -> TraceSpec:
+    """The request's trace spec. A preset resolves in microseconds on the event loop; a custom config is validated
+    (a walk over the whole U) in the threadpool."""
+    if body.preset is not None:
+        return resolve(body, settings, control=True)
+    return await run_in_threadpool(resolve, body, settings, control=True)
 
 
 @router.post(
@@ -36,13 +46,8 @@ async def trace(
     accept_encoding: Annotated[str, Header()] = "",
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Any:
-    # A preset resolves in microseconds on the event loop; a custom config is validated (a walk over the whole U)
-    # in the threadpool. The trace itself is awaited from a worker process, holding no thread.
-    spec = (
-        resolve(body, settings, control=True)
-        if body.preset is not None
-        else await run_in_threadpool(resolve, body, settings, control=True)
-    )
+    # The trace itself is awaited from a worker process, holding no thread.
+    spec = await _resolve(body, settings)
     cached = await store.get(spec)
     memo.remember(await request.body(), spec)  # the same bytes next time go through app.fastpath
     status, headers, content = cached.response_parts(accept_encoding, if_none_match)
@@ -70,10 +75,6 @@ async def summary(
     depth: Annotated[int, Query(ge=0, le=12, description="module tree depth to show")] = 2,
 ) -> PlainTextResponse:
     """The text summary of a trace (module tree, output shapes, parameters, FLOPs), as the CLI prints it."""
-    spec = (
-        resolve(body, settings, control=True)
-        if body.preset is not None
-        else await run_in_threadpool(resolve, body, settings, control=True)
-    )
+    spec = await _resolve(body, settings)
     cached = await store.get(spec)
     return PlainTextResponse(await run_in_threadpool(_summary, cached.body, depth))
