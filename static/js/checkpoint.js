@@ -8,6 +8,7 @@
 
 import { bytes, compact, exact } from './format.js';
 import { h, row } from './dom.js';
+import { errorLines, panelHead, wirePicker } from './file-panel.js';
 import { keyList } from './key-list.js';
 import { readHeaderText } from './safetensors-header.js';
 import { controlDetectionView } from './controlnet.js';
@@ -91,14 +92,10 @@ export function createCheckpoint({ button, input, panel }, { detect, onDetected 
 
   function render(state, fileName, ...body) {
     panel.dataset.state = state;
-    const close = h('button', { type: 'button', class: 'ckpt-close', 'aria-label': 'Close the checkpoint panel' }, '×');
-    close.addEventListener('click', () => {
+    const head = panelHead('Checkpoint', fileName, 'Close the checkpoint panel', () => {
       panel.hidden = true;
     });
-    panel.replaceChildren(
-      h('div', { class: 'ckpt-head' }, h('h2', {}, 'Checkpoint'), h('span', { class: 'ckpt-file' }, fileName), close),
-      ...body,
-    );
+    panel.replaceChildren(head, ...body);
     panel.hidden = false;
   }
 
@@ -116,22 +113,13 @@ export function createCheckpoint({ button, input, panel }, { detect, onDetected 
     } catch (err) {
       if (mine !== token) return;
       // The API's own words (its `reason`, and the field it is about), or the page's for a file it refused to send.
-      const body = [
-        h('p', { class: 'error', role: 'alert', dataset: { field: 'error' } }, h('strong', {}, 'Could not open it: '), err.reason ?? err.message),
-      ];
-      if (err.field) body.push(h('p', { class: 'muted', dataset: { field: 'error-field' } }, 'About: ', h('code', {}, err.field)));
-      render('error', file.name, ...body);
+      render('error', file.name, ...errorLines('Could not open it: ', err.reason ?? err.message, err.field));
     } finally {
       if (mine === token) button.disabled = false;
     }
   }
 
-  button.addEventListener('click', () => input.click());
-  input.addEventListener('change', () => {
-    const file = input.files?.[0];
-    input.value = ''; // choosing the same file again opens it again
-    if (file) open(file);
-  });
+  wirePicker(button, input, open);
 
   return { open };
 }

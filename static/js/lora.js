@@ -12,6 +12,7 @@ import { HeaderError, readHeader } from './safetensors-header.js';
 import { OVERLAY_DARK_FROM, rampColor } from './config.js';
 import { compact, exact } from './format.js';
 import { h, row } from './dom.js';
+import { errorLines, panelHead, wirePicker } from './file-panel.js';
 import { keyList } from './key-list.js';
 
 const LIST_LIMIT = 10;
@@ -306,18 +307,14 @@ export function createLora({ button, input, panel, dropZone }, { detect, context
 
   function render(state, fileName, ...body) {
     panel.dataset.state = state;
-    const close = h('button', { type: 'button', class: 'ckpt-close', 'aria-label': 'Close the LoRA' }, '×');
-    close.addEventListener('click', () => {
+    const head = panelHead('LoRA', fileName, 'Close the LoRA', () => {
       token += 1;
       open = null;
       panel.hidden = true;
       panel.dataset.state = 'closed';
       onDetected(null);
     });
-    panel.replaceChildren(
-      h('div', { class: 'ckpt-head' }, h('h2', {}, 'LoRA'), h('span', { class: 'ckpt-file' }, fileName), close),
-      ...body,
-    );
+    panel.replaceChildren(head, ...body);
     panel.hidden = false;
   }
 
@@ -370,20 +367,13 @@ export function createLora({ button, input, panel, dropZone }, { detect, context
       open = null;
       onDetected(null);
       const why = err instanceof HeaderError ? err.message : err.reason ?? err.message;
-      const body = [h('p', { class: 'error', role: 'alert', dataset: { field: 'error' } }, h('strong', {}, 'Not opened as a LoRA: '), why)];
-      if (err.field) body.push(h('p', { class: 'muted', dataset: { field: 'error-field' } }, 'About: ', h('code', {}, err.field)));
-      render('error', file.name, ...body);
+      render('error', file.name, ...errorLines('Not opened as a LoRA: ', why, err.field));
     } finally {
       if (mine === token) button.disabled = false;
     }
   }
 
-  button.addEventListener('click', () => input.click());
-  input.addEventListener('change', () => {
-    const file = input.files?.[0];
-    input.value = '';
-    if (file) openFile(file);
-  });
+  wirePicker(button, input, openFile);
   if (dropZone) {
     const isFile = (e) => [...(e.dataTransfer?.types ?? [])].includes('Files');
     dropZone.addEventListener('dragover', (e) => {
