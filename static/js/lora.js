@@ -1,5 +1,5 @@
-// lora.js — "Open LoRA" (issue 14): reads a LoRA file's safetensors header in the browser, as checkpoint.js does
-// (File.slice: the 8-byte length, then the JSON; the weights are never read or sent), plus the alpha scalars the
+// lora.js — "Open LoRA" (issue 14): reads a LoRA file's safetensors header in the browser (safetensors-header.js:
+// the 8-byte length, then the JSON; the weights are never read or sent), plus the alpha scalars the
 // header points to (a few bytes each: kohya keeps alpha in the tensor data, and the scale alpha / rank is only
 // true with them). POST /api/lora/detect names the format, the base family and every patched module; the U is
 // painted by rank or by parameters added, and the "LoRA" panel gives the totals, the block IDs, the text-encoder

@@ -1,6 +1,8 @@
 // main.js — wires the page: controls → store → views. It owns no drawing and no data rules of its own: the store
 // holds the state, layout.js places things, diagram.js / details.js / charts.js draw, api.js talks to the server.
 // After every render it sets document.body.dataset.ready = "true" (and .preset) so tests and benches can wait.
+// Self-contained parts of the page live beside it: zoom.js (the zoom), profiling.js ("Profile"), panels.js (the
+// folding panels), summary.js (the totals and the card hint), session-models.js (models from files kept per tab).
 
 import * as api from './api.js';
 import { createActivations } from './activations.js';
