@@ -3,56 +3,25 @@
 // here), tied to the U both ways (a point picked here opens and selects its module on the diagram; a module
 // selected on the diagram lists its points), and one real forward captured on the server (POST
 // /api/activations/capture) drawn by activation_views.js, with its chosen points exported as .safetensors.
+// This module holds the catalog, its list and the tie to the U; the capture form is activation_capture.js.
 //
 // It listens to the store and changes it only through select() and setExpanded(), like search does; main.js
 // creates it with one call. The catalog is asked for once the panel scrolls into view (a model build in a worker).
 
 import * as api from './api.js';
-import { renderCapture } from './activation_views.js';
+import { createCapture } from './activation_capture.js';
 import { h } from './dom.js';
 import { shapeText } from './format.js';
 import { boxRect, pathToOpen } from './layout.js';
 
-const GROUPS = [
-  ['@outputs', 'block outputs', 'the output of every block: what the U passes on'],
-  ['@cross-maps', 'cross-attention maps', 'pixels × text tokens: the word heat maps come from these'],
-  ['@recommended', 'recommended by the study', 'the activations “Not All Diffusion Model Activations…” recommends for this model'],
-];
-const DEFAULT_GROUPS = ['@outputs', '@cross-maps'];
 const FILTERS = [
   ['all', 'all points'],
   ['@outputs', 'block outputs'],
   ['@cross-maps', 'cross-attention maps'],
   ['used', 'read by published work'],
 ];
-// The server's error field → the form control its reason is shown beside.
-const FIELD_SLOT = {
-  image: 'image',
-  images: 'image',
-  prompt: 'prompt',
-  timestep: 'timestep',
-  compare_timestep: 'compare',
-  seed: 'seed',
-  points: 'points',
-  export: 'points',
-};
 
 const STAGE_WORDS = { in: 'input', down: 'down', mid: 'middle', up: 'up', out: 'output' };
-
-/** A field's text as the number it holds, or the text itself so the server can say what is wrong with it. */
-function numberOrText(text) {
-  const n = Number(text);
-  return text.trim() !== '' && Number.isFinite(n) ? n : text;
-}
-
-function readDataUrl(file) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result);
-    reader.onerror = () => reject(reader.error ?? new Error(`could not read ${file.name}`));
-    reader.readAsDataURL(file);
-  });
-}
 
 /** Where a point sits in words: "down level 1, repeat 0, transformer block 0". */
 function placeText(p) {
@@ -78,12 +47,12 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
   let current = null; // the point picked last
   let selfSelect = false; // our own store.select(): not a scope change
   const ticked = new Set(); // points chosen one by one in the list
-  let view = null; // the drawn capture: {key, showHistogram}
-  let busy = false;
 
   // ---- the panel's skeleton (built once) --------------------------------------------------------------------
 
   const status = h('span', { class: 'status', role: 'status', 'aria-live': 'polite', id: 'act-status' });
+  // The capture form and its results (activation_capture.js).
+  const capture = createCapture({ status, modelBody, getCatalog: () => catalog, ticked, getCurrent: () => current, pick });
   const modelLine = h('span', { class: 'act-model muted' });
   const weightsBanner = h('p', { class: 'act-banner', role: 'note', id: 'act-weights-banner' });
 
@@ -103,70 +72,6 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
   const currentText = h('span', {});
   const toU = h('button', { type: 'button', class: 'linklike', title: 'Scroll up to the diagram' }, '↑ See it on the U');
   const currentLine = h('p', { class: 'act-current', hidden: true }, currentText, ' ', toU);
-
-  const errorSlot = (name) => h('span', { class: 'field-error', id: `act-error-${name}`, role: 'alert', hidden: true });
-  const slots = Object.fromEntries(['image', 'seed', 'timestep', 'compare', 'prompt', 'points'].map((n) => [n, errorSlot(n)]));
-
-  const sourceNoise = h('input', { type: 'radio', name: 'act-source', value: 'noise', checked: true });
-  const sourceImage = h('input', { type: 'radio', name: 'act-source', value: 'image' });
-  const seed = h('input', { id: 'act-seed', type: 'number', min: 0, step: 1, value: 0, 'aria-describedby': 'act-error-seed' });
-  const image = h('input', { id: 'act-image', type: 'file', accept: 'image/png,image/jpeg,image/webp', multiple: true, 'aria-describedby': 'act-error-image' });
-  const thumbs = h('span', { class: 'act-thumbs' });
-  const timestep = h('input', { id: 'act-timestep', type: 'number', min: 0, max: 999, step: 1, value: 261, 'aria-describedby': 'act-error-timestep' });
-  const compareOn = h('input', { id: 'act-compare-on', type: 'checkbox', checked: true });
-  const compare = h('input', { id: 'act-compare', type: 'number', min: 0, max: 999, step: 1, value: 281, 'aria-label': 'Second timestep', 'aria-describedby': 'act-error-compare' });
-  const prompt = h('input', { id: 'act-prompt', type: 'text', value: 'a photograph of a cat', autocomplete: 'off', 'aria-describedby': 'act-error-prompt' });
-  const groupBoxes = new Map(
-    GROUPS.map(([g]) => [g, h('input', { type: 'checkbox', value: g, checked: DEFAULT_GROUPS.includes(g) })]),
-  );
-  const groupCounts = new Map(GROUPS.map(([g]) => [g, h('span', { class: 'muted' })]));
-  const tickedLine = h('span', { class: 'muted act-ticked' });
-  const captureButton = h('button', { type: 'submit', class: 'primary', id: 'act-capture' }, 'Capture');
-  const exportButton = h('button', { type: 'button', id: 'act-export', title: 'The full tensors of the chosen points, for every chosen image, as one .safetensors file' }, 'Export .safetensors');
-  const formError = h('p', { class: 'error', role: 'alert', id: 'act-form-error', hidden: true });
-  const results = h('div', { class: 'act-results', id: 'act-results', 'aria-live': 'polite' });
-
-  const field = (label, control, slot, extra = null) =>
-    h('div', { class: 'act-field' }, h('label', { for: control.id }, label), control, extra, slot);
-
-  const form = h(
-    'form',
-    { class: 'act-form', 'aria-label': 'Capture one forward', novalidate: true },
-    h('h3', {}, 'One real forward, captured'),
-    h(
-      'fieldset',
-      { class: 'act-source' },
-      h('legend', {}, 'Input'),
-      h('label', { class: 'inline' }, sourceNoise, ' seeded noise latent'),
-      h('label', { class: 'inline' }, sourceImage, ' image (PNG, JPEG, WebP; several for the export)'),
-      h('div', { class: 'act-field act-inline' }, h('label', { for: 'act-seed' }, 'Seed'), seed, slots.seed),
-      h('div', { class: 'act-field act-inline' }, h('label', { for: 'act-image' }, 'Image'), image, thumbs, slots.image),
-    ),
-    h(
-      'div',
-      { class: 'act-row' },
-      field('Timestep (0 clean – 999 noise)', timestep, slots.timestep),
-      h(
-        'div',
-        { class: 'act-field' },
-        h('label', { for: 'act-compare-on' }, compareOn, ' Also at timestep (cosine similarity)'),
-        compare,
-        h('span', { class: 'muted act-note' }, '261 and 281 are neighbouring steps of a 50-step sampler'),
-        slots.compare,
-      ),
-    ),
-    field('Prompt (at most 77 CLIP tokens)', prompt, slots.prompt),
-    h(
-      'fieldset',
-      { class: 'act-groups', 'aria-describedby': 'act-error-points' },
-      h('legend', {}, 'Points to capture'),
-      GROUPS.map(([g, label, title]) => h('label', { class: 'inline', title }, groupBoxes.get(g), ` ${label} `, groupCounts.get(g))),
-      tickedLine,
-      slots.points,
-    ),
-    h('div', { class: 'act-buttons' }, captureButton, exportButton),
-    formError,
-  );
 
   root.replaceChildren(
     h('div', { class: 'act-head' }, h('h2', {}, 'Activations'), modelLine, status),
@@ -189,9 +94,9 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
         currentLine,
         list,
       ),
-      form,
+      capture.form,
     ),
-    results,
+    capture.results,
   );
 
   // ---- the model asked about ----------------------------------------------------------------------------------
@@ -256,16 +161,11 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
       rowCache = new Map();
       for (const name of [...ticked]) if (!catalog.byName.has(name)) ticked.delete(name);
       if (current && !catalog.byName.has(current)) current = null;
-      if (view && view.key !== key) clearResults();
+      capture.clearUnless(key);
       scope = state.selection || null;
       const size = data.image_size.join('×');
       modelLine.textContent = `${data.model.weights ?? data.model.preset ?? 'custom model'} at ${size} px: ${data.count} points`;
-      for (const [g, el] of groupCounts) {
-        const n = data.groups[g]?.length ?? 0;
-        el.textContent = `(${n})`;
-        groupBoxes.get(g).disabled = n === 0;
-      }
-      prompt.disabled = data.context_tokens == null;
+      capture.setCatalog(data);
       status.textContent = '';
       renderList();
       body.activations = 'true';
@@ -388,11 +288,7 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
     list.dataset.count = String(n);
     list.dataset.query = search.value; // what the list shows (filtering waits for a pause in typing)
     count.textContent = n === catalog.data.count ? `${n} points` : `${n} of ${catalog.data.count}`;
-    showTicked();
-  }
-
-  function showTicked() {
-    tickedLine.textContent = ticked.size ? `+ ${ticked.size} ticked in the list` : 'or tick points in the list';
+    capture.showTicked();
   }
 
   // ---- the U, both ways -------------------------------------------------------------------------------------
@@ -435,7 +331,7 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
     const shown = selectOnU(p.module || p.block_path);
     currentText.textContent = shown ? `${name} → ${shown} is selected on the U.` : `${name}: not drawn on the U.`;
     currentLine.hidden = false;
-    view?.showHistogram(name);
+    capture.showHistogram(name);
   }
 
   list.addEventListener('click', (e) => {
@@ -452,7 +348,7 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
     if (!name) return;
     if (e.target.checked) ticked.add(name);
     else ticked.delete(name);
-    showTicked();
+    capture.showTicked();
   });
   toU.addEventListener('click', () => document.getElementById('diagram')?.scrollIntoView({ block: 'center' }));
   scopeClear.addEventListener('click', () => {
@@ -481,166 +377,6 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
     if (visible) loadCatalog();
   }).observe(root);
 
-  // ---- capture and export -----------------------------------------------------------------------------------
-
-  function clearErrors() {
-    for (const slot of Object.values(slots)) {
-      slot.hidden = true;
-      slot.textContent = '';
-    }
-    for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
-    formError.hidden = true;
-    formError.textContent = '';
-  }
-
-  const CONTROL_OF = { image, seed, timestep, compare, prompt };
-
-  /** The server's 4xx reason beside the field it names (or under the form when it names none we show). */
-  function showError(err) {
-    const slot = FIELD_SLOT[String(err.field ?? '').split('.')[0]];
-    if (slot && slots[slot]) {
-      slots[slot].textContent = err.reason ?? err.message;
-      slots[slot].hidden = false;
-      CONTROL_OF[slot]?.setAttribute('aria-invalid', 'true');
-    } else {
-      formError.textContent = err.message;
-      formError.hidden = false;
-    }
-  }
-
-  function chosenPoints() {
-    return [...[...groupBoxes].filter(([, box]) => box.checked && !box.disabled).map(([g]) => g), ...ticked];
-  }
-
-  async function requestBody() {
-    const out = { ...modelBody(), points: chosenPoints(), seed: numberOrText(seed.value), timestep: numberOrText(timestep.value) };
-    if (compareOn.checked) out.compare_timestep = numberOrText(compare.value);
-    if (!prompt.disabled) out.prompt = prompt.value;
-    let images = [];
-    if (sourceImage.checked) {
-      if (!image.files.length) {
-        const err = new Error('choose an image file, or take the seeded noise latent');
-        err.field = 'image';
-        err.reason = err.message;
-        throw err;
-      }
-      images = await Promise.all([...image.files].map(readDataUrl));
-      out.image = images[0];
-    }
-    return { out, images };
-  }
-
-  function setBusy(on, text = '') {
-    busy = on;
-    captureButton.disabled = on;
-    exportButton.disabled = on;
-    status.textContent = text;
-  }
-
-  function clearResults() {
-    view = null;
-    results.replaceChildren();
-  }
-
-  async function runCapture() {
-    if (busy || !catalog) return;
-    clearErrors();
-    const key = catalog.key;
-    let req;
-    try {
-      ({ out: req } = await requestBody());
-    } catch (err) {
-      showError(err);
-      return;
-    }
-    setBusy(true, 'Capturing: one forward of the UNet on the server…');
-    body.capture = 'running';
-    try {
-      const result = await api.captureActivations(req);
-      if (catalog?.key !== key) {
-        // The model changed meanwhile: this capture is of another model.
-        status.textContent = '';
-        body.capture = 'stale';
-        return;
-      }
-      const drawn = renderCapture(results, result, { catalog: catalog.byName, onPick: pick, image: req.image ?? null });
-      view = { key, showHistogram: drawn.showHistogram };
-      const first = current && result.activations.some((a) => a.name === current) ? current : result.activations[0]?.name;
-      await Promise.all([drawn.drawn, first ? drawn.showHistogram(first) : null]);
-      status.textContent = `Captured ${result.activations.length} points in ${(result.timings.total_ms / 1000).toFixed(1)} s.`;
-      body.capture = 'done';
-    } catch (err) {
-      status.textContent = '';
-      showError(err);
-      body.capture = 'error';
-    } finally {
-      busy = false;
-      captureButton.disabled = false;
-      exportButton.disabled = false;
-    }
-  }
-
-  async function runExport() {
-    if (busy || !catalog) return;
-    clearErrors();
-    let req;
-    let images;
-    try {
-      ({ out: req, images } = await requestBody());
-    } catch (err) {
-      showError(err);
-      return;
-    }
-    // The export's points are those chosen for the capture; its images all the files chosen (one tensor each,
-    // stacked on the first axis). It writes the tensors at the first timestep only.
-    const exportBody = { ...req, export: req.points, points: [] };
-    delete exportBody.compare_timestep;
-    if (images.length > 1) {
-      delete exportBody.image;
-      exportBody.images = images;
-    }
-    setBusy(true, 'Exporting: one forward per image on the server…');
-    body.exported = 'running';
-    try {
-      const blob = await api.exportActivations(exportBody);
-      const model = (catalog.data.model.preset ?? catalog.data.model.weights ?? 'model').replace(/\.safetensors$/, '');
-      const name = `activations-${model}-t${req.timestep}.safetensors`;
-      const url = URL.createObjectURL(blob);
-      const a = h('a', { href: url, download: name, hidden: true });
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
-      status.textContent = `Saved ${name} (${blob.size.toLocaleString('en-US')} bytes).`;
-      body.exported = 'done';
-    } catch (err) {
-      status.textContent = '';
-      showError(err);
-      body.exported = 'error';
-    } finally {
-      busy = false;
-      captureButton.disabled = false;
-      exportButton.disabled = false;
-    }
-  }
-
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    runCapture();
-  });
-  exportButton.addEventListener('click', runExport);
-  compareOn.addEventListener('change', () => {
-    compare.disabled = !compareOn.checked;
-  });
-  image.addEventListener('change', () => {
-    if (image.files.length) sourceImage.checked = true;
-    for (const img of thumbs.querySelectorAll('img')) URL.revokeObjectURL(img.src);
-    thumbs.replaceChildren(...[...image.files].slice(0, 4).map((f) => h('img', { src: URL.createObjectURL(f), alt: f.name, title: f.name })));
-  });
-  form.addEventListener('change', (e) => {
-    if (e.target.name === 'act-source') clearErrors();
-  });
-  showTicked();
 
   return {
     /** For tests and links: pick a point by name (once the catalog is here). */

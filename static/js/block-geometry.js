@@ -76,9 +76,9 @@ function sideOf(it, kids) {
   return side;
 }
 
-function layoutFlow(ix, path, kids) {
-  const node = ix.nodes.get(path);
-  const flow = flowOf(ix, path);
+/** The widths of an opened block's flow: the residual lane, the main column around its axis, the bracket lane
+ * and the side inputs on the right; with each step's size and side input. */
+function measureFlow(ix, flow, kids) {
   const { items, residuals } = flow;
   const sizes = items.map((it) => sizeOfItem(it, kids));
   const sideItems = items.map((it) => sideOf(it, kids));
@@ -88,7 +88,6 @@ function layoutFlow(ix, path, kids) {
   const mainL = Math.max(20, ...sizes.map((s) => s.left));
   const mainR = Math.max(20, ...sizes.map((s) => s.right), 70); // 70: room for the shape labels on arrows
   const axis = laneW + (laneW ? 8 : 0) + mainL;
-  const laneX = laneW / 2;
   const brackets = flow.brackets
     .map((b) => ({ ...b, label: b.path.slice(b.path.lastIndexOf('.') + 1) }))
     .map((b) => {
@@ -104,8 +103,11 @@ function layoutFlow(ix, path, kids) {
   const sideW = Math.max(0, ...sides.map((s) => (s ? s.w : 0)));
   const sideX = axis + mainR + bracketW + Z.sideGap;
   const w = Math.ceil(sideW ? sideX + sideW : axis + mainR + bracketW);
+  return { sizes, sideItems, sides, axis, laneX: laneW / 2, mainR, sideX, w, brackets };
+}
 
-  // Rows, top to bottom.
+/** The rows, top to bottom: {top, rowH, cy (the axis crossing), itemY, sideY}, and the flow's height. */
+function flowRows(items, { sizes, sides, sideItems }) {
   const rows = [];
   let y = Z.gap;
   items.forEach((it, i) => {
@@ -123,76 +125,105 @@ function layoutFlow(ix, path, kids) {
     rows.push({ top: y, rowH, cy, itemY: cy - sizes[i].h / 2 });
     y += rowH + Z.gap;
   });
-  const h = Math.ceil(y);
+  return { rows, h: Math.ceil(y) };
+}
 
-  const placements = [];
-  const edges = [];
-  const ops = [];
-  const labels = [];
-  const terms = [];
-  const dots = [];
-  const shapes = arrowShapes(ix, node, flow);
+/** Side input on the right of step `it` (row r): a box (emb_layers) above the operation it feeds, or a terminal
+ * level with its step. */
+function placeSide(out, ix, it, i, geo, r, kids) {
+  const side = geo.sideItems[i];
+  const sd = geo.sides[i];
+  const { axis, sideX } = geo;
+  const tipX = it.t === 'op' ? axis + Z.opR : axis + geo.sizes[i].w / 2;
+  const cls = side.cls ?? side.feed ?? 'emb';
+  const signal = cls === 'ctx' ? ':context' : embProducer(ix);
+  if (side.t === 'box') {
+    const sy = r.sideY;
+    out.placements.push({ box: kids.get(side.path), x: sideX, y: sy });
+    const cx = sideX + sd.w / 2;
+    // The block's one time-embedding input enters here, and the box's output feeds the operation.
+    out.labels.push({ x: cx, y: sy - Z.sideLabel + 5, text: side.feedText, cls: `feed ${cls}`, anchor: 'middle' });
+    out.edges.push({ pts: [[cx, sy - Z.sideLabel + 8], [cx, sy]], cls, head: true, from: signal, to: side.path });
+    out.edges.push({ pts: [[cx, sy + sd.h], [cx, r.cy], [tipX, r.cy]], cls, head: true, from: side.path, to: it.id });
+  } else {
+    const sy = r.cy - sd.h / 2;
+    out.terms.push({ x: sideX, y: sy, w: sd.w, h: sd.h, text: side.text, cls, title: side.title ?? null });
+    out.edges.push({ pts: [[sideX, r.cy], [tipX, r.cy]], cls, head: true, from: cls === 'skip' ? side.title?.slice(5) : signal, to: it.id });
+  }
+}
+
+/** Every step on the axis (boxes, side-by-side members, operations, pills) with its side input; returns the
+ * members' geometry of each side-by-side step, by step index. */
+function placeSteps(out, ix, items, geo, rows, kids) {
+  const { axis } = geo;
   const parGeo = new Map();
-
   items.forEach((it, i) => {
-    const s = sizes[i];
+    const s = geo.sizes[i];
     const r = rows[i];
     if (it.t === 'box') {
-      placements.push({ box: kids.get(it.path), x: axis - s.w / 2, y: r.itemY });
+      out.placements.push({ box: kids.get(it.path), x: axis - s.w / 2, y: r.itemY });
     } else if (it.t === 'par') {
       // The first member sits on the axis so the running tensor drops straight into it (q in attention).
       let x = axis - kids.get(it.members[0].path).w / 2;
       const ms = [];
       for (const m of it.members) {
         const b = kids.get(m.path);
-        placements.push({ box: b, x, y: r.itemY });
+        out.placements.push({ box: b, x, y: r.itemY });
         ms.push({ ...m, cx: x + b.w / 2, top: r.itemY, bottom: r.itemY + b.h });
         x += b.w + Z.parGap;
       }
       parGeo.set(i, ms);
     } else if (it.t === 'op') {
-      ops.push({ shape: 'circle', cx: axis, cy: r.cy, r: Z.opR, sym: it.sym, label: it.label, id: it.id });
+      out.ops.push({ shape: 'circle', cx: axis, cy: r.cy, r: Z.opR, sym: it.sym, label: it.label, id: it.id });
     } else {
-      ops.push({ shape: it.t, x: axis - s.w / 2, y: r.itemY, w: s.w, h: s.h, text: it.text, id: it.id });
+      out.ops.push({ shape: it.t, x: axis - s.w / 2, y: r.itemY, w: s.w, h: s.h, text: it.text, id: it.id });
     }
-    // Side input on the right: a box (emb_layers) above the operation it feeds, a terminal level with its step.
-    const side = sideItems[i];
-    if (side) {
-      const sd = sides[i];
-      const tipX = it.t === 'op' ? axis + Z.opR : axis + s.w / 2;
-      const cls = side.cls ?? side.feed ?? 'emb';
-      const signal = cls === 'ctx' ? ':context' : embProducer(ix);
-      if (side.t === 'box') {
-        const sy = r.sideY;
-        placements.push({ box: kids.get(side.path), x: sideX, y: sy });
-        const cx = sideX + sd.w / 2;
-        // The block's one time-embedding input enters here, and the box's output feeds the operation.
-        labels.push({ x: cx, y: sy - Z.sideLabel + 5, text: side.feedText, cls: `feed ${cls}`, anchor: 'middle' });
-        edges.push({ pts: [[cx, sy - Z.sideLabel + 8], [cx, sy]], cls, head: true, from: signal, to: side.path });
-        edges.push({ pts: [[cx, sy + sd.h], [cx, r.cy], [tipX, r.cy]], cls, head: true, from: side.path, to: it.id });
-      } else {
-        const sy = r.cy - sd.h / 2;
-        terms.push({ x: sideX, y: sy, w: sd.w, h: sd.h, text: side.text, cls, title: side.title ?? null });
-        edges.push({ pts: [[sideX, r.cy], [tipX, r.cy]], cls, head: true, from: cls === 'skip' ? side.title?.slice(5) : signal, to: it.id });
-      }
-    }
+    if (geo.sideItems[i]) placeSide(out, ix, it, i, geo, r, kids);
   });
+  return parGeo;
+}
 
-  // Main arrows: into each step, and out of the last one.
+/** The fork into a side-by-side step at forkY: one context input forked to the keys and values, the running
+ * tensor to the other members. */
+function forkInto(out, members, axis, forkY, from) {
+  const ctxMembers = members.filter((m) => m.feed === 'ctx');
+  if (ctxMembers.length) {
+    // One context input, forked to the keys and the values.
+    const x0 = ctxMembers[0].cx;
+    const x1 = ctxMembers.at(-1).cx;
+    const top = Math.min(...ctxMembers.map((m) => m.top));
+    const jy = top - 9;
+    out.labels.push({ x: (x0 + x1) / 2, y: jy - 4, text: 'context', cls: 'feed ctx', anchor: 'middle' });
+    for (const m of ctxMembers) {
+      out.edges.push({
+        pts: [[(x0 + x1) / 2, jy - 1], [(x0 + x1) / 2, jy], [m.cx, jy], [m.cx, m.top]], cls: 'ctx', head: true,
+        from: ':context', to: m.path, joint: 'start',
+      });
+    }
+  }
+  for (const m of members) {
+    if (m.feed === 'ctx') continue;
+    out.edges.push({ pts: [[axis, forkY], [m.cx, forkY], [m.cx, m.top]], cls: 'flow', head: true, from, to: m.path, joint: 'start' });
+  }
+}
+
+/** Main arrows: into each step, and out of the last one, labelled with the shape they carry. */
+function mainArrows(out, { ix, node, flow, geo, rows, h, parGeo, idOf }) {
+  const { items } = flow;
+  const { axis, sizes } = geo;
+  const shapes = arrowShapes(ix, node, flow);
   const n = items.length;
   const exitOf = (i) => {
     if (items[i].t === 'par') return rows[i].itemY + sizes[i].h + Z.gap / 2;
     return rows[i].itemY + sizes[i].h;
   };
-  // Edges name what they join: a step's id, or the block's own input and output (`path:in`, `path:out`).
-  const idOf = (i) => (i < 0 ? `${path}:in` : i >= n ? `${path}:out` : items[i].id);
   for (let i = 0; i <= n; i += 1) {
     const y0 = i === 0 ? 0 : exitOf(i - 1);
     const intoPar = i < n && items[i].t === 'par';
     const fromPar = i > 0 && items[i - 1].t === 'par';
     const y1 = i === n ? h : intoPar ? rows[i].top - Z.gap / 2 + 6 : rows[i].itemY;
     const label = shapeText(shapes[i]);
-    edges.push({
+    out.edges.push({
       pts: [[axis, y0], [axis, y1]],
       cls: 'flow',
       head: !intoPar,
@@ -208,67 +239,65 @@ function layoutFlow(ix, path, kids) {
     });
     if (fromPar) {
       for (const m of parGeo.get(i - 1)) {
-        edges.push({ pts: [[m.cx, m.bottom], [m.cx, y0], [axis, y0]], cls: 'flow', head: false, from: m.path, to: idOf(i), joint: 'end' });
+        out.edges.push({ pts: [[m.cx, m.bottom], [m.cx, y0], [axis, y0]], cls: 'flow', head: false, from: m.path, to: idOf(i), joint: 'end' });
       }
     }
-    if (intoPar) {
-      const forkY = y1;
-      const members = parGeo.get(i);
-      const ctxMembers = members.filter((m) => m.feed === 'ctx');
-      if (ctxMembers.length) {
-        // One context input, forked to the keys and the values.
-        const x0 = ctxMembers[0].cx;
-        const x1 = ctxMembers.at(-1).cx;
-        const top = Math.min(...ctxMembers.map((m) => m.top));
-        const jy = top - 9;
-        labels.push({ x: (x0 + x1) / 2, y: jy - 4, text: 'context', cls: 'feed ctx', anchor: 'middle' });
-        for (const m of ctxMembers) {
-          edges.push({
-            pts: [[(x0 + x1) / 2, jy - 1], [(x0 + x1) / 2, jy], [m.cx, jy], [m.cx, m.top]], cls: 'ctx', head: true,
-            from: ':context', to: m.path, joint: 'start',
-          });
-        }
-      }
-      for (const m of members) {
-        if (m.feed === 'ctx') continue;
-        edges.push({ pts: [[axis, forkY], [m.cx, forkY], [m.cx, m.top]], cls: 'flow', head: true, from: idOf(i - 1), to: m.path, joint: 'start' });
-      }
-    }
+    if (intoPar) forkInto(out, parGeo.get(i), axis, y1, idOf(i - 1));
   }
+}
 
-  // Residual connections: split on the arrow into `from`, run down the lane, join at the `to` operation.
+/** Residual connections: split on the arrow into `from`, run down the lane (with the boxes on it), join at the
+ * `to` operation. */
+function residualLanes(out, { flow, geo, rows, kids, idOf }) {
+  const { items, residuals } = flow;
+  const { axis, laneX } = geo;
   for (const res of residuals) {
     const i = items.indexOf(res.from);
     const j = items.indexOf(res.to);
     if (i < 0 || j < 0) continue;
     const ys = rows[i].top - Z.gap / 2;
     const yj = rows[j].cy;
-    edges.push({ pts: [[axis, ys], [laneX, ys], [laneX, yj], [axis - Z.opR, yj]], cls: 'res', head: true, from: idOf(i - 1), to: res.to.id, joint: 'start' });
-    dots.push({ cx: axis, cy: ys });
+    out.edges.push({ pts: [[axis, ys], [laneX, ys], [laneX, yj], [axis - Z.opR, yj]], cls: 'res', head: true, from: idOf(i - 1), to: res.to.id, joint: 'start' });
+    out.dots.push({ cx: axis, cy: ys });
     const vias = res.via.map((p) => kids.get(p));
     const total = vias.reduce((s, b) => s + b.h, 0) + 10 * Math.max(0, vias.length - 1);
     let vy = Math.max(ys + 10, (ys + yj) / 2 - total / 2);
     for (const b of vias) {
-      placements.push({ box: b, x: laneX - b.w / 2, y: vy });
+      out.placements.push({ box: b, x: laneX - b.w / 2, y: vy });
       vy += b.h + 10;
     }
   }
+}
 
-  const bracketGeo = brackets.map((b) => {
+/** An opened block's inside: measure the columns, stack the rows, then place the steps, the main arrows, the
+ * residual lanes and the brackets. Every list keeps the order the renderer draws in. */
+function layoutFlow(ix, path, kids) {
+  const node = ix.nodes.get(path);
+  const flow = flowOf(ix, path);
+  const { items } = flow;
+  const geo = measureFlow(ix, flow, kids);
+  const { rows, h } = flowRows(items, geo);
+  const out = { placements: [], edges: [], ops: [], labels: [], terms: [], dots: [] };
+  const parGeo = placeSteps(out, ix, items, geo, rows, kids);
+  const n = items.length;
+  // Edges name what they join: a step's id, or the block's own input and output (`path:in`, `path:out`).
+  const idOf = (i) => (i < 0 ? `${path}:in` : i >= n ? `${path}:out` : items[i].id);
+  mainArrows(out, { ix, node, flow, geo, rows, h, parGeo, idOf });
+  residualLanes(out, { flow, geo, rows, kids, idOf });
+  const brackets = geo.brackets.map((b) => {
     const first = b.rows[0];
     const last = b.rows[b.rows.length - 1];
-    const node2 = ix.nodes.get(b.path);
     return {
       path: b.path,
-      kind: node2?.kind ?? '',
+      kind: ix.nodes.get(b.path)?.kind ?? '',
       label: b.label,
-      x: axis + mainR + Z.bracketGap,
+      x: geo.axis + geo.mainR + Z.bracketGap,
       y1: rows[first].itemY,
-      y2: rows[last].itemY + sizes[last].h,
+      y2: rows[last].itemY + geo.sizes[last].h,
     };
   });
-
-  return { w, h, placements, edges, ops, labels, terms, dots, brackets: bracketGeo };
+  const { placements, edges, ops, labels, terms, dots } = out;
+  return { w: geo.w, h, placements, edges, ops, labels, terms, dots, brackets };
 }
 
 function makeBox(ix, path, memo, inner, expandable, sig = '') {

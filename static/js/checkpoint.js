@@ -1,5 +1,5 @@
-// checkpoint.js — "Open checkpoint": reads only the header out of a .safetensors file the user picks (File.slice:
-// the first 8 bytes give the header's length n, then bytes 8..8+n hold its JSON), asks the server which UNet the
+// checkpoint.js — "Open checkpoint": reads only the header out of a .safetensors file the user picks
+// (safetensors-header.js: the 8-byte length, then the JSON), asks the server which UNet the
 // tensor table describes, and shows the answer in the "Checkpoint" panel. The weights themselves never leave the
 // machine, and a multi-GB file costs two small reads.
 //
@@ -8,65 +8,14 @@
 
 import { bytes, compact, exact } from './format.js';
 import { h, row } from './dom.js';
-import { MAX_HEADER_BYTES } from './limits.js';
+import { errorLines, panelHead, wirePicker } from './file-panel.js';
+import { keyList } from './key-list.js';
+import { readHeaderText } from './safetensors-header.js';
 import { controlDetectionView } from './controlnet.js';
+
 /** Keys listed per kind (missing, unexpected, mismatched); the rest are counted. */
 const LIST_LIMIT = 8;
 const METADATA_LIMIT = 12;
-
-/** A file the page refuses before asking the server; the message says why, in words. */
-export class HeaderError extends Error {}
-
-/**
- * The header's JSON text from a File or Blob. Refuses what cannot be a safetensors file (too short, an absurd or
- * impossible length) with a HeaderError; whether the text is a valid header is for the server to say.
- */
-export async function readHeaderText(file) {
-  if (/\.(ckpt|pt|pth|bin)$/i.test(file.name ?? '')) {
-    throw new HeaderError(
-      'this is a PyTorch pickle, which the page does not open; run `sdunet-explorer inspect FILE` ' +
-        '(or `sdunet-explorer serve --weights FILE`) to read it on your machine',
-    );
-  }
-  if (file.size < 8) {
-    throw new HeaderError(`the file is ${file.size} bytes long; a safetensors file starts with an 8-byte header length`);
-  }
-  const n = new DataView(await file.slice(0, 8).arrayBuffer()).getBigUint64(0, true); // little-endian u64
-  if (n === 0n) throw new HeaderError('the header length is 0: this is not a safetensors file');
-  // The server reads headers up to its limit (a real one is far smaller: SDXL's is about 200 kB).
-  if (MAX_HEADER_BYTES != null && n > BigInt(MAX_HEADER_BYTES)) {
-    throw new HeaderError(
-      `the first 8 bytes give a header length of ${n.toLocaleString('en-US')} bytes, over the server's limit of ` +
-        `${bytes(MAX_HEADER_BYTES)}: this is not a safetensors file`,
-    );
-  }
-  if (n > BigInt(file.size - 8)) {
-    throw new HeaderError(
-      `the header length ${n.toLocaleString('en-US')} bytes is more than the file holds after it ` +
-        `(${(file.size - 8).toLocaleString('en-US')} bytes): the file is truncated or not safetensors`,
-    );
-  }
-  const raw = await file.slice(8, 8 + Number(n)).arrayBuffer();
-  // Not fatal on bad UTF-8: the server answers with its own reason for text that is not a header.
-  return new TextDecoder('utf-8').decode(raw);
-}
-
-/** "first N of a list" with the count: a heading, the items, and "… and k more". */
-function keyList(title, field, items, render) {
-  const section = h('section', { class: 'ckpt-list', dataset: { field } });
-  section.append(h('h3', {}, `${title} `, h('span', { class: 'count' }, `(${items.length.toLocaleString('en-US')})`)));
-  if (!items.length) {
-    section.append(h('p', { class: 'muted' }, 'none'));
-    return section;
-  }
-  const ul = h('ul', {});
-  for (const item of items.slice(0, LIST_LIMIT)) ul.append(h('li', {}, render(item)));
-  section.append(ul);
-  if (items.length > LIST_LIMIT) {
-    section.append(h('p', { class: 'muted' }, `… and ${(items.length - LIST_LIMIT).toLocaleString('en-US')} more`));
-  }
-  return section;
-}
 
 /** The detection result as panel content (no event handlers: pure DOM from data). */
 export function detectionView(det, fileName) {
@@ -109,12 +58,12 @@ export function detectionView(det, fileName) {
   const lists = h(
     'div',
     { class: 'ckpt-lists' },
-    keyList('Missing', 'missing', det.missing ?? [], (k) => h('code', {}, k)),
-    keyList('Unexpected', 'unexpected', det.unexpected ?? [], (k) => h('code', {}, k)),
+    keyList('Missing', 'missing', det.missing ?? [], (k) => h('code', {}, k), LIST_LIMIT),
+    keyList('Unexpected', 'unexpected', det.unexpected ?? [], (k) => h('code', {}, k), LIST_LIMIT),
     keyList('Mismatched', 'mismatched', det.mismatched ?? [], (m) => [
       h('code', {}, m.key),
       ` expected [${(m.expected ?? []).join(', ')}], found [${(m.found ?? []).join(', ')}]`,
-    ]),
+    ], LIST_LIMIT),
   );
 
   const parts = [dl, lists];
@@ -143,14 +92,10 @@ export function createCheckpoint({ button, input, panel }, { detect, onDetected 
 
   function render(state, fileName, ...body) {
     panel.dataset.state = state;
-    const close = h('button', { type: 'button', class: 'ckpt-close', 'aria-label': 'Close the checkpoint panel' }, '×');
-    close.addEventListener('click', () => {
+    const head = panelHead('Checkpoint', fileName, 'Close the checkpoint panel', () => {
       panel.hidden = true;
     });
-    panel.replaceChildren(
-      h('div', { class: 'ckpt-head' }, h('h2', {}, 'Checkpoint'), h('span', { class: 'ckpt-file' }, fileName), close),
-      ...body,
-    );
+    panel.replaceChildren(head, ...body);
     panel.hidden = false;
   }
 
@@ -168,22 +113,13 @@ export function createCheckpoint({ button, input, panel }, { detect, onDetected 
     } catch (err) {
       if (mine !== token) return;
       // The API's own words (its `reason`, and the field it is about), or the page's for a file it refused to send.
-      const body = [
-        h('p', { class: 'error', role: 'alert', dataset: { field: 'error' } }, h('strong', {}, 'Could not open it: '), err.reason ?? err.message),
-      ];
-      if (err.field) body.push(h('p', { class: 'muted', dataset: { field: 'error-field' } }, 'About: ', h('code', {}, err.field)));
-      render('error', file.name, ...body);
+      render('error', file.name, ...errorLines('Could not open it: ', err.reason ?? err.message, err.field));
     } finally {
       if (mine === token) button.disabled = false;
     }
   }
 
-  button.addEventListener('click', () => input.click());
-  input.addEventListener('change', () => {
-    const file = input.files?.[0];
-    input.value = ''; // choosing the same file again opens it again
-    if (file) open(file);
-  });
+  wirePicker(button, input, open);
 
   return { open };
 }

@@ -1,87 +1,28 @@
 // diagram.js — draws a scene from layout.js as SVG and turns clicks and keys on it into intents (open, select).
 // Every drawn module is a <g class="box" data-path data-kind data-expanded>, nested inside the block that contains
 // it; its card is the focusable button (named by its visible text; aria-expanded when it can open), so that an
-// opened block's children are not nested inside another button. The box is
-// inside the block that contains it. Groups are kept by path between renders: a subtree whose layout object did
-// not change is not touched, so opening one block costs only its ancestors. Past CULL_MIN boxes (SDXL fully
-// opened) the insides of opened blocks far from the visible area are left out until scrolled to: the DOM stays
-// small and every interaction fast. All text goes in via textContent.
+// opened block's children are not nested inside another button. Groups are kept by path between renders: a subtree
+// whose layout object did not change is not touched, so opening one block costs only its ancestors. Past CULL_MIN
+// boxes (SDXL fully opened) the insides of opened blocks far from the visible area are left out until scrolled to:
+// the DOM stays small and every interaction fast. All text goes in via textContent.
+// This module keeps the groups, zoom, culling and events; diagram-card.js draws a card, diagram-svg.js the wires,
+// ops, terminals and an opened block's decoration.
 
-import { SIZES as Z, CATEGORY_CLASS, OVERLAY_DARK_FROM, rampColor } from './config.js';
-import { barFraction, cardLines, metricOf, overlayScale, overlayValue } from './layout.js';
-import { ms, percent } from './format.js';
+import { SIZES as Z, CATEGORY_CLASS } from './config.js';
+import { overlayScale } from './layout.js';
+import { drawCard } from './diagram-card.js';
+import { drawDeco, drawWires, el, markerDefs, placeAt } from './diagram-svg.js';
 
-const SVG = 'http://www.w3.org/2000/svg';
-// "Colour by" quantities a card's figure can show; the others leave the "Cards show" choice.
-const CARD_METRIC = { flops: 'flops', params: 'params', time: 'time' };
-const MARKERS = ['flow', 'skip', 'emb', 'ctx', 'res'];
 // Past this many boxes, only what is near the visible area gets its inside drawn (SDXL fully open has ~2000).
 const CULL_MIN = 700;
 // Each diagram after the first (the compare view draws two more) gets its own marker ids.
 let instances = 0;
 
-function el(tag, attrs = {}, text = null) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) if (v != null) node.setAttribute(k, String(v));
-  if (text != null) node.textContent = text;
-  return node;
-}
-
-function pathData(pts) {
-  return pts.map(([x, y], i) => `${i ? 'L' : 'M'}${x.toFixed(1)} ${y.toFixed(1)}`).join('');
-}
-
-function drawEdge(parent, e, ids = '') {
-  const attrs = { d: pathData(e.pts), class: `wire ${e.cls}`, 'data-from': e.from, 'data-to': e.to, 'data-joint': e.joint };
-  if (e.head) attrs['marker-end'] = `url(#arrow-${MARKERS.includes(e.cls) ? e.cls : 'flow'}${ids})`;
-  parent.append(el('path', attrs));
-  if (e.label) parent.append(el('text', { x: e.lx, y: e.ly, class: 'elabel' }, e.label));
-}
-
-function drawOp(parent, op) {
-  if (op.shape === 'circle') {
-    parent.append(el('circle', { cx: op.cx, cy: op.cy, r: op.r, class: 'op', 'data-op': op.id }));
-    parent.append(el('text', { x: op.cx, y: op.cy + 4, class: 'op-sym', 'text-anchor': 'middle' }, op.sym));
-    if (op.label) parent.append(el('text', { x: op.cx + op.r + 5, y: op.cy - 5, class: 'op-label' }, op.label));
-    return;
-  }
-  parent.append(el('rect', { x: op.x, y: op.y, width: op.w, height: op.h, rx: op.h / 2, class: op.shape, 'data-op': op.id }));
-  parent.append(el('text', { x: op.x + op.w / 2, y: op.y + op.h / 2 + 3.5, class: `${op.shape}-text`, 'text-anchor': 'middle' }, op.text));
-}
-
-function drawTerm(parent, t) {
-  const g = el('g', { class: `term ${t.cls}`, 'data-term': t.id ?? null });
-  if (t.title) g.append(el('title', {}, t.title));
-  g.append(el('rect', { x: t.x, y: t.y, width: t.w, height: t.h, rx: t.sub ? 6 : t.h / 2 }));
-  if (t.sub) {
-    g.append(el('text', { x: t.x + t.w / 2, y: t.y + 12, 'text-anchor': 'middle', class: 'term-name' }, t.text));
-    g.append(el('text', { x: t.x + t.w / 2, y: t.y + 24, 'text-anchor': 'middle', class: 'term-shape' }, t.sub));
-  } else {
-    g.append(el('text', { x: t.x + t.w / 2, y: t.y + t.h / 2 + 3.5, 'text-anchor': 'middle' }, t.text));
-  }
-  parent.append(g);
-}
-
-/** Keep `child` at position `index` of `parent` without moving it when it is already there: moving a focused
- * element would drop the keyboard focus. */
-function placeAt(parent, child, index) {
-  const current = parent.childNodes[index];
-  if (current !== child) parent.insertBefore(child, current ?? null);
-}
-
 export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagram: click a block to open it' }) {
   const ids = instances ? `-${instances}` : '';
   instances += 1;
   const svg = el('svg', { class: 'unet', role: 'group', 'aria-label': label });
-  const defs = el('defs');
-  for (const m of MARKERS) {
-    const marker = el('marker', {
-      id: `arrow-${m}${ids}`, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7,
-      orient: 'auto-start-reverse', class: `marker ${m}`,
-    });
-    marker.append(el('path', { d: 'M0 1L10 5L0 9z' }));
-    defs.append(marker);
-  }
+  const defs = markerDefs(ids);
   const wires = el('g', { class: 'layer-wires' });
   const skipsLayer = el('g', { class: 'layer-skips' });
   const topLayer = el('g', { class: 'layer-top' });
@@ -102,99 +43,6 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
   let painter = null; // a card painter beside the overlay scale (community.js: block weights, a LoRA), or null
   let highlights = new Set(); // search hits: data-highlight="true"
   let fullDraw = false; // an export wants every box, culling or not
-
-  function drawCard(g, box, depth) {
-    const node = box.node;
-    const lines = cardLines(ix, node);
-    // The card element lives as long as its box, so that the keyboard focus on it survives a redraw.
-    let card = g.__card;
-    if (card) {
-      card.replaceChildren();
-      card.setAttribute('class', 'card');
-    } else {
-      card = el('g', { class: 'card', role: 'button', tabindex: 0 });
-    }
-    card.setAttribute('data-path', node.path);
-    if (box.expandable) card.setAttribute('aria-expanded', box.expanded ? 'true' : 'false');
-    else card.removeAttribute('aria-expanded');
-    const w = box.w;
-    const h = box.cardH;
-    const top = box.top;
-    const bg = el('rect', { class: 'card-bg', width: w, height: h, rx: top ? 8 : 6 });
-    card.append(bg);
-    const paint = painter ? painter(node) : null;
-    const t = !painter && scale ? scale.at(overlayValue(ix, node, overlay)) : null;
-    if (paint) {
-      bg.style.fill = paint.fill;
-      card.classList.add('overlaid');
-      if (paint.dark) card.classList.add('on-dark');
-    } else if (t != null) {
-      // Inline, so it wins over the kind colours and travels with an exported SVG.
-      bg.style.fill = rampColor(t);
-      card.classList.add('overlaid');
-      if (t >= OVERLAY_DARK_FROM) card.classList.add('on-dark');
-    }
-    if (top) card.append(el('rect', { class: 'stage-strip', width: 5, height: h, rx: 2 }));
-    const frac = barFraction(ix, node, metric);
-    // The bar keeps the closed card's length when the block opens, so bars stay comparable.
-    const barW = box.cardW - 20;
-    const barY = h - (top ? 5 : 7);
-    if (top) card.append(el('rect', { class: 'bar-bg', x: 10, y: barY, width: barW, height: 3, rx: 1.5 }));
-    if (frac > 0) card.append(el('rect', { class: 'bar', x: 10, y: barY, width: Math.max(1.5, frac * barW), height: 3, rx: 1.5 }));
-    // Top cards: path, make-up, key fact, shape; inner cards: name, kind with settings, shape.
-    const ys = top ? [15, 28, 40, 52] : [15, 28, 40];
-    const x0 = top ? 10 : 11;
-    card.append(el('text', { class: 't1', x: x0, y: ys[0] }, lines.title));
-    if (lines.title !== node.path && lines.title !== node.name) g.setAttribute('aria-label', `${lines.title} ${node.path} ${node.kind}`);
-    card.append(el('text', { class: 't2', x: x0, y: ys[1] }, lines.sub));
-    if (top) card.append(el('text', { class: 't2 fact', x: x0, y: ys[2] }, lines.fact));
-    const shapeY = ys.at(-1);
-    card.append(el('text', { class: 't3', x: x0, y: shapeY }, lines.shape));
-    // The card's figure is the "Colour by" quantity when that is one (else the "Cards show" one): FLOPs and params
-    // as a share of the model, measured time in milliseconds. Element-wise ops have no FLOPs counted: "—".
-    const m = CARD_METRIC[overlay] ?? metric;
-    const { value, share } = metricOf(ix, node, m);
-    let figure = m === 'time' ? (value != null ? ms(value) : null) : share != null ? percent(share) : null;
-    if (m === 'flops' && value === 0 && !node.children.length) figure = '—';
-    if (painter) figure = paint?.badge ?? null; // the painted number (a weight, a rank) instead of the share
-    if (figure) card.append(el('text', { class: 'share', x: box.cardW - 8, y: shapeY, 'text-anchor': 'end' }, figure));
-    if (box.expandable) {
-      card.append(el('text', { class: 'chev', x: w - 8, y: top ? ys[1] : ys[0], 'text-anchor': 'end' }, box.expanded ? '−' : '+'));
-    }
-    if (top) {
-      // A tooltip on the big blocks only (thousands of <title>s would slow a fully opened SDXL down). It is also
-      // the card's accessible name, so it starts with what the card shows.
-      const seen = [lines.title, lines.sub, lines.fact, lines.shape, figure].filter(Boolean).join(', ');
-      const tip = `${seen} (${node.kind})${box.expandable ? (box.expanded ? ' — click to close' : ' — click to open') : ''}`;
-      card.append(el('title', {}, tip));
-    }
-    // After the frame (so the frame stays behind it), before the inner flow.
-    if (card.parentNode !== g || card.previousSibling !== (g.__frame ?? null)) {
-      g.insertBefore(card, g.__frame ? g.__frame.nextSibling : g.firstChild);
-    }
-    g.__card = card;
-    g.setAttribute('data-depth', depth);
-  }
-
-  function drawDeco(inner, layout) {
-    const deco = el('g', { class: 'deco' });
-    for (const e of layout.edges) drawEdge(deco, e, ids);
-    for (const d of layout.dots) deco.append(el('circle', { cx: d.cx, cy: d.cy, r: 2.6, class: 'dot res' }));
-    for (const op of layout.ops) drawOp(deco, op);
-    for (const t of layout.terms) drawTerm(deco, t);
-    for (const l of layout.labels) deco.append(el('text', { x: l.x, y: l.y, class: `label ${l.cls}`, 'text-anchor': l.anchor }, l.text));
-    for (const b of layout.brackets) {
-      const g = el('g', { class: 'bracket', 'data-path': b.path, 'data-kind': b.kind });
-      if (highlights.has(b.path)) g.setAttribute('data-highlight', 'true');
-      g.append(el('title', {}, `${b.path} (${b.kind}): the forward runs its children one by one`));
-      g.append(el('path', { d: `M${b.x - 4} ${b.y1}h4V${b.y2}h-4`, class: 'bracket-line' }));
-      g.append(el('text', { x: b.x + 3, y: b.y1 - 3, class: 'bracket-label' }, b.label));
-      deco.append(g);
-    }
-    inner.__deco?.remove();
-    inner.insertBefore(deco, inner.firstChild);
-    inner.__deco = deco;
-  }
 
   /** Is a box at absolute (ax, ay) inside the window that is drawn? Without a window, everything is. */
   function inWindow(ax, ay, w, h) {
@@ -230,7 +78,7 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
         g.__frame.remove();
         g.__frame = null;
       }
-      drawCard(g, box, depth);
+      drawCard(g, box, depth, { ix, metric, overlay, scale, painter });
     }
     const isSelected = node.path === selection;
     if (isSelected !== g.classList.contains('selected')) g.classList.toggle('selected', isSelected);
@@ -249,7 +97,7 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
       }
       if (g.__layout !== box.inner) {
         inner.setAttribute('transform', `translate(${Z.padX},${box.cardH})`);
-        drawDeco(inner, box.inner);
+        drawDeco(inner, box.inner, ids, highlights);
       }
       const next = new Map();
       const ox = ax + Z.padX;
@@ -278,36 +126,6 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
     g.__overlay = scale;
     g.__paint = painter;
     return g;
-  }
-
-  function drawWires(sc) {
-    const frag = document.createDocumentFragment();
-    // One path per consumer; paths of a bus overlap on the trunk, so the group, not each path, is translucent.
-    const buses = el('g', { class: 'buses' });
-    for (const b of sc.buses) drawEdge(buses, b, ids);
-    for (const d of sc.dots) buses.append(el('circle', { cx: d.cx, cy: d.cy, r: 2.4, class: `dot ${d.cls}` }));
-    frag.append(buses);
-    for (const e of sc.edges) drawEdge(frag, e, ids);
-    wires.replaceChildren(frag);
-    const skipFrag = document.createDocumentFragment();
-    for (const s of sc.skips) {
-      const g = el('g', { class: 'skip', 'data-skip-from': s.from, 'data-skip-to': s.to });
-      g.append(el('title', {}, s.title));
-      g.append(el('path', {
-        d: pathData(s.pts), class: 'wire skip', 'marker-end': `url(#arrow-skip${ids})`, 'data-from': s.from, 'data-to': `${s.to}:concat`,
-      }));
-      g.append(el('text', { x: s.lx, y: s.ly, class: 'skip-label', 'text-anchor': 'start' }, s.label));
-      skipFrag.append(g);
-    }
-    skipsLayer.replaceChildren(skipFrag);
-    const topFrag = document.createDocumentFragment();
-    for (const op of sc.ops) drawOp(topFrag, op);
-    for (const t of sc.terms) drawTerm(topFrag, t);
-    for (const r of sc.rowLabels ?? []) {
-      topFrag.append(el('text', { x: r.x, y: r.y, class: 'row-label', 'text-anchor': 'middle' }, r.text));
-      topFrag.append(el('text', { x: r.x, y: r.y + 13, class: 'row-sub', 'text-anchor': 'middle' }, r.sub));
-    }
-    topLayer.replaceChildren(topFrag);
   }
 
   function applySize() {
@@ -364,7 +182,7 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
     if ('painter' in opts) painter = opts.painter ?? null;
     scene = sc;
     applySize();
-    drawWires(sc);
+    drawWires({ wires, skipsLayer, topLayer }, sc, ids);
     renderBoxes();
     selected = selection != null ? find(selection) : null;
   }

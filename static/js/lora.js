@@ -1,5 +1,5 @@
-// lora.js — "Open LoRA" (issue 14): reads a LoRA file's safetensors header in the browser, as checkpoint.js does
-// (File.slice: the 8-byte length, then the JSON; the weights are never read or sent), plus the alpha scalars the
+// lora.js — "Open LoRA" (issue 14): reads a LoRA file's safetensors header in the browser (safetensors-header.js:
+// the 8-byte length, then the JSON; the weights are never read or sent), plus the alpha scalars the
 // header points to (a few bytes each: kohya keeps alpha in the tensor data, and the scale alpha / rank is only
 // true with them). POST /api/lora/detect names the format, the base family and every patched module; the U is
 // painted by rank or by parameters added, and the "LoRA" panel gives the totals, the block IDs, the text-encoder
@@ -8,10 +8,12 @@
 //
 // Everything from the file (names, metadata, the file name) goes into the page as text only.
 
-import { HeaderError, readHeaderText } from './checkpoint.js';
+import { HeaderError, readHeader } from './safetensors-header.js';
 import { OVERLAY_DARK_FROM, rampColor } from './config.js';
 import { compact, exact } from './format.js';
 import { h, row } from './dom.js';
+import { errorLines, panelHead, wirePicker } from './file-panel.js';
+import { keyList } from './key-list.js';
 
 const LIST_LIMIT = 10;
 /** At most this many alpha scalars are read (each a small File.slice); past it the server's metadata rule stands. */
@@ -46,7 +48,7 @@ export function scalarOf(bytes, dtype) {
  * is wrong with it). Refuses a file that cannot be safetensors with a HeaderError.
  */
 export async function readLoraBody(file) {
-  const text = await readHeaderText(file);
+  const { text, dataStart: start } = await readHeader(file);
   let header;
   try {
     header = JSON.parse(text);
@@ -54,9 +56,6 @@ export async function readLoraBody(file) {
     return { body: text, alphas: 0 };
   }
   if (!header || typeof header !== 'object' || Array.isArray(header)) return { body: text, alphas: 0 };
-  // The data start right after the header: 8 bytes of length, then n bytes of JSON.
-  const n = new DataView(await file.slice(0, 8).arrayBuffer()).getBigUint64(0, true);
-  const start = 8 + Number(n);
   const wanted = Object.entries(header).filter(
     ([name, t]) => name.endsWith('.alpha') && t && Array.isArray(t.data_offsets) && (t.shape ?? []).length <= 1,
   );
@@ -144,20 +143,6 @@ export function loraLegend(det, mode) {
       + `${flopsWords(det) ? `, +${flopsWords(det)}` : ''}`),
     h('span', { class: 'muted' }, 'white cards: not patched'),
   ];
-}
-
-function list(title, field, items, render) {
-  const section = h('section', { class: 'ckpt-list', dataset: { field } });
-  section.append(h('h3', {}, `${title} `, h('span', { class: 'count' }, `(${items.length.toLocaleString('en-US')})`)));
-  if (!items.length) {
-    section.append(h('p', { class: 'muted' }, 'none'));
-    return section;
-  }
-  const ul = h('ul', {});
-  for (const item of items.slice(0, LIST_LIMIT)) ul.append(h('li', {}, render(item)));
-  section.append(ul);
-  if (items.length > LIST_LIMIT) section.append(h('p', { class: 'muted' }, `… and ${(items.length - LIST_LIMIT).toLocaleString('en-US')} more`));
-  return section;
 }
 
 /** The FLOPs the LoRA adds, in words: "5.6 G per step at 512×512 px". */
@@ -261,11 +246,11 @@ export function loraView(det, fileName, ctx, { onSwitch, onSelect }) {
   const lists = h(
     'div',
     { class: 'ckpt-lists' },
-    list('Text encoder', 'text-encoder', te.encoders, (e) => [
+    keyList('Text encoder', 'text-encoder', te.encoders, (e) => [
       h('code', {}, e.name),
       ` ${e.modules} modules, ${exact(e.params)} params${e.model ? ` (${e.model}, width ${e.width})` : ''}`,
-    ]),
-    list('Unmatched', 'unmatched', det.unmatched, (u) => [h('code', {}, u.key), ` — ${u.reason}`]),
+    ], LIST_LIMIT),
+    keyList('Unmatched', 'unmatched', det.unmatched, (u) => [h('code', {}, u.key), ` — ${u.reason}`], LIST_LIMIT),
   );
   parts.push(lists);
   if (det.notes.length) parts.push(h('ul', { class: 'ckpt-notes', dataset: { field: 'notes' } }, det.notes.map((n) => h('li', {}, n))));
@@ -322,18 +307,14 @@ export function createLora({ button, input, panel, dropZone }, { detect, context
 
   function render(state, fileName, ...body) {
     panel.dataset.state = state;
-    const close = h('button', { type: 'button', class: 'ckpt-close', 'aria-label': 'Close the LoRA' }, '×');
-    close.addEventListener('click', () => {
+    const head = panelHead('LoRA', fileName, 'Close the LoRA', () => {
       token += 1;
       open = null;
       panel.hidden = true;
       panel.dataset.state = 'closed';
       onDetected(null);
     });
-    panel.replaceChildren(
-      h('div', { class: 'ckpt-head' }, h('h2', {}, 'LoRA'), h('span', { class: 'ckpt-file' }, fileName), close),
-      ...body,
-    );
+    panel.replaceChildren(head, ...body);
     panel.hidden = false;
   }
 
@@ -386,20 +367,13 @@ export function createLora({ button, input, panel, dropZone }, { detect, context
       open = null;
       onDetected(null);
       const why = err instanceof HeaderError ? err.message : err.reason ?? err.message;
-      const body = [h('p', { class: 'error', role: 'alert', dataset: { field: 'error' } }, h('strong', {}, 'Not opened as a LoRA: '), why)];
-      if (err.field) body.push(h('p', { class: 'muted', dataset: { field: 'error-field' } }, 'About: ', h('code', {}, err.field)));
-      render('error', file.name, ...body);
+      render('error', file.name, ...errorLines('Not opened as a LoRA: ', why, err.field));
     } finally {
       if (mine === token) button.disabled = false;
     }
   }
 
-  button.addEventListener('click', () => input.click());
-  input.addEventListener('change', () => {
-    const file = input.files?.[0];
-    input.value = '';
-    if (file) openFile(file);
-  });
+  wirePicker(button, input, openFile);
   if (dropZone) {
     const isFile = (e) => [...(e.dataTransfer?.types ?? [])].includes('Files');
     dropZone.addEventListener('dragover', (e) => {

@@ -1,6 +1,8 @@
 // main.js — wires the page: controls → store → views. It owns no drawing and no data rules of its own: the store
 // holds the state, layout.js places things, diagram.js / details.js / charts.js draw, api.js talks to the server.
 // After every render it sets document.body.dataset.ready = "true" (and .preset) so tests and benches can wait.
+// Self-contained parts of the page live beside it: zoom.js (the zoom), profiling.js ("Profile"), panels.js (the
+// folding panels), summary.js (the totals and the card hint), session-models.js (models from files kept per tab).
 
 import * as api from './api.js';
 import { createActivations } from './activations.js';
@@ -9,7 +11,6 @@ import { createCheckpoint } from './checkpoint.js';
 import { createCommunity } from './community.js';
 import { createDetails } from './details.js';
 import { createDiagram } from './diagram.js';
-import { bytes, compact, shapeText } from './format.js';
 import { createMemo, expandablePaths, flowOf, indexTrace, layoutScene } from './layout.js';
 import { createMinimap } from './minimap.js';
 import { easeZoom } from './refit-motion.js';
@@ -19,6 +20,11 @@ import { createTeach } from './teach.js';
 import { MAX_IMAGE_SIZE } from './limits.js';
 import { readUrl } from './urlstate.js';
 import { createWeights } from './weights.js';
+import { foldable } from './panels.js';
+import { createProfiling } from './profiling.js';
+import { rememberModel, restoreModel } from './session-models.js';
+import { metricHint, summaryList } from './summary.js';
+import { createZoom } from './zoom.js';
 // Control models (ControlNet presets and files, T2I-Adapters, control-LoRAs) beside the U: controlnet*.js.
 import { CONTROL_GROUP, fileEntry, getControlPresets, presetEntry } from './controlnet.js';
 import { createControlView } from './controlnet_view.js';
@@ -40,7 +46,6 @@ let ix = null; // lookups for the current trace
 let memo = null; // layout memo for the current trace
 const traceCache = new Map(); // "preset@size" → trace, so switching back is instant
 let loadToken = 0;
-let profileStop = null;
 let community = null; // names, block weights and an open LoRA (community.js), created last
 
 function setReady(ready) {
@@ -77,23 +82,14 @@ const details = createDetails($('details-body'), {
   extraSections: (i, path) => community?.detailsSections(i, path) ?? [],
 });
 
-function showZoom() {
-  $('zoom-level').textContent = `${Math.round(diagram.zoom * 100)}%`;
-  minimap.update();
-}
-
-// The zoom follows the window (auto) until the user zooms by hand; "Fit" goes back to following it. An opened
-// block may make the U larger than the window: it then shrinks, but not below READABLE_ZOOM (scroll for the rest).
-const READABLE_ZOOM = 0.7;
-let autoZoom = true;
-function refit() {
-  if (!diagram.scene) return;
-  const presenting = document.body.classList.contains('presenting');
-  let z = diagram.fittingZoom(presenting ? 2.5 : 1);
-  if (state.expanded.size) z = Math.max(z, Math.min(READABLE_ZOOM, diagram.zoom));
-  diagram.setZoom(z);
-  showZoom();
-}
+// The zoom follows the window until the user zooms by hand (zoom.js); the minimap follows the zoom.
+const zoom = createZoom(diagram, {
+  state,
+  host: diagramHost,
+  level: $('zoom-level'),
+  buttons: { zoomIn: $('zoom-in'), zoomOut: $('zoom-out'), fit: $('zoom-fit') },
+  onShow: () => minimap.update(),
+});
 
 function renderDiagram(anchor = null) {
   if (!ix) return;
@@ -105,7 +101,7 @@ function renderDiagram(anchor = null) {
   const painter = community?.painter() ?? null; // block weights or a LoRA, when "Colour by" shows one
   diagram.render(scene, ix, { metric: state.metric, selection: state.selection, overlay: state.overlay, painter });
   minimap.draw(scene);
-  if (autoZoom) refit();
+  if (zoom.auto) zoom.refit();
   // The block the user opened or closed stays where it was on screen.
   if (before) {
     diagram.keepAt(anchor, before.left, before.top);
@@ -114,72 +110,22 @@ function renderDiagram(anchor = null) {
   }
   document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
   controlView.decorate(diagram.element); // the control model's injections marked on the U
-  showZoom();
-  showHint();
+  zoom.show();
+  $('metric-hint').textContent = metricHint(state);
   setReady(true);
 }
 
-/** Says what the figure on each card is (it follows "Colour by" when that is a quantity the cards can show). */
-function showHint() {
-  const shown = ['flops', 'params', 'time'].includes(state.overlay) ? state.overlay : state.metric;
-  const words = { flops: 'share of the FLOPs', params: 'share of the parameters', time: 'measured time' }[shown];
-  $('metric-hint').textContent = `The figure on each card: its ${words}. `
-    + (shown === 'flops' ? '“—”: element-wise ops (norms, activations) are not counted in FLOPs.' : '');
-}
-
 // Folding tools and the details panel: the diagram takes the room they leave, and refits.
-const toolsPanel = $('tools');
-const toolsButton = $('tools-toggle');
-function setTools(open) {
-  toolsPanel.hidden = !open;
-  toolsButton.setAttribute('aria-expanded', open ? 'true' : 'false');
-}
-toolsButton.addEventListener('click', () => setTools(toolsPanel.hidden));
+const setTools = foldable($('tools'), $('tools-toggle'));
 // Open at first on a tall window; on a laptop or projector the U gets the room.
 setTools(window.innerHeight >= 900);
-
-const detailsPanel = $('details');
-const detailsButton = $('details-toggle');
-function setDetails(open) {
-  detailsPanel.hidden = !open;
-  detailsButton.setAttribute('aria-expanded', open ? 'true' : 'false');
-}
-detailsButton.addEventListener('click', () => setDetails(detailsPanel.hidden));
+const setDetails = foldable($('details'), $('details-toggle'));
 $('details-close').addEventListener('click', () => setDetails(false));
-new ResizeObserver(() => {
-  if (autoZoom) refit();
-}).observe(diagramHost);
 
 function showDetails() {
   const path = state.selection ?? '';
   const expandable = Boolean(ix && path !== '' && ix.nodes.has(path) && flowOf(ix, path).boxPaths.length);
   details.show(ix, path, { expanded: state.expanded.has(path), expandable, model: shownModel().title });
-}
-
-function showSummary(trace) {
-  // The preset asked for, not trace.preset: presets with one config (sd2, sd2-v) trace to the same name.
-  const input = trace.input ?? {};
-  const size = input.image_size ? `${input.image_size.join('×')} px` : `latent ${input.sample_size?.join('×')}`;
-  const parts = [
-    ['Model', shownModel().title ?? 'custom config'],
-    ['Parameters', `${compact(trace.totals.params)} (${bytes(trace.totals.param_bytes)})`],
-    ['FLOPs per step', `${compact(trace.totals.flops)} at ${size} (latent ${shapeText(input.x?.shape)})`],
-    ['Attention', `${compact(trace.totals.attention_flops)} FLOPs in QKᵀ and AV`],
-    ['Peak memory', bytes(trace.totals.peak_memory_bytes)],
-  ];
-  if (input.context) parts.push(['Context', shapeText(input.context.shape)]);
-  if (trace.totals.time_ms != null) parts.push(['Measured', `${trace.totals.time_ms.toFixed(1)} ms per forward on ${trace.device}`]);
-  const dl = document.createElement('dl');
-  for (const [k, v] of parts) {
-    const div = document.createElement('div');
-    const dt = document.createElement('dt');
-    dt.textContent = k;
-    const dd = document.createElement('dd');
-    dd.textContent = v;
-    div.append(dt, dd);
-    dl.append(div);
-  }
-  $('summary').replaceChildren(dl);
 }
 
 function showError(message) {
@@ -241,12 +187,12 @@ store.on('trace', (trace) => {
   const keptZoom = diagram.zoom;
   if (document.body.dataset.fitted !== state.preset) {
     // A new model starts fitted to the window (never enlarged); a new size or a profile keeps a hand-set zoom.
-    autoZoom = true;
+    zoom.auto = true;
     document.body.dataset.fitted = state.preset ?? '';
   }
   renderDiagram();
-  if (!autoZoom) diagram.setZoom(keptZoom);
-  showZoom();
+  if (!zoom.auto) diagram.setZoom(keptZoom);
+  zoom.show();
   // The legend names only the signals this model has.
   const uses = [...ix.uses.values()];
   document.querySelector('[data-legend="emb"]').hidden = !uses.some((u) => u.emb);
@@ -275,7 +221,7 @@ store.on('trace', (trace) => {
   const timeRadio = document.querySelector('input[name="metric"][value="time"]');
   timeRadio.disabled = !timed;
   document.querySelector(`input[name="metric"][value="${state.metric}"]`).checked = true;
-  showSummary(trace);
+  $('summary').replaceChildren(summaryList(trace, shownModel().title));
   if (state.selection && state.walk == null) setDetails(true); // a link that selected a module shows it
   showDetails();
   drawChartsSoon();
@@ -300,23 +246,8 @@ store.on('metric', (metric) => {
   renderDiagram();
 });
 
-store.on('profile', (p) => {
-  const bar = $('profile-progress');
-  const status = $('profile-status');
-  const running = p.state === 'queued' || p.state === 'running' || p.state === 'starting';
-  $('profile').disabled = running;
-  bar.hidden = !running;
-  if (p.total) {
-    bar.max = p.total;
-    bar.value = p.done;
-  } else {
-    bar.removeAttribute('value');
-  }
-  if (running) status.textContent = `${p.phase || p.state}${p.total ? ` ${p.done}/${p.total}` : ''}…`;
-  else if (p.state === 'done') status.textContent = 'Measured: times are on the blocks and in the FLOPs chart.';
-  else if (p.state === 'failed' || p.state === 'cancelled') status.textContent = `Profile ${p.state}: ${p.error ?? ''}`;
-  else status.textContent = '';
-});
+// "Profile": times every block on the server and shows the measured trace (profiling.js).
+createProfiling({ store, api, weights, traceCache }, { button: $('profile'), bar: $('profile-progress'), status: $('profile-status') });
 
 // ---- loading --------------------------------------------------------------------------------------------------
 
@@ -347,54 +278,6 @@ async function loadTrace() {
   }
 }
 
-async function runProfile() {
-  if (!state.trace) return;
-  const { preset } = state;
-  const imageSize = state.trace.input?.image_size?.[0] ?? state.imageSize;
-  const key = `${preset}@${imageSize ?? ''}`;
-  profileStop?.();
-  store.setProfile({ state: 'queued', phase: 'queued', done: 0, total: 0, error: null });
-  let id;
-  try {
-    const custom = state.models.get(preset);
-    // With the server's weights file when the model on screen is its architecture, else random weights.
-    const useWeights = weights.matches(state.trace.config);
-    // A ControlNet preset's entry has no config: the UNet drawn (and timed) is its base preset.
-    const body = { preset: custom && !custom.config ? custom.preset : preset, config: custom?.config, imageSize, device: 'cpu', repeats: 2, useWeights };
-    ({ id } = await api.startProfile(body));
-  } catch (err) {
-    store.setProfile({ state: 'failed', error: err.message });
-    return;
-  }
-  const finish = async (end) => {
-    profileStop = null;
-    try {
-      // The job's own record is the truth (the stream may have dropped); poll until it is final.
-      let job = await api.getProfile(id);
-      while (!['done', 'failed', 'cancelled'].includes(job.state)) {
-        await new Promise((r) => setTimeout(r, 500));
-        job = await api.getProfile(id);
-      }
-      if (job.state !== 'done') {
-        store.setProfile({ state: job.state, error: job.error ?? end?.error ?? null });
-        return;
-      }
-      traceCache.set(key, job.result);
-      store.setProfile({ state: 'done', error: null });
-      if (state.preset === preset) {
-        store.setTrace(job.result);
-        store.setMetric('time');
-      }
-    } catch (err) {
-      store.setProfile({ state: 'failed', error: err.message });
-    }
-  };
-  profileStop = api.followProfile(id, {
-    onProgress: (p) => store.setProfile({ state: p.state ?? 'running', phase: p.phase ?? '', done: p.done ?? 0, total: p.total ?? 0 }),
-    onEnd: finish,
-  });
-}
-
 // ---- controls ---------------------------------------------------------------------------------------------------
 
 $('model').addEventListener('change', (e) => store.setModel(e.target.value, null));
@@ -417,7 +300,6 @@ for (const radio of document.querySelectorAll('input[name="metric"]')) {
 
 $('expand-all').addEventListener('click', () => ix && store.setExpanded(expandablePaths(ix)));
 $('collapse-all').addEventListener('click', () => store.setExpanded([]));
-$('profile').addEventListener('click', runProfile);
 
 // "Open checkpoint": the detected architecture becomes a model in the selector and opens like a preset.
 createCheckpoint(
@@ -444,25 +326,10 @@ createDiffusersOpen({ button: $('open-diffusers'), panel: $('diffusers-open') },
     store.setModel(entry.key, null);
   },
 });
-$('zoom-in').addEventListener('click', () => {
-  autoZoom = false;
-  diagram.setZoom(diagram.zoom * 1.2);
-  showZoom();
-});
-$('zoom-out').addEventListener('click', () => {
-  autoZoom = false;
-  diagram.setZoom(diagram.zoom / 1.2);
-  showZoom();
-});
-$('zoom-fit').addEventListener('click', () => {
-  autoZoom = true;
-  diagram.fitZoom(document.body.classList.contains('presenting') ? 2.5 : 1);
-  showZoom();
-});
 
 createTeach(
   { present: $('present'), walk: $('walk'), panel: $('walk-panel') },
-  { store, diagram, getIndex: () => ix, refit: () => requestAnimationFrame(() => (autoZoom ? refit() : null)) },
+  { store, diagram, getIndex: () => ix, refit: () => requestAnimationFrame(() => (zoom.auto ? zoom.refit() : null)) },
 );
 
 /** The server's weights file, if it has one: the badge, and the model to show first (its preset or its config). */
@@ -486,28 +353,6 @@ async function loadWeights() {
   return key;
 }
 
-// A model opened from a checkpoint lives in this tab's sessionStorage, so that a reload (whose URL names it) finds
-// it again; the file itself is never stored, only the architecture the server detected.
-const MODEL_STORE = 'sdunet:model:';
-
-function rememberModel(entry) {
-  try {
-    sessionStorage.setItem(MODEL_STORE + entry.key, JSON.stringify(entry));
-  } catch {
-    // Storage full or disabled: the model still works until the page is closed.
-  }
-}
-
-function restoreModel(key) {
-  if (!key || state.models.has(key)) return;
-  try {
-    const entry = JSON.parse(sessionStorage.getItem(MODEL_STORE + key) ?? 'null');
-    if (entry?.key === key && (entry.config || entry.control)) store.addModel(entry);
-  } catch {
-    // A damaged entry: fall back to the default model.
-  }
-}
-
 async function init() {
   setReady(false);
   try {
@@ -523,7 +368,7 @@ async function init() {
   // The rest of the view in the link (opened blocks, selection, overlay, compare): urlstate.js, features.js.
   const view = readUrl(location.hash);
   const [hashPreset, hashSize] = [view.preset, view.size];
-  restoreModel(hashPreset);
+  restoreModel(store, hashPreset); // a model from a file, kept for this tab (session-models.js)
   const names = [...state.presets.map((p) => p.name), ...state.models.keys()];
   const preset = names.includes(hashPreset) ? hashPreset : fromWeights ?? (names.includes('sd1') ? 'sd1' : names[0]);
   const size = Number(hashSize) > 0 ? Number(hashSize) : null;

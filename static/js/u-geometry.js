@@ -52,19 +52,8 @@ function rowLabelText(input, L) {
 const TURN_OUT = 8; // how far right of its block a turn leaves
 const TURN_IN = 10; // how far left of its block a turn arrives
 
-/**
- * The whole scene: top-level boxes placed on the U, the flow between them, skip connections in lanes above the
- * up row they enter, and the time-embedding and context buses with a path into every block that consumes them.
- * Every edge names its producer and consumer (`from`, `to`: a module path, a terminal such as `:x`, or a drawn
- * operation such as `:add_label`). `align` (from alignScenes) makes rows at least as tall as another model's, so
- * two U's side by side line up; `scene.geometry` reports the natural heights it needs.
- */
-export function layoutScene(ix, expanded, memo = createMemo(), align = null) {
-  const boxes = new Map();
-  for (const b of ix.blocks) if (ix.nodes.has(b.path)) boxes.set(b.path, layoutBox(ix, b.path, expanded, memo));
-  const { header, down, up, mid, outPath, levels } = partition(ix, boxes);
-
-  const input = ix.trace.input ?? {};
+/** The terminals of the U: x and out (name over shape), the timestep, y and the context when the model has them. */
+function sceneTerms(ix, input, outPath) {
   const xTerm = { ...ioTerm('x', shapeText(input.x?.shape), 'the noisy latent'), id: ':x' };
   const outShape = ix.nodes.get(outPath ?? '')?.outputs?.[0]?.shape ?? input.x?.shape;
   const outTerm = { ...ioTerm('out', shapeText(outShape), 'the prediction'), id: ':out' };
@@ -73,7 +62,12 @@ export function layoutScene(ix, expanded, memo = createMemo(), align = null) {
   const ctxTerm = anyCtx ? { ...termOf(`context ${shapeText(input.context?.shape)}`, 'ctx', 'the conditioning tokens (text)'), id: ':context' } : null;
   const tTerm = { ...termOf('timestep t', 'emb', 'the diffusion timestep'), id: ':t' };
   const yTerm = input.y ? { ...termOf(`y ${shapeText(input.y.shape)}`, 'emb', 'class or pooled-text conditioning'), id: ':y' } : null;
-  const gap = Z.uGapX;
+  return { xTerm, outTerm, ctxTerm, tTerm, yTerm, anyCtx, anyEmb };
+}
+
+/** The scene's width: the widest of the two arms of the U around the centre gap, the header row, the middle block. */
+function sceneWidth(input, boxes, { header, down, up, mid, levels }, terms, gap) {
+  const { xTerm, outTerm, ctxTerm, tTerm, yTerm } = terms;
   const rowWidth = (paths) => paths.reduce((s, p) => s + boxes.get(p).w, 0) + gap * Math.max(0, paths.length - 1);
   // The middle of each row holds its label, flanked by the two turns: wide enough at the widest row too.
   const labelW = Math.max(...Array.from({ length: levels }, (_, L) => textWidth(rowLabelText(input, L), 11, true)), 40);
@@ -84,14 +78,17 @@ export function layoutScene(ix, expanded, memo = createMemo(), align = null) {
   const headerW = xTerm.w + 3 * gap + tTerm.w + gap + timeBox.reduce((s, b) => s + b.w + 2 * gap + 2 * Z.opR, 0)
     + (yTerm ? yTerm.w : 0) + (ctxTerm ? ctxTerm.w + 4 * gap : 0) + outTerm.w + 2 * gap;
   const midBox = mid ? boxes.get(mid) : null;
-  const W = Math.ceil(2 * Z.margin + Math.max(leftW + centerGap + rightW, headerW, midBox ? midBox.w + 200 : 0));
+  return Math.ceil(2 * Z.margin + Math.max(leftW + centerGap + rightW, headerW, midBox ? midBox.w + 200 : 0));
+}
 
-  const sc = { W, place: new Map(), rowOf: new Map(), terms: [], edges: [], ops: [], dots: [], skips: [], buses: [] };
-
-  // Rows and channels: above each row (index `levels` is the middle row) a carriage with two turn tracks, the
-  // skip lanes, the bus lanes.
+/**
+ * Rows and channels, top to bottom: above each row (index `levels` is the middle row) a carriage with two turn
+ * tracks, the skip lanes, the bus lanes. Returns the rows' tops, the skips entering each up row, the track and
+ * lane heights (g), the scene's height and the natural geometry (for alignScenes); `align` adds room.
+ */
+function stackRows(ix, input, boxes, { header, down, up, mid, levels }, { anyEmb, anyCtx }, align) {
   const headerTop = Z.marginY;
-  const headerH = Math.max(align?.headerH ?? 0, Z.top.h, ...timeBox.map((b) => b.h));
+  const headerH = Math.max(align?.headerH ?? 0, Z.top.h, ...header.map((p) => boxes.get(p).h));
   const skipsInto = Array.from({ length: levels + 1 }, () => []);
   const upLevel = new Map();
   up.forEach((r, L) => r.forEach((p) => upLevel.set(p, L)));
@@ -115,7 +112,6 @@ export function layoutScene(ix, expanded, memo = createMemo(), align = null) {
     rowTop[L] = chTop[L] + channelH(L);
     y = rowTop[L] + Math.max(hRow, align?.row[L] ?? 0);
   }
-  const H = Math.ceil(y + Z.marginY);
   const g = {
     rowTop,
     trackDown: (L) => chTop[L] + 3,
@@ -124,6 +120,28 @@ export function layoutScene(ix, expanded, memo = createMemo(), align = null) {
     embY: (L) => chTop[L] + Z.carriage + skipsInto[L].length * Z.laneH + Z.busH / 2,
   };
   g.ctxY = (L) => g.embY(L) + (anyEmb ? Z.busH : 0);
+  return { headerTop, rowTop, skipsInto, g, H: Math.ceil(y + Z.marginY), geometry };
+}
+
+/**
+ * The whole scene: top-level boxes placed on the U, the flow between them, skip connections in lanes above the
+ * up row they enter, and the time-embedding and context buses with a path into every block that consumes them.
+ * Every edge names its producer and consumer (`from`, `to`: a module path, a terminal such as `:x`, or a drawn
+ * operation such as `:add_label`). `align` (from alignScenes) makes rows at least as tall as another model's, so
+ * two U's side by side line up; `scene.geometry` reports the natural heights it needs.
+ */
+export function layoutScene(ix, expanded, memo = createMemo(), align = null) {
+  const boxes = new Map();
+  for (const b of ix.blocks) if (ix.nodes.has(b.path)) boxes.set(b.path, layoutBox(ix, b.path, expanded, memo));
+  const parts = partition(ix, boxes);
+  const { header, down, up, mid, outPath, levels } = parts;
+  const input = ix.trace.input ?? {};
+  const io = sceneTerms(ix, input, outPath);
+  const { xTerm, outTerm, ctxTerm, tTerm, yTerm, anyCtx, anyEmb } = io;
+  const gap = Z.uGapX;
+  const W = sceneWidth(input, boxes, parts, io, gap);
+  const sc = { W, place: new Map(), rowOf: new Map(), terms: [], edges: [], ops: [], dots: [], skips: [], buses: [] };
+  const { headerTop, rowTop, skipsInto, g, H, geometry } = stackRows(ix, input, boxes, parts, io, align);
 
   placeRows(sc, boxes, { down, up, mid, levels, gap, rowTop });
   const ports = placeHeader(sc, ix, boxes, { header, headerTop, xTerm, tTerm, yTerm, ctxTerm, outTerm, outPath, down, gap });
