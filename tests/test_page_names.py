@@ -169,6 +169,26 @@ def test_names_switch_relabels_every_card_and_details_list_every_name(page, live
     assert console_errors == []
 
 
+def test_names_come_back_with_a_model_whose_trace_the_page_holds(page, live_server, console_errors) -> None:
+    # Back to a model traced before, the page draws it at once from its own cache, before the names module hears
+    # of the switch: it must still take that model's names (it waited for them for ever).
+    page.goto(f"{live_server}/#sd1")
+    _ready(page, "sd1")
+    for preset in ("sd2", "sd1"):
+        page.select_option("#model", preset)
+        _ready(page, preset)
+    page.click(f'{TOP}[data-path="input_blocks.4"] > .card')
+    section = page.get_by_role("region", name="Details").locator('[data-field="names"]')
+    section.locator('[data-field="name-block_id"]').wait_for(timeout=10_000)
+    assert section.locator('[data-field="name-block_id"]').inner_text() == "IN04"
+    page.select_option("#names-scheme", "block_id")  # and the cards take them
+    page.wait_for_function(
+        "(s) => document.querySelector(s)?.textContent === 'IN04'",
+        arg=f'{TOP}[data-path="input_blocks.4"] > .card > .t1',
+    )
+    assert console_errors == []
+
+
 def test_block_weights_paint_the_u_and_a_wrong_vector_shows_the_reason(page, live_server, console_errors) -> None:
     page.set_viewport_size({"width": 1280, "height": 720})
     page.goto(f"{live_server}/#sd1")

@@ -142,7 +142,7 @@ export function createCommunity({ store, api, shownModel, relayout, renderDiagra
 
   // A new model: its own names and weights (asked before its trace is drawn, so nothing of the old one shows on
   // it); the LoRA is matched again once the trace says the size its FLOPs are counted at.
-  store.on('model', () => {
+  function syncModel() {
     const mk = JSON.stringify(modelBody());
     if (mk === modelKey) return;
     modelKey = mk;
@@ -150,9 +150,13 @@ export function createCommunity({ store, api, shownModel, relayout, renderDiagra
     weights = null;
     paint = null;
     if (state.blockWeights) weightsField.apply(state.blockWeights);
-  });
+  }
+  store.on('model', syncModel);
 
   store.on('trace', () => {
+    // A model whose trace main.js already holds is drawn before the 'model' listeners below main's run: take the
+    // new model first, or the U would keep waiting for names that are already in.
+    syncModel();
     if (drawnKey !== modelKey) {
       // main.js has just drawn the new model plain (the hooks below answer null until now): draw it in our terms.
       drawnKey = modelKey;
