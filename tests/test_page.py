@@ -261,6 +261,7 @@ def test_every_preset_draws_and_is_screenshotted(page, live_server, console_erro
         _card(page, path).click()
         _wait_ready(page)
     page.wait_for_function("() => document.body.dataset.charts === 'true'")
+    page.wait_for_selector("body[data-names]", state="attached")  # the details' names section filled in
     page.screenshot(path=str(RESULTS / "page-sd1-open.png"))
     if os.environ.get("SDUNET_UPDATE_SCREENSHOT") == "1":  # the README's picture; a plain test run leaves it alone
         shutil.copyfile(RESULTS / "page-sd1-open.png", ROOT / "docs" / "screenshot.png")
