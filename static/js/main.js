@@ -106,7 +106,9 @@ function renderDiagram(anchor = null) {
   if (before) {
     diagram.keepAt(anchor, before.left, before.top);
     // A refit eases in about where the clicked block ends up (keepAt cannot scroll past the U's edge).
-    easeZoom(diagram.element, zoomBefore / diagram.zoom, diagram.screenRect(anchor));
+    const ease = easeZoom(diagram.element, zoomBefore / diagram.zoom, diagram.screenRect(anchor));
+    // The minimap's frame was measured on the ease's first (scaled) frame: measure again once it has run.
+    ease?.finished.then(() => minimap.update(), () => {});
   }
   document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
   controlView.decorate(diagram.element); // the control model's injections marked on the U

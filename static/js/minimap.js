@@ -3,15 +3,10 @@
 // (an opened block, a hand-set zoom); a click or a drag on it moves the view there. Drawn from the scene that
 // diagram.js draws, so it never disagrees with the U.
 
-const SVG = 'http://www.w3.org/2000/svg';
+import { el } from './diagram-svg.js';
+
 const MAX_W = 170; // CSS px: small enough to leave the U its room at 1280×720
 const MAX_H = 110;
-
-function el(tag, attrs = {}) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  return node;
-}
 
 /**
  * The overview of `diagram` (diagram.js: host, element, zoom, scene), placed in `container` (the diagram's panel).
