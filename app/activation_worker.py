@@ -16,12 +16,16 @@ log = logging.getLogger(__name__)
 def _explorer(job: dict[str, Any], cache: dict[str, Any]):  # type: ignore[no-untyped-def]
     from sdunet_core import UNetConfig
     from sdunet_core.activations.session import Explorer
+    from sdunet_core.twin import PRESET as TWIN
+    from sdunet_core.twin import weights_shipped
 
-    key = json.dumps([job["config"], job["weights_path"]], sort_keys=True)
+    key = json.dumps([job["config"], job["weights_path"], job.get("preset")], sort_keys=True)
     if key not in cache:
         cache.clear()  # drop the old model before building the new one
         if job["weights_path"]:
             cache[key] = Explorer.from_checkpoint(job["weights_path"])
+        elif job.get("preset") == TWIN and weights_shipped():
+            cache[key] = Explorer.twin()  # the trained twin: its shipped weights, tokenizer and text encoder
         else:
             cache[key] = Explorer.random(UNetConfig.from_dict(job["config"]))
     return cache[key]
@@ -32,6 +36,10 @@ def handle(op: str, job: dict[str, Any], cache: dict[str, Any]) -> Any:
     from sdunet_core.activations.report import outcome_dict
     from sdunet_core.activations.session import CaptureSpec
 
+    if op == "generate":
+        from sdunet_core.twin.report import generation_dict
+
+        return generation_dict(job)
     explorer = _explorer(job, cache)
     spec = CaptureSpec(**{**job["spec"], "sample_size": tuple(job["spec"]["sample_size"])})
     if op == "export":

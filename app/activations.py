@@ -26,7 +26,7 @@ from app.resolve import resolve
 from app.schemas import TraceRequest
 from app.settings import Settings
 from app.workers import WorkerPool
-from sdunet_core import UNetConfig
+from sdunet_core import PRESETS, UNetConfig
 from sdunet_core.activations.capture import MAP_CHUNK_ELEMENTS
 from sdunet_core.activations.catalog import ActivationPoint, resolve_points
 from sdunet_core.trace import available_bytes
@@ -130,10 +130,20 @@ def check_budget(need: int, field: str) -> None:
         raise ApiError(413, field, reason)
 
 
-def catalog_in_worker(pool: WorkerPool, settings: Settings, config: UNetConfig, sample: tuple) -> tuple:
+def capture_tokens(preset: str | None) -> int:
+    """Context tokens a capture feeds the UNet: the twin's own 16, else CLIP's 77 (text or seeded noise)."""
+    from sdunet_core.activations.tokenizer import MAX_TOKENS
+    from sdunet_core.twin import PRESET as TWIN
+
+    return PRESETS[TWIN].context_tokens or MAX_TOKENS if preset == TWIN else MAX_TOKENS
+
+
+def catalog_in_worker(
+    pool: WorkerPool, settings: Settings, config: UNetConfig, sample: tuple, preset: str | None
+) -> tuple:
     """The catalog of points with their shapes: a meta forward, so in a trace worker like every model build."""
-    task = pool.submit("catalog", config.to_dict(), tuple(sample), time_limit_s=settings.trace_time_limit_s,
-                       what="the activation catalog")  # fmt: skip
+    task = pool.submit("catalog", config.to_dict(), tuple(sample), capture_tokens(preset),
+                       time_limit_s=settings.trace_time_limit_s, what="the activation catalog")  # fmt: skip
     return task.result()
 
 
@@ -146,7 +156,7 @@ def plan(
         field = "image_size" if body.image_size is not None else "sample_size"
         raise ApiError(413, field, f"a {sample[0]}x{sample[1]} latent is over the capture limit of "
                                    f"{max_latent_pixels()} latent pixels (128x128, a 1024x1024 image)")  # fmt: skip
-    all_points = catalog_in_worker(pool, settings, config, sample)
+    all_points = catalog_in_worker(pool, settings, config, sample, preset)
     chosen = points_for(all_points, body.points, "points") if body.points else []
     kept = points_for(all_points, export, "export") if export else []
     if not chosen and not kept:

@@ -292,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--out", default="activations.safetensors", help="output file")
     features.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the UNet runs")
     features.set_defaults(func=_features)
+
+    from app.twin_cli import add_train_twin
+
+    add_train_twin(sub)
     return parser
 
 

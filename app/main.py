@@ -37,6 +37,7 @@ from app.routes import (
     schemes,
     source,
     trace,
+    twin,
     weights,
 )
 from app.settings import get_settings
@@ -93,7 +94,21 @@ def create_app() -> FastAPI:
     app.state.weights = open_weights(settings.weights) if settings.weights else None
     app.state.weight_stats = {}
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
-    routers = (health, presets, control, trace, profile, source, checkpoint, analysis, weights, names, schemes, lora)
+    routers = (
+        health,
+        presets,
+        control,
+        trace,
+        profile,
+        source,
+        checkpoint,
+        analysis,
+        weights,
+        names,
+        schemes,
+        lora,
+        twin,
+    )
     for module in (*routers, activations, docs, pages):
         app.include_router(module.router)
     install_error_handlers(app)

@@ -135,11 +135,11 @@ def names(config: dict[str, Any]) -> dict[str, Any]:
     return names_table(UNetConfig.from_dict(config))
 
 
-def catalog(config: dict[str, Any], sample_size: tuple[int, ...]) -> tuple:
-    """The activation points of a model at a latent size, with their shapes (a meta forward)."""
+def catalog(config: dict[str, Any], sample_size: tuple[int, ...], tokens: int) -> tuple:
+    """The activation points of a model at a latent size and context length, with their shapes (a meta forward)."""
     from sdunet_core.activations.catalog import catalog as points
 
-    return points(UNetConfig.from_dict(config), tuple(sample_size), 77)
+    return points(UNetConfig.from_dict(config), tuple(sample_size), tokens)
 
 
 def diffusers_names(config: dict[str, Any], control: dict[str, Any] | None = None) -> dict[str, Any]:

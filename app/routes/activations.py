@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from app.activation_schemas import CaptureRequest, CaptureResponse, CatalogRequest, CatalogResponse, ExportRequest
-from app.activations import catalog_in_worker, plan, resolve_model, worker_for
+from app.activations import capture_tokens, catalog_in_worker, plan, resolve_model, worker_for
 from app.errors import ERROR_RESPONSES
 from app.settings import Settings, get_settings
 from sdunet_core.activations import GROUPS
@@ -37,13 +37,13 @@ def _model_info(request: Request, config: Any, preset: str | None, weights_path:
 def activation_catalog(body: CatalogRequest, request: Request, settings: SettingsDep) -> dict[str, Any]:
     weights = getattr(request.app.state, "weights", None)
     config, preset, sample, weights_path = resolve_model(body, settings, weights)
-    points = catalog_in_worker(request.app.state.workers, settings, config, sample)
+    points = catalog_in_worker(request.app.state.workers, settings, config, sample, preset)
     factor = 8 if preset is None else _latent_factor(preset)
     return {
         "model": _model_info(request, config, preset, weights_path),
         "sample_size": list(sample),
         "image_size": [s * factor for s in sample],
-        "context_tokens": 77 if config.use_spatial_transformer else None,
+        "context_tokens": capture_tokens(preset) if config.use_spatial_transformer else None,
         "count": len(points),
         "groups": {g: [p.name for p in points if test(p)] for g, test in GROUPS.items() if g != "@all"},
         "points": [point_dict(p) for p in points],

@@ -72,6 +72,11 @@ class Explorer:
         self.unet = unet.eval()
         self.components = components or Components(None, None, None)
         self.random_weights = random_weights
+        # The text side: CLIP's 77 tokens, unless the model brings its own tokenizer (the twin).
+        self.context_tokens = MAX_TOKENS
+        self.tokenize = tokenize
+        self.latent_source = None  # what a picture becomes without a VAE: a stand-in latent, or (twin) the pixels
+        self.default_sample = (64, 64)  # the latent size when a capture names none
         # Image pixels per latent pixel: the preset's when the config is one, else SD's 8.
         self.latent_factor = next((p.latent_factor for p in PRESETS.values() if p.config == config), 8)
 
@@ -84,6 +89,13 @@ class Explorer:
     def random(cls, config: UNetConfig, weights_seed: int = 0) -> Explorer:
         torch.manual_seed(weights_seed)
         return cls(config, UNetModel(config), None, True)
+
+    @classmethod
+    def twin(cls) -> Explorer:
+        """The shipped twin: trained weights, its own word tokenizer and text encoder, pixel space (no VAE)."""
+        from ..twin.capture import twin_explorer
+
+        return twin_explorer(cls)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> Explorer:
@@ -113,7 +125,11 @@ class Explorer:
                     raise cond.InputError("weights", "the UNet takes a pooled text vector that no encoder gives")
                 y = cond.sdxl_y(pooled, image_size, cfg.adm_in_channels or 0)
             return context, y, "text encoder"
-        context = torch.randn(1, MAX_TOKENS, cfg.context_width, generator=gen) if cfg.use_spatial_transformer else None
+        context = (
+            torch.randn(1, self.context_tokens, cfg.context_width, generator=gen)
+            if cfg.use_spatial_transformer
+            else None
+        )
         y = cond.class_y(cfg)
         if cfg.num_classes == "sequential":
             y = torch.randn(1, cfg.adm_in_channels or 0, generator=gen)
@@ -134,12 +150,12 @@ class Explorer:
                 raise cond.InputError(
                     name, f"{t} is out of range: SD's schedule has timesteps 0 to {cond.TIMESTEPS - 1}"
                 )
-        sample = spec.sample_size or (64, 64)
+        sample = spec.sample_size or self.default_sample
         try:
             self.config.check_sample_size(tuple(sample))
         except ValueError as exc:
             raise cond.InputError("image_size", getattr(exc, "reason", str(exc))) from None
-        points_all = catalog(self.config, tuple(sample), MAX_TOKENS)
+        points_all = catalog(self.config, tuple(sample), self.context_tokens)
         try:
             points = resolve_points(points_all, [*spec.points, *spec.keep])
             keep = frozenset(p.name for p in resolve_points(points_all, spec.keep))
@@ -148,8 +164,8 @@ class Explorer:
             raise cond.InputError(field_name, f"unknown point {exc.args[0]!r}; see the catalog for the names") from None
         if not points:
             raise cond.InputError("points", "choose at least one point (a name from the catalog or a group)")
-        ids, texts = tokenize(spec.prompt)
-        if len(ids) > MAX_TOKENS:
+        ids, texts = self.tokenize(spec.prompt)
+        if len(ids) > self.context_tokens:
             raise cond.InputError(
                 "prompt", f"{len(ids)} tokens (start and end included), over CLIP's limit of {MAX_TOKENS}"
             )
@@ -163,6 +179,8 @@ class Explorer:
         if image is not None:
             image = cond.fit(image, *image_size)
         latent = cond.make_latent(self.config, sample, image, self.components.vae, spec.seed, spec.timestep)
+        if self.latent_source and latent.source == "stand-in":
+            latent.source = self.latent_source
         context, y, context_source = self._context(spec.prompt, image_size, spec.seed)
         inputs = ForwardInputs(latent.x, spec.timestep, context, y)
         self.last_inputs = inputs  # what the last capture fed the UNet (the bench reruns it without hooks)

@@ -1,0 +1,78 @@
+"""Request and response bodies of /api/twin and /api/generate: every field typed for /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+StepTensor = Literal["x_t", "eps", "x0"]
+
+
+class GenerateRequest(BaseModel):
+    """One picture from the twin, with the denoising loop's steps."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    prompt: str = Field("", max_length=400, description="a caption in the twin's words (GET /api/twin lists them)")
+    negative: str = Field("", max_length=400, description="the caption guidance moves away from (default empty)")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the starting noise")
+    steps: int = Field(50, ge=1, le=200, description="sampling steps")
+    guidance: float = Field(3.0, ge=0, le=20, description="classifier-free guidance scale (1: the caption alone)")
+    sampler: Literal["ddim", "euler"] = Field("ddim", description="diffusers' DDIMScheduler or EulerDiscreteScheduler")
+    return_: list[StepTensor] = Field(
+        ["x_t", "eps", "x0"], alias="return", max_length=3, description="which per-step tensors to return"
+    )
+    arrays: bool = Field(False, description="also return the per-step tensors as float32 arrays (base64)")
+
+
+class StepOut(BaseModel):
+    index: int = Field(description="0 for the first (noisiest) step")
+    t: int = Field(description="the timestep of SD's 1000-step schedule the UNet is called at")
+    x_t: str | None = Field(None, description="the noisy picture the step starts from (PNG data URL)")
+    eps: str | None = Field(None, description="the guided predicted noise ε̂, -3..3 as 0..255 (PNG data URL)")
+    x0: str | None = Field(None, description="the predicted clean picture x̂₀ (PNG data URL)")
+    arrays: dict[str, str] | None = Field(None, description="float32 [3, 32, 32] little-endian, base64, by tensor")
+
+
+class SeenObject(BaseModel):
+    colour: str
+    shape: str
+    size: str
+    position: str
+
+
+class Reading(BaseModel):
+    """What the attribute reader sees in the picture (from its pixels alone)."""
+
+    ground: str
+    objects: list[SeenObject]
+    text: str = Field(description="the reading in words")
+
+
+class GenerateResponse(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    prompt: str
+    negative: str
+    seed: int
+    steps: int
+    guidance: float
+    sampler: str
+    tokens: list[str] = Field(description="the 16 tokens the text encoder reads (padding included)")
+    image: str = Field(description="the picture, 32x32 (PNG data URL)")
+    reading: Reading
+    unet_calls: int = Field(description="UNet evaluations (one batch of two per step with guidance, else one)")
+    per_step: list[StepOut]
+    timings: dict[str, float]
+
+
+class TwinInfo(BaseModel):
+    preset: str
+    image_size: list[int]
+    context_tokens: int
+    vocabulary: dict[str, list[str]] = Field(description="the words by role")
+    examples: dict[str, list[str]] = Field(description="captions with one object and with two")
+    samplers: list[str]
+    defaults: dict[str, Any]
+    training: dict[str, Any] = Field(description="the training record shipped with the weights")
