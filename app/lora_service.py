@@ -57,7 +57,13 @@ def detect_report(
         if size is not None and any(s % factor for s in size):
             raise ConfigError("image_size", f"{size} must be a multiple of the latent factor {factor}")
         sample = tuple(s // factor for s in size) if size is not None else None
-        trace = trace_unet(detection.preset, sample_size=sample, batch=batch)
+        try:
+            trace = trace_unet(detection.preset, sample_size=sample, batch=batch)
+        except ConfigError as exc:
+            if exc.field != "sample_size":
+                raise
+            # The user gave pixels: name their field, and the latent the reason speaks of.
+            raise ConfigError("image_size", f"{size} is a latent of {list(sample or ())}: {exc.reason}") from None
         inputs = trace.input
         traced = {"preset": detection.preset, "image_size": inputs.image_size, "sample_size": inputs.sample_size}
         add_flops(detection, trace.nodes, {**traced, "batch": batch})

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
 
 from app.deps import PoolDep, SettingsDep, StoreDep
 from app.errors import ERROR_RESPONSES, ApiError, quote
@@ -25,6 +26,10 @@ MAX_SIZES = 12
 def _spec(settings: Settings, preset: str, image_size: list[int] | None, field: str, size_field: str) -> TraceSpec:
     try:
         return resolve(TraceRequest(preset=preset, image_size=image_size), settings)
+    except ValidationError as exc:  # a size past the request model's own bounds (sizes=1048577)
+        error = exc.errors()[0]
+        renamed = {"preset": field, "image_size": size_field}.get(str(error["loc"][0]), size_field)
+        raise ApiError(422, renamed, f"{quote(image_size)}: {error['msg']}") from None
     except ApiError as exc:
         # Name the query parameter the user gave, not the internal field.
         renamed = {"preset": field, "image_size": size_field}.get(exc.field or "", exc.field)
