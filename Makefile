@@ -13,8 +13,6 @@ $(VENV)/.installed: pyproject.toml
 	# A CPU torch first when torch is missing: an unpinned resolve of torch pulls a ~3 GB CUDA build.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e .
-	# Only the CLIP vocabulary file is read from open-clip-torch: its own dependencies are left out on purpose.
-	$(PY) -m pip install -q --no-deps "open-clip-torch>=2.20"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

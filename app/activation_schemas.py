@@ -35,7 +35,9 @@ class CaptureRequest(ModelChoice):
     """One forward captured: the input (an image or a seeded noise latent), the timestep, the prompt, the points."""
 
     image: str | None = Field(
-        None, max_length=MAX_IMAGE_CHARS, description="a PNG/JPEG/WebP image, base64 or a data: URL; none: noise"
+        None,
+        max_length=MAX_IMAGE_CHARS,
+        description="a PNG, JPEG, WebP, BMP or GIF (its first frame) image, base64 or a data: URL; none: noise",
     )
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the noise (and of the random context)")
     prompt: str = Field("", max_length=4000, description="the text prompt (at most 77 CLIP tokens)")

@@ -32,7 +32,7 @@ def _explorer(job: dict[str, Any], cache: dict[str, Any]):  # type: ignore[no-un
 
 
 def handle(op: str, job: dict[str, Any], cache: dict[str, Any]) -> Any:
-    from sdunet_core.activations.export import export_activations, to_bytes
+    from sdunet_core.activations.export import export_activations
     from sdunet_core.activations.report import outcome_dict
     from sdunet_core.activations.session import CaptureSpec
 
@@ -43,9 +43,12 @@ def handle(op: str, job: dict[str, Any], cache: dict[str, Any]) -> Any:
     explorer = _explorer(job, cache)
     spec = CaptureSpec(**{**job["spec"], "sample_size": tuple(job["spec"]["sample_size"])})
     if op == "export":
+        from safetensors.torch import save_file
+
         images = job["images"] or [("seeded-noise", None)]
         tensors, metadata = export_activations(explorer, spec, images)
-        return to_bytes(tensors, metadata)
+        save_file(tensors, job["out_path"], metadata=metadata)  # the server streams it from there
+        return None
     if job["images"]:
         spec.image = job["images"][0][1]
     return outcome_dict(explorer.run(spec), job["encoding"])

@@ -3,10 +3,13 @@
 Captures hold the CPU for seconds and gigabytes of memory, so they never run in the server's process: one
 long-lived "spawn" child keeps the last model built (random weights, or the server's checkpoint with its VAE and
 text encoders) and runs one capture at a time. A capture that runs past `SDUNET_CAPTURE_TIME_LIMIT` seconds
-(default 300) has its process terminated, which returns all its memory, and gets a 413; a request that waits more
-than 30 s for the process gets a 503. Before anything is built, the memory a capture needs (weights, the block
-outputs alive at once, one attention chunk, the tensors kept for export or comparison) is estimated and a request
-over `SDUNET_CAPTURE_MEMORY_MB` (default 20480) or over the memory available is refused with a 413.
+(default 300) has its process terminated, which returns all its memory, and gets a 413; past one capture running
+and two waiting, a request gets a 503 at once; a process idle for `SDUNET_CAPTURE_IDLE_S` (300) is stopped.
+Before anything is built, the memory a capture needs (weights, the block outputs alive at once, one attention
+chunk, the tensors kept for export or comparison, for every image) is estimated and a request over
+`SDUNET_CAPTURE_MEMORY_MB` (default 20480) or over the memory available (counting the model the child holds,
+which it drops first) is refused with a 413. An export is written by the child to a temporary file, which the
+server streams and deletes: its size is known before the capture runs, and one that the disk cannot take is a 413.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ import binascii
 import math
 import multiprocessing as mp
 import os
+import queue
+import shutil
+import tempfile
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from functools import lru_cache
 from typing import Any
 
@@ -32,7 +40,6 @@ from sdunet_core.activations.catalog import ActivationPoint, resolve_points
 from sdunet_core.trace import available_bytes
 
 _SPAWN = mp.get_context("spawn")
-WAIT_S = 30.0
 
 
 def _env_int(name: str, default: int) -> int:
@@ -48,6 +55,11 @@ def max_latent_pixels() -> int:
     """Latent pixels per capture: 128 x 128 (a 1024 x 1024 SD image) unless SDUNET_CAPTURE_MAX_LATENT says more."""
     side = _env_int("SDUNET_CAPTURE_MAX_LATENT", 128)
     return side * side
+
+
+def idle_s() -> int:
+    """Seconds the capture process keeps its last model with no capture to run; then it is stopped."""
+    return _env_int("SDUNET_CAPTURE_IDLE_S", 300)
 
 
 def memory_budget() -> int:
@@ -105,23 +117,43 @@ def parameter_count(config: UNetConfig) -> int:
         return sum(p.numel() for p in UNetModel(config).parameters())
 
 
-def estimate_bytes(config: UNetConfig, points: tuple[ActivationPoint, ...], chosen: list[ActivationPoint],
-                   kept: list[ActivationPoint], compare: bool, with_components: bool) -> int:  # fmt: skip
-    """Weights + the block outputs alive at once (the skips) + the largest activation + kept copies, x 1.2."""
+def model_bytes(config: UNetConfig, with_components: bool) -> int:
+    """What the child keeps of a model: float32 weights, and the VAE and text encoders (at most ~3.5 GiB, SDXL)."""
+    return 4 * parameter_count(config) + (4 * 2**30 if with_components else 0)
+
+
+def export_bytes(kept: list[ActivationPoint], images: int) -> int:
+    """The export file's tensor data: every kept point, float32, for every image."""
+    return images * sum(4 * math.prod(p.shape) for p in kept)
+
+
+def estimate_bytes(
+    config: UNetConfig,
+    points: tuple[ActivationPoint, ...],
+    chosen: list[ActivationPoint],
+    kept: list[ActivationPoint],
+    compare: bool,
+    with_components: bool,
+    images: int = 1,
+) -> int:
+    """The model + the block outputs alive at once (the skips) + the largest activation + kept copies (for every
+    image of an export, twice: as captured and stacked), x 1.2 for what the activations do not say."""
     size = {p.name: 4 * math.prod(p.shape) for p in points}
     outputs = sum(size[p.name] for p in points if p.block_output)
     largest = max(size[p.name] for p in points if p.source != "attention-map")
-    kept_bytes = sum(size[p.name] for p in kept)
+    kept_bytes = export_bytes(kept, images) * (2 if images > 1 else 1)
     compared = sum(size[p.name] for p in chosen if compare and p.source != "attention-map")
-    components = 4 * 2**30 if with_components else 0  # VAE and text encoders in float32: at most ~3.5 GiB (SDXL)
     work = outputs + 3 * largest + 4 * MAP_CHUNK_ELEMENTS
-    return int((4 * parameter_count(config) + work + kept_bytes + compared) * 1.2) + components
+    weights = 4 * parameter_count(config)
+    return int((weights + work + kept_bytes + compared) * 1.2) + model_bytes(config, with_components) - weights
 
 
-def check_budget(need: int, field: str) -> None:
+def check_budget(need: int, field: str, held_bytes: int = 0) -> None:
+    """Refuse (413) a capture past the limit or the memory available, counting as available what the capture
+    process holds now (its model is dropped before the next is built, or is the one this capture needs)."""
     import torch
 
-    budget = min(memory_budget(), available_bytes(torch.device("cpu")))
+    budget = min(memory_budget(), available_bytes(torch.device("cpu")) + held_bytes)
     if need > budget:
         reason = (
             f"this capture needs about {need / 2**30:.1f} GiB; the limit here is {budget / 2**30:.1f} GiB: "
@@ -148,7 +180,12 @@ def catalog_in_worker(
 
 
 def plan(
-    body: CaptureRequest, settings: Settings, weights: Any, pool: WorkerPool, export: list[str] | None = None
+    body: CaptureRequest,
+    settings: Settings,
+    weights: Any,
+    pool: WorkerPool,
+    export: list[str] | None = None,
+    held_bytes: int = 0,
 ) -> dict[str, Any]:
     """Everything the child needs, checked: a picklable job description."""
     config, preset, sample, weights_path = resolve_model(body, settings, weights)
@@ -161,13 +198,21 @@ def plan(
     kept = points_for(all_points, export, "export") if export else []
     if not chosen and not kept:
         raise ApiError(422, "points", "choose at least one point (a catalog name or a group such as @outputs)")
-    need = estimate_bytes(config, all_points, chosen, kept, body.compare_timestep is not None, weights_path is not None)
-    check_budget(need, "export" if export else "points")
     images: list[tuple[str, bytes | None]] = []
     if isinstance(body, ExportRequest) and body.images:
         images = [(f"images[{i}]", decode_image(t, f"images.{i}")) for i, t in enumerate(body.images)]
     elif body.image is not None:
         images = [("image", decode_image(body.image, "image"))]
+    count = max(1, len(images))
+    with_components = weights_path is not None
+    need = estimate_bytes(config, all_points, chosen, kept, body.compare_timestep is not None, with_components, count)
+    check_budget(need, "export" if export else "points", held_bytes)
+    if kept:
+        size = export_bytes(kept, count)
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+        if size > free:
+            reason = f"the file would take {size / 2**30:.1f} GiB; {free / 2**30:.1f} GiB of disk is free for it"
+            raise ApiError(413, "export", f"{reason}: choose fewer points or images, or a smaller size")
     return {
         "config": config.to_dict(),
         "preset": preset,
@@ -185,17 +230,62 @@ def plan(
         },
         "images": images,
         "encoding": body.encoding,
+        "model_bytes": model_bytes(config, with_components),
     }
 
 
 # ---- the child process --------------------------------------------------------------------------------------
 class CaptureWorker:
-    """One child process running captures one at a time; killed when a capture overstays its time limit."""
+    """One child process running captures one at a time, fed by one thread of its own.
 
-    def __init__(self) -> None:
+    A request waits for its capture on a future (an async handler awaits it without holding a thread): captures
+    that queued in the threadpool used to tie up its threads for as long as the one before ran, so quick routes
+    waited behind them. Past one running and `max_waiting` queued, a capture is refused at once (503,
+    Retry-After). A capture that overstays its time limit has its process killed (413); a process idle for
+    `SDUNET_CAPTURE_IDLE_S` is stopped, which returns the model it kept (gigabytes for SDXL) to the system.
+    """
+
+    def __init__(self, max_waiting: int = 2, run: Callable[[str, dict[str, Any]], Any] | None = None) -> None:
+        self.max_waiting = max_waiting
+        self._run = run or self._in_child
+        self._jobs: queue.Queue[tuple[str, dict[str, Any], Future] | None] = queue.Queue()
+        self._admitted = 0  # running and waiting
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
         self._process: Any = None
         self._conn: Any = None
+        self.held_bytes = 0  # what the child's kept model takes (estimated): free again for the next model
+
+    def submit(self, op: str, job: dict[str, Any]) -> Future:
+        with self._lock:
+            if self._admitted > self.max_waiting:
+                raise ApiError(503, None, "the capture process is busy; try again shortly", {"Retry-After": "5"})
+            self._admitted += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="capture-feeder", daemon=True)
+                self._thread.start()
+        future: Future = Future()
+        self._jobs.put((op, job, future))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                item = self._jobs.get(timeout=idle_s())
+            except queue.Empty:  # idle: give the kept model's memory back
+                self.stop()
+                continue
+            if item is None:
+                return
+            op, job, future = item
+            try:
+                if future.set_running_or_notify_cancel():
+                    future.set_result(self._run(op, job))
+            except BaseException as exc:  # every failure goes to the request that waits
+                future.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._admitted -= 1
 
     def _start(self) -> None:
         from app.activation_worker import worker_main
@@ -208,28 +298,22 @@ class CaptureWorker:
         child.close()
         self._conn = parent
 
-    def call(self, op: str, job: dict[str, Any]) -> Any:
-        if not self._lock.acquire(timeout=WAIT_S):
-            raise ApiError(503, None, "another capture is running; try again shortly", {"Retry-After": "5"})
+    def _in_child(self, op: str, job: dict[str, Any]) -> Any:
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        self._conn.send((op, job))
+        limit = time_limit_s()
+        if not self._conn.poll(limit):
+            self.stop()
+            raise ApiError(413, None, f"the capture ran past the limit of {limit} s; choose a smaller model or input")
         try:
-            if self._process is None or not self._process.is_alive():
-                self._start()
-            self._conn.send((op, job))
-            limit = time_limit_s()
-            if not self._conn.poll(limit):
-                self.stop()
-                raise ApiError(
-                    413, None, f"the capture ran past the limit of {limit} s; choose a smaller model or input"
-                )
-            try:
-                message = self._conn.recv()
-            except (EOFError, OSError):  # the child died mid-capture (killed for memory, say)
-                self.stop()
-                raise ApiError(
-                    503, None, "the capture process ended unexpectedly; try again", {"Retry-After": "2"}
-                ) from None
-        finally:
-            self._lock.release()
+            message = self._conn.recv()
+        except (EOFError, OSError):  # the child died mid-capture (killed for memory, say)
+            self.stop()
+            raise ApiError(
+                503, None, "the capture process ended unexpectedly; try again", {"Retry-After": "2"}
+            ) from None
+        self.held_bytes = job.get("model_bytes", 0)
         kind = message[0]
         if kind == "ok":
             return message[1]
@@ -239,6 +323,7 @@ class CaptureWorker:
 
     def stop(self) -> None:
         process, self._process = self._process, None
+        self.held_bytes = 0
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -248,6 +333,14 @@ class CaptureWorker:
             if process.is_alive():
                 process.kill()
                 process.join(5)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self.stop()
 
 
 _WORKERS: dict[int, CaptureWorker] = {}
@@ -263,4 +356,4 @@ def worker_for(app: Any) -> CaptureWorker:
 def stop_all() -> None:
     with _WORKERS_LOCK:
         for worker in _WORKERS.values():
-            worker.stop()
+            worker.close()

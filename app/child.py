@@ -9,8 +9,10 @@ because each covers a case the other misses:
   child): it reads end-of-file when the parent process is gone, on any platform.
 
 `worker_main` is a trace worker's loop: warm up (import torch, trace a tiny model) and say "ready", then run one
-task at a time under a wall-clock limit (`setitimer`), which covers everything the task does, building the
-model included. The parent (app.workers) kills a worker that overruns its limit anyway.
+task at a time under a wall-clock limit that the task keeps itself (`time_limit`): the deadline is checked where
+stopping is safe, never from a signal handler. A `SIGALRM` handler used to raise inside whatever ran, torch's
+own mode-stack push and pop included, which then failed with a `RuntimeError` (a 500) and left the process in a
+state nobody could vouch for. The parent (app.workers) kills and replaces a worker that does not stop by itself.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -60,21 +63,52 @@ class TaskTimeout(Exception):
 
 @contextlib.contextmanager
 def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise TaskTimeout in this (main) thread once `seconds` of wall time have passed."""
+    """Raise TaskTimeout from this task's own code once `seconds` of wall time have passed.
+
+    The deadline is checked at points where an exception is an ordinary one: whenever a module registers a
+    submodule (so building a model is covered) and before every module's forward (between modules, never inside
+    torch's dispatch machinery). The tracer's counting mode checks its own deadline between operations too."""
     if seconds is None:
         yield
         return
+    deadline = time.monotonic() + seconds
 
-    def expire(signum: int, frame: Any) -> None:
-        raise TaskTimeout
+    def check(*_: Any, **__: Any) -> None:
+        if time.monotonic() > deadline:
+            raise TaskTimeout
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+    from torch.nn.modules import module
+
+    handles = [
+        module.register_module_module_registration_hook(check),
+        module.register_module_forward_pre_hook(check),
+    ]
     try:
+        check()
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        for handle in handles:
+            handle.remove()
+
+
+def clean_state() -> bool:
+    """Whether a task that stopped early left torch as a fresh worker has it: no mode pushed, gradients on, no
+    global hook left. A worker that cannot say so is replaced, never reused."""
+    import torch
+    from torch.nn.modules import module
+
+    hooks = (
+        module._global_forward_pre_hooks,
+        module._global_forward_hooks,
+        module._global_module_registration_hooks,
+        module._global_backward_hooks,
+    )
+    return (
+        torch._C._len_torch_dispatch_stack() == 0
+        and torch._C._len_torch_function_stack() == 0
+        and torch.is_grad_enabled()
+        and not any(hooks)
+    )
 
 
 def rss_bytes() -> int:
@@ -105,7 +139,10 @@ def worker_main(conn: Connection, parent_pid: int) -> None:
         if message is None:
             return
         _, task_id, name, args, limit = message
-        conn.send((*_run(tasks, name, args, limit), task_id, rss_bytes()))
+        outcome = _run(tasks, name, args, limit)
+        # After a task that stopped early, say whether this process may serve again (the parent replaces it if not).
+        reusable = outcome[0] in ("done", "refused") or clean_state()
+        conn.send((*outcome, task_id, rss_bytes(), reusable))
 
 
 def _run(tasks: Any, name: str, args: tuple, limit: float | None) -> tuple:

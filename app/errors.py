@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sdunet_core import ConfigError
+from sdunet_core.header import printable
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,9 @@ def _cut(text: str, limit: int) -> str:
 
 def error_body(field: str | None, reason: str, **extra: object) -> dict[str, object]:
     # A backstop for messages built elsewhere (pydantic, the config's validation) that quote the input whole.
-    field = _cut(field, MAX_FIELD_CHARS) if field is not None else None
-    reason = _cut(reason, MAX_REASON_CHARS)
+    # A lone surrogate from the request (a JSON key "\ud800") cannot be encoded as UTF-8: it goes back escaped.
+    field = _cut(printable(field), MAX_FIELD_CHARS) if field is not None else None
+    reason = _cut(printable(reason), MAX_REASON_CHARS)
     detail = f"{field}: {reason}" if field else reason
     return {"detail": detail, "field": field, "reason": reason, **extra}
 
@@ -100,8 +102,8 @@ def install_error_handlers(app: FastAPI) -> None:
             {"field": "body", "reason": f"invalid JSON: {e.get('ctx', {}).get('error', 'cannot parse')}"}
             if e.get("type") == "json_invalid"
             else {
-                "field": _cut(_field_of(tuple(e.get("loc", ()))), MAX_FIELD_CHARS),
-                "reason": _cut(e.get("msg", "invalid"), MAX_REASON_CHARS),
+                "field": _cut(printable(_field_of(tuple(e.get("loc", ())))), MAX_FIELD_CHARS),
+                "reason": _cut(printable(e.get("msg", "invalid")), MAX_REASON_CHARS),
             }
             for e in exc.errors()[:20]
         ]

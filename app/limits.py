@@ -50,7 +50,13 @@ _PER_LEVEL = (
     "transformer_depth_down",
     "transformer_depth_up",
 )
-_COUNTS = {"num_res_blocks": MAX_RES_BLOCKS, "transformer_depth": MAX_DEPTH, "transformer_depth_middle": MAX_DEPTH}
+_COUNTS = {
+    "num_res_blocks": MAX_RES_BLOCKS,
+    "transformer_depth": MAX_DEPTH,
+    "transformer_depth_middle": MAX_DEPTH,
+    # Downsampling rates: past the deepest level's (2 ** 15) an entry names no level at all.
+    "attention_resolutions": 2 ** (MAX_LEVELS - 1),
+}
 
 
 def _int(value: Any) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from app.errors import quote
 from sdunet_core import PRESETS
 from sdunet_core.errors import ConfigError
 from sdunet_core.header import CheckpointError, decode_header_json, parse_safetensors_header
@@ -31,9 +32,17 @@ def _alphas(raw: Any) -> dict[str, float]:
     if not isinstance(raw, dict) or len(raw) > MAX_TENSORS:
         raise CheckpointError("alphas", f"must be an object of at most {MAX_TENSORS} tensor name -> number")
     for name, value in raw.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise CheckpointError("alphas", f"{name}: must be a finite number, got {value!r}")
+        finite = isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value)
+        if not finite:
+            raise CheckpointError("alphas", f"{name}: must be a finite number, got {quote(value)}")
     return {str(k): float(v) for k, v in raw.items()}
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past any float (10**400)
+        return False
 
 
 def detect_report(
@@ -48,7 +57,13 @@ def detect_report(
         if size is not None and any(s % factor for s in size):
             raise ConfigError("image_size", f"{size} must be a multiple of the latent factor {factor}")
         sample = tuple(s // factor for s in size) if size is not None else None
-        trace = trace_unet(detection.preset, sample_size=sample, batch=batch)
+        try:
+            trace = trace_unet(detection.preset, sample_size=sample, batch=batch)
+        except ConfigError as exc:
+            if exc.field != "sample_size":
+                raise
+            # The user gave pixels: name their field, and the latent the reason speaks of.
+            raise ConfigError("image_size", f"{size} is a latent of {list(sample or ())}: {exc.reason}") from None
         inputs = trace.input
         traced = {"preset": detection.preset, "image_size": inputs.image_size, "sample_size": inputs.sample_size}
         add_flops(detection, trace.nodes, {**traced, "batch": batch})

@@ -36,6 +36,20 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"SDUNET_{name} must be an integer, got {raw!r}") from None
 
 
+def _seconds(name: str, default: float) -> float:
+    """A duration in seconds: fractions allowed (a limit of 0.5 s is a fair thing to ask for)."""
+    raw = os.environ.get(f"SDUNET_{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise SystemExit(f"SDUNET_{name} must be a number of seconds (0 or more), got {raw!r}")
+    return value
+
+
 def _list(name: str, default: str = "") -> tuple[str, ...]:
     return tuple(v.strip() for v in os.environ.get(f"SDUNET_{name}", default).split(",") if v.strip())
 
@@ -58,7 +72,7 @@ class Settings:
     max_params: int
     max_activation_bytes: int  # activations of one forward
     max_queue: int  # profile jobs waiting per device
-    trace_time_limit_s: int  # a task in a worker (build and trace) that runs longer is refused
+    trace_time_limit_s: float  # a task in a worker (build and trace) that runs longer is refused
     profile_time_limit_s: int  # a timed profile that runs longer fails
     profile_memory_bytes: int  # 0: the device's free memory is the only budget
     max_body_bytes: int  # request bodies over this are refused with 413
@@ -93,7 +107,7 @@ def get_settings() -> Settings:
         max_params=_int("MAX_PARAMS", 20_000_000_000),
         max_activation_bytes=_int("MAX_ACTIVATION_GB", 1 << 20) * 2**30,
         max_queue=_int("MAX_QUEUE", 16),
-        trace_time_limit_s=_int("TRACE_TIME_LIMIT", 60),
+        trace_time_limit_s=_seconds("TRACE_TIME_LIMIT", 60),
         profile_time_limit_s=_int("PROFILE_TIME_LIMIT", 600),
         profile_memory_bytes=_int("PROFILE_MEMORY_MB", 0) * 2**20,
         max_body_bytes=_int("MAX_BODY_MB", 32) * 2**20,

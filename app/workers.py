@@ -58,6 +58,10 @@ class _Worker:
         self.deadline: float | None = None
         self.retiring = False
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
     def stop(self, grace_s: float = 2.0) -> None:
         if self.process.is_alive():
             self.process.terminate()
@@ -221,11 +225,14 @@ class WorkerPool:
             if all(w.ready for w in self._workers) and not self._ready.done():
                 self._ready.set_result(None)
             return
-        kind, payload, _task_id, rss = message
+        kind, payload, _task_id, rss, reusable = message
         task, worker.task, worker.deadline = worker.task, None, None
         if task is not None:
             _settle(task, kind, payload)
-        if rss > self.recycle_rss_bytes:
+        if not reusable:
+            log.warning("trace worker %s stopped a task in a state it cannot vouch for; replacing it", worker.pid)
+            self._replace(worker, None)
+        elif rss > self.recycle_rss_bytes:
             # Python keeps the memory a large model took: hand the worker's work to a fresh process.
             log.info("trace worker %s holds %d MB; replacing it", worker.process.pid, rss >> 20)
             self._replace(worker, None)
@@ -284,7 +291,7 @@ _RETRY = {"Retry-After": "2"}
 
 def _timeout_error(task: _Task) -> ApiError:
     limit = task.time_limit_s or 0
-    return ApiError(413, None, f"{task.what} ran past the limit of {limit:.0f} s; try a smaller model or input")
+    return ApiError(413, None, f"{task.what} ran past the limit of {limit:g} s; try a smaller model or input")
 
 
 def _settle(task: _Task, kind: str, payload: Any) -> None:

@@ -1,5 +1,6 @@
-"""Starvation: while 100 uncached traces and 200 idle event streams are open, do health, presets, a static file
-and a cached trace still answer at once? And does a job's event stream get every event?
+"""Starvation: while 100 uncached traces, 60 captures and 50 compares run and 200 idle event streams are open, do
+health, presets, a static file, a cached trace and two threadpool routes still answer at once? And does a job's
+event stream get every event?
 
 A fresh server on loopback (empty cache). One profile job runs (its stream is read to the end) and a second waits
 behind it with 200 idle streams open; 100 traces of distinct sizes are posted at once (two workers compute them;
@@ -30,7 +31,14 @@ PROBES = {
     "presets": ("GET", "/api/presets", None),
     "static file": ("GET", "/static/js/main.js", None),
     "cached trace": ("POST", "/api/trace", {"preset": "sd1"}),
+    # Plain `def` routes run in the threadpool: health alone did not see captures that held its threads.
+    "threadpool route": ("GET", "/api/source", None),
+    "block weights (threadpool)": ("POST", "/api/names/block-weights", {"preset": "sd1", "spec": "ALL"}),
 }
+
+
+CAPTURES = 60
+COMPARES = 50
 
 
 def _p(values: list[float], q: int) -> float:
@@ -70,6 +78,7 @@ async def _run(url: str, pid: int, traces: int, streams: int) -> dict:
     limits = httpx.Limits(max_connections=traces + streams + 20, max_keepalive_connections=20)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         (await client.post("/api/trace", json={"preset": "sd1"})).raise_for_status()
+        (await client.post("/api/trace", json={"preset": "sd2"})).raise_for_status()
         running = (await client.post("/api/profile", json={"preset": "tiny", "repeats": 10, "warmup": 1})).json()["id"]
         waiting = (await client.post("/api/profile", json={"preset": "tiny", "repeats": 1})).json()["id"]
         idle = [asyncio.create_task(_events(client, waiting)) for _ in range(streams)]
@@ -84,7 +93,16 @@ async def _run(url: str, pid: int, traces: int, streams: int) -> dict:
         t0 = time.monotonic()
         # Distinct sizes of the tiny preset (multiples of 32 px: its latent factor 8 times 2 ** (3 levels - 1)).
         bodies = [{"preset": "tiny", "image_size": [64 + 32 * i, 64 + 32 * i]} for i in range(traces)]
-        answers = await asyncio.gather(*(client.post("/api/trace", json=b) for b in bodies))
+        # With them: captures (sd1 at 256 px, distinct seeds: one runs, two wait, the rest get a 503 at once) and
+        # comparisons of two cached traces (parsed and compared off the event loop).
+        captures = [
+            {"preset": "sd1", "image_size": [256, 256], "points": ["@outputs"], "seed": i} for i in range(CAPTURES)
+        ]
+        answers, captured, compared = await asyncio.gather(
+            asyncio.gather(*(client.post("/api/trace", json=b) for b in bodies)),
+            asyncio.gather(*(client.post("/api/activations/capture", json=b) for b in captures)),
+            asyncio.gather(*(client.get("/api/compare", params={"a": "sd1", "b": "sd2"}) for _ in range(COMPARES))),
+        )
         elapsed = time.monotonic() - t0
         stop.set()
         latency = receiver.recv()
@@ -96,6 +114,8 @@ async def _run(url: str, pid: int, traces: int, streams: int) -> dict:
     return {
         "latency": latency,
         "statuses": Counter(r.status_code for r in answers),
+        "captures": Counter(r.status_code for r in captured),
+        "compares": Counter(r.status_code for r in compared),
         "elapsed": elapsed,
         "threads": threads_idle,
         "runs": runs,
@@ -113,6 +133,8 @@ def run(traces: int = 100, streams: int = 200) -> list[tuple[str, str, str]]:
             "200, or 503 with Retry-After",
         )
     ]
+    rows.append((f"  {CAPTURES} captures at once", str(dict(sorted(out["captures"].items()))), "200, or 503 at once"))
+    rows.append((f"  {COMPARES} compares of cached traces", str(dict(sorted(out["compares"].items()))), "200"))
     for name, values in out["latency"].items():
         rows.append(
             (

@@ -324,7 +324,11 @@ def _transformers(d: dict[str, Any], layers: tuple[int, ...], attended: list[boo
         out["transformer_depth_middle"] = last if is_int(last) else last[0]
     context = d["cross_attention_dim"]
     if isinstance(context, (list, tuple)):
-        if not context or len(set(map(str, context))) != 1:
+        if len(context) != levels:
+            raise ConfigError(
+                "cross_attention_dim", f"has {len(context)} entries; give one number, or one per block ({levels})"
+            )
+        if len(set(map(str, context))) != 1:
             raise ConfigError(
                 "cross_attention_dim", f"a different context width per block {quote(context)} is not covered"
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,13 +149,45 @@ def decode_header_json(raw: bytes, field: str = "header") -> Any:
     except UnicodeDecodeError as exc:
         raise CheckpointError(field, f"is not UTF-8 text (byte {exc.start})") from None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CheckpointError(field, f"is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise CheckpointError(field, "is not a safetensors header: JSON nested too deeply") from None
     except ValueError as exc:  # e.g. an integer with more digits than Python converts
         raise CheckpointError(field, f"is not valid JSON: {exc}") from None
+    # A lone surrogate (the escape \ud800 with no partner) is valid JSON but no character: no real header holds
+    # one (safetensors writes Rust strings), and one in a name could be neither encoded nor quoted back. The scan
+    # of the text is cheap; the walk runs only when the text holds such an escape at all.
+    if _SURROGATE_ESCAPE.search(text) and (where := lone_surrogate_at(value)) is not None:
+        raise CheckpointError(where, "holds a lone surrogate (\\ud800-\\udfff), which is not a character")
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def printable(text: str) -> str:
+    """`text` as it can be written in UTF-8: a lone surrogate becomes its escape (\\ud800)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def lone_surrogate_at(value: Any, path: str = "") -> str | None:
+    """Where in a parsed JSON value (a dotted path of keys, printable) a key or string holds a lone surrogate."""
+    if isinstance(value, str):
+        return (path or "body") if printable(value) is not value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and printable(key) is not key:
+            return printable(here)
+        if (found := lone_surrogate_at(inner, here)) is not None:
+            return printable(found)
+    return None
 
 
 def parse_safetensors_header(data: bytes, *, file_size: int | None = None) -> dict[str, Any]:

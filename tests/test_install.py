@@ -111,6 +111,7 @@ def test_sdist_and_wheel_carry_the_page_and_nothing_of_the_tests(built: tuple[Pa
     # The page's folders sit inside the app package, every file of them, vendored files and licences included.
     assert {f"app/{name}" for name in page} <= in_wheel, sorted({f"app/{n}" for n in page} - in_wheel)
     assert "sdunet_core/data/presets.json" in in_wheel
+    assert {"sdunet_core/data/clip/bpe_simple_vocab_16e6.txt.gz", "sdunet_core/data/clip/LICENSE"} <= in_wheel
     assert {"app/__main__.py", "app/cli.py", "app/routes/pages.py", "sdunet_core/trace.py"} <= in_wheel
     tops = {name.split("/", 1)[0] for name in in_wheel}
     assert tops == {"app", "sdunet_core", f"sdunet_explorer-{__version__}.dist-info"}, tops
@@ -148,6 +149,11 @@ def _check_page(http: httpx.Client) -> None:
     assert http.get("/api/health").json()["status"] == "ok"
     trace = http.post("/api/trace", json={"preset": "tiny"})
     assert trace.status_code == 200 and trace.json()["totals"]["params"] > 0, trace.text[:300]
+    # The CLIP vocabulary travels in the wheel: a prompt is encoded with nothing installed beside it.
+    body = {"preset": "tiny", "sample_size": [16, 16], "points": ["unet-out"], "prompt": "a red cat"}
+    captured = http.post("/api/activations/capture", json=body)
+    assert captured.status_code == 200, captured.text[:300]
+    assert any("red" in str(t) for t in captured.json()["tokens"]), captured.json()["tokens"]
     assert http.get("/openapi.json").json()["info"]["version"] == __version__
 
 

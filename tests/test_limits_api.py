@@ -202,3 +202,76 @@ def test_errors_quote_a_short_prefix(client) -> None:
         assert 400 <= r.status_code < 500, (path, r.status_code)
         assert len(r.content) < 2500, (path, len(r.content))
         json.loads(r.content)
+
+
+# ---- issue 21, items 5 and 8: inputs that answered 500 or named the wrong field -------------------------------------
+def test_a_scaling_size_past_the_bound_names_sizes(client) -> None:
+    r = client.get("/api/scaling?preset=sd1&sizes=1048577")
+    assert _fields(r) == (422, "sizes")
+
+
+def test_a_lora_alpha_past_any_float_is_422(client) -> None:
+    from tests.lora_factory import lora_tensors
+    from tests.lora_factory import make_header as lora_header
+
+    header = lora_header(lora_tensors("sd1", select=lambda m: m.path.startswith("input_blocks.1.")))
+    stem = next(k for k in header if k.endswith(".alpha")).removesuffix(".alpha")
+    body = json.dumps({"header": header, "alphas": {stem: 10**400}})  # json writes all 401 digits
+    r = client.post("/api/lora/detect", content=body, headers={"content-type": "application/json"})
+    assert _fields(r) == (422, "alphas")
+    assert "must be a finite number" in r.json()["reason"] and len(r.json()["reason"]) < 200
+    # An image size whose latent the model cannot take names the query's field, not the latent's.
+    r = client.post("/api/lora/detect?image_size=8", json=header)
+    assert _fields(r) == (422, "image_size")
+    assert r.json()["reason"].startswith("[8, 8] is a latent of [1, 1]: ")
+
+
+def test_attention_resolutions_that_name_no_level_are_refused(client) -> None:
+    r = client.post("/api/trace", json={"config": {**TINY, "attention_resolutions": [2**64]}})
+    assert _fields(r) == (422, "attention_resolutions")
+
+
+def test_a_cross_attention_dim_list_of_the_wrong_length_is_refused(client) -> None:
+    from tests.diffusers_configs import DIFFUSERS_CONFIGS
+
+    config = {**DIFFUSERS_CONFIGS["sd1"], "cross_attention_dim": [768] * 7}
+    r = client.post("/api/trace", json={"diffusers_config": config})
+    assert _fields(r) == (422, "cross_attention_dim")
+    assert r.json()["reason"] == "has 7 entries; give one number, or one per block (4)"
+    config["cross_attention_dim"] = [768] * 4
+    assert client.post("/api/trace", json={"diffusers_config": config}).status_code == 200
+
+
+def test_the_export_names_which_image_is_unreadable(client) -> None:
+    import base64
+
+    from tests.activation_fixtures import png_bytes
+
+    good, bad = (base64.b64encode(b).decode() for b in (png_bytes(16, 16), b"not an image"))
+    body = {"preset": "tiny", "sample_size": [16, 16], "export": ["unet-out"], "images": [good, bad]}
+    r = client.post("/api/activations/export", json=body)
+    assert _fields(r) == (422, "images.1")
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP"])
+def test_gif_and_bmp_images_are_read_as_documented(client, fmt: str) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    data = io.BytesIO()
+    Image.new("RGB", (24, 16), (200, 30, 30)).save(data, fmt)
+    body = {
+        "preset": "tiny",
+        "sample_size": [16, 16],
+        "points": ["unet-out"],
+        "image": base64.b64encode(data.getvalue()).decode(),
+    }
+    assert client.post("/api/activations/capture", json=body).status_code == 200
+    assert f"{fmt}" in client.get("/openapi.json").text
+
+
+def test_redoc_asks_no_cdn_for_its_logo(client) -> None:
+    bundle = client.get("/docs/assets/redoc.standalone.js")
+    assert bundle.status_code == 200 and b"cdn.redoc.ly" not in bundle.content

@@ -5,16 +5,22 @@
   points: statistics, previews, word heat maps, and the cosine similarity to a second timestep;
 - POST /export: the full tensors of chosen points for one or more images, as a .safetensors file.
 
-Handlers are plain `def` (they run in the threadpool); the capture itself runs in a child process with a time and
-memory bound (app.activations).
+The catalog's handler is plain `def` (it runs in the threadpool); captures and exports are planned in the threadpool
+and then awaited, so that a capture waiting for the child process holds no thread. The capture itself runs in a
+child process with a time and memory bound (app.activations).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import tempfile
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, Response
+from starlette.background import BackgroundTask
 
 from app.activation_schemas import CaptureRequest, CaptureResponse, CatalogRequest, CatalogResponse, ExportRequest
 from app.activations import capture_tokens, catalog_in_worker, plan, resolve_model, worker_for
@@ -57,9 +63,14 @@ def _latent_factor(preset: str) -> int:
 
 
 @router.post("/capture", response_model=CaptureResponse)
-def capture(body: CaptureRequest, request: Request, settings: SettingsDep) -> dict[str, Any]:
-    job = plan(body, settings, getattr(request.app.state, "weights", None), request.app.state.workers)
-    result = worker_for(request.app).call("capture", job)
+async def capture(body: CaptureRequest, request: Request, settings: SettingsDep) -> dict[str, Any]:
+    worker = worker_for(request.app)
+    weights = getattr(request.app.state, "weights", None)
+    job = await run_in_threadpool(
+        plan, body, settings, weights, request.app.state.workers, held_bytes=worker.held_bytes
+    )
+    # Awaited, not waited for in a thread: captures queued behind a long one hold no thread of the pool.
+    result = await asyncio.wrap_future(worker.submit("capture", job))
     config, preset = job["config"], job["preset"]
     from sdunet_core import UNetConfig
 
@@ -71,13 +82,23 @@ def capture(body: CaptureRequest, request: Request, settings: SettingsDep) -> di
     response_class=Response,
     responses={200: {"description": "a .safetensors file", "content": {"application/octet-stream": {}}}},
 )
-def export(body: ExportRequest, request: Request, settings: SettingsDep) -> Response:
-    job = plan(
-        body, settings, getattr(request.app.state, "weights", None), request.app.state.workers, export=body.export
+async def export(body: ExportRequest, request: Request, settings: SettingsDep) -> Response:
+    worker = worker_for(request.app)
+    weights = getattr(request.app.state, "weights", None)
+    job = await run_in_threadpool(
+        plan, body, settings, weights, request.app.state.workers, export=body.export, held_bytes=worker.held_bytes
     )
-    data = worker_for(request.app).call("export", job)
-    return Response(
-        data,
+    # The child writes the file and the server streams it from disk: a 2 GB export never sits in its memory.
+    fd, path = tempfile.mkstemp(prefix="sdunet-export-", suffix=".safetensors")
+    os.close(fd)
+    try:
+        await asyncio.wrap_future(worker.submit("export", {**job, "out_path": path}))
+    except BaseException:
+        os.unlink(path)
+        raise
+    return FileResponse(
+        path,
         media_type="application/octet-stream",
-        headers={"Content-Disposition": 'attachment; filename="activations.safetensors"'},
+        filename="activations.safetensors",
+        background=BackgroundTask(os.unlink, path),
     )

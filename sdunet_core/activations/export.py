@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import torch
 
+from .conditioning import InputError
 from .session import CaptureSpec, Explorer
 
 FORMAT = "sdunet-explorer activations"
@@ -25,8 +26,13 @@ def export_activations(
     """(tensors, metadata) for `spec.keep` at each of `images` ((name, image or None for a seeded latent))."""
     per_point: dict[str, list[torch.Tensor]] = {}
     outcome = None
-    for _name, image in images:
-        outcome = explorer.run(replace(spec, image=image, points=[], previews=False, compare_timestep=None))
+    for index, (label, image) in enumerate(images):
+        try:
+            outcome = explorer.run(replace(spec, image=image, points=[], previews=False, compare_timestep=None))
+        except InputError as exc:
+            if exc.field != "image" or not label.startswith("images["):
+                raise
+            raise InputError(f"images.{index}", exc.reason) from None  # which of the images, as the API names it
         for name in outcome.kept:
             per_point.setdefault(name, []).append(outcome.results[name].tensor)
     assert outcome is not None

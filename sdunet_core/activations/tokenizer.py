@@ -1,19 +1,19 @@
-"""The CLIP tokenizer, offline: transformers' `CLIPTokenizer` built from the BPE merges that open-clip-torch ships.
+"""The CLIP tokenizer, offline: transformers' `CLIPTokenizer` built from CLIP's BPE merges, carried as package data.
 
 Every SD text encoder (CLIP ViT-L/14 in SD 1.x and SDXL, OpenCLIP ViT-H/14 in SD 2.x, ViT-bigG/14 in SDXL) uses
 the same 49,408-token byte-level BPE of OpenAI's CLIP. No package on the registry ships it as transformers'
-`vocab.json` / `merges.txt`; open-clip-torch ships the original merges file (`bpe_simple_vocab_16e6.txt.gz`), from
-which the vocabulary follows as in CLIP's own tokenizer: the 256 byte symbols, the same with the end-of-word
-mark `</w>`, one token per merge (the first 48,894), then `<|startoftext|>` and `<|endoftext|>`.
+`vocab.json` / `merges.txt`; the original merges file (`bpe_simple_vocab_16e6.txt.gz`, as open-clip-torch ships it,
+MIT licence beside it in sdunet_core/data/clip/) is package data here, from which the vocabulary follows as in
+CLIP's own tokenizer: the 256 byte symbols, the same with the end-of-word mark `</w>`, one token per merge (the
+first 48,894), then `<|startoftext|>` and `<|endoftext|>`.
 
-open-clip-torch is installed without its dependencies (torchvision and timm, whose registry builds do not load
-beside a CPU torch): only its data file is read, the package itself is never imported.
+The file travels with the package, so an installed wheel encodes prompts with nothing installed beside it
+(open-clip-torch itself depends on torchvision and timm, whose registry builds do not load beside a CPU torch).
 """
 
 from __future__ import annotations
 
 import gzip
-import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,14 +28,9 @@ class TokenizerUnavailable(RuntimeError):
 
 
 def vocab_path() -> Path:
-    spec = importlib.util.find_spec("open_clip")  # finds the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        raise TokenizerUnavailable(
-            "the CLIP vocabulary is not installed: pip install --no-deps open-clip-torch (only its data file is read)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / VOCAB_FILE
+    path = Path(__file__).parent.parent / "data" / "clip" / VOCAB_FILE
     if not path.is_file():
-        raise TokenizerUnavailable(f"{path} is missing from the installed open-clip-torch")
+        raise TokenizerUnavailable(f"the CLIP vocabulary is not installed: {path} is missing")
     return path
 
 

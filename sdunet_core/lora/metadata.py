@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..header import printable
+
 Family = Literal["sd1", "sd2", "sdxl"]
 AlphaSource = Literal["tensor", "metadata", "none", "unknown"]
 
@@ -79,7 +81,11 @@ def read_network(metadata: dict[str, str]) -> Network:
         except (ValueError, RecursionError):
             parsed = None
         if isinstance(parsed, dict):
-            args = {str(k)[:METADATA_CHARS]: str(v)[:METADATA_CHARS] for k, v in list(parsed.items())[:64]}
+            # The arguments are JSON inside a string: a lone surrogate escaped in them comes out only here.
+            args = {
+                printable(str(k)[:METADATA_CHARS]): printable(str(v)[:METADATA_CHARS])
+                for k, v in list(parsed.items())[:64]
+            }
     block_alphas = _numbers(args["block_alphas"]) if "block_alphas" in args else None
     conv_block_alphas = _numbers(args["conv_block_alphas"]) if "conv_block_alphas" in args else None
     return Network(

@@ -57,7 +57,7 @@ export function createCapture({ status, modelBody, getCatalog, ticked, getCurren
   const sourceNoise = h('input', { type: 'radio', name: 'act-source', value: 'noise', checked: true });
   const sourceImage = h('input', { type: 'radio', name: 'act-source', value: 'image' });
   const seed = h('input', { id: 'act-seed', type: 'number', min: 0, step: 1, value: 0, 'aria-describedby': 'act-error-seed' });
-  const image = h('input', { id: 'act-image', type: 'file', accept: 'image/png,image/jpeg,image/webp', multiple: true, 'aria-describedby': 'act-error-image' });
+  const image = h('input', { id: 'act-image', type: 'file', accept: 'image/png,image/jpeg,image/webp,image/bmp,image/gif', multiple: true, 'aria-describedby': 'act-error-image' });
   const thumbs = h('span', { class: 'act-thumbs' });
   const timestep = h('input', { id: 'act-timestep', type: 'number', min: 0, max: 999, step: 1, value: 261, 'aria-describedby': 'act-error-timestep' });
   const compareOn = h('input', { id: 'act-compare-on', type: 'checkbox', checked: true });
@@ -85,7 +85,7 @@ export function createCapture({ status, modelBody, getCatalog, ticked, getCurren
       { class: 'act-source' },
       h('legend', {}, 'Input'),
       h('label', { class: 'inline' }, sourceNoise, ' seeded noise latent'),
-      h('label', { class: 'inline' }, sourceImage, ' image (PNG, JPEG, WebP; several for the export)'),
+      h('label', { class: 'inline' }, sourceImage, ' image (PNG, JPEG, WebP, BMP, GIF; several for the export)'),
       h('div', { class: 'act-field act-inline' }, h('label', { for: 'act-seed' }, 'Seed'), seed, slots.seed),
       h('div', { class: 'act-field act-inline' }, h('label', { for: 'act-image' }, 'Image'), image, thumbs, slots.image),
     ),
