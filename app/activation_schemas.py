@@ -31,6 +31,19 @@ class CatalogRequest(ModelChoice):
     pass
 
 
+class GenerationStep(BaseModel):
+    """A step of a twin generation (POST /api/generate's fields): the capture sees that step's x_t at its t."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    steps: int = Field(50, ge=1, le=200)
+    guidance: float = Field(3.0, ge=0, le=20)
+    sampler: Literal["ddim", "euler"] = "ddim"
+    negative: str = Field("", max_length=400)
+    step: int = Field(0, ge=0, le=199, description="0 for the first (noisiest) step")
+
+
 class CaptureRequest(ModelChoice):
     """One forward captured: the input (an image or a seeded noise latent), the timestep, the prompt, the points."""
 
@@ -51,6 +64,9 @@ class CaptureRequest(ModelChoice):
         description="catalog names, or the groups @outputs, @cross-maps, @recommended, @all",
     )
     encoding: Literal["png", "array"] = Field("png", description="images as base64 PNG or as float arrays")
+    generation: GenerationStep | None = Field(
+        None, description="the twin only: capture at a step of this generation (its x_t and t) instead of `image`"
+    )
 
 
 class ExportRequest(CaptureRequest):
@@ -172,7 +188,10 @@ class CaptureInputs(BaseModel):
     prompt: str
     image_size: list[int]
     sample_size: list[int]
-    latent_source: Literal["vae", "stand-in", "noise"]
+    latent_source: Literal["vae", "stand-in", "noise", "pixels", "generation"] = Field(
+        description="how the UNet's input was made: the VAE's latent of the image, a stand-in latent (no VAE), seeded "
+        "noise, the image's own pixels (the twin, in pixel space), or the x_t of a twin generation's step"
+    )
     context_source: Literal["text encoder", "noise", "none"]
 
 

@@ -51,6 +51,10 @@ def handle(op: str, job: dict[str, Any], cache: dict[str, Any]) -> Any:
         return None
     if job["images"]:
         spec.image = job["images"][0][1]
+    if job.get("generation"):
+        from sdunet_core.twin.report import step_input
+
+        spec.latent, spec.timestep = step_input(spec.prompt, job["generation"])
     return outcome_dict(explorer.run(spec), job["encoding"])
 
 

@@ -179,6 +179,23 @@ def catalog_in_worker(
     return task.result()
 
 
+def generation_job(body: CaptureRequest, preset: str | None) -> dict[str, Any] | None:
+    """A capture at a step of a twin generation, checked: only the twin generates, the step lies in the loop."""
+    from sdunet_core.twin import PRESET as TWIN
+
+    gen = getattr(body, "generation", None)
+    if gen is None:
+        return None
+    if preset != TWIN:
+        raise ApiError(422, "generation", f"only the trained twin ({TWIN!r}) generates; choose it as the preset")
+    if gen.step >= gen.steps:
+        last = gen.steps - 1
+        raise ApiError(422, "generation.step", f"{gen.step} is past the last step of {gen.steps} (0 to {last})")
+    if body.image is not None:
+        raise ApiError(422, "image", "give an image or a generation step, not both")
+    return gen.model_dump()
+
+
 def plan(
     body: CaptureRequest,
     settings: Settings,
@@ -228,6 +245,7 @@ def plan(
             "sample_size": sample,
             "max_image_side": settings.max_image_size,
         },
+        "generation": generation_job(body, preset),
         "images": images,
         "encoding": body.encoding,
         "model_bytes": model_bytes(config, with_components),

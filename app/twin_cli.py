@@ -19,6 +19,7 @@ def add_train_twin(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=d.batch, help=f"scenes per step (default {d.batch})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the weights, noise and training scenes")
+    p.add_argument("--offset-noise", type=float, default=d.offset_noise, help="offset noise std (default %(default)s)")
     p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads})")
     p.add_argument("--out", type=Path, default=Path("twin.safetensors"), help="weights file; the record goes beside it")
     p.set_defaults(func=_train_twin)
@@ -31,7 +32,15 @@ def _train_twin(args: argparse.Namespace) -> int:
 
     if args.steps < 1 or args.batch < 1:
         raise SystemExit("error: --steps and --batch must be at least 1")
-    cfg = replace(TrainConfig(), steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads)
+    cfg = replace(
+        TrainConfig(),
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+        offset_noise=args.offset_noise,
+    )
     cfg = replace(cfg, log_every=min(cfg.log_every, max(1, cfg.steps // 10)))
     record = train(cfg, args.out)
     summary = {k: record[k] for k in ("steps_done", "wall_seconds")} | {"final_loss": record["loss_curve"][-1]["loss"]}

@@ -28,6 +28,8 @@ from app.errors import ERROR_RESPONSES
 from app.settings import Settings, get_settings
 from sdunet_core.activations import GROUPS
 from sdunet_core.activations.report import point_dict
+from sdunet_core.twin import PRESET as TWIN
+from sdunet_core.twin.model import WEIGHTS as TWIN_WEIGHTS
 
 router = APIRouter(prefix="/api/activations", tags=["activations"], responses=ERROR_RESPONSES)
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -36,6 +38,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 def _model_info(request: Request, config: Any, preset: str | None, weights_path: str | None) -> dict[str, Any]:
     weights = getattr(request.app.state, "weights", None)
     name = weights.path.name if weights_path and weights is not None else None
+    if preset == TWIN and weights_path is None:
+        name = f"{TWIN_WEIGHTS.name} (the twin, trained here and shipped with the package)"
     return {"preset": preset, "config": config.to_dict(), "weights": name}
 
 

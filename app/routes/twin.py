@@ -7,6 +7,7 @@ runs the loop in the capture child process, like every forward with weights: bou
 
 from __future__ import annotations
 
+import asyncio
 import json
 from functools import lru_cache
 from typing import Any
@@ -64,9 +65,10 @@ def check_caption(text: str, field: str) -> None:
 
 
 @router.post("/generate", response_model=GenerateResponse)
-def generate(body: GenerateRequest, request: Request) -> dict[str, Any]:
+async def generate(body: GenerateRequest, request: Request) -> dict[str, Any]:
     _require_weights()
     check_caption(body.prompt, "prompt")
     check_caption(body.negative, "negative")
     job = body.model_dump(by_alias=True)
-    return worker_for(request.app).call("generate", job)
+    # Awaited, not waited for in a thread: a generation queued behind a capture holds no threadpool thread.
+    return await asyncio.wrap_future(worker_for(request.app).submit("generate", job))

@@ -45,6 +45,7 @@ class CaptureSpec:
     image: bytes | torch.Tensor | None = None  # encoded bytes, or an RGB tensor [3, H, W] in [0, 1]
     sample_size: tuple[int, int] | None = None  # latent size; None: the preset's, or 64 x 64
     keep: list[str] = field(default_factory=list)  # points whose full tensors are returned (export)
+    latent: torch.Tensor | None = None  # the UNet's input itself (a generation's x_t), instead of image or noise
     previews: bool = True
     max_image_side: int = 4096
 
@@ -178,7 +179,10 @@ class Explorer:
         image_size = (sample[0] * self.latent_factor, sample[1] * self.latent_factor)
         if image is not None:
             image = cond.fit(image, *image_size)
-        latent = cond.make_latent(self.config, sample, image, self.components.vae, spec.seed, spec.timestep)
+        if spec.latent is not None:
+            latent = cond.LatentChoice(spec.latent, None, spec.latent, "generation")
+        else:
+            latent = cond.make_latent(self.config, sample, image, self.components.vae, spec.seed, spec.timestep)
         if self.latent_source and latent.source == "stand-in":
             latent.source = self.latent_source
         context, y, context_source = self._context(spec.prompt, image_size, spec.seed)

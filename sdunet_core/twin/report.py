@@ -34,6 +34,15 @@ def _array(x: torch.Tensor) -> str:
     return base64.b64encode(x[0].to(torch.float32).numpy().astype("<f4").tobytes()).decode()
 
 
+def step_input(prompt: str, gen: dict[str, Any]) -> tuple[torch.Tensor, int]:
+    """(x_t, t) at step `gen["step"]` of the generation `gen` describes: the loop is run again up to there."""
+    with one_thread():
+        out = generate(shipped().model, prompt, seed=gen["seed"], steps=gen["steps"], guidance=gen["guidance"],
+                       sampler=gen["sampler"], negative=gen["negative"], stop_after=gen["step"])  # fmt: skip
+    step = out.steps[gen["step"]]
+    return step.x_t, step.t
+
+
 def generation_dict(job: dict[str, Any]) -> dict[str, Any]:
     """Run one generation of the shipped twin for a checked request (`GenerateRequest`'s fields)."""
     started = time.perf_counter()

@@ -118,6 +118,7 @@ def generate(
     negative: str = "",
     keep_steps: bool = True,
     unet_call: UNetCall | None = None,
+    stop_after: int | None = None,
 ) -> Generation:
     """Sample one picture for `prompt` (every step recorded when `keep_steps`)."""
     sched = scheduler(sampler)
@@ -143,6 +144,8 @@ def generate(
         if keep_steps:
             out.steps.append(Step(i, round(float(t)), x_in[:1], x, eps, result.pred_original_sample))
         x = result.prev_sample
+        if stop_after is not None and i >= stop_after:
+            break
     out.image = x
     return out
 

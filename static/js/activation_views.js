@@ -307,8 +307,8 @@ function cosineSection(result, { catalog, compareT }) {
 
 function inputsLine(result) {
   const i = result.inputs;
-  const latent = { vae: "the image, encoded by the checkpoint's VAE", 'stand-in': 'a stand-in: the image averaged down to the latent grid (no VAE here; not what a VAE would give)', noise: `seeded noise (seed ${i.seed})` }[i.latent_source];
-  const context = { 'text encoder': "the prompt, encoded by the checkpoint's text encoder", noise: 'seeded noise in the text context’s shape', none: 'none (an unconditional model)' }[i.context_source];
+  const latent = { vae: "the image, encoded by the checkpoint's VAE", 'stand-in': 'a stand-in: the image averaged down to the latent grid (no VAE here; not what a VAE would give)', noise: `seeded noise (seed ${i.seed})`, pixels: 'the image’s own pixels in [-1, 1], noised to the timestep (the twin has no VAE)', generation: 'x_t of the generation at this step (the twin works in pixels)' }[i.latent_source];
+  const context = { 'text encoder': "the prompt, encoded by the model's own text encoder", noise: 'seeded noise in the text context’s shape', none: 'none (an unconditional model)' }[i.context_source];
   const t = i.compare_timestep != null ? `t = ${i.timestep}, compared with t = ${i.compare_timestep}` : `t = ${i.timestep}`;
   const ms = (x) => `${Math.round(x)} ms`;
   return h(
