@@ -1,4 +1,4 @@
-"""The twin's loop: diffusers' steps exactly, x̂₀ as SD defines it, the same seed bit for bit, and a training smoke run."""
+"""The twin's loop: diffusers' steps exactly, x̂₀ as SD defines it, one seed one picture; a smoke run."""
 
 from __future__ import annotations
 
