@@ -29,7 +29,7 @@ from app.workers import WorkerPool
 from sdunet_core import UNetConfig
 from sdunet_core.activations.capture import MAP_CHUNK_ELEMENTS
 from sdunet_core.activations.catalog import ActivationPoint, resolve_points
-from sdunet_core.trace import available_bytes
+from sdunet_core.tracer.trace import available_bytes
 
 _SPAWN = mp.get_context("spawn")
 WAIT_S = 30.0
@@ -99,7 +99,7 @@ def decode_image(text: str, field: str) -> bytes:
 def parameter_count(config: UNetConfig) -> int:
     import torch
 
-    from sdunet_core.unet import UNetModel
+    from sdunet_core.model.unet import UNetModel
 
     with torch.device("meta"):
         return sum(p.numel() for p in UNetModel(config).parameters())

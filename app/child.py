@@ -110,7 +110,7 @@ def worker_main(conn: Connection, parent_pid: int) -> None:
 
 def _run(tasks: Any, name: str, args: tuple, limit: float | None) -> tuple:
     """("done", result), ("refused", (status, field, reason)), ("timeout", None) or ("failed", message)."""
-    from sdunet_core.trace import TraceTimeout
+    from sdunet_core.tracer.trace import TraceTimeout
 
     try:
         with time_limit(limit):

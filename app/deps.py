@@ -18,7 +18,7 @@ from app.jobs import ProfileManager
 from app.settings import Settings, get_settings
 from app.tracing import TraceStore
 from app.workers import WorkerPool
-from sdunet_core.weights import WeightsFile
+from sdunet_core.checkpoint.weights import WeightsFile
 
 
 async def current_settings() -> Settings:

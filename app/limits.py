@@ -7,7 +7,7 @@ Two layers:
   res blocks must be refused before it is even validated. Every width, count and list length gets a hard bound
   far above any released model; a value past it is a 422 naming the field.
 - `check_cost`: the settings' limits on modules, parameters and activation bytes, applied to
-  `sdunet_core.cost.estimate_cost` of the resolved config and input; past one, a 413 naming the field and the
+  `sdunet_core.tracer.cost.estimate_cost` of the resolved config and input; past one, a 413 naming the field and the
   limit.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from app.errors import ApiError, quote
 from sdunet_core import UNetConfig
-from sdunet_core.cost import Cost, estimate_cost
+from sdunet_core.tracer.cost import Cost, estimate_cost
 
 # Hard bounds of the API (released models: 5 levels, 3 res blocks per level, depth 10, widths up to 2,816).
 MAX_WIDTH = 2**20  # every channel, width, head and class count

@@ -7,11 +7,11 @@ import math
 from typing import Any
 
 from sdunet_core import PRESETS
+from sdunet_core.checkpoint.header import CheckpointError, decode_header_json, parse_safetensors_header
 from sdunet_core.errors import ConfigError
-from sdunet_core.header import CheckpointError, decode_header_json, parse_safetensors_header
 from sdunet_core.lora import add_flops, detect_lora
 from sdunet_core.lora.detect import MAX_TENSORS
-from sdunet_core.trace import trace_unet
+from sdunet_core.tracer.trace import trace_unet
 
 
 def _header_and_alphas(body: bytes) -> tuple[dict[str, Any], dict[str, float]]:

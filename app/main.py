@@ -42,7 +42,7 @@ from app.routes import (
 from app.settings import get_settings
 from app.tracing import TraceStore
 from app.workers import WorkerPool
-from sdunet_core.weights import open_weights
+from sdunet_core.checkpoint.weights import open_weights
 
 log = logging.getLogger(__name__)
 WARM_WAIT_S = 60.0

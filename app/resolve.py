@@ -16,12 +16,12 @@ from app.schemas import TraceRequest
 from app.settings import Settings
 from app.tracing import TraceSpec
 from sdunet_core import PRESETS, ConfigError, UNetConfig
-from sdunet_core.control_trace import check_scales
-from sdunet_core.controlnet import ControlNetConfig
-from sdunet_core.controlnet_presets import CONTROLNET_PRESETS
-from sdunet_core.diffusers_config import config_from_diffusers
-from sdunet_core.diffusers_config import default_sample_size as diffusers_sample_size
-from sdunet_core.trace import default_sample_size
+from sdunet_core.control.controlnet import ControlNetConfig
+from sdunet_core.control.presets import CONTROLNET_PRESETS
+from sdunet_core.control.trace import check_scales
+from sdunet_core.model.diffusers_config import config_from_diffusers
+from sdunet_core.model.diffusers_config import default_sample_size as diffusers_sample_size
+from sdunet_core.tracer.trace import default_sample_size
 
 # The request fields that name a model: exactly one per request.
 MODEL_FIELDS = ("preset", "config", "ldm_params", "diffusers_config")

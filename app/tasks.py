@@ -14,11 +14,11 @@ import torch
 
 from app.limits import CostLimits, check_raw_config
 from sdunet_core import UNetConfig, UNetModel
-from sdunet_core.checkpoint import CheckpointError, detect_unet
-from sdunet_core.config import ConfigError
-from sdunet_core.diffusers_keys import keymap_for, unsupported_reason
-from sdunet_core.header import decode_header_json, parse_safetensors_header
-from sdunet_core.trace import trace_totals, trace_unet
+from sdunet_core.checkpoint.detect import CheckpointError, detect_unet
+from sdunet_core.checkpoint.diffusers_keys import keymap_for, unsupported_reason
+from sdunet_core.checkpoint.header import decode_header_json, parse_safetensors_header
+from sdunet_core.model.config import ConfigError
+from sdunet_core.tracer.trace import trace_totals, trace_unet
 
 
 class Refusal(Exception):
@@ -50,8 +50,8 @@ def trace(
     try:
         inputs = {"sample_size": sample_size, "batch": batch, "context_tokens": context_tokens, "dtype": dtype}
         if control is not None:
-            from sdunet_core.control_trace import trace_controlnet
-            from sdunet_core.controlnet import ControlNetConfig
+            from sdunet_core.control.controlnet import ControlNetConfig
+            from sdunet_core.control.trace import trace_controlnet
 
             model = preset if preset is not None else ControlNetConfig.from_dict(control)
             result = trace_controlnet(model, control_scales=control_scales, **inputs)
@@ -88,7 +88,7 @@ def detect(body: bytes, limits: CostLimits) -> dict[str, Any]:
     def bounded(config: UNetConfig) -> None:
         # Before the detection builds UNetModel(config) to compare shapes: the same bounds as a config request.
         from app.errors import ApiError
-        from sdunet_core.trace import default_sample_size
+        from sdunet_core.tracer.trace import default_sample_size
 
         try:
             check_raw_config(config.to_dict())
@@ -103,7 +103,7 @@ def detect(body: bytes, limits: CostLimits) -> dict[str, Any]:
             header = parse_safetensors_header(body)  # the file's first bytes: length, then the JSON
         else:
             header = decode_header_json(body, field="body")
-        from sdunet_core.control_detect import detect_control
+        from sdunet_core.control.detect import detect_control
 
         control = detect_control(header)  # a ControlNet, T2I-Adapter or control-LoRA; else the file's UNet
         if control is not None:
@@ -148,8 +148,8 @@ def diffusers_names(config: dict[str, Any], control: dict[str, Any] | None = Non
     cfg = UNetConfig.from_dict(config)
     reason = unsupported_reason(cfg)
     if control is not None:
-        from sdunet_core.controlnet import ControlNetConfig, ControlNetModel
-        from sdunet_core.controlnet_keys import controlnet_keymap
+        from sdunet_core.control.controlnet import ControlNetConfig, ControlNetModel
+        from sdunet_core.control.keys import controlnet_keymap
 
         control_config = ControlNetConfig.from_dict(control)
         keymap = None if reason else controlnet_keymap(control_config)

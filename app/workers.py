@@ -306,13 +306,13 @@ def _profile_main(conn: Any, kwargs: dict[str, Any], parent_pid: int) -> None:
     """The child: run the timed trace, sending ("progress", phase, done, total) and then one final message."""
     guard_parent(parent_pid)
     try:
-        from sdunet_core.trace import trace_unet
+        from sdunet_core.tracer.trace import trace_unet
 
         target = kwargs.pop("preset") or _config(kwargs["config"])
         kwargs.pop("config")
         weights_path = kwargs.pop("weights_path", None)
         if weights_path:
-            from sdunet_core.weights import WeightsFile
+            from sdunet_core.checkpoint.weights import WeightsFile
 
             kwargs["state_dict"] = WeightsFile(weights_path).state_dict()
         trace = trace_unet(

@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from .categories import CATEGORIES as CATEGORIES  # re-exported: the vocabulary is part of the schema
-from .categories import BlockCategory, NodeCategory
-from .config import UNetConfig
-from .plan import Stage
+from .model.categories import CATEGORIES as CATEGORIES  # re-exported: the vocabulary is part of the schema
+from .model.categories import BlockCategory, NodeCategory
+from .model.config import UNetConfig
+from .model.plan import Stage
 
 SCHEMA_VERSION = 2
 

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import schema
-from .categories import BlockCategory
+from .model.categories import BlockCategory
 
 _INTRO = """# Trace JSON schema (schema_version {version})
 

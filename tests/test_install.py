@@ -111,7 +111,7 @@ def test_sdist_and_wheel_carry_the_page_and_nothing_of_the_tests(built: tuple[Pa
     # The page's folders sit inside the app package, every file of them, vendored files and licences included.
     assert {f"app/{name}" for name in page} <= in_wheel, sorted({f"app/{n}" for n in page} - in_wheel)
     assert "sdunet_core/data/presets.json" in in_wheel
-    assert {"app/__main__.py", "app/cli.py", "app/routes/pages.py", "sdunet_core/trace.py"} <= in_wheel
+    assert {"app/__main__.py", "app/cli.py", "app/routes/pages.py", "sdunet_core/tracer/trace.py"} <= in_wheel
     tops = {name.split("/", 1)[0] for name in in_wheel}
     assert tops == {"app", "sdunet_core", f"sdunet_explorer-{__version__}.dist-info"}, tops
     assert not [name for name in in_wheel if "__pycache__" in name or name.endswith(".pyc")]

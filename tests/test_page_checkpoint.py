@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save_file
 
 from sdunet_core import PRESETS, UNetModel
-from sdunet_core.diffusers_keys import to_diffusers_name
+from sdunet_core.checkpoint.diffusers_keys import to_diffusers_name
 from tests.harness import serve
 
 pytestmark = pytest.mark.browser

@@ -3,7 +3,7 @@
 The models here are what /api/checkpoint/detect serves for a ControlNet, a T2I-Adapter or a control-LoRA (the API's
 OpenAPI schema is built from them). `control_report()` fills in what every detector reports alike: the parameters
 and bytes of the control model's own tensors, and empty values for the fields only another kind of control model
-has. The detectors themselves are `controlnet_detect`, `adapter_detect` and `control_lora_detect`.
+has. The detectors themselves are `controlnet_detect`, `adapter_detect` and `lora_detect`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .checkpoint import Mismatch
-from .header import TensorInfo
-from .plan import top_level_of
-from .schema import UNetConfigModel
+from ..checkpoint.detect import Mismatch
+from ..checkpoint.header import TensorInfo
+from ..model.plan import top_level_of
+from ..schema import UNetConfigModel
 
 ControlKind = Literal["controlnet", "t2i_adapter", "control_lora"]
 Layout = Literal["ldm", "diffusers"]

@@ -12,11 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..model.plan import top_level_of
+from ..model.unet import UNetModel
 from .counting import FlopAndMemoryMode, SdpaMarker, nbytes
 from .facts import category_of, feeds, layer_facts
 from .memo import Memo, MemoCache
-from .plan import top_level_of
-from .unet import UNetModel
 
 _OP_KINDS = ("conv", "linear", "attention", "other")
 _ATTENDING = ("self_attention", "cross_attention", "attention_block")

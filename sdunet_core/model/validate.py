@@ -5,7 +5,7 @@ Two kinds of checks, in this order:
 1. Bounds that keep building the config itself cheap and every product of sizes within what torch can index
    (`LIMITS`): a config with a million res blocks or 2**62 channels is refused before the U is planned. They are
    far above any released model (SDXL: 3 levels, 2 res blocks, depth 10, 2816 label inputs) and below what would
-   overflow; how much a server is willing to build is a separate, configurable question (`sdunet_core.cost`).
+   overflow; how much a server is willing to build is a separate, configurable question (`sdunet_core.tracer.cost`).
 2. What the original constructors assert or silently rewrite, said plainly.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, quote
+from ..errors import ConfigError, quote
 from .plan import plan_blocks
 
 if TYPE_CHECKING:

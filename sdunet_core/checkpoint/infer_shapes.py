@@ -10,8 +10,8 @@ import dataclasses
 import re
 from collections import defaultdict
 
+from ..model.plan import walk_u
 from .header import CheckpointError
-from .plan import walk_u
 
 Shapes = dict[str, tuple[int, ...]]
 

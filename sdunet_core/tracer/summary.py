@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .schema import Trace
+from ..schema import Trace
 
 
 def human(n: float, unit: str = "") -> str:

@@ -13,16 +13,16 @@ from __future__ import annotations
 import dataclasses
 from functools import lru_cache
 
-from .checkpoint import anchored_prefixes, compare_shapes, meta_state_shapes, original_names, split_tensors
-from .control_report import ControlDetectionReport, InjectionPoint, Layout, control_report, other_tensors_note
+from ..checkpoint.detect import anchored_prefixes, compare_shapes, meta_state_shapes, original_names, split_tensors
+from ..checkpoint.diffusers_keys import DIFFUSERS_TOP_LEVEL, LDM_TOP_LEVEL
+from ..checkpoint.header import TensorInfo
+from ..errors import ConfigError
+from ..model.plan import plan_blocks
+from ..presets import PRESETS
 from .controlnet import ControlNetConfig
-from .controlnet_keys import controlnet_keymap, controlnet_keymap_from_diffusers
-from .controlnet_presets import CONTROLNET_PRESETS
-from .diffusers_keys import DIFFUSERS_TOP_LEVEL, LDM_TOP_LEVEL
-from .errors import ConfigError
-from .header import TensorInfo
-from .plan import plan_blocks
-from .presets import PRESETS
+from .keys import controlnet_keymap, controlnet_keymap_from_diffusers
+from .presets import CONTROLNET_PRESETS
+from .report import ControlDetectionReport, InjectionPoint, Layout, control_report, other_tensors_note
 
 # Top-level names of a ControlNet without a prefix, per layout (a file may hold other models beside it): the UNet's
 # without its way up and output head, and the ControlNet's own parts (hint encoder, zero convs).

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import ConfigError, quote
+from ..errors import ConfigError, quote
 from .plan import AttentionPlan, BlockPlan, plan_blocks
 from .validate import as_tuple, check_levels, per_level, per_slot, validate
 

@@ -37,8 +37,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from .config import UNetConfig
-from .plan import plan_blocks, walk_u
+from ..model.config import UNetConfig
+from ..model.plan import plan_blocks, walk_u
 
 LabelKind = Literal["embedding", "class_projection", "addition", "continuous"] | None
 

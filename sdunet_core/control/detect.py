@@ -23,7 +23,7 @@ where it injects into that UNet (`InjectionPoint`s), and its size. What the name
   UNet's weight when the ControlNet is built. It injects where a ControlNet of its family does.
 
 This module decides which of them a file holds; each kind has its own detector (`controlnet_detect`,
-`adapter_detect`, `control_lora_detect`), and the report's models live in `control_report` (importable from here
+`adapter_detect`, `lora_detect`), and the report's models live in `report` (importable from here
 too). Nothing here reads tensor data, and nothing imports the web app.
 """
 
@@ -31,10 +31,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..checkpoint.detect import clip_metadata
+from ..checkpoint.header import validate_header
 from .adapter_detect import detect_adapter, find_adapter
-from .checkpoint import clip_metadata
-from .control_lora_detect import detect_control_lora
-from .control_report import (
+from .controlnet_detect import detect_controlnet, find_controlnet
+from .lora_detect import detect_control_lora
+from .report import (
     AdapterFacts,
     ControlDetectionReport,
     ControlKind,
@@ -44,8 +46,6 @@ from .control_report import (
     InjectionPoint,
     Layout,
 )
-from .controlnet_detect import detect_controlnet, find_controlnet
-from .header import validate_header
 
 __all__ = [
     "AdapterFacts",

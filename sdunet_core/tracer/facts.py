@@ -1,6 +1,6 @@
 """What each module of a built model is, for the trace: its category, what it takes, and its layer settings.
 
-Our own classes state their category and facts themselves (`blocks.py`, `attention.py`, `unet.py`); torch's
+Our own classes state their category and facts themselves (`model/blocks.py`, `attention.py`, `unet.py`); torch's
 built-in layers are read here from their attributes. Top-level blocks take their category from the model's plan
 (`UNetModel.block_map`), because a `TimestepEmbedSequential` is a down block, an up block or a downsample block
 by where it sits, not by its class.
@@ -12,8 +12,8 @@ from typing import Any
 
 from torch import nn
 
-from .blocks import GroupNorm32
-from .plan import BlockPlan
+from ..model.blocks import GroupNorm32
+from ..model.plan import BlockPlan
 
 _BUILTIN_CATEGORY: tuple[tuple[type[nn.Module] | tuple[type[nn.Module], ...], str], ...] = (
     ((nn.Conv1d, nn.Conv2d, nn.Conv3d), "conv"),

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import UNetConfig
-from .errors import ConfigError, quote
-from .presets import Preset, load_preset
+from ..errors import ConfigError, quote
+from ..model.config import UNetConfig
+from ..presets import Preset, load_preset
 
 DEFAULT_LATENT_FACTOR = 8  # the SD autoencoder's: 8 image pixels per latent pixel
 DEFAULT_CONTEXT_TOKENS = 77  # CLIP's text length

@@ -2,7 +2,7 @@
 
 Structure, shapes and FLOPs come from the meta device (`structure.py`, `counting.py`): no weights are allocated
 and a full SD model traces in a fraction of a second. Timings (device "cpu" or "cuda") come from a second, real
-run with per-module hooks (`timing.py`). The result is a typed `Trace` (`schema.py`), documented in
+run with per-module hooks (`timing.py`). The result is a typed `Trace` (`sdunet_core/schema.py`), documented in
 docs/trace-schema.md.
 
 A lock serializes the meta passes: they hold the GIL anyway, and one at a time keeps peak memory predictable.
@@ -17,9 +17,12 @@ from typing import Any
 
 import torch
 
-from .config import UNetConfig
+from ..errors import ConfigError
+from ..model.config import UNetConfig
+from ..model.unet import UNetModel
+from ..presets import Preset
+from ..schema import SCHEMA_VERSION, Block, Node, Skip, Timing, Totals, Trace, TraceInput
 from .counting import FlopAndMemoryMode, TraceTimeout
-from .errors import ConfigError
 from .inputs import (
     Model,
     as_model,
@@ -31,11 +34,8 @@ from .inputs import (
     positive_int,
 )
 from .memo import MemoCache
-from .presets import Preset
-from .schema import SCHEMA_VERSION, Block, Node, Skip, Timing, Totals, Trace, TraceInput
 from .structure import Recorder, describe_modules, record_nodes, tensor_spec
 from .timing import MemoryLimitError, Progress, available_bytes, run_memory_bytes, time_modules
-from .unet import UNetModel
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -24,11 +24,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .config import ConfigError, UNetConfig
+from ..model.config import ConfigError, UNetConfig
+from ..presets import PRESETS
 from .header import CheckpointError
 from .infer_attention import attention_settings
 from .infer_shapes import Shapes, group_blocks, need, read_u, shape_of
-from .presets import PRESETS
 
 
 def infer_config(shapes: Shapes) -> tuple[UNetConfig, list[str]]:

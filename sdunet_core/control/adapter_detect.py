@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .checkpoint import anchored_prefixes, split_tensors
-from .control_report import (
+from ..checkpoint.detect import anchored_prefixes, split_tensors
+from ..checkpoint.header import TensorInfo
+from .report import (
     AdapterFacts,
     ControlDetectionReport,
     InjectionPoint,
@@ -23,7 +24,6 @@ from .control_report import (
     control_report,
     other_tensors_note,
 )
-from .header import TensorInfo
 
 # (marker, its companion, (layout, light?)) of each adapter form; the prefix is what comes before the marker.
 _ADAPTER_ANCHORS: tuple[tuple[str, str, tuple[Layout, bool]], ...] = (

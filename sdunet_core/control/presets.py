@@ -22,11 +22,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import ConfigError, quote
+from ..presets import PRESETS, Preset
 from .controlnet import ControlNetConfig
-from .errors import ConfigError, quote
-from .presets import PRESETS, Preset
 
-_DATA = Path(__file__).parent / "data" / "controlnet_presets.json"
+_DATA = Path(__file__).resolve().parent.parent / "data" / "controlnet_presets.json"
 
 
 @dataclass(frozen=True)

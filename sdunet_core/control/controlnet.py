@@ -7,7 +7,7 @@ The layout is the original one (lllyasviel/ControlNet, `cldm/cldm.py`, class `Co
     input_hint_block      the hint encoder: the control image, 3 x 8H x 8W, down to the latent's H x W in eight
                           3x3 convs 3 -> 16 -> 16 -> 32 -> 32 -> 96 -> 96 -> 256 (three with stride 2, SiLU
                           between) and a zero-initialised 3x3 conv to model_channels
-    input_blocks          the UNet's down stage, block for block (built by the same code: builder.py)
+    input_blocks          the UNet's down stage, block for block (built by the same code: model/builder.py)
     zero_convs            one zero-initialised 1x1 conv per input block
     middle_block          the UNet's middle block
     middle_block_out      a zero-initialised 1x1 conv on the middle block's output
@@ -18,7 +18,7 @@ the others, popped in reverse, to its skips before the output blocks concatenate
 by its `control_scales` entry first (13 ones for SD 1.x/2.x). `injections()` states that wiring.
 
 diffusers' `ControlNetModel` holds the same tensors under other names (`controlnet_cond_embedding`,
-`controlnet_down_blocks.N`, `controlnet_mid_block`); `controlnet_keys.py` maps them.
+`controlnet_down_blocks.N`, `controlnet_mid_block`); `keys.py` maps them.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from .blocks import TimestepEmbedSequential, conv_nd
-from .builder import BlockBuilder, label_embedding, time_embedding
-from .config import UNetConfig
-from .errors import ConfigError, quote
-from .plan import BlockPlan, embedding_plans, plan_blocks
-from .unet import UNetModel, timestep_embedding
+from ..errors import ConfigError, quote
+from ..model.blocks import TimestepEmbedSequential, conv_nd
+from ..model.builder import BlockBuilder, label_embedding, time_embedding
+from ..model.config import UNetConfig
+from ..model.plan import BlockPlan, embedding_plans, plan_blocks
+from ..model.unet import UNetModel, timestep_embedding
 
 # The hint encoder's widths in the original (fixed there; diffusers' `conditioning_embedding_out_channels`).
 HINT_BLOCK_CHANNELS = (16, 32, 96, 256)

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .schema import Block, Node, Totals, Trace, TraceInput
+from ..schema import Block, Node, Totals, Trace, TraceInput
 
 STAGES = ("embed", "down", "mid", "up", "out")
 # Categories counted in the per-kind table: the parts a reader compares. Nested ones overlap (a transformer_block

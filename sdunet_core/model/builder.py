@@ -1,6 +1,6 @@
 """Build the U's modules from its plan: one place that turns a `BlockPlan` into the module the original builds.
 
-`UNetModel` builds every planned block with it; the ControlNet (`controlnet.py`) builds the time and label
+`UNetModel` builds every planned block with it; the ControlNet (`control/controlnet.py`) builds the time and label
 embeddings, the input blocks and the middle block with the same code, so a ControlNet's copy of the encoder is
 the UNet's encoder by construction (same classes, same names, same shapes).
 

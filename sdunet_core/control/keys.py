@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..checkpoint.diffusers_keys import KeyMap, keymap_for, layout_from_config, layout_from_diffusers_keys
 from .controlnet import ControlNetConfig
-from .diffusers_keys import KeyMap, keymap_for, layout_from_config, layout_from_diffusers_keys
 
 
 def control_pairs(hint_widths: int) -> list[tuple[str, str]]:

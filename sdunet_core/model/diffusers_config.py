@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ConfigError, quote
 from .config import UNetConfig
-from .errors import ConfigError, quote
 from .validate import is_int
 
 CROSS_DOWN, PLAIN_DOWN = "CrossAttnDownBlock2D", "DownBlock2D"

@@ -1,6 +1,6 @@
 """A local checkpoint's UNet weights, read tensor by tensor in our key names, and statistics of a module's weights.
 
-The file's architecture comes from `checkpoint.inspect_file` (header only). Tensors are read lazily: safetensors
+The file's architecture comes from `detect.inspect_file` (header only). Tensors are read lazily: safetensors
 files through `safe_open` (memory-mapped), `.ckpt`/`.pt` through `torch.load(weights_only=True, mmap=True)`, so
 asking for one block's statistics reads that block alone.
 """
@@ -15,10 +15,10 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .checkpoint import Detection, inspect_file
+from ..model.unet import UNetModel
+from .detect import Detection, inspect_file
 from .diffusers_keys import to_diffusers_name
 from .header import CheckpointError
-from .unet import UNetModel
 
 HISTOGRAM_BINS = 64
 # Values per tensor that feed the histogram: larger tensors are sampled with an even stride (mean, std and norm

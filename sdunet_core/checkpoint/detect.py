@@ -30,7 +30,10 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .config import UNetConfig
+from ..model.config import UNetConfig
+from ..model.plan import top_level_of
+from ..presets import PRESETS
+from ..schema import UNetConfigModel
 from .diffusers_keys import DIFFUSERS_TOP_LEVEL, LDM_TOP_LEVEL, KeyMap, keymap_for, layout_from_diffusers_keys
 from .header import (
     CheckpointError,
@@ -42,9 +45,6 @@ from .header import (
     validate_header,
 )
 from .infer_config import infer_config
-from .plan import top_level_of
-from .presets import PRESETS
-from .schema import UNetConfigModel
 
 __all__ = [
     "CheckpointError",
@@ -379,7 +379,7 @@ def _could_match(a: UNetConfig, b: UNetConfig) -> bool:
 @lru_cache(maxsize=64)
 def _shapes(config: UNetConfig) -> dict[str, tuple[int, ...]]:
     """Key -> shape of UNetModel(config), built on the meta device (no memory, a few milliseconds)."""
-    from .unet import UNetModel
+    from ..model.unet import UNetModel
 
     return meta_state_shapes(lambda: UNetModel(config))
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .unet import UNetModel
+from ..model.unet import UNetModel
 
 Progress = Callable[[str, int, int], None]
 

@@ -16,15 +16,22 @@ from typing import Any
 
 import torch
 
+from ..errors import ConfigError, quote
+from ..model.plan import plan_blocks
+from ..schema import ControlInfo, Injection, Node, Trace
+from ..tracer.counting import FlopAndMemoryMode
+from ..tracer.inputs import (
+    DEFAULT_CONTEXT_TOKENS,
+    DEFAULT_LATENT_FACTOR,
+    dtype_name,
+    make_inputs,
+    parse_dtype,
+    positive_int,
+)
+from ..tracer.structure import record_nodes, tensor_spec
+from ..tracer.trace import _META_LOCK, _blocks, _totals, _trace_input
 from .controlnet import ControlNetConfig, ControlNetModel
-from .controlnet_presets import ControlNetPreset, load_controlnet_preset
-from .counting import FlopAndMemoryMode
-from .errors import ConfigError, quote
-from .inputs import DEFAULT_CONTEXT_TOKENS, DEFAULT_LATENT_FACTOR, dtype_name, make_inputs, parse_dtype, positive_int
-from .plan import plan_blocks
-from .schema import ControlInfo, Injection, Node, Trace
-from .structure import record_nodes, tensor_spec
-from .trace import _META_LOCK, _blocks, _totals, _trace_input
+from .presets import ControlNetPreset, load_controlnet_preset
 
 MAX_CONTROL_SCALE = 10.0
 

@@ -8,11 +8,11 @@ where a ControlNet of that family does.
 
 from __future__ import annotations
 
-from .checkpoint import split_tensors
-from .control_report import ControlDetectionReport, ControlLoraFacts, Family, control_report, other_tensors_note
+from ..checkpoint.detect import split_tensors
+from ..checkpoint.header import TensorInfo
 from .controlnet_detect import fit_config, injections_of
-from .controlnet_presets import CONTROLNET_PRESETS
-from .header import TensorInfo
+from .presets import CONTROLNET_PRESETS
+from .report import ControlDetectionReport, ControlLoraFacts, Family, control_report, other_tensors_note
 
 # The context width of a family's cross-attention (what tells SD 1.x from SD 2.x when the widths agree).
 _CONTEXT_FAMILY = {768: "sd1", 1024: "sd2", 2048: "sdxl"}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import AttentionPlan, BlockPlan, UNetConfig, plan_blocks
+from ..model.config import AttentionPlan, BlockPlan, UNetConfig, plan_blocks
 
 
 @dataclass(frozen=True)
