@@ -25,7 +25,7 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the results
     sections: list[tuple[str, list[tuple[str, str, str]]]] = []
     for title, fn in (
-        ("Tracer (sdunet_core.tracer.trace)", trace_bench.run),
+        ("Tracer (sdunet_core.tracer)", trace_bench.run),
         ("Server start (fresh processes, empty cache)", startup_bench.run),
         ("API (cached trace under load)", lambda: api_bench.run(duration_s=5 if args.quick else 15)),
         ("Starvation (100 uncached traces, 200 idle event streams)", starvation_bench.run),
