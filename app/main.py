@@ -57,8 +57,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except (TimeoutError, RuntimeError) as exc:
         log.warning("trace workers not warm at start-up (%s); serving anyway", exc or "timeout")
     # What exists now (torch, the model family, the app) lives as long as the server: out of the collector's sight.
-    # Each full collection walked all of it, an 80-100 ms pause of every request in flight (bench/api_bench.py:
-    # p99 7 ms with the collector off, 82 ms with it on, 2 cores).
+    # Each full collection walked all of it and paused every request in flight: the tail of bench/api_bench.py's
+    # latencies is what it cost.
     gc.collect()
     gc.freeze()
     try:

@@ -18,6 +18,7 @@ from sdunet_core.checkpoint.detect import CheckpointError, detect_unet
 from sdunet_core.checkpoint.diffusers_keys import keymap_for, unsupported_reason
 from sdunet_core.checkpoint.header import decode_header_json, parse_safetensors_header
 from sdunet_core.model.config import ConfigError
+from sdunet_core.tracer import DEFAULT_CONTEXT_TOKENS
 from sdunet_core.tracer.trace import trace_totals, trace_unet
 
 
@@ -139,7 +140,7 @@ def catalog(config: dict[str, Any], sample_size: tuple[int, ...]) -> tuple:
     """The activation points of a model at a latent size, with their shapes (a meta forward)."""
     from sdunet_core.activations.catalog import catalog as points
 
-    return points(UNetConfig.from_dict(config), tuple(sample_size), 77)
+    return points(UNetConfig.from_dict(config), tuple(sample_size), DEFAULT_CONTEXT_TOKENS)
 
 
 def diffusers_names(config: dict[str, Any], control: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from app.errors import ERROR_RESPONSES
 from app.settings import Settings, get_settings
 from sdunet_core.activations import GROUPS
 from sdunet_core.activations.report import point_dict
+from sdunet_core.tracer import DEFAULT_CONTEXT_TOKENS, DEFAULT_LATENT_FACTOR
 
 router = APIRouter(prefix="/api/activations", tags=["activations"], responses=ERROR_RESPONSES)
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -38,12 +39,12 @@ def activation_catalog(body: CatalogRequest, request: Request, settings: Setting
     weights = getattr(request.app.state, "weights", None)
     config, preset, sample, weights_path = resolve_model(body, settings, weights)
     points = catalog_in_worker(request.app.state.workers, settings, config, sample)
-    factor = 8 if preset is None else _latent_factor(preset)
+    factor = DEFAULT_LATENT_FACTOR if preset is None else _latent_factor(preset)
     return {
         "model": _model_info(request, config, preset, weights_path),
         "sample_size": list(sample),
         "image_size": [s * factor for s in sample],
-        "context_tokens": 77 if config.use_spatial_transformer else None,
+        "context_tokens": DEFAULT_CONTEXT_TOKENS if config.use_spatial_transformer else None,
         "count": len(points),
         "groups": {g: [p.name for p in points if test(p)] for g, test in GROUPS.items() if g != "@all"},
         "points": [point_dict(p) for p in points],

@@ -8,6 +8,7 @@ counts indices.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from .config import UNetConfig
 
 Stage = Literal["embed", "down", "mid", "up", "out"]
+STAGES: tuple[Stage, ...] = typing.get_args(Stage)  # in execution order
 SlotKind = Literal["input_conv", "res", "downsample", "middle", "up"]
 
 

@@ -46,14 +46,14 @@ class UNetModel(nn.Module):
         self.plan: list[BlockPlan] = plan_blocks(cfg)
         build = BlockBuilder(cfg)
 
-        # 1. Time embedding: sinusoid of width model_channels -> Linear -> SiLU -> Linear to 4 * model_channels.
+        # 1. Time embedding: sinusoid of width model_channels -> Linear -> SiLU -> Linear to 4 * model_channels;
+        #    the class / pooled-text conditioning, if any, embedded to the same width and added to it.
         self.time_embed = time_embedding(cfg)
-        # 2. Class / pooled-text conditioning, embedded to the same width and added to the time embedding.
         label = label_embedding(cfg)
         if label is not None:
             self.label_emb = label
 
-        # 3. Down stage, 4. middle block, 5. up stage, 6. output: one module per planned block (builder.py).
+        # 2. Down stage, 3. middle block, 4. up stage, 5. output: one module per planned block (builder.py).
         # Registered in the original's order (input, middle, output): state-dict keys and module order follow it.
         self.input_blocks = nn.ModuleList()
         # Replaced in place when the plan reaches the middle block; None for the pruned UNets that have none.

@@ -6,18 +6,21 @@
 (two models side by side, one model across sizes), `summary` (the text table). `cost` estimates a model's cost from
 its config alone, before anything is built.
 
-Exports `trace_unet`, `trace_totals`, `default_sample_size`, `parse_dtype`, `available_bytes`,
+Exports `trace_unet`, `trace_totals`, `default_sample_size` and the defaults it rests on (`DEFAULT_LATENT_FACTOR`,
+`DEFAULT_CONTEXT_TOKENS`), `parse_dtype`, `available_bytes`,
 `run_memory_bytes`, `TraceTimeout`, `estimate_cost` and `format_summary`.
 """
 
 from .cost import estimate_cost
 from .counting import TraceTimeout
-from .inputs import default_sample_size, parse_dtype
+from .inputs import DEFAULT_CONTEXT_TOKENS, DEFAULT_LATENT_FACTOR, default_sample_size, parse_dtype
 from .summary import format_summary
 from .timing import available_bytes, run_memory_bytes
 from .trace import trace_totals, trace_unet
 
 __all__ = [
+    "DEFAULT_CONTEXT_TOKENS",
+    "DEFAULT_LATENT_FACTOR",
     "TraceTimeout",
     "available_bytes",
     "default_sample_size",

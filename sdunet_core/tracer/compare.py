@@ -19,9 +19,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..model.plan import STAGES
 from ..schema import Block, Node, Totals, Trace, TraceInput
 
-STAGES = ("embed", "down", "mid", "up", "out")
 # Categories counted in the per-kind table: the parts a reader compares. Nested ones overlap (a transformer_block
 # is inside a spatial_transformer), but no module is counted twice under one category.
 KIND_CATEGORIES = (
