@@ -25,7 +25,7 @@ from app.errors import ApiError
 from app.resolve import resolve
 from app.schemas import TraceRequest
 from app.settings import Settings
-from app.workers import WorkerPool
+from app.workers.pool import WorkerPool
 from sdunet_core import UNetConfig
 from sdunet_core.activations.capture import MAP_CHUNK_ELEMENTS
 from sdunet_core.activations.catalog import ActivationPoint, resolve_points
@@ -188,7 +188,7 @@ class CaptureWorker:
         self._conn: Any = None
 
     def _start(self) -> None:
-        from app.activation_worker import worker_main
+        from app.workers.capture_child import worker_main
 
         parent, child = _SPAWN.Pipe()
         self._process = _SPAWN.Process(

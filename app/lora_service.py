@@ -1,5 +1,6 @@
 """A LoRA file's detection with the FLOPs it adds, as /api/lora/detect answers it: the work of a trace worker
-(app.tasks), since matching a family builds the candidate presets' module tables and counting FLOPs traces one."""
+(app.workers.tasks), since matching a family builds the candidate presets' module tables and counting FLOPs traces
+one."""
 
 from __future__ import annotations
 

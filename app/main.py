@@ -20,13 +20,13 @@ from app.activations import stop_all as stop_captures
 from app.diskcache import DiskCache
 from app.errors import install_error_handlers
 from app.fastpath import RequestMemo, TraceFastPath
-from app.jobs import ProfileManager
 from app.middleware import SecurityMiddleware, allowed_hosts
 from app.routes import (
     activations,
     analysis,
     checkpoint,
     control,
+    diffusers_names,
     docs,
     health,
     lora,
@@ -34,14 +34,14 @@ from app.routes import (
     pages,
     presets,
     profile,
-    schemes,
     source,
     trace,
     weights,
 )
 from app.settings import get_settings
 from app.tracing import TraceStore
-from app.workers import WorkerPool
+from app.workers.jobs import ProfileManager
+from app.workers.pool import WorkerPool
 from sdunet_core.checkpoint.weights import open_weights
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,20 @@ def create_app() -> FastAPI:
     app.state.weights = open_weights(settings.weights) if settings.weights else None
     app.state.weight_stats = {}
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
-    routers = (health, presets, control, trace, profile, source, checkpoint, analysis, weights, names, schemes, lora)
+    routers = (
+        health,
+        presets,
+        control,
+        trace,
+        profile,
+        source,
+        checkpoint,
+        analysis,
+        weights,
+        diffusers_names,
+        names,
+        lora,
+    )
     for module in (*routers, activations, docs, pages):
         app.include_router(module.router)
     install_error_handlers(app)

@@ -10,7 +10,7 @@ because each covers a case the other misses:
 
 `worker_main` is a trace worker's loop: warm up (import torch, trace a tiny model) and say "ready", then run one
 task at a time under a wall-clock limit (`setitimer`), which covers everything the task does, building the
-model included. The parent (app.workers) kills a worker that overruns its limit anyway.
+model included. The parent (app.workers.pool) kills a worker that overruns its limit anyway.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def worker_main(conn: Connection, parent_pid: int) -> None:
     # take what is left (timed profiles keep the normal priority: their times must not depend on it).
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)
-    from app import tasks  # imports torch and the model code: the slow part of a start
+    from app.workers import tasks  # imports torch and the model code: the slow part of a start
 
     tasks.warm()
     conn.send(("ready", rss_bytes()))

@@ -3,7 +3,7 @@
 Everything that builds a model runs in a child process, so that the server's own process only serves requests:
 a meta trace holds the GIL for up to a second, and building a large model takes longer still. Processes are
 started with "spawn" (fork is unsafe in a threaded server) and guard themselves against outliving the server
-(app.child.guard_parent).
+(app.workers.child.guard_parent).
 
 `WorkerPool` is written here rather than taken from concurrent.futures or loky because a request's time limit
 must cover the whole task, the model's build included: a worker that overruns is killed and replaced alone,
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
-from app.child import guard_parent, worker_main
 from app.errors import ApiError
+from app.workers.child import guard_parent, worker_main
 
 log = logging.getLogger(__name__)
 _SPAWN = mp.get_context("spawn")

@@ -1,4 +1,4 @@
-"""The work that runs in the trace workers (app.child.worker_main): everything that builds a model.
+"""The work that runs in the trace workers (app.workers.child.worker_main): everything that builds a model.
 
 Each task takes and returns plain data (it crosses a pipe). A request the task must refuse raises `Refusal`
 with the status, field and reason the API answers; `ConfigError` and `CheckpointError` become refusals here.

@@ -1,5 +1,5 @@
 """Timed profiles as jobs: one worker thread per device runs them one at a time, the rest wait in a bounded queue.
-Each profile runs in a child process (app.workers.ProfileProcess): cancelling or timing out kills it, and the
+Each profile runs in a child process (app.workers.pool.ProfileProcess): cancelling or timing out kills it, and the
 time limit covers the model's build.
 
 Every job ends done, failed (with the reason) or cancelled: nothing is dropped. Every change of a job is kept
@@ -23,7 +23,7 @@ from typing import Any
 
 from app.errors import ApiError
 from app.tracing import TraceSpec
-from app.workers import ProfileProcess
+from app.workers.pool import ProfileProcess
 
 TERMINAL = ("done", "failed", "cancelled")
 

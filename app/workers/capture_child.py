@@ -44,7 +44,7 @@ def handle(op: str, job: dict[str, Any], cache: dict[str, Any]) -> Any:
 
 
 def worker_main(conn: Any, parent_pid: int) -> None:
-    from app.child import guard_parent
+    from app.workers.child import guard_parent
 
     # Started from a request's thread, which may end before the child: no PR_SET_PDEATHSIG, the watchdog only.
     guard_parent(parent_pid, pdeathsig=False)
