@@ -133,7 +133,8 @@ def _semantic(trace) -> dict:
         "totals": {k: v for k, v in data["totals"].items() if k != "time_ms"},
         "skips": data["skips"],
         "blocks": data["blocks"],
-        "nodes": [{k: n[k] for k in keep} for n in data["nodes"]],
+        # A block's flow is part of what it is; nodes without one (torch's layers) leave it out.
+        "nodes": [{k: n[k] for k in (*keep, "flow") if k in n} for n in data["nodes"]],
     }
 
 

@@ -10,7 +10,7 @@ because each covers a case the other misses:
 
 `worker_main` is a trace worker's loop: warm up (import torch, trace a tiny model) and say "ready", then run one
 task at a time under a wall-clock limit (`setitimer`), which covers everything the task does, building the
-model included. The parent (app.workers.pool) kills a worker that overruns its limit anyway.
+model included. The parent (app.workers) kills a worker that overruns its limit anyway.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import ContextBlock
+from .flow import chain, run, step
 
 
 class CrossAttention(nn.Module):
@@ -76,6 +77,16 @@ class CrossAttention(nn.Module):
             }
         }
 
+    def flow(self) -> list[dict[str, Any]]:
+        kv = "context" if self.takes_context else "x"
+        return [
+            run("to_q", "x", text="queries from x"),
+            run("to_k", kv, text=f"keys from {kv}"),
+            run("to_v", kv, text=f"values from {kv}"),
+            step("attention", "attended", ["to_q", "to_k", "to_v"], "softmax(QKᵀ/√d)·V"),
+            run("to_out", "attended"),
+        ]
+
 
 class GEGLU(nn.Module):
     """Linear d -> 2 * inner, split into value and gate, value * GELU(gate)."""
@@ -90,6 +101,9 @@ class GEGLU(nn.Module):
         value, gate = self.proj(x).chunk(2, dim=-1)
         return value * F.gelu(gate)
 
+    def flow(self) -> list[dict[str, Any]]:
+        return [run("proj", "x"), step("gate", "out", ["proj"], "halves: value · GELU(gate)")]
+
 
 class FeedForward(nn.Module):
     """GEGLU (d -> 4d) -> Dropout -> Linear (4d -> d), as `ff.net.0..2`."""
@@ -103,6 +117,9 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def flow(self) -> list[dict[str, Any]]:
+        return chain(["net.0", "net.1", "net.2"], "x")
 
 
 class BasicTransformerBlock(nn.Module):
@@ -150,6 +167,21 @@ class BasicTransformerBlock(nn.Module):
                 "self_attention_disabled": self.disable_self_attn,
             }
         }
+
+    def flow(self) -> list[dict[str, Any]]:
+        # Each sub-layer is pre-normed and wrapped in its own residual add.
+        attn1 = ["norm1", "context"] if self.disable_self_attn else ["norm1"]
+        return [
+            run("norm1", "x"),
+            run("attn1", *attn1),
+            step("residual_add", "h1", ["x", "attn1"], "residual add"),
+            run("norm2", "h1"),
+            run("attn2", "norm2", "context"),
+            step("residual_add", "h2", ["h1", "attn2"], "residual add"),
+            run("norm3", "h2"),
+            run("ff", "norm3"),
+            step("residual_add", "out", ["h2", "ff"], "residual add"),
+        ]
 
 
 class SpatialTransformer(ContextBlock):
@@ -228,3 +260,22 @@ class SpatialTransformer(ContextBlock):
                 "projection": "linear" if self.use_linear else "conv",
             }
         }
+
+    def flow(self) -> list[dict[str, Any]]:
+        to_tokens = "to tokens: B×C×H×W → B×(H·W)×C"
+        to_map = "back to a map: B×(H·W)×C → B×C×H×W"
+        steps = [run("norm", "x")]
+        if self.use_linear:  # Linear projections run on the tokens: reshape first, project after
+            steps += [step("to_tokens", "tokens", ["norm"], to_tokens), run("proj_in", "tokens")]
+        else:  # 1x1 conv projections run on the map: project first, reshape after
+            steps += [run("proj_in", "norm"), step("to_tokens", "tokens", ["proj_in"], to_tokens)]
+        h = steps[-1]["out"]
+        for i in range(len(self.transformer_blocks)):
+            steps.append(run(f"transformer_blocks.{i}", h, "context"))
+            h = f"transformer_blocks.{i}"
+        if self.use_linear:
+            steps += [run("proj_out", h), step("to_map", "map", ["proj_out"], to_map)]
+        else:
+            steps += [step("to_map", "map", [h], to_map), run("proj_out", "map")]
+        steps.append(step("residual_add", "out", ["x", steps[-1]["out"]], "residual add"))
+        return steps

@@ -5,7 +5,8 @@ Attribute names are the original ones (`in_layers`, `emb_layers`, `out_layers`, 
 `conv`, `qkv`, `proj_out`) so that checkpoints load unchanged. Shapes are `[batch, channels, *spatial]`.
 
 Each block states what it is for the tracer (`category`, `takes_emb`, `takes_context`, `facts()`: the fields of
-the trace schema, `sdunet_core/schema.py`), so that a new kind of block carries its own description.
+the trace schema, `sdunet_core/schema.py`) and the steps its forward performs (`flow()`, in the vocabulary of
+`flow.py`), so that a new kind of block carries its own description.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .flow import chain, run, step
 
 
 class GroupNorm32(nn.GroupNorm):
@@ -80,6 +83,18 @@ class TimestepEmbedSequential(nn.Sequential):
                 x = layer(x)
         return x
 
+    def flow(self) -> list[dict[str, Any]]:
+        steps, h = [], "x"
+        for name, layer in self.named_children():
+            if isinstance(layer, TimestepBlock):
+                steps.append(run(name, h, "emb"))
+            elif isinstance(layer, ContextBlock):
+                steps.append(run(name, h, "context"))
+            else:
+                steps.append(run(name, h))
+            h = name
+        return steps
+
 
 class Upsample(nn.Module):
     """Nearest-neighbour x2, then (with conv resampling) a 3x3 conv: C x H x W -> C' x 2H x 2W."""
@@ -104,6 +119,10 @@ class Upsample(nn.Module):
 
     def facts(self) -> dict[str, Any]:
         return {"resample": {"direction": "up", "factor": 2, "method": "nearest_conv" if self.use_conv else "nearest"}}
+
+    def flow(self) -> list[dict[str, Any]]:
+        steps = [step("interpolate", "up", ["x"], "nearest-neighbour ×2")]
+        return [*steps, run("conv", "up")] if self.use_conv else steps
 
 
 class Downsample(nn.Module):
@@ -130,6 +149,9 @@ class Downsample(nn.Module):
     def facts(self) -> dict[str, Any]:
         method = "conv_stride2" if self.use_conv else "avg_pool"
         return {"resample": {"direction": "down", "factor": 2, "method": method}}
+
+    def flow(self) -> list[dict[str, Any]]:
+        return [run("op", "x", text="3×3 conv, stride 2" if self.use_conv else "2×2 average pool")]
 
 
 class ResBlock(TimestepBlock):
@@ -228,6 +250,25 @@ class ResBlock(TimestepBlock):
             out["resample"] = {"direction": self.resample, "factor": 2, "method": method}
         return out
 
+    def flow(self) -> list[dict[str, Any]]:
+        # The steps of forward(), in its order: the residual path resampled like h (x_upd), then skip_connection.
+        if self.updown:
+            steps = [*chain(["in_layers.0", "in_layers.1", "h_upd", "in_layers.2"], "x"), run("x_upd", "x")]
+            h, x = "in_layers.2", "x_upd"
+        else:
+            steps, h, x = [run("in_layers", "x")], "in_layers", "x"
+        steps.append(run("emb_layers", "emb", text="the time embedding projected to this block's channels"))
+        if self.use_scale_shift_norm:
+            steps.append(run("out_layers.0", h))
+            steps.append(step("scale_shift", "h", ["out_layers.0", "emb_layers"], "norm(h) · (1 + scale) + shift"))
+            steps += chain(["out_layers.1", "out_layers.2", "out_layers.3"], "h")
+        else:
+            steps.append(step("add_embedding", "h", [h, "emb_layers"], "add the time embedding"))
+            steps.append(run("out_layers", "h"))
+        steps.append(run("skip_connection", x))
+        steps.append(step("residual_add", "out", ["skip_connection", steps[-2]["out"]], "residual add"))
+        return steps
+
 
 class AttentionBlock(nn.Module):
     """Plain multi-head self-attention over all positions (unconditional LDMs).
@@ -276,3 +317,14 @@ class AttentionBlock(nn.Module):
                 "qkv_order": "new" if self.new_attention_order else "legacy",
             }
         }
+
+    def flow(self) -> list[dict[str, Any]]:
+        order = "q, k, v first, then heads" if self.new_attention_order else "heads first, then q, k, v"
+        return [
+            step("to_tokens", "tokens", ["x"], "flatten: B×C×H×W → B×C×(H·W)"),
+            *chain(["norm", "qkv"], "tokens"),
+            step("attention", "attended", ["qkv"], f"split q, k, v ({order}) · softmax(QKᵀ/√d)·V"),
+            run("proj_out", "attended"),
+            step("residual_add", "sum", ["tokens", "proj_out"], "residual add"),
+            step("to_map", "out", ["sum"], "back to a map: B×C×(H·W) → B×C×H×W"),
+        ]

@@ -13,6 +13,7 @@ generative-models).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,6 +21,7 @@ from torch import nn
 from .blocks import TimestepEmbedSequential
 from .builder import BlockBuilder, label_embedding, time_embedding
 from .config import UNetConfig
+from .flow import run, step
 from .plan import BlockPlan, embedding_plans, plan_blocks
 
 
@@ -86,6 +88,31 @@ class UNetModel(nn.Module):
     def skips(self) -> list[tuple[str, str]]:
         """(input block, output block) pairs: the output block concatenates the input block's output."""
         return [(b.skip_from, b.path) for b in self.plan if b.skip_from is not None]
+
+    def flow(self) -> list[dict[str, Any]]:
+        """forward()'s steps, block by block: the skips saved on the way down are concatenated on the way up."""
+        steps = [
+            step("sinusoid", "t_emb", ["timesteps"], "sinusoidal timestep embedding"),
+            run("time_embed", "t_emb"),
+        ]
+        emb = "time_embed"
+        if hasattr(self, "label_emb"):
+            steps += [run("label_emb", "y"), step("add", "emb", ["time_embed", "label_emb"], "add the class embedding")]
+            emb = "emb"
+        h = "x"
+        for b in self.plan:
+            if b.skip_from is not None:
+                cat = f"{b.path}:in"
+                steps.append(step("concat", cat, [h, b.skip_from], f"concatenate the skip from {b.skip_from}"))
+                h = cat
+            if b.stage == "out":
+                if b.path == "out" and hasattr(self, "id_predictor"):
+                    continue  # a VQ model's forward ends in its codebook head instead
+                steps.append(run(b.path, h))
+            else:
+                steps.append(run(b.path, h, emb, "context") if self.takes_context else run(b.path, h, emb))
+            h = b.path
+        return steps
 
     # ---- forward ------------------------------------------------------------------------------------------
     def forward(

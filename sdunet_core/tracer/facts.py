@@ -29,7 +29,7 @@ _BUILTIN_CATEGORY: tuple[tuple[type[nn.Module] | tuple[type[nn.Module], ...], st
 
 
 def category_of(path: str, module: nn.Module, block_map: dict[str, BlockPlan]) -> str:
-    """The module's category in the trace's vocabulary (sdunet_core.categories.CATEGORIES)."""
+    """The module's category in the trace's vocabulary (sdunet_core.model.categories.CATEGORIES)."""
     if path in block_map:
         return block_map[path].category
     if path in ("input_blocks", "output_blocks", "zero_convs"):  # zero_convs: a ControlNet's list of them
@@ -88,6 +88,12 @@ def layer_facts(module: nn.Module) -> dict[str, Any]:
     if isinstance(module, nn.Embedding):
         return {"embedding": {"num_embeddings": module.num_embeddings, "embedding_dim": module.embedding_dim}}
     return {}
+
+
+def flow_of(module: nn.Module) -> dict[str, Any]:
+    """{"flow": [...]} for a module whose class states the steps of its forward (`flow()`), else {}."""
+    own = getattr(module, "flow", None)
+    return {"flow": own()} if callable(own) else {}
 
 
 def feeds(model: nn.Module) -> tuple[set[str], set[str]]:

@@ -15,7 +15,7 @@ from torch import nn
 from ..model.plan import top_level_of
 from ..model.unet import UNetModel
 from .counting import FlopAndMemoryMode, SdpaMarker, nbytes
-from .facts import category_of, feeds, layer_facts
+from .facts import category_of, feeds, flow_of, layer_facts
 from .memo import Memo, MemoCache
 
 _OP_KINDS = ("conv", "linear", "attention", "other")
@@ -128,6 +128,7 @@ def describe_modules(model: UNetModel) -> list[dict[str, Any]]:
                 "takes_context": path in takes_context,
                 "params_own": sum(p.numel() for p in module.parameters(recurse=False)),
                 **layer_facts(module),
+                **flow_of(module),
             }
         )
     return out
