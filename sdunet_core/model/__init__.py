@@ -4,7 +4,8 @@
 checks; `diffusers_config` reads a diffusers `unet/config.json` into one. `plan` walks the U's slots (`walk_u`) and
 plans every top-level block (`plan_blocks`); `builder` turns a plan into modules, from the classes of `blocks`
 (ResBlock, resamplers, plain attention) and `attention` (the transformer side); `unet` is `UNetModel`. Each block
-class states its `category` (one word of `categories`) and `facts()` for the tracer.
+class states its `category` (one word of `categories`), `facts()` and `flow()` (the steps of its forward, in the
+vocabulary of `flow`) for the tracer.
 
 Exports `UNetConfig`, `UNetModel`, `ConfigError`, `plan_blocks`, `walk_u`, `BlockPlan`, `AttentionPlan`,
 `CATEGORIES` and `config_from_diffusers`.
