@@ -33,11 +33,11 @@ from app.errors import ApiError
 from app.resolve import resolve
 from app.schemas import TraceRequest
 from app.settings import Settings
-from app.workers import WorkerPool
+from app.workers.pool import WorkerPool
 from sdunet_core import PRESETS, UNetConfig
 from sdunet_core.activations.capture import MAP_CHUNK_ELEMENTS
 from sdunet_core.activations.catalog import ActivationPoint, resolve_points
-from sdunet_core.trace import available_bytes
+from sdunet_core.tracer.trace import available_bytes
 
 _SPAWN = mp.get_context("spawn")
 
@@ -111,7 +111,7 @@ def decode_image(text: str, field: str) -> bytes:
 def parameter_count(config: UNetConfig) -> int:
     import torch
 
-    from sdunet_core.unet import UNetModel
+    from sdunet_core.model.unet import UNetModel
 
     with torch.device("meta"):
         return sum(p.numel() for p in UNetModel(config).parameters())
@@ -306,7 +306,7 @@ class CaptureWorker:
                     self._admitted -= 1
 
     def _start(self) -> None:
-        from app.activation_worker import worker_main
+        from app.workers.capture_child import worker_main
 
         parent, child = _SPAWN.Pipe()
         self._process = _SPAWN.Process(

@@ -26,7 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ["SDUNET_HOST"] = args.host
     os.environ["SDUNET_PORT"] = str(args.port)
     if args.weights:
-        from sdunet_core.weights import open_weights
+        from sdunet_core.checkpoint.weights import open_weights
 
         # Fail here, clearly, rather than inside the server; the app gets the same (cached) object.
         weights = open_weights(str(os.path.abspath(args.weights)))
@@ -52,7 +52,7 @@ def _trace_model(args: argparse.Namespace) -> tuple[Any, str, tuple[int, ...] | 
     """The preset name, or the UNetConfig of a diffusers config.json (exactly one of the two), its label, and the
     config's own sample_size (the default input)."""
     from sdunet_core import ConfigError
-    from sdunet_core.diffusers_config import config_from_diffusers, default_sample_size
+    from sdunet_core.model.diffusers_config import config_from_diffusers, default_sample_size
 
     if (args.preset is None) == (args.diffusers_config is None):
         raise ConfigError("preset", "give a preset name or --diffusers-config FILE (exactly one)")
@@ -67,15 +67,15 @@ def _trace_model(args: argparse.Namespace) -> tuple[Any, str, tuple[int, ...] | 
 
 
 def _trace(args: argparse.Namespace) -> int:
-    from sdunet_core.controlnet_presets import CONTROLNET_PRESETS
-    from sdunet_core.summary import format_summary, human
-    from sdunet_core.trace import trace_unet
+    from sdunet_core.control.presets import CONTROLNET_PRESETS
+    from sdunet_core.tracer.summary import format_summary, human
+    from sdunet_core.tracer.trace import trace_unet
 
     model, name, default_size = _trace_model(args)
     kwargs = _trace_args(args)
     kwargs["sample_size"] = kwargs["sample_size"] or default_size
     if args.preset in CONTROLNET_PRESETS:
-        from sdunet_core.control_trace import trace_controlnet
+        from sdunet_core.control.trace import trace_controlnet
 
         if args.device != "meta":
             print("error: ControlNets are traced on the meta device only (no timed runs yet)", file=sys.stderr)
@@ -103,12 +103,12 @@ def _trace(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from sdunet_core.controlnet_presets import CONTROLNET_PRESETS
-    from sdunet_core.summary import format_summary
-    from sdunet_core.trace import trace_unet
+    from sdunet_core.control.presets import CONTROLNET_PRESETS
+    from sdunet_core.tracer.summary import format_summary
+    from sdunet_core.tracer.trace import trace_unet
 
     if args.preset in CONTROLNET_PRESETS:
-        from sdunet_core.control_trace import trace_controlnet
+        from sdunet_core.control.trace import trace_controlnet
 
         print(format_summary(trace_controlnet(args.preset, **_trace_args(args)), depth=args.depth))
         return 0
@@ -117,13 +117,13 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from sdunet_core.checkpoint import CheckpointError, detect_unet
-    from sdunet_core.header import read_header
+    from sdunet_core.checkpoint.detect import CheckpointError, detect_unet
+    from sdunet_core.checkpoint.header import read_header
     from sdunet_core.lora import looks_like_lora
 
     try:
         header = read_header(args.file)
-        from sdunet_core.control_detect import detect_control
+        from sdunet_core.control.detect import detect_control
 
         control = detect_control(header)
         if control is not None:
@@ -201,7 +201,7 @@ def _features(args: argparse.Namespace) -> int:
     factor = explorer.latent_factor
     sample = (args.size[0] // factor, args.size[1] // factor) if args.size else None
     if sample is None:
-        from sdunet_core.trace import default_sample_size
+        from sdunet_core.tracer.trace import default_sample_size
 
         sample = tuple(default_sample_size(explorer.config, args.preset))
     images = [(name, Path(name).read_bytes()) for name in args.image] or [("seeded-noise", None)]
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     from sdunet_core import ConfigError
-    from sdunet_core.header import CheckpointError
+    from sdunet_core.checkpoint.header import CheckpointError
 
     try:
         return int(args.func(args) or 0)

@@ -14,11 +14,11 @@ from fastapi import Depends, Request
 
 from app.errors import ApiError
 from app.fastpath import RequestMemo
-from app.jobs import ProfileManager
 from app.settings import Settings, get_settings
 from app.tracing import TraceStore
-from app.workers import WorkerPool
-from sdunet_core.weights import WeightsFile
+from app.workers.jobs import ProfileManager
+from app.workers.pool import WorkerPool
+from sdunet_core.checkpoint.weights import WeightsFile
 
 
 async def current_settings() -> Settings:

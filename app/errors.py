@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sdunet_core import ConfigError
-from sdunet_core.header import printable
+from sdunet_core.checkpoint.header import printable
 
 log = logging.getLogger(__name__)
 

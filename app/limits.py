@@ -6,8 +6,8 @@ Two layers:
   are the same names) before `UNetConfig` validates it. Validation walks the whole U, so a config with a million
   res blocks must be refused before it is even validated. Every width, count and list length gets a hard bound
   far above any released model; a value past it is a 422 naming the field.
-- `check_cost`: the settings' limits on modules, parameters and activation bytes, applied to
-  `sdunet_core.cost.estimate_cost` of the resolved config and input; past one, a 413 naming the field and the
+- `CostLimits.check_config`: the settings' limits on modules, parameters and activation bytes, applied to
+  `sdunet_core.tracer.cost.estimate_cost` of the resolved config and input; past one, a 413 naming the field and the
   limit.
 """
 
@@ -18,14 +18,16 @@ from typing import Any
 
 from app.errors import ApiError, quote
 from sdunet_core import UNetConfig
-from sdunet_core.cost import Cost, estimate_cost
+from sdunet_core.model.validate import LIMITS
+from sdunet_core.tracer.cost import Cost, estimate_cost
 
-# Hard bounds of the API (released models: 5 levels, 3 res blocks per level, depth 10, widths up to 2,816).
-MAX_WIDTH = 2**20  # every channel, width, head and class count
-MAX_LEVELS = 16
-MAX_RES_BLOCKS = 256  # per level
-MAX_DEPTH = 256  # transformer blocks per SpatialTransformer
-MAX_LIST = 256  # entries of any list (attention_resolutions, per-block context widths)
+# Hard bounds of the API (released models: 5 levels, 3 res blocks per level, depth 10, widths up to 2,816): the
+# config's own bounds, checked here on the raw dict because validation itself walks the whole U.
+MAX_WIDTH = LIMITS["width"]  # every channel, width, head and class count
+MAX_LEVELS = LIMITS["levels"]
+MAX_RES_BLOCKS = LIMITS["res_blocks"]  # per level
+MAX_DEPTH = LIMITS["transformer_depth"]  # transformer blocks per SpatialTransformer
+MAX_LIST = 256  # entries of any list (attention_resolutions, per-block context widths): the raw dict's own bound
 
 _WIDTHS = (
     "in_channels",

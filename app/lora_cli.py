@@ -8,7 +8,7 @@ from typing import Any
 
 from sdunet_core.lora import add_flops, detect_lora
 from sdunet_core.lora.alphas import read_alphas
-from sdunet_core.summary import human
+from sdunet_core.tracer.summary import human
 
 
 def inspect_lora(args: argparse.Namespace, header: dict[str, Any]) -> int:
@@ -16,7 +16,7 @@ def inspect_lora(args: argparse.Namespace, header: dict[str, Any]) -> int:
     detection = detect_lora(header, preset=args.preset, alphas=alphas)
     if args.flops:
         from sdunet_core import PRESETS
-        from sdunet_core.trace import trace_unet
+        from sdunet_core.tracer.trace import trace_unet
 
         factor = PRESETS[detection.preset].latent_factor
         sample = tuple(s // factor for s in args.image_size) if args.image_size else None

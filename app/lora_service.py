@@ -1,5 +1,6 @@
 """A LoRA file's detection with the FLOPs it adds, as /api/lora/detect answers it: the work of a trace worker
-(app.tasks), since matching a family builds the candidate presets' module tables and counting FLOPs traces one."""
+(app.workers.tasks), since matching a family builds the candidate presets' module tables and counting FLOPs traces
+one."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from typing import Any
 
 from app.errors import quote
 from sdunet_core import PRESETS
+from sdunet_core.checkpoint.header import CheckpointError, decode_header_json, parse_safetensors_header
 from sdunet_core.errors import ConfigError
-from sdunet_core.header import CheckpointError, decode_header_json, parse_safetensors_header
 from sdunet_core.lora import add_flops, detect_lora
 from sdunet_core.lora.detect import MAX_TENSORS
-from sdunet_core.trace import trace_unet
+from sdunet_core.tracer.trace import trace_unet
 
 
 def _header_and_alphas(body: bytes) -> tuple[dict[str, Any], dict[str, float]]:

@@ -20,13 +20,13 @@ from app.activations import stop_all as stop_captures
 from app.diskcache import DiskCache
 from app.errors import install_error_handlers
 from app.fastpath import RequestMemo, TraceFastPath
-from app.jobs import ProfileManager
 from app.middleware import SecurityMiddleware, allowed_hosts
 from app.routes import (
     activations,
     analysis,
     checkpoint,
     control,
+    diffusers_names,
     docs,
     health,
     lora,
@@ -34,7 +34,6 @@ from app.routes import (
     pages,
     presets,
     profile,
-    schemes,
     source,
     trace,
     twin,
@@ -42,8 +41,9 @@ from app.routes import (
 )
 from app.settings import get_settings
 from app.tracing import TraceStore
-from app.workers import WorkerPool
-from sdunet_core.weights import open_weights
+from app.workers.jobs import ProfileManager
+from app.workers.pool import WorkerPool
+from sdunet_core.checkpoint.weights import open_weights
 
 log = logging.getLogger(__name__)
 WARM_WAIT_S = 60.0
@@ -58,8 +58,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except (TimeoutError, RuntimeError) as exc:
         log.warning("trace workers not warm at start-up (%s); serving anyway", exc or "timeout")
     # What exists now (torch, the model family, the app) lives as long as the server: out of the collector's sight.
-    # Each full collection walked all of it, an 80-100 ms pause of every request in flight (bench/api_bench.py:
-    # p99 7 ms with the collector off, 82 ms with it on, 2 cores).
+    # Each full collection walked all of it and paused every request in flight: the tail of bench/api_bench.py's
+    # latencies is what it cost.
     gc.collect()
     gc.freeze()
     try:
@@ -104,8 +104,8 @@ def create_app() -> FastAPI:
         checkpoint,
         analysis,
         weights,
+        diffusers_names,
         names,
-        schemes,
         lora,
         twin,
     )

@@ -16,12 +16,12 @@ from app.schemas import TraceRequest
 from app.settings import Settings
 from app.tracing import TraceSpec
 from sdunet_core import PRESETS, ConfigError, UNetConfig
-from sdunet_core.control_trace import check_scales
-from sdunet_core.controlnet import ControlNetConfig
-from sdunet_core.controlnet_presets import CONTROLNET_PRESETS
-from sdunet_core.diffusers_config import config_from_diffusers
-from sdunet_core.diffusers_config import default_sample_size as diffusers_sample_size
-from sdunet_core.trace import default_sample_size
+from sdunet_core.control.controlnet import ControlNetConfig
+from sdunet_core.control.presets import CONTROLNET_PRESETS
+from sdunet_core.control.trace import check_scales
+from sdunet_core.model.diffusers_config import config_from_diffusers
+from sdunet_core.model.diffusers_config import default_sample_size as diffusers_sample_size
+from sdunet_core.tracer import DEFAULT_CONTEXT_TOKENS, DEFAULT_LATENT_FACTOR, default_sample_size
 
 # The request fields that name a model: exactly one per request.
 MODEL_FIELDS = ("preset", "config", "ldm_params", "diffusers_config")
@@ -57,7 +57,7 @@ def default_from_config(req: TraceRequest) -> tuple[int, ...] | None:
 
 
 def _sample(req: TraceRequest, config: UNetConfig, preset: str | None, settings: Settings) -> tuple[int, ...]:
-    factor = PRESETS[preset].latent_factor if preset else 8
+    factor = PRESETS[preset].latent_factor if preset else DEFAULT_LATENT_FACTOR
     if req.image_size is not None and req.sample_size is not None:
         raise ApiError(422, "image_size", "give image_size or sample_size, not both")
     if req.image_size is not None:
@@ -151,7 +151,7 @@ def resolve(req: TraceRequest, settings: Settings, dtype: str = "float32", *, co
     if not config.use_spatial_transformer:
         tokens = None
     elif tokens is None:
-        tokens = PRESETS[preset].context_tokens if preset else 77
+        tokens = PRESETS[preset].context_tokens if preset else DEFAULT_CONTEXT_TOKENS
     given = [f for f in ("image_size", "sample_size") if getattr(req, f) is not None]
     size_field = given[0] if given else "batch" if req.batch > 1 else None
     cost_limits(settings).check_config(

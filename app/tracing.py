@@ -23,10 +23,10 @@ from typing import Any
 import torch
 
 from app.diskcache import DiskCache
-from app.workers import WorkerPool
+from app.workers.pool import WorkerPool
 from sdunet_core import UNetConfig
-from sdunet_core.controlnet import ControlNetConfig
-from sdunet_core.trace import SCHEMA_VERSION
+from sdunet_core.control.controlnet import ControlNetConfig
+from sdunet_core.tracer.trace import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,16 @@ import re
 import time
 from pathlib import Path
 
-from bench import activation_bench, api_bench, load_bench, speed_bench, startup_bench, starvation_bench, trace_bench
+from bench import (
+    activation_bench,
+    api_bench,
+    load_bench,
+    speed_bench,
+    startup_bench,
+    starvation_bench,
+    trace_bench,
+    twin_bench,
+)
 from bench.common import machine, table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,13 +34,14 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the results
     sections: list[tuple[str, list[tuple[str, str, str]]]] = []
     for title, fn in (
-        ("Tracer (sdunet_core.trace)", trace_bench.run),
+        ("Tracer (sdunet_core.tracer)", trace_bench.run),
         ("Server start (fresh processes, empty cache)", startup_bench.run),
         ("API (cached trace under load)", lambda: api_bench.run(duration_s=5 if args.quick else 15)),
         ("Starvation (100 uncached traces, 200 idle event streams)", starvation_bench.run),
         ("Load (mixed traffic)", lambda: load_bench.run(seconds=10 if args.quick else 60)),
         ("Model speed (ours vs diffusers)", speed_bench.run),
         ("Activations (capture vs plain forward)", activation_bench.run),
+        ("The twin (generation, a captured step, a fresh server)", twin_bench.run),
         ("Page (headless Chromium)", _page_rows),
     ):
         log.info("running: %s", title)

@@ -14,7 +14,7 @@ import torch
 
 from bench.common import machine, table
 from sdunet_core import PRESETS, UNetModel
-from sdunet_core.trace import make_inputs
+from sdunet_core.tracer.trace import make_inputs
 from tests.diffusers_configs import DIFFUSERS_CONFIGS
 
 

@@ -18,7 +18,7 @@ import httpx
 
 from bench.common import machine, median_time, table
 from bench.server import serve
-from sdunet_core.trace import trace_unet
+from sdunet_core.tracer.trace import trace_unet
 
 SIZES = "256,512,768,1024,1280"
 

@@ -15,12 +15,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common import machine, median_time, table
 from sdunet_core import PRESETS, UNetModel
-from sdunet_core.inputs import make_inputs
-from sdunet_core.structure import record_nodes
-from sdunet_core.trace import _build, trace_totals, trace_unet
+from sdunet_core.tracer.inputs import make_inputs
+from sdunet_core.tracer.structure import record_nodes
+from sdunet_core.tracer.trace import _build, trace_totals, trace_unet
 
 RSS_SCRIPT = (
-    "import resource; from sdunet_core.trace import trace_unet; trace_unet('sdxl-base', sample_size=(128, 128)); "
+    "import resource; from sdunet_core import trace_unet; trace_unet('sdxl-base', sample_size=(128, 128)); "
     "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 )
 

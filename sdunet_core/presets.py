@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .config import UNetConfig
-from .diffusers_config import config_from_diffusers
 from .errors import ConfigError, quote
+from .model.config import UNetConfig
+from .model.diffusers_config import config_from_diffusers
 from .schema import UNetConfigModel
 
 _DATA = Path(__file__).parent / "data" / "presets.json"

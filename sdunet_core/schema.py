@@ -19,10 +19,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from .categories import CATEGORIES as CATEGORIES  # re-exported: the vocabulary is part of the schema
-from .categories import BlockCategory, NodeCategory
-from .config import UNetConfig
-from .plan import Stage
+from .model.categories import CATEGORIES as CATEGORIES  # re-exported: the vocabulary is part of the schema
+from .model.categories import BlockCategory, NodeCategory
+from .model.config import UNetConfig
+from .model.flow import FLOW_OPS as FLOW_OPS  # re-exported with the categories
+from .model.flow import FlowOp
+from .model.plan import Stage
 
 SCHEMA_VERSION = 2
 
@@ -139,6 +141,22 @@ class ResBlockFacts(_Out):
     dropout: float = Field(description="dropout probability inside out_layers (inactive in eval mode)")
 
 
+class FlowStep(_Out):
+    """One step of a module's forward, as its class states it (`flow()`): what the page draws inside a block."""
+
+    op: FlowOp = Field(description="what the step does (see the flow steps below)")
+    out: str = Field(
+        description="the value it makes, unique in the flow (a `module` step's is the module's path); the last "
+        "step's is the module's output"
+    )
+    inputs: list[str] = Field(
+        description="the values it reads: earlier steps' `out`, or the module's own inputs `x`, `emb` (the time "
+        "embedding), `context` (the context tokens), `timesteps`, `y`"
+    )
+    module: str | None = _optional("op `module`: the child that runs, its path relative to this module")
+    text: str | None = _optional("the step in a few plain words (a `module` step: only where its name does not say it)")
+
+
 class Node(_Out):
     """One module of the model, in `named_modules()` order (parents before children)."""
 
@@ -177,6 +195,9 @@ class Node(_Out):
     attention: AttentionFacts | None = _optional("attention settings (spatial transformers, their blocks, attn1/attn2)")
     resample: ResampleFacts | None = _optional("resampling (Downsample, Upsample, a resampling ResBlock)")
     resblock: ResBlockFacts | None = _optional("ResBlock settings")
+    flow: list[FlowStep] | None = _optional(
+        "the steps its forward performs, in order, as its class states them (our block classes and the model)"
+    )
 
 
 class Block(_Out):

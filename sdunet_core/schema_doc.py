@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import schema
-from .categories import BlockCategory
+from .model.categories import BlockCategory
 
 _INTRO = """# Trace JSON schema (schema_version {version})
 
@@ -20,8 +20,8 @@ _INTRO = """# Trace JSON schema (schema_version {version})
 `sdunet_core.Trace`. This page is generated from the models in `sdunet_core/schema.py`
 (`python -m sdunet_core.schema_doc > docs/trace-schema.md`); the API's OpenAPI schema comes from the same models.
 All sizes are in elements or bytes, all FLOPs count 2 per multiply-add, shapes are `[batch, channels, *spatial]`.
-Layer facts (`conv`, `linear`, `norm`, `pool`, `embedding`, `attention`, `resample`, `resblock`) appear on a node
-only where they apply.
+Layer facts (`conv`, `linear`, `norm`, `pool`, `embedding`, `attention`, `resample`, `resblock`) and a block's
+`flow` appear on a node only where they apply.
 """
 
 _INVARIANTS = """## Invariants (tested)
@@ -49,6 +49,7 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`attention`", schema.AttentionFacts),
     ("`resample`", schema.ResampleFacts),
     ("`resblock`", schema.ResBlockFacts),
+    ("A flow step (`flow[]`)", schema.FlowStep),
     ("A tensor (`{shape, dtype}`)", schema.TensorSpec),
     ("`control` (ControlNets)", schema.ControlInfo),
     ("An injection (`control.injections[]`)", schema.Injection),
@@ -94,6 +95,9 @@ def render() -> str:
     lines += [f"| `{name}` | {text} |" for name, text in schema.CATEGORIES.items()]
     lines += ["", "A block's `category` is one of the top-level ones: "]
     lines[-1] += ", ".join(f"`{c}`" for c in typing.get_args(BlockCategory)) + "."
+    lines += ["", "## Flow steps", "", "A flow step's `op` is one of these:", ""]
+    lines += ["| op | what it does |", "|---|---|"]
+    lines += [f"| `{name}` | {text.replace('|', chr(92) + '|')} |" for name, text in schema.FLOW_OPS.items()]
     lines += ["", _INVARIANTS]
     return "\n".join(lines).rstrip() + "\n"
 

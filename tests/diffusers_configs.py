@@ -1,8 +1,9 @@
 """diffusers' own UNet2DConditionModel keyword arguments for the released models, as in their config.json files
 (unnamed ones are diffusers' defaults, which are SD 1.x's).
 
-The tests build a real diffusers model from these on meta to check our key map (sdunet_core.diffusers_keys), and the
-speed benchmark builds the same architecture to race it against ours. Nothing in the shipped package needs them.
+The tests build a real diffusers model from these on meta to check our key map
+(sdunet_core.checkpoint.diffusers_keys), and the speed benchmark builds the same architecture to race it against ours.
+Nothing in the shipped package needs them.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def serve(
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()  # its worker processes notice and end themselves (app.child.guard_parent)
+            proc.kill()  # its worker processes notice and end themselves (app.workers.child.guard_parent)
             proc.wait(timeout=10)
         if fresh:
             shutil.rmtree(fresh, ignore_errors=True)

@@ -30,7 +30,7 @@ def tiny() -> Explorer:
 def _plain_block_outputs(ex: Explorer, inputs: ForwardInputs) -> dict[str, torch.Tensor]:
     """Every top-level block's output by walking the UNet by hand, with no hook registered."""
     m = ex.unet
-    from sdunet_core.unet import timestep_embedding
+    from sdunet_core.model.unet import timestep_embedding
 
     with torch.inference_mode():
         emb = m.time_embed(timestep_embedding(torch.tensor([float(inputs.timestep)]), m.config.model_channels))

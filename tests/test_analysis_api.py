@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sdunet_core.trace import trace_unet
+from sdunet_core.tracer.trace import trace_unet
 
 
 @pytest.fixture(scope="module")

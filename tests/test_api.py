@@ -9,7 +9,7 @@ import time
 import pytest
 
 from sdunet_core import PRESETS
-from sdunet_core.trace import trace_unet
+from sdunet_core.tracer.trace import trace_unet
 
 
 def _err(field: str | None, reason: str, **extra: object) -> dict:
@@ -194,7 +194,7 @@ def test_source_of_our_classes_only(client) -> None:
     r = client.get("/api/source/ResBlock")
     assert r.status_code == 200
     body = r.json()
-    assert body["kind"] == "ResBlock" and body["module"] == "sdunet_core.blocks"
+    assert body["kind"] == "ResBlock" and body["module"] == "sdunet_core.model.blocks"
     assert body["source"].startswith("class ResBlock(")
     for kind in ("os", "Path", "torch", "__init__", "nn"):
         r = client.get(f"/api/source/{kind}")
@@ -346,7 +346,7 @@ def test_fast_path_falls_through_when_the_trace_was_evicted(client) -> None:
 
 
 def test_summary_is_the_cli_table(client) -> None:
-    from sdunet_core.summary import format_summary
+    from sdunet_core.tracer.summary import format_summary
 
     r = client.post("/api/summary?depth=1", json={"preset": "sd1"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from app.cli import main
 from sdunet_core import PRESETS, UNetConfig, UNetModel
-from sdunet_core.checkpoint import CheckpointError, detect_unet, inspect_file
-from sdunet_core.diffusers_keys import from_diffusers_name, keymap_for, to_diffusers_name
-from sdunet_core.header import parse_safetensors_header, read_safetensors_header
+from sdunet_core.checkpoint.detect import CheckpointError, detect_unet, inspect_file
+from sdunet_core.checkpoint.diffusers_keys import from_diffusers_name, keymap_for, to_diffusers_name
+from sdunet_core.checkpoint.header import parse_safetensors_header, read_safetensors_header
 from tests.conftest import DATA, ROOT
 from tests.diffusers_configs import DIFFUSERS_CONFIGS
 

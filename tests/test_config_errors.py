@@ -43,10 +43,10 @@ def assert_names(exc: ConfigError, field: str, *values: object) -> None:
     assert isinstance(exc, ValueError)
 
 
-def test_base_configs_are_valid() -> None:
-    UNetConfig(**BASE)
-    UNetConfig(**SPATIAL)
-    UNetConfig.from_dict(UNetConfig(**SPATIAL).to_dict())
+def test_base_configs_are_valid_and_survive_a_round_trip() -> None:
+    for fields in (BASE, SPATIAL):
+        config = UNetConfig(**fields)
+        assert UNetConfig.from_dict(config.to_dict()) == config
 
 
 def test_width_not_divisible_by_norm_groups() -> None:

@@ -112,9 +112,9 @@ def test_valid_configs_build_and_keep_the_shape(params: dict[str, Any], data: st
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(params=valid_params())
 def test_replaying_repeated_blocks_changes_no_record(params: dict[str, Any]) -> None:
-    """The tracer runs each distinct (sub-block, input shape) once (sdunet_core/memo.py): for any architecture its
-    records equal those of a forward that runs every module."""
-    from sdunet_core.structure import record_nodes
+    """The tracer runs each distinct (sub-block, input shape) once (sdunet_core/tracer/memo.py): for any architecture
+    its records equal those of a forward that runs every module."""
+    from sdunet_core.tracer.structure import record_nodes
 
     cfg = UNetConfig(**params)
     size = (3, cfg.downsample_factor, cfg.downsample_factor) if cfg.dims == 3 else (cfg.downsample_factor,) * cfg.dims

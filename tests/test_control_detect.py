@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from sdunet_core import PRESETS
-from sdunet_core.checkpoint import detect_unet
-from sdunet_core.control_detect import detect_control
-from sdunet_core.controlnet import ControlNetModel
-from sdunet_core.controlnet_presets import load_controlnet_preset
-from sdunet_core.trace import trace_unet
+from sdunet_core.checkpoint.detect import detect_unet
+from sdunet_core.control.controlnet import ControlNetModel
+from sdunet_core.control.detect import detect_control
+from sdunet_core.control.presets import load_controlnet_preset
+from sdunet_core.tracer.trace import trace_unet
 from tests.diffusers_configs import DIFFUSERS_CONFIGS
 from tests.test_checkpoint import CLIP, VAE, header_bytes, make_header, preset_shapes
 
@@ -331,8 +331,8 @@ def test_cli_inspects_a_real_controlnet_file(tmp_path, capsys) -> None:
     ],
 )
 def test_odd_headers_are_reported_or_refused_never_crash(shapes: Shapes) -> None:
+    from sdunet_core.checkpoint.header import CheckpointError
     from sdunet_core.errors import ConfigError
-    from sdunet_core.header import CheckpointError
 
     try:
         report = detect_control(make_header(shapes))

@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sdunet_core.control_trace import trace_controlnet
-from sdunet_core.controlnet import ControlNetConfig, ControlNetModel
-from sdunet_core.controlnet_presets import CONTROLNET_PRESETS, load_controlnet_preset, summary
+from sdunet_core.control.controlnet import ControlNetConfig, ControlNetModel
+from sdunet_core.control.presets import CONTROLNET_PRESETS, load_controlnet_preset, summary
+from sdunet_core.control.trace import trace_controlnet
 from sdunet_core.errors import ConfigError
 from sdunet_core.schema import Trace
-from sdunet_core.trace import trace_unet
+from sdunet_core.tracer.trace import trace_unet
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +239,7 @@ def test_cli_traces_a_controlnet(capsys, tmp_path) -> None:
 def test_api_source_of_the_controlnet(client) -> None:
     r = client.get("/api/source/ControlNetModel")
     assert r.status_code == 200
-    assert r.json()["module"] == "sdunet_core.controlnet"
+    assert r.json()["module"] == "sdunet_core.control.controlnet"
     assert r.json()["source"].startswith("class ControlNetModel(")
 
 

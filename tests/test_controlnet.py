@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from sdunet_core import PRESETS, UNetConfig, UNetModel
-from sdunet_core.controlnet import ControlNetConfig, ControlNetModel
-from sdunet_core.controlnet_keys import controlnet_keymap, controlnet_keymap_from_diffusers
-from sdunet_core.controlnet_presets import CONTROLNET_PRESETS, load_controlnet_preset
+from sdunet_core.control.controlnet import ControlNetConfig, ControlNetModel
+from sdunet_core.control.keys import controlnet_keymap, controlnet_keymap_from_diffusers
+from sdunet_core.control.presets import CONTROLNET_PRESETS, load_controlnet_preset
 from sdunet_core.errors import ConfigError
 from tests.diffusers_configs import DIFFUSERS_CONFIGS
 
@@ -213,8 +213,8 @@ def test_injections_wire_the_unet_as_diffusers_does() -> None:
     """Our statement of where each residual goes (ControlNetModel.injections, the UNet plan's skips) drives a controlled
     forward that equals diffusers' UNet2DConditionModel fed the same residuals (down_block_additional_residuals,
     mid_block_additional_residual), scales included."""
-    from sdunet_core.controlnet import controlled_unet_forward
-    from sdunet_core.diffusers_keys import keymap_for
+    from sdunet_core.checkpoint.diffusers_keys import keymap_for
+    from sdunet_core.control.controlnet import controlled_unet_forward
 
     control, _ = _tiny_pair(_TINY, _TINY_DIFFUSERS)
     torch.manual_seed(3)

@@ -1,4 +1,4 @@
-"""sdunet_core.cost against real traces: the estimate made from the config alone equals what a built model and a
+"""sdunet_core.tracer.cost against real traces: the estimate made from the config alone equals what a built model and a
 traced forward report (modules, parameters, activation bytes), for presets of every family and for custom
 configs with the options the presets leave out (1D and 3D, resampling ResBlocks, pooling, a codebook head)."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from sdunet_core import PRESETS, UNetConfig
-from sdunet_core.cost import estimate_cost
-from sdunet_core.trace import trace_unet
+from sdunet_core.tracer.cost import estimate_cost
+from sdunet_core.tracer.trace import trace_unet
 
 
 def _check(config: UNetConfig, sample_size: tuple[int, ...], batch: int, tokens: int | None) -> None:

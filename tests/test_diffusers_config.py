@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from app.cli import main
 from sdunet_core import PRESETS, ConfigError, UNetModel, plan_blocks
-from sdunet_core.diffusers_config import DEFAULTS, IGNORED, MUST_BE, config_from_diffusers
-from sdunet_core.diffusers_keys import keymap_for
-from sdunet_core.trace import trace_unet
+from sdunet_core.checkpoint.diffusers_keys import keymap_for
+from sdunet_core.model.diffusers_config import DEFAULTS, IGNORED, MUST_BE, config_from_diffusers
+from sdunet_core.tracer.trace import trace_unet
 from tests.diffusers_configs import DIFFUSERS_CONFIGS
 
 diffusers = pytest.importorskip("diffusers")

@@ -1,4 +1,4 @@
-"""Safe defaults of a loopback tool (issue 13, item 8) and the one trace cache (issue 12): Host allow-list,
+"""Safe defaults of a loopback tool and the one trace cache: Host allow-list,
 JSON-only bodies, HEAD on GET routes, API docs from installed files, a preset's name kept end to end, and the
 fast answer for repeated bodies going through the same cache as every other request."""
 

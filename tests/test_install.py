@@ -112,7 +112,8 @@ def test_sdist_and_wheel_carry_the_page_and_nothing_of_the_tests(built: tuple[Pa
     assert {f"app/{name}" for name in page} <= in_wheel, sorted({f"app/{n}" for n in page} - in_wheel)
     assert "sdunet_core/data/presets.json" in in_wheel
     assert {"sdunet_core/data/clip/bpe_simple_vocab_16e6.txt.gz", "sdunet_core/data/clip/LICENSE"} <= in_wheel
-    assert {"app/__main__.py", "app/cli.py", "app/routes/pages.py", "sdunet_core/trace.py"} <= in_wheel
+    assert {"app/__main__.py", "app/cli.py", "app/routes/pages.py", "sdunet_core/tracer/trace.py"} <= in_wheel
+    assert {"sdunet_core/twin/data/twin.safetensors", "sdunet_core/twin/data/twin.json"} <= in_wheel
     tops = {name.split("/", 1)[0] for name in in_wheel}
     assert tops == {"app", "sdunet_core", f"sdunet_explorer-{__version__}.dist-info"}, tops
     assert not [name for name in in_wheel if "__pycache__" in name or name.endswith(".pyc")]

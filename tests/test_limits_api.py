@@ -1,4 +1,4 @@
-"""Bounded work and no 5xx from input (issue 13, items 1-4 and 8): every request that would build an unbounded
+"""Bounded work and no 5xx from input: every request that would build an unbounded
 model, overflow an integer or hold the server is a 4xx naming the field, answered before any model is built;
 types are strict; errors quote only a short prefix of what was sent."""
 

@@ -11,7 +11,7 @@ import pytest
 from sdunet_core import PRESETS
 from sdunet_core.lora import LoraError, add_flops, detect_lora
 from sdunet_core.names import block_id
-from sdunet_core.trace import trace_unet
+from sdunet_core.tracer.trace import trace_unet
 from tests.lora_factory import FORMATS, kohya_metadata, lora_tensors, make_header, modules_for
 
 EXPECTED_FORMAT = {"locon-cp": "locon", "attn-procs": "diffusers-attn-procs"}

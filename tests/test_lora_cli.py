@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from sdunet_core.header import read_header
+from sdunet_core.checkpoint.header import read_header
 from sdunet_core.lora import detect_lora
 from sdunet_core.lora.alphas import read_alphas
 from tests.lora_factory import kohya_metadata, lora_tensors, write_lora

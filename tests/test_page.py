@@ -82,7 +82,7 @@ def test_sd1_u_has_every_block_and_skip(page, live_server, console_errors) -> No
     assert kinds["input_blocks.1"] == "TimestepEmbedSequential"
     assert kinds["time_embed"] == "Sequential"
     assert _box(page, "input_blocks.1").get_attribute("data-expanded") == "false"
-    # The model selector lists every preset, then the ControlNet presets (issue 15).
+    # The model selector lists every preset, then the ControlNet presets.
     presets = httpx.get(f"{live_server}/api/presets", timeout=30).json()
     controls = httpx.get(f"{live_server}/api/controlnet/presets", timeout=30).json()
     select = page.get_by_label("Model")

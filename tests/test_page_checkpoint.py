@@ -1,7 +1,7 @@
 """The page with your own files: "Open checkpoint" reads a .safetensors header in the browser and opens the UNet it
 holds; the details panel names each module in diffusers; a server started with a weights file shows each module's
 weight statistics and histogram. Tensor names, file names and metadata are the user's data: they show as text and
-never become elements (issue 9's safety check).
+never become elements.
 
 Real files are written with safetensors from a tiny random UNet; Chromium reads them through the file input.
 """
@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save_file
 
 from sdunet_core import PRESETS, UNetModel
-from sdunet_core.diffusers_keys import to_diffusers_name
+from sdunet_core.checkpoint.diffusers_keys import to_diffusers_name
 from tests.harness import serve
 
 pytestmark = pytest.mark.browser

@@ -1,4 +1,4 @@
-"""The model family on the page (issue 15): a ControlNet drawn beside the U with its injections on the right skips
+"""The model family on the page: a ControlNet drawn beside the U with its injections on the right skips
 and its control scales sent to the API and shown; a ControlNet file opened through "Open checkpoint"; a pasted
 diffusers config.json drawn, a bad one answered with the server's reason; a distilled variant compared with its
 parent, its removed blocks drawn as removed and the savings per stage from the API.

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from sdunet_core.schema import Trace
-from sdunet_core.summary import format_summary
+from sdunet_core.tracer.summary import format_summary
 
 pytestmark = pytest.mark.browser
 

@@ -1,4 +1,4 @@
-"""The page speaks the community's names (issue 14): the "Names" switch relabels every card from POST /api/names,
+"""The page speaks the community's names: the "Names" switch relabels every card from POST /api/names,
 the details list every name of the selected block, block weights typed in the field paint the U with the server's
 reading of the spec (and a wrong-length vector shows the server's reason), and "Open LoRA" reads a LoRA file's
 header (and alpha scalars) in the browser and paints the blocks it patches with their ranks.

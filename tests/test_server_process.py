@@ -1,4 +1,4 @@
-"""The real server process (uvicorn on 127.0.0.1, as `sdunet-explorer serve` runs it), issue 13 items 5, 6 and 8:
+"""The real server process (uvicorn on 127.0.0.1, as `sdunet-explorer serve` runs it):
 no child process outlives it, however it ends (SIGTERM, SIGINT, SIGKILL with work in flight); connections that
 send their headers or body too slowly are closed; a restart answers from the disk cache; an event stream gets
 every event of its job while many idle streams are open, and idle streams hold no thread.

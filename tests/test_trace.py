@@ -12,8 +12,8 @@ import torchinfo
 from torch.utils.flop_counter import FlopCounterMode
 
 from sdunet_core import PRESETS, UNetModel
-from sdunet_core.inputs import make_inputs
-from sdunet_core.trace import MemoryLimitError, trace_unet
+from sdunet_core.tracer.inputs import make_inputs
+from sdunet_core.tracer.trace import MemoryLimitError, trace_unet
 from tests.conftest import DATA
 
 REFERENCE = json.loads((DATA / "reference_presets.json").read_text())
@@ -133,7 +133,8 @@ def _semantic(trace) -> dict:
         "totals": {k: v for k, v in data["totals"].items() if k != "time_ms"},
         "skips": data["skips"],
         "blocks": data["blocks"],
-        "nodes": [{k: n[k] for k in keep} for n in data["nodes"]],
+        # A block's flow is part of what it is; nodes without one (torch's layers) leave it out.
+        "nodes": [{k: n[k] for k in (*keep, "flow") if k in n} for n in data["nodes"]],
     }
 
 
@@ -197,7 +198,7 @@ def test_timed_trace_loads_the_given_state_dict_strictly() -> None:
 
 
 def test_memory_guard_refuses_before_building(monkeypatch) -> None:
-    import sdunet_core.trace as tr
+    import sdunet_core.tracer.trace as tr
 
     monkeypatch.setattr(tr, "available_bytes", lambda device: 1 << 20)
     with pytest.raises(MemoryLimitError, match="GiB"):
@@ -224,7 +225,7 @@ def test_bad_arguments_name_the_field(kwargs: dict, field: str) -> None:
 
 
 def test_time_limit_stops_a_long_trace() -> None:
-    from sdunet_core.trace import TraceTimeout
+    from sdunet_core.tracer.trace import TraceTimeout
 
     with pytest.raises(TraceTimeout):
         trace_unet("sdxl-base", time_limit_s=0.0)
@@ -251,8 +252,8 @@ def test_timed_bfloat16_on_cpu() -> None:
 def test_replayed_repeats_record_exactly_what_a_full_run_does(name: str, size: tuple | None) -> None:
     """Each distinct (sub-block, input shape) runs once and its repeats are replayed (memo.py): the records, FLOPs
     and memory high-water marks are those of a forward that runs every module."""
-    from sdunet_core.structure import record_nodes
-    from sdunet_core.trace import _build
+    from sdunet_core.tracer.structure import record_nodes
+    from sdunet_core.tracer.trace import _build
 
     preset = PRESETS[name]
     model = _build(preset.config, "meta", torch.float32)
@@ -266,7 +267,7 @@ def test_replayed_repeats_record_exactly_what_a_full_run_does(name: str, size: t
 
 
 def test_totals_at_several_sizes_equal_whole_traces() -> None:
-    from sdunet_core.trace import trace_totals
+    from sdunet_core.tracer.trace import trace_totals
 
     sizes = [(16, 16), (32, 32), (24, 40)]
     for (inp, totals), size in zip(trace_totals("sd1", sizes), sizes, strict=True):

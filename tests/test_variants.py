@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from sdunet_core import PRESETS, UNetModel
-from sdunet_core.compare import totals_by_stage
-from sdunet_core.cost import estimate_cost
-from sdunet_core.diffusers_keys import keymap_for
-from sdunet_core.trace import trace_unet
+from sdunet_core.checkpoint.diffusers_keys import keymap_for
+from sdunet_core.tracer.compare import totals_by_stage
+from sdunet_core.tracer.cost import estimate_cost
+from sdunet_core.tracer.trace import trace_unet
 
 diffusers = pytest.importorskip("diffusers")
 

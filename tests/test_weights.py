@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from safetensors.torch import save_file
 
 from sdunet_core import PRESETS, UNetModel
-from sdunet_core.diffusers_keys import to_diffusers_name
-from sdunet_core.header import CheckpointError
-from sdunet_core.weights import WeightsFile
+from sdunet_core.checkpoint.diffusers_keys import to_diffusers_name
+from sdunet_core.checkpoint.header import CheckpointError
+from sdunet_core.checkpoint.weights import WeightsFile
 from tests.conftest import BASE_URL
 
 

@@ -28,6 +28,7 @@ from app.errors import ERROR_RESPONSES
 from app.settings import Settings, get_settings
 from sdunet_core.activations import GROUPS
 from sdunet_core.activations.report import point_dict
+from sdunet_core.tracer import DEFAULT_LATENT_FACTOR
 from sdunet_core.twin import PRESET as TWIN
 from sdunet_core.twin.model import WEIGHTS as TWIN_WEIGHTS
 
@@ -48,7 +49,7 @@ def activation_catalog(body: CatalogRequest, request: Request, settings: Setting
     weights = getattr(request.app.state, "weights", None)
     config, preset, sample, weights_path = resolve_model(body, settings, weights)
     points = catalog_in_worker(request.app.state.workers, settings, config, sample, preset)
-    factor = 8 if preset is None else _latent_factor(preset)
+    factor = DEFAULT_LATENT_FACTOR if preset is None else _latent_factor(preset)
     return {
         "model": _model_info(request, config, preset, weights_path),
         "sample_size": list(sample),

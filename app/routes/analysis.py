@@ -18,8 +18,8 @@ from app.schemas import TraceRequest
 from app.settings import Settings
 from app.tracing import TraceSpec
 from sdunet_core import PRESETS
-from sdunet_core.compare import Comparison, Scaling, ScalingPoint, compare_traces, scaling_point
 from sdunet_core.schema import Totals, Trace, TraceInput
+from sdunet_core.tracer.compare import Comparison, Scaling, ScalingPoint, compare_traces, scaling_point
 
 router = APIRouter(prefix="/api", tags=["analysis"], responses=ERROR_RESPONSES)
 MAX_SIZES = 12
@@ -125,7 +125,7 @@ async def scaling(
         if (item := store.peek(spec)) is not None:
             points[spec.sample_size] = scaling_point(TraceInput(**item.input), Totals(**item.totals))
     missing = [s for s in specs if s.sample_size not in points]
-    # The rest as whole-model figures only (sdunet_core.trace.trace_totals: one model, built once per worker),
+    # The rest as whole-model figures only (sdunet_core.tracer.trace.trace_totals: one model, built once per worker),
     # the sizes dealt over the workers largest first, so that both cores work.
     groups = [missing[::-1][i :: pool.size] for i in range(pool.size)]
     first = specs[0]

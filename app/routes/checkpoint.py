@@ -19,8 +19,8 @@ from fastapi import APIRouter, Request
 from app.deps import PoolDep, SettingsDep
 from app.errors import ERROR_RESPONSES, ApiError
 from app.resolve import cost_limits
-from sdunet_core.checkpoint import DetectionReport
-from sdunet_core.control_detect import ControlDetectionReport
+from sdunet_core.checkpoint.detect import DetectionReport
+from sdunet_core.control.detect import ControlDetectionReport
 
 router = APIRouter(prefix="/api/checkpoint", tags=["checkpoint"], responses=ERROR_RESPONSES)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.errors import ERROR_RESPONSES, ApiError, quote
-from sdunet_core.controlnet_presets import CONTROLNET_PRESETS, ControlNetPresetSummary, summary
+from sdunet_core.control.presets import CONTROLNET_PRESETS, ControlNetPresetSummary, summary
 
 router = APIRouter(prefix="/api/controlnet", tags=["controlnet"], responses=ERROR_RESPONSES)
 

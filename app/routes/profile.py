@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.deps import MaybeWeightsDep, PoolDep, ProfilesDep, SettingsDep, StoreDep
 from app.errors import ERROR_RESPONSES, ApiError
-from app.jobs import TERMINAL
 from app.resolve import resolve
 from app.schemas import ProfileRequest
-from sdunet_core.trace import available_bytes, parse_dtype, run_memory_bytes
+from app.workers.jobs import TERMINAL
+from sdunet_core.tracer.trace import available_bytes, parse_dtype, run_memory_bytes
 
 router = APIRouter(prefix="/api/profile", tags=["profile"], responses=ERROR_RESPONSES)
 KEEP_ALIVE_S = 5.0

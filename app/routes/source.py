@@ -8,7 +8,8 @@ import inspect
 from fastapi import APIRouter
 
 from app.errors import ERROR_RESPONSES, ApiError
-from sdunet_core import attention, blocks, controlnet, unet
+from sdunet_core.control import controlnet
+from sdunet_core.model import attention, blocks, unet
 
 router = APIRouter(prefix="/api/source", tags=["source"], responses=ERROR_RESPONSES)
 

@@ -16,7 +16,7 @@ from app.schemas import TraceRequest
 from app.settings import Settings
 from app.tracing import TraceSpec
 from sdunet_core.schema import Trace
-from sdunet_core.summary import format_summary
+from sdunet_core.tracer.summary import format_summary
 
 router = APIRouter(prefix="/api", tags=["trace"], responses=ERROR_RESPONSES)
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..unet import UNetModel
+from ..model.unet import UNetModel
 from .catalog import ActivationPoint
 from .reduce import Preview, Stats, StreamingStats, as_tokens, cosine, heat_preview, pca_preview, tensor_stats
 

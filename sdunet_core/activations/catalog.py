@@ -29,8 +29,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..config import BlockPlan, UNetConfig
-from ..unet import UNetModel
+from ..model.config import BlockPlan, UNetConfig
+from ..model.unet import UNetModel
 
 Source = Literal["input", "output", "attention-map"]
 # How a point's tensor is laid out: conv features, tokens × channels (tokens = the block's pixels, row-major),
@@ -235,7 +235,7 @@ def catalog(
     config: UNetConfig, sample_size: tuple[int, ...], context_tokens: int | None = 77, batch: int = 1
 ) -> tuple[ActivationPoint, ...]:
     """Every activation point of `config` with its shape for a [batch, C, *sample_size] latent, and its uses."""
-    from ..trace import make_inputs
+    from ..tracer.trace import make_inputs
     from .references import annotate
 
     config.check_sample_size(sample_size)

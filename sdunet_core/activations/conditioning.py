@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import UNetConfig
-from ..unet import timestep_embedding
+from ..model.config import UNetConfig
+from ..model.unet import timestep_embedding
 
 TIMESTEPS = 1000
 BETA_START, BETA_END = 0.00085, 0.012

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..config import UNetConfig
+from ..model.config import UNetConfig
 from ..presets import PRESETS
 
 if TYPE_CHECKING:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from ..config import UNetConfig
+from ..model.config import UNetConfig
+from ..model.unet import UNetModel
 from ..presets import PRESETS
-from ..unet import UNetModel
 from . import conditioning as cond
 from .capture import Capture, ForwardInputs, PointResult, run_forward
 from .catalog import ActivationPoint, catalog, resolve_points
@@ -100,7 +100,7 @@ class Explorer:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> Explorer:
-        from ..weights import WeightsFile
+        from ..checkpoint.weights import WeightsFile
 
         weights = WeightsFile(path)
         with torch.device("meta"):

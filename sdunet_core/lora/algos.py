@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from ..header import TensorInfo
+from ..checkpoint.header import TensorInfo
 
 Algo = Literal["lora", "loha", "lokr", "full", "norm"]
 ALGO_PARTS: dict[Algo, frozenset[str]] = {

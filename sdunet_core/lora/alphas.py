@@ -12,7 +12,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from ..header import METADATA_KEY
+from ..checkpoint.header import METADATA_KEY
 
 _FORMATS = {"F16": "<e", "F32": "<f", "F64": "<d", "I8": "<b", "U8": "<B", "I16": "<h", "I32": "<i", "I64": "<q"}
 MAX_ALPHAS = 50_000

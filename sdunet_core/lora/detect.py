@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..header import CheckpointError, TensorInfo, validate_header
+from ..checkpoint.header import CheckpointError, TensorInfo, validate_header
 from ..names.ids import block_id, kohya_slot, layout_of
 from ..names.modules import unet_names
 from ..presets import PRESETS

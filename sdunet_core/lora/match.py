@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
-from ..config import UNetConfig
+from ..model.config import UNetConfig
 from ..names.modules import ModuleInfo, unet_names
 from ..names.table import lora_stem
 from .algos import ModuleTensors

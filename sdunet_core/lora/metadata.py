@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..header import printable
+from ..checkpoint.header import printable
 
 Family = Literal["sd1", "sd2", "sdxl"]
 AlphaSource = Literal["tensor", "metadata", "none", "unknown"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
-from ..header import TensorInfo
+from ..checkpoint.header import TensorInfo
 from ..names.ids import LAYOUT_LISTS, block_id, block_weight_data, layout_of, model_ids
 from ..names.modules import unet_names
 from ..presets import PRESETS

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..config import ConfigError, UNetConfig
+from ..model.config import ConfigError, UNetConfig
 from .ids import LAYOUT_LISTS, block_id, block_weight_data, layout_of, merge_id, model_ids
 from .modules import unet_names
 

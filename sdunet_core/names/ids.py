@@ -36,7 +36,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from ..config import UNetConfig, plan_blocks
+from ..model.config import UNetConfig, plan_blocks
 
 Layout = Literal["sd1", "sdxl"]
 _DATA = Path(__file__).resolve().parent.parent / "data" / "block_weights.json"

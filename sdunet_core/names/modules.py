@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
-from ..config import BlockPlan, UNetConfig
-from ..diffusers_keys import keymap_for
-from ..plan import top_level_of
+from ..checkpoint.diffusers_keys import keymap_for
+from ..model.config import BlockPlan, UNetConfig
+from ..model.plan import top_level_of
 
 KohyaTarget = Literal["lora", "locon"] | None
 
@@ -81,7 +81,7 @@ def unet_names(config: UNetConfig) -> UNetNames:
     """Every module of UNetModel(config) that holds parameters, in the model's order (root and lists left out)."""
     import torch
 
-    from ..unet import UNetModel
+    from ..model.unet import UNetModel
 
     with torch.device("meta"):
         model = UNetModel(config)

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
-from ..config import UNetConfig
-from ..diffusers_keys import unsupported_reason
+from ..checkpoint.diffusers_keys import unsupported_reason
+from ..model.config import UNetConfig
 from .ids import (
     LAYOUT_LISTS,
     LAYOUT_TITLES,

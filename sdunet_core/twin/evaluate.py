@@ -101,8 +101,10 @@ def unconditional(model: Twin, n: int = 100, steps: int = 50) -> float:
 @dataclass
 class HeatScore:
     n: int
-    mean_iou: float
+    mean_iou: float  # the shape word's region against the object's mask
     shape_beats_background: float  # share of pictures where the shape word's map inside the mask is higher
+    colour_iou: float  # the same for the colour word
+    colour_beats_background: float
 
 
 def heat_iou(n: int = 40, timestep: int = 300) -> HeatScore:
@@ -110,7 +112,8 @@ def heat_iou(n: int = 40, timestep: int = 300) -> HeatScore:
     from ..activations.session import CaptureSpec, Explorer
 
     explorer = Explorer.twin()
-    ious, beats = [], 0
+    ious: dict[str, list[float]] = {"shape": [], "colour": []}
+    beats = {"shape": 0, "colour": 0}
     for i in range(n):
         seed = EVAL_SEED_BASE + 30_000 + i
         scene, text, image, masks = world.example(seed, two=False)
@@ -122,10 +125,12 @@ def heat_iou(n: int = 40, timestep: int = 300) -> HeatScore:
         assert out.heatmaps is not None and out.heatmaps.overall is not None
         maps = F.interpolate(out.heatmaps.overall.maps[None], size=image.shape[:2], mode="bilinear")[0]
         texts = [t["text"] for t in out.heatmaps.tokens]
-        shape_map = maps[texts.index(scene.things[0].shape)]
         ground_map = maps[texts.index("background")]
         mask = torch.from_numpy(masks[0])
-        region = shape_map >= HEAT_THRESHOLD * shape_map.max()
-        ious.append(float((region & mask).sum() / (region | mask).sum()))
-        beats += float(shape_map[mask].mean()) > float(ground_map[mask].mean())
-    return HeatScore(n, float(np.mean(ious)), beats / n)
+        for role, word in (("shape", scene.things[0].shape), ("colour", scene.things[0].colour)):
+            word_map = maps[texts.index(word)]
+            region = word_map >= HEAT_THRESHOLD * word_map.max()
+            ious[role].append(float((region & mask).sum() / (region | mask).sum()))
+            beats[role] += float(word_map[mask].mean()) > float(ground_map[mask].mean())
+    return HeatScore(n, float(np.mean(ious["shape"])), beats["shape"] / n, float(np.mean(ious["colour"])),
+                     beats["colour"] / n)  # fmt: skip

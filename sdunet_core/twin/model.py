@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..model.unet import UNetModel
 from ..presets import load_preset
-from ..unet import UNetModel
 from .text import TextEncoder, WordTokenizer
 
 PRESET = "twin"

@@ -43,7 +43,8 @@ class TrainConfig:
     # Offset noise (Guttenberg, 2023): a per-picture, per-channel constant added to the training noise, std this.
     # SD's schedule leaves 6.8% of the signal at t = 999, so a model trained on plain noise reads the picture's
     # mean colour off the starting noise instead of the caption; the offset makes that mean part of what it predicts.
-    offset_noise: float = 0.0
+    # Measured here: without it the ground was right in 27% of pictures (chance: 33%), with it in most.
+    offset_noise: float = 0.1
     seed: int = 0
     # One thread: the run is bit-for-bit repeatable, and small ops on two threads stall whenever anything else
     # runs on the second core (measured: 1.5 s a step on one thread, 1.7-6.5 s on two, beside a test run).

@@ -113,7 +113,9 @@ export function createGenerate(root) {
   }
 
   async function run() {
+    if (!info) return;
     const body = requestBody();
+    document.body.dataset.generate = 'running';
     const mine = ++token;
     go.disabled = true;
     status.textContent = 'Generating…';
@@ -123,11 +125,13 @@ export function createGenerate(root) {
       if (mine !== token) return;
       result = { body, data };
       draw();
+      document.body.dataset.generate = 'done';
       status.textContent = `${data.steps} steps, ${data.unet_calls} UNet calls, ${Math.round(data.timings.total_ms)} ms`;
     } catch (e) {
       if (mine !== token) return;
       showError(e);
       status.textContent = '';
+      document.body.dataset.generate = 'error';
     } finally {
       if (mine === token) go.disabled = false;
     }
@@ -186,11 +190,13 @@ export function createGenerate(root) {
       inside.replaceChildren(h('h3', {}, `Inside the UNet at step ${step + 1} (t = ${result.data.per_step[step].t})`));
       const box = h('div', {});
       inside.append(box);
-      renderCapture(box, capture, { catalog: new Map(), onPick: () => {} });
+      await renderCapture(box, capture, { catalog: new Map(), onPick: () => {} }).drawn;
       status.textContent = `Captured step ${step + 1}`;
+      document.body.dataset.look = 'done';
     } catch (e) {
       showError(e);
       status.textContent = '';
+      document.body.dataset.look = 'error';
     } finally {
       look.disabled = false;
     }
@@ -202,12 +208,20 @@ export function createGenerate(root) {
     if (ev.key === 'Enter') run();
   });
 
-  api.request('GET', '/api/twin').then((data) => {
-    info = data;
-    fillWords();
-    run();
-  }).catch((e) => {
-    showError(e);
-    go.disabled = true;
+  // The twin's words are asked for once the view scrolls into sight; a generation starts only when asked (it runs
+  // in the capture process, which other views share).
+  const seen = new IntersectionObserver((entries) => {
+    if (!entries.some((e) => e.isIntersecting)) return;
+    seen.disconnect();
+    api.request('GET', '/api/twin').then((data) => {
+      info = data;
+      fillWords();
+      document.body.dataset.twin = 'ready';
+    }).catch((e) => {
+      showError(e);
+      go.disabled = true;
+      document.body.dataset.twin = 'error';
+    });
   });
+  seen.observe(root);
 }

@@ -1,0 +1,86 @@
+"""The twin's gates, measured on the shipped weights (inference only): prompt fidelity judged by the attribute reader
+on seeds the training never used, unconditional pictures that look like the world, and word heat maps that fall on
+the object. The figures are printed (`-s`) and reported in the README; the thresholds are the issue's gates.
+
+A gate the shipped twin does not reach is an expected failure, strict: the test still runs and fails loudly the
+day a retrained twin passes it (then the mark goes), and the README says why it is not reached.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sdunet_core.twin import evaluate, shipped
+from sdunet_core.twin.sampling import one_thread
+
+NOT_REACHED = (
+    "not reached by the shipped twin: SD's schedule leaves 6.8% of the signal at t = 999, so the layout is read off "
+    "the starting noise's low frequencies rather than the caption (README, 'The twin')"
+)
+GATES = [
+    ("colour", 0.90, False),
+    ("shape", 0.80, False),
+    ("size", 0.80, False),
+    ("position", 0.85, True),
+]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return shipped().model
+
+
+@pytest.fixture(scope="module")
+def fidelity(model):
+    with one_thread():
+        fid = evaluate.fidelity(model, n=100)
+    print(f"\nfidelity on 100 unseen seeds: {fid}")
+    return fid
+
+
+@pytest.mark.parametrize(
+    ("attribute", "gate"),
+    [
+        pytest.param(a, g, marks=pytest.mark.xfail(strict=True, reason=NOT_REACHED)) if missed else (a, g)
+        for a, g, missed in GATES
+    ],
+)
+def test_one_object_captions_are_drawn_as_said(fidelity, attribute: str, gate: float):
+    assert getattr(fidelity, attribute) >= gate, fidelity
+
+
+def test_the_ground_follows_the_caption(fidelity):
+    # Not one of the issue's gates, but a caption states it: well above the chance of one in three.
+    assert fidelity.ground >= 0.8, fidelity
+
+
+def test_two_object_captions_are_reported(model):
+    with one_thread():
+        two = evaluate.two_objects(model, n=100)
+    print(f"\ntwo objects on 100 unseen seeds: {two}")
+    # Reported, not gated (SD 1.5 itself often binds a colour to the wrong object); well above chance (1 in 225).
+    assert two["both_right"] >= 0.2, two
+
+
+def test_unconditional_pictures_look_like_the_world(model):
+    with one_thread():
+        share = evaluate.unconditional(model, n=100)
+    print(f"\nunconditional: {share:.2f} with one or two objects on a ground")
+    assert share >= 0.90
+
+
+@pytest.fixture(scope="module")
+def heat():
+    with one_thread():
+        score = evaluate.heat_iou(n=40)
+    print(f"\nheat maps: {score}")
+    return score
+
+
+def test_the_colour_words_heat_map_falls_on_the_object(heat):
+    assert heat.colour_iou >= 0.5 and heat.colour_beats_background >= 0.8, heat
+
+
+@pytest.mark.xfail(strict=True, reason="not reached: the shape word's map is spread over the picture (README)")
+def test_the_shape_words_heat_map_falls_on_the_object(heat):
+    assert heat.mean_iou >= 0.5 and heat.shape_beats_background >= 0.8, heat
