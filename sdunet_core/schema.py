@@ -92,6 +92,18 @@ class EmbeddingFacts(_Out):
     embedding_dim: int = Field(description="width of each row")
 
 
+class AttentionScores(_Out):
+    """The score matrix softmax(QKᵀ/√d) of one attention call: one weight per (head, query, key) pair."""
+
+    shape: list[int] = Field(
+        description="[batch, heads, queries, keys]: queries are the H·W positions, keys the "
+        "positions again (self-attention) or the context tokens (cross-attention)"
+    )
+    elements: int = Field(description="batch × heads × queries × keys")
+    bytes_float32: int = Field(description="its memory in float32, if stored whole (4 bytes an element)")
+    bytes_float16: int = Field(description="its memory in float16, if stored whole (2 bytes an element)")
+
+
 class AttentionFacts(_Out):
     kind: Literal[
         "spatial_transformer", "transformer_block", "self_attention", "cross_attention", "attention_block"
@@ -114,6 +126,11 @@ class AttentionFacts(_Out):
     )
     qkv_order: Literal["legacy", "new"] | None = Field(
         None, description="a plain attention block's split of qkv: heads first (legacy) or q, k, v first (new)"
+    )
+    scores: AttentionScores | None = Field(
+        None,
+        description="the score matrix of one call, from the traced shapes (attn1/attn2 and plain attention blocks); "
+        "fused kernels (flash attention) compute it in tiles and never store it whole",
     )
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .counting import FlopAndMemoryMode, SdpaMarker, nbytes
-from .facts import category_of, feeds, layer_facts
+from .facts import attention_scores, category_of, feeds, layer_facts
 from .memo import Memo, MemoCache
 from .plan import top_level_of
 from .unet import UNetModel
@@ -172,6 +172,10 @@ def record_nodes(
             "activation_bytes": rec.get("activation_bytes", 0),
             "time_ms": None,
         }
+        scores = attention_scores(static["category"], static.get("attention"), node["inputs"])
+        if scores is not None:
+            # A copy: `described` is shared by every trace of this model (a scaling sweep), the shapes are not.
+            node["attention"] = {**static["attention"], "scores": scores}
         nodes.append(node)
         by_path[path] = node
     _sum_up(nodes, by_path)

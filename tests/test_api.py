@@ -354,3 +354,24 @@ def test_summary_is_the_cli_table(client) -> None:
     assert "input_blocks.4 (TimestepEmbedSequential)" in r.text and "Total params: 859,520,964" in r.text
     bad = client.post("/api/summary?depth=99", json={"preset": "sd1"})
     assert bad.status_code == 422 and bad.json()["field"] == "depth"
+
+
+def test_attention_nodes_state_their_score_matrix(client) -> None:
+    """attn1 scores every position against every position, attn2 every position against the 77 tokens: the trace
+    says how big that matrix is and what it weighs, so the page does not have to work it out."""
+    body = client.post("/api/trace", json={"preset": "sd1", "sample_size": [64, 64]}).json()
+    nodes = {n["path"]: n for n in body["nodes"]}
+    attn = "input_blocks.1.1.transformer_blocks.0"
+    self_scores = nodes[f"{attn}.attn1"]["attention"]["scores"]
+    assert self_scores == {
+        "shape": [1, 8, 4096, 4096],
+        "elements": 8 * 4096 * 4096,
+        "bytes_float32": 8 * 4096 * 4096 * 4,  # 512 MiB for one call
+        "bytes_float16": 8 * 4096 * 4096 * 2,
+    }
+    assert nodes[f"{attn}.attn2"]["attention"]["scores"]["shape"] == [1, 8, 4096, 77]
+    # At the bottom of the U the same heads see 8×8 positions.
+    assert nodes["middle_block.1.transformer_blocks.0.attn1"]["attention"]["scores"]["shape"] == [1, 8, 64, 64]
+    # Only the modules that compute softmax(QKᵀ/√d)·V have one.
+    assert nodes[attn]["attention"]["scores"] is None
+    assert nodes["input_blocks.1.1"]["attention"]["scores"] is None
