@@ -1,0 +1,59 @@
+"""What a teacher says from the page is true (issue 24): the walk's words, a Downsample's inputs, the attention score
+matrix in the details, the cost of a guided sampling step, and one drawn edge per producer → consumer pair inside
+attention, with every step named for what it does. Measured in Chromium against the trace the server gives.
+
+The page's CSP forbids eval, so every wait_for_function gets a function expression, never a bare string.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.browser
+
+RESULTS = Path(__file__).parent.parent / "test-results"
+ATTN = "input_blocks.1.1.transformer_blocks.0"
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    """The projector of the issue."""
+    return {**browser_context_args, "viewport": {"width": 1280, "height": 720}}
+
+
+def _trace(live_server: str, preset: str = "sd1") -> dict:
+    r = httpx.post(f"{live_server}/api/trace", json={"preset": preset}, timeout=120)
+    r.raise_for_status()
+    return r.json()
+
+
+def _open(page, live_server: str, hash_: str) -> None:
+    page.goto(f"{live_server}/#{hash_}")
+    page.wait_for_function("() => document.body.dataset.ready === 'true'")
+
+
+def test_the_walk_says_what_the_shapes_are(page, live_server, console_errors) -> None:
+    trace = _trace(live_server)
+    blocks = [b["path"] for b in trace["blocks"]]
+    skips = {s["to"]: s for s in trace["skips"]}
+    _open(page, live_server, "sd1&walk=0")
+    panel = page.get_by_role("region", name="Walk the tensor")
+    # Step 1, the time embedding: t's shape is [1], which shown bare ("t 1 → 1280") reads as t = 1.
+    shapes = panel.locator(".walk-shapes").inner_text()
+    assert shapes == "t, one timestep per image → 1280"
+    # The up blocks that take the 8×8 skips (steps 15 to 17 for sd1) say nothing of fine detail.
+    coarse = [i for i, p in enumerate(blocks) if p in skips and skips[p]["shape"][2:] == [8, 8]]
+    assert [i + 1 for i in coarse] == [15, 16, 17]
+    for i in range(coarse[-1] + 1):
+        page.wait_for_function("(i) => document.body.dataset.walk === String(i)", arg=i)
+        if i not in coarse:
+            panel.get_by_role("button", name="Next step").click()
+            continue
+        text = panel.locator(".walk-text").inner_text()
+        assert "fine detail" not in text
+        assert "saved at this resolution" in text, text
+        panel.get_by_role("button", name="Next step").click()
+    assert console_errors == []
