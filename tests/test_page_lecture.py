@@ -35,6 +35,14 @@ def _open(page, live_server: str, hash_: str) -> None:
     page.wait_for_function("() => document.body.dataset.ready === 'true'")
 
 
+def _details(page):
+    """The details dock, opened if a selection in the link has not opened it already."""
+    toggle = page.locator("#details-toggle")
+    if toggle.get_attribute("aria-expanded") != "true":
+        toggle.click()
+    return page.get_by_role("region", name="Details")
+
+
 def test_the_walk_says_what_the_shapes_are(page, live_server, console_errors) -> None:
     trace = _trace(live_server)
     blocks = [b["path"] for b in trace["blocks"]]
@@ -56,4 +64,26 @@ def test_the_walk_says_what_the_shapes_are(page, live_server, console_errors) ->
         assert "fine detail" not in text
         assert "saved at this resolution" in text, text
         panel.get_by_role("button", name="Next step").click()
+    assert console_errors == []
+
+
+def test_a_downsample_lists_only_what_it_reads(page, live_server, console_errors) -> None:
+    trace = _trace(live_server)
+    nodes = {n["path"]: n for n in trace["nodes"]}
+    # The forward hands every block (x, emb, context); a Downsample reads only x.
+    assert len(nodes["input_blocks.3"]["inputs"]) == 3
+    _open(page, live_server, "sd1&sel=input_blocks.3")
+    details = _details(page)
+    assert details.locator('[data-field="inputs"]').inner_text() == "[1, 320, 64, 64]"
+    assert details.locator("dt", has_text="Input").first.inner_text() == "Input"
+    # A block that reads all three names the extra two.
+    _open(page, live_server, "sd1&sel=input_blocks.1")
+    details = _details(page)
+    assert details.locator('[data-field="inputs"]').inner_text() == (
+        "[1, 320, 64, 64] · time emb [1, 1280] · context [1, 77, 768]"
+    )
+    # The ResBlock of an 8×8 up block reads the embedding, not the context.
+    _open(page, live_server, "sd1&sel=output_blocks.0")
+    details = _details(page)
+    assert details.locator('[data-field="inputs"]').inner_text() == "[1, 2560, 8, 8] · time emb [1, 1280]"
     assert console_errors == []

@@ -51,6 +51,29 @@ export function layerFacts(node) {
   return out;
 }
 
+/** What a module reads, as text: its running tensor, then the time embedding and the context only where it reads
+ * them. A block is called with (x, emb, context) whatever it holds, so a Downsample is handed both and reads
+ * neither; the extra inputs are told apart by their shapes (the context's is the trace's input, the embedding's
+ * the time embedding's output). */
+export function readInputs(ix, node) {
+  const [x, ...extra] = node.inputs ?? [];
+  if (!x) return [];
+  const same = (a, b) => Boolean(a && b) && a.length === b.length && a.every((v, i) => v === b[i]);
+  const ctxShape = ix.trace.input?.context?.shape;
+  const embShape = ix.nodes.get('time_embed')?.outputs?.[0]?.shape;
+  const out = [shapeFull(x.shape)];
+  for (const t of extra) {
+    if (same(t.shape, ctxShape)) {
+      if (node.takes_context) out.push(`context ${shapeFull(t.shape)}`);
+    } else if (same(t.shape, embShape)) {
+      if (node.takes_emb) out.push(`time emb ${shapeFull(t.shape)}`);
+    } else {
+      out.push(shapeFull(t.shape));
+    }
+  }
+  return out;
+}
+
 export function createDetails(root, { onToggle, onSelect, loadSource, loadSourceKinds, loadDiffusersNames, weights, extraSections }) {
   let current = null; // {ix, path}
   let codeToken = 0; // a new show() makes every answer still on its way for the old one stale
@@ -112,7 +135,7 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadSource
     } else if (node.stage) {
       dl.append(...row('Stage', 'stage', `${node.stage}${node.level != null ? `, level ${node.level}` : ''}`));
     }
-    const inputs = (node.inputs ?? []).map((t) => shapeFull(t.shape));
+    const inputs = readInputs(ix, node);
     dl.append(...row(inputs.length > 1 ? 'Inputs' : 'Input', 'inputs', inputs.length ? inputs.join(' · ') : '—'));
     const outputs = (node.outputs ?? []).map((t) => shapeFull(t.shape));
     dl.append(...row('Output', 'output', outputs.length ? outputs.join(' · ') : '—'));
