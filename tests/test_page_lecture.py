@@ -87,3 +87,28 @@ def test_a_downsample_lists_only_what_it_reads(page, live_server, console_errors
     details = _details(page)
     assert details.locator('[data-field="inputs"]').inner_text() == "[1, 2560, 8, 8] · time emb [1, 1280]"
     assert console_errors == []
+
+
+def test_attention_details_show_the_score_matrix(page, live_server, console_errors) -> None:
+    trace = _trace(live_server)
+    nodes = {n["path"]: n for n in trace["nodes"]}
+    opened = f"input_blocks.1,input_blocks.1.1,{ATTN}"
+    _open(page, live_server, f"sd1&open={opened}&sel={ATTN}.attn1")
+    details = _details(page)
+    text = details.locator('[data-field="scores"]').inner_text()
+    scores = nodes[f"{ATTN}.attn1"]["attention"]["scores"]
+    assert scores["shape"] == [1, 8, 4096, 4096]
+    assert text.startswith("8 × 4096 × 4096 (heads × queries × keys) = 134 M weights: ")
+    assert "512 MiB in float32, 256 MiB in float16" in text
+    RESULTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(RESULTS / "page-lecture-attn1-scores.png"))
+
+    _open(page, live_server, f"sd1&open={opened}&sel={ATTN}.attn2")
+    details = _details(page)
+    text = details.locator('[data-field="scores"]').inner_text()
+    assert text.startswith("8 × 4096 × 77 (heads × queries × keys) = 2.5 M weights: ")
+    assert "9.63 MiB in float32, 4.81 MiB in float16" in text
+    # The transformer block itself computes no scores of its own.
+    _open(page, live_server, f"sd1&open={opened}&sel={ATTN}")
+    assert _details(page).locator('[data-field="scores"]').count() == 0
+    assert console_errors == []

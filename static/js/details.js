@@ -41,6 +41,15 @@ export function layerFacts(node) {
     if (a.self_attention_disabled) text += ', no self-attention (attn1 reads the context)';
     out.push(['Attention', 'attention', text]);
   }
+  const sc = a?.scores;
+  if (sc) {
+    // The quadratic point: one weight per (head, query, key), stated by the trace from the traced shapes.
+    const [batch, heads, queries, keys] = sc.shape;
+    out.push(['Score matrix', 'scores', `${batch > 1 ? `${batch} × ` : ''}${heads} × ${queries} × ${keys} `
+      + `(${batch > 1 ? 'batch × ' : ''}heads × queries × keys) = ${compact(sc.elements)} weights: `
+      + `${bytes(sc.bytes_float32)} in float32, ${bytes(sc.bytes_float16)} in float16, if stored whole `
+      + '(a fused kernel such as flash attention works in tiles and never stores it)']);
+  }
   const r = node.resample;
   if (r) out.push(['Resample', 'resample', `${r.direction === 'down' ? '÷' : '×'}${r.factor}: ${resampleWords(r)}`]);
   const rb = node.resblock;
