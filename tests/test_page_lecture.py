@@ -7,6 +7,7 @@ The page's CSP forbids eval, so every wait_for_function gets a function expressi
 
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 
 import httpx
@@ -111,4 +112,23 @@ def test_attention_details_show_the_score_matrix(page, live_server, console_erro
     # The transformer block itself computes no scores of its own.
     _open(page, live_server, f"sd1&open={opened}&sel={ATTN}")
     assert _details(page).locator('[data-field="scores"]').count() == 0
+    assert console_errors == []
+
+
+def test_one_edge_per_pair_and_every_step_named_for_what_it_does(page, live_server, console_errors) -> None:
+    up = "output_blocks.2.1"  # sd1's first Upsample: nearest-neighbour ×2, then a 3×3 conv
+    opened = f"input_blocks.1,input_blocks.1.1,{ATTN},{ATTN}.attn1,{ATTN}.attn2,output_blocks.2,{up}"
+    _open(page, live_server, f"sd1&open={opened}")
+    for attn in (f"{ATTN}.attn1", f"{ATTN}.attn2"):
+        pairs = page.eval_on_selector_all(
+            f'#diagram g.box[data-path="{attn}"] path.wire[data-from][data-to]',
+            "els => els.map(e => [e.dataset.from, e.dataset.to])",
+        )
+        counts = collections.Counter(map(tuple, pairs))
+        assert [p for p, n in counts.items() if n > 1] == [], f"{attn}: drawn twice"
+        # q, k and v each feed the attention once; the block's input reaches q.
+        assert {(f"{attn}.to_{x}", f"{attn}:attend") for x in "qkv"} <= set(counts)
+        assert (f"{attn}:in", f"{attn}.to_q") in counts
+    ops = page.eval_on_selector_all(f'#diagram g.box[data-path="{up}"] [data-op]', "els => els.map(e => e.dataset.op)")
+    assert f"{up}:nearest" in ops and not any(op.endswith(":attend") for op in ops)
     assert console_errors == []
