@@ -115,6 +115,34 @@ def test_attention_details_show_the_score_matrix(page, live_server, console_erro
     assert console_errors == []
 
 
+def _compact(n: float) -> str:
+    for v, s in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= v:
+            return f"{n / v:.{0 if abs(n) / v >= 100 else 1}f} {s}"
+    return str(n)
+
+
+def test_the_summary_says_what_a_guided_step_costs(page, live_server, console_errors) -> None:
+    trace = _trace(live_server)
+    _open(page, live_server, "sd1")
+    summary = page.locator("#summary")
+    rows = dict(
+        zip(
+            summary.locator("dt").all_inner_texts(),
+            summary.locator("dd").all_inner_texts(),
+            strict=True,
+        )
+    )
+    flops = trace["totals"]["flops"]
+    assert rows["FLOPs per UNet forward"].startswith(f"{_compact(flops)} at 512×512 px")
+    assert rows["Per sampling step"] == (
+        f"{_compact(2 * flops)} FLOPs with classifier-free guidance: the UNet runs twice, with the prompt and "
+        "without, and the two predictions are mixed"
+    )
+    page.locator("#summary").screenshot(path=str(RESULTS / "page-lecture-summary.png"))
+    assert console_errors == []
+
+
 def test_one_edge_per_pair_and_every_step_named_for_what_it_does(page, live_server, console_errors) -> None:
     up = "output_blocks.2.1"  # sd1's first Upsample: nearest-neighbour ×2, then a 3×3 conv
     opened = f"input_blocks.1,input_blocks.1.1,{ATTN},{ATTN}.attn1,{ATTN}.attn2,output_blocks.2,{up}"
