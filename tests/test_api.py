@@ -375,3 +375,17 @@ def test_attention_nodes_state_their_score_matrix(client) -> None:
     # Only the modules that compute softmax(QKᵀ/√d)·V have one.
     assert nodes[attn]["attention"]["scores"] is None
     assert nodes["input_blocks.1.1"]["attention"]["scores"] is None
+
+
+def test_score_matrix_of_a_plain_attention_block_and_of_the_upscalers_attn1(client) -> None:
+    """A plain attention block scores its H·W positions against each other; the x4 upscaler's attn1 has no
+    self-attention, so its keys are the context's 77 tokens."""
+    celeb = client.post("/api/trace", json={"preset": "ldm-celebahq"}).json()
+    block = next(n for n in celeb["nodes"] if n["category"] == "attention_block")
+    _, _, height, width = block["inputs"][0]["shape"]
+    heads = block["attention"]["heads"]
+    assert block["attention"]["scores"]["shape"] == [1, heads, height * width, height * width]
+    up = client.post("/api/trace", json={"preset": "sd-x4-upscaler"}).json()
+    attn1 = next(n for n in up["nodes"] if n["path"].endswith("attn1"))
+    tokens = attn1["inputs"][0]["shape"][1]
+    assert attn1["attention"]["scores"]["shape"] == [1, attn1["attention"]["heads"], tokens, 77]
