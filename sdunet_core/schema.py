@@ -24,7 +24,8 @@ from .categories import BlockCategory, NodeCategory
 from .config import UNetConfig
 from .plan import Stage
 
-SCHEMA_VERSION = 2
+# Raised with every new field: the disk cache keys traces on it, so a trace made before the field is never served.
+SCHEMA_VERSION = 3
 
 Direction = Literal["down", "up"]
 # How a resampler changes the resolution (the descriptions are on ResampleFacts.method).
@@ -350,7 +351,7 @@ class Trace(_Out):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    schema_version: Literal[2] = Field(SCHEMA_VERSION, description="the version of this schema")
+    schema_version: Literal[3] = Field(SCHEMA_VERSION, description="the version of this schema")
     preset: str | None = Field(description="the preset name asked for; null for a custom config")
     config: UNetConfigModel = Field(  # type: ignore[valid-type]
         description="the `UNetConfig` in our field names (a ControlNet's: the UNet whose encoder it copies)"
