@@ -17,9 +17,8 @@ ENV PYTHONUNBUFFERED=1
 RUN if [ "$TORCH" = "cuda" ]; then pip install --no-cache-dir torch; \
     else pip install --no-cache-dir torch --index-url https://download.pytorch.org/whl/cpu; fi
 COPY --from=wheel /dist /tmp/dist
-# open-clip-torch only for its CLIP vocabulary, without its torchvision (which does not load beside this torch).
-RUN pip install --no-cache-dir /tmp/dist/*.whl && pip install --no-cache-dir --no-deps "open-clip-torch>=2.20" \
- && rm -r /tmp/dist && useradd --create-home explorer
+# The wheel carries the CLIP vocabulary and the twin's weights: nothing else is installed beside it.
+RUN pip install --no-cache-dir /tmp/dist/*.whl && rm -r /tmp/dist && useradd --create-home explorer
 USER explorer
 WORKDIR /home/explorer
 EXPOSE 8000

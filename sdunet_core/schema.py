@@ -26,7 +26,8 @@ from .model.flow import FLOW_OPS as FLOW_OPS  # re-exported with the categories
 from .model.flow import FlowOp
 from .model.plan import Stage
 
-SCHEMA_VERSION = 2
+# Raised with every new field: the disk cache keys traces on it, so a trace made before the field is never served.
+SCHEMA_VERSION = 3
 
 Direction = Literal["down", "up"]
 # How a resampler changes the resolution (the descriptions are on ResampleFacts.method).
@@ -94,6 +95,18 @@ class EmbeddingFacts(_Out):
     embedding_dim: int = Field(description="width of each row")
 
 
+class AttentionScores(_Out):
+    """The score matrix softmax(QKᵀ/√d) of one attention call: one weight per (head, query, key) pair."""
+
+    shape: list[int] = Field(
+        description="[batch, heads, queries, keys]: queries are the H·W positions, keys the "
+        "positions again (self-attention) or the context tokens (cross-attention)"
+    )
+    elements: int = Field(description="batch × heads × queries × keys")
+    bytes_float32: int = Field(description="its memory in float32, if stored whole (4 bytes an element)")
+    bytes_float16: int = Field(description="its memory in float16, if stored whole (2 bytes an element)")
+
+
 class AttentionFacts(_Out):
     kind: Literal[
         "spatial_transformer", "transformer_block", "self_attention", "cross_attention", "attention_block"
@@ -116,6 +129,11 @@ class AttentionFacts(_Out):
     )
     qkv_order: Literal["legacy", "new"] | None = Field(
         None, description="a plain attention block's split of qkv: heads first (legacy) or q, k, v first (new)"
+    )
+    scores: AttentionScores | None = Field(
+        None,
+        description="the score matrix of one call, from the traced shapes (attn1/attn2 and plain attention blocks); "
+        "fused kernels (flash attention) compute it in tiles and never store it whole",
     )
 
 
@@ -354,7 +372,7 @@ class Trace(_Out):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    schema_version: Literal[2] = Field(SCHEMA_VERSION, description="the version of this schema")
+    schema_version: Literal[3] = Field(SCHEMA_VERSION, description="the version of this schema")
     preset: str | None = Field(description="the preset name asked for; null for a custom config")
     config: UNetConfigModel = Field(  # type: ignore[valid-type]
         description="the `UNetConfig` in our field names (a ControlNet's: the UNet whose encoder it copies)"

@@ -47,6 +47,7 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`pool`", schema.PoolFacts),
     ("`embedding`", schema.EmbeddingFacts),
     ("`attention`", schema.AttentionFacts),
+    ("`attention.scores`", schema.AttentionScores),
     ("`resample`", schema.ResampleFacts),
     ("`resblock`", schema.ResBlockFacts),
     ("A flow step (`flow[]`)", schema.FlowStep),

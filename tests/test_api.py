@@ -354,3 +354,38 @@ def test_summary_is_the_cli_table(client) -> None:
     assert "input_blocks.4 (TimestepEmbedSequential)" in r.text and "Total params: 859,520,964" in r.text
     bad = client.post("/api/summary?depth=99", json={"preset": "sd1"})
     assert bad.status_code == 422 and bad.json()["field"] == "depth"
+
+
+def test_attention_nodes_state_their_score_matrix(client) -> None:
+    """attn1 scores every position against every position, attn2 every position against the 77 tokens: the trace
+    says how big that matrix is and what it weighs, so the page does not have to work it out."""
+    body = client.post("/api/trace", json={"preset": "sd1", "sample_size": [64, 64]}).json()
+    nodes = {n["path"]: n for n in body["nodes"]}
+    attn = "input_blocks.1.1.transformer_blocks.0"
+    self_scores = nodes[f"{attn}.attn1"]["attention"]["scores"]
+    assert self_scores == {
+        "shape": [1, 8, 4096, 4096],
+        "elements": 8 * 4096 * 4096,
+        "bytes_float32": 8 * 4096 * 4096 * 4,  # 512 MiB for one call
+        "bytes_float16": 8 * 4096 * 4096 * 2,
+    }
+    assert nodes[f"{attn}.attn2"]["attention"]["scores"]["shape"] == [1, 8, 4096, 77]
+    # At the bottom of the U the same heads see 8×8 positions.
+    assert nodes["middle_block.1.transformer_blocks.0.attn1"]["attention"]["scores"]["shape"] == [1, 8, 64, 64]
+    # Only the modules that compute softmax(QKᵀ/√d)·V have one.
+    assert nodes[attn]["attention"]["scores"] is None
+    assert nodes["input_blocks.1.1"]["attention"]["scores"] is None
+
+
+def test_score_matrix_of_a_plain_attention_block_and_of_the_upscalers_attn1(client) -> None:
+    """A plain attention block scores its H·W positions against each other; the x4 upscaler's attn1 has no
+    self-attention, so its keys are the context's 77 tokens."""
+    celeb = client.post("/api/trace", json={"preset": "ldm-celebahq"}).json()
+    block = next(n for n in celeb["nodes"] if n["category"] == "attention_block")
+    _, _, height, width = block["inputs"][0]["shape"]
+    heads = block["attention"]["heads"]
+    assert block["attention"]["scores"]["shape"] == [1, heads, height * width, height * width]
+    up = client.post("/api/trace", json={"preset": "sd-x4-upscaler"}).json()
+    attn1 = next(n for n in up["nodes"] if n["path"].endswith("attn1"))
+    tokens = attn1["inputs"][0]["shape"][1]
+    assert attn1["attention"]["scores"]["shape"] == [1, attn1["attention"]["heads"], tokens, 77]

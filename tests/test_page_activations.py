@@ -246,6 +246,15 @@ def test_a_capture_shows_the_api_previews_heat_maps_and_statistics(page, live_se
     page.wait_for_function("() => document.getElementById('act-cos-chart').data?.length === 1")
     chart = page.evaluate("() => { const d = document.getElementById('act-cos-chart').data[0]; return [d.x, d.y]; }")
     assert chart[0] == [n for n, _ in want] and all(_close(a, b) for a, (_, b) in zip(chart[1], want, strict=True))
+    # Cosines near 1 are drawn on a zoomed axis, and the page says where it starts (not silently near 0.99).
+    start, title = page.evaluate(
+        "() => { const y = document.getElementById('act-cos-chart').layout.yaxis; return [y.range[0], y.title.text]; }"
+    )
+    assert start <= min(b for _, b in want)
+    assert start > 0, "these cosines are all near 1: the axis is zoomed"
+    assert title == f"cosine similarity (from {start:.3f})"
+    note = results.locator('[data-field="cos-axis"]').inner_text()
+    assert f"The axis starts at {start:.3f}, not at 0" in note
 
     # A tile picks its point: histogram, list and U follow.
     tile_name = "up-level1-repeat0-vit-out"

@@ -96,6 +96,33 @@ def flow_of(module: nn.Module) -> dict[str, Any]:
     return {"flow": own()} if callable(own) else {}
 
 
+# Modules that compute softmax(QKᵀ/√d)·V themselves, so one call makes one score matrix.
+_SCORING = ("self_attention", "cross_attention", "attention_block")
+
+
+def attention_scores(category: str, attention: dict[str, Any] | None, inputs: list[dict] | None) -> dict | None:
+    """The score matrix of one attention call, from the traced input shapes: [batch, heads, queries, keys] and its
+    memory in float32 and float16. None for modules that do not score (transformer blocks, spatial transformers).
+
+    attn1/attn2 run on tokens [B, N, C] (keys from the context [B, M, C'] when there is one); a plain attention
+    block runs on the map [B, C, H, W] and attends over its H·W positions."""
+    if category not in _SCORING or not attention or not inputs:
+        return None
+    x = inputs[0]["shape"]
+    if category == "attention_block":
+        queries = 1
+        for size in x[2:]:
+            queries *= size
+        keys = queries
+    else:
+        queries = x[1]
+        # Keys come from the context when the call got one (cross-attention, or attn1 of the x4 upscaler).
+        keys = inputs[1]["shape"][1] if len(inputs) > 1 else queries
+    shape = [x[0], attention["heads"], queries, keys]
+    elements = shape[0] * shape[1] * queries * keys
+    return {"shape": shape, "elements": elements, "bytes_float32": 4 * elements, "bytes_float16": 2 * elements}
+
+
 def feeds(model: nn.Module) -> tuple[set[str], set[str]]:
     """(paths whose forward receives the time embedding, paths that receive the context tokens).
 

@@ -15,7 +15,7 @@ from torch import nn
 from ..model.plan import top_level_of
 from ..model.unet import UNetModel
 from .counting import FlopAndMemoryMode, SdpaMarker, nbytes
-from .facts import category_of, feeds, flow_of, layer_facts
+from .facts import attention_scores, category_of, feeds, flow_of, layer_facts
 from .memo import Memo, MemoCache
 
 _OP_KINDS = ("conv", "linear", "attention", "other")
@@ -173,6 +173,10 @@ def record_nodes(
             "activation_bytes": rec.get("activation_bytes", 0),
             "time_ms": None,
         }
+        scores = attention_scores(static["category"], static.get("attention"), node["inputs"])
+        if scores is not None:
+            # A copy: `described` is shared by every trace of this model (a scaling sweep), the shapes are not.
+            node["attention"] = {**static["attention"], "scores": scores}
         nodes.append(node)
         by_path[path] = node
     _sum_up(nodes, by_path)

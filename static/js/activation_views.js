@@ -263,6 +263,14 @@ function statsSection(result, { onPick, compareT }) {
 function cosineSection(result, { catalog, compareT }) {
   const outputs = result.activations.filter((a) => a.cosine_to_compare != null && catalog.get(a.name)?.block_output);
   const el = h('div', { class: 'act-cos-chart', id: 'act-cos-chart' });
+  // Cosines near 1 differ in the third decimal: on an axis from 0 every bar would look the same, so the axis is
+  // zoomed, to a round start just below the lowest bar, and the page says where it starts.
+  const lo = outputs.length ? Math.min(...outputs.map((a) => a.cosine_to_compare)) : 1;
+  const start = Math.max(-1, Math.floor((lo - (1 - lo) * 0.15 - 1e-3) * 1000) / 1000);
+  const zoomed = start > 0;
+  const axisNote = zoomed
+    ? h('p', { class: 'hint', dataset: { field: 'cos-axis' } }, `The axis starts at ${start.toFixed(3)}, not at 0: the bars are zoomed in to show the differences.`)
+    : null;
   const section = h(
     'section',
     { class: 'act-part', dataset: { part: 'cosine' } },
@@ -276,6 +284,7 @@ function cosineSection(result, { catalog, compareT }) {
       'Blocks whose output barely changes between steps are the ones caching methods such as DeepCache reuse.',
     ),
     outputs.length ? el : h('p', { class: 'muted' }, 'No block output was captured: choose “block outputs” to compare them.'),
+    outputs.length ? axisNote : null,
   );
   section.__draw = () => {
     const Plotly = window.Plotly;
@@ -287,7 +296,6 @@ function cosineSection(result, { catalog, compareT }) {
       marker: { color: outputs.map((a) => ({ in: '#7c5cc4', down: '#2f6fd0', mid: '#d2871f', up: '#23945f', out: '#0f8a96' })[catalog.get(a.name).stage] ?? '#888') },
       hovertemplate: '%{x}<br>cos %{y:.4f}<extra></extra>',
     };
-    const lo = Math.min(...trace.y);
     const layout = {
       height: 260,
       margin: { l: 52, r: 10, t: 10, b: 110 },
@@ -295,7 +303,11 @@ function cosineSection(result, { catalog, compareT }) {
       paper_bgcolor: 'rgba(0,0,0,0)',
       plot_bgcolor: '#fff',
       xaxis: { tickangle: -50, tickfont: { size: 9 }, automargin: true },
-      yaxis: { title: { text: 'cosine similarity' }, range: [Math.max(-1, lo - (1 - lo) * 0.15 - 1e-3), 1], gridcolor: '#e8ebf0' },
+      yaxis: {
+        title: { text: zoomed ? `cosine similarity (from ${start.toFixed(3)})` : 'cosine similarity' },
+        range: [start, 1],
+        gridcolor: '#e8ebf0',
+      },
       showlegend: false,
     };
     return Plotly.react(el, [trace], layout, { displayModeBar: false, responsive: true });

@@ -223,26 +223,29 @@ function mainArrows(out, { ix, node, flow, geo, rows, h, parGeo, idOf }) {
     const fromPar = i > 0 && items[i - 1].t === 'par';
     const y1 = i === n ? h : intoPar ? rows[i].top - Z.gap / 2 + 6 : rows[i].itemY;
     const label = shapeText(shapes[i]);
+    // One edge per producer → consumer pair. Into a side-by-side step the trunk runs on into the first member
+    // (q, on the axis), so the fork draws only the others; out of one, the last member's (v's) arrow joins the
+    // trunk, so it is one edge with the trunk rather than a second v → attend.
+    const first = intoPar ? parGeo.get(i)[0] : null;
+    const last = fromPar ? parGeo.get(i - 1).at(-1) : null;
+    const pts = [[axis, y0], [axis, first ? first.top : y1]];
+    if (last) pts.unshift([last.cx, last.bottom], [last.cx, y0]);
     out.edges.push({
-      pts: [[axis, y0], [axis, y1]],
+      pts,
       cls: 'flow',
-      head: !intoPar,
+      head: true,
       label: fromPar ? '' : label,
       lx: axis + 6,
       ly: (y0 + y1) / 2 + 3.5,
-      // Out of a side-by-side step the arrow leaves the last member (attention's output projection)...
-      from: fromPar ? parGeo.get(i - 1).at(-1).path : idOf(i - 1),
-      // ...and into one it goes to the first (q), whose fork is drawn below.
-      to: intoPar ? parGeo.get(i)[0].path : idOf(i),
-      // Into a side-by-side step it ends at the fork; out of one it starts where the members' arrows join.
-      joint: intoPar ? 'end' : fromPar ? 'start' : null,
+      from: last ? last.path : idOf(i - 1),
+      to: first ? first.path : idOf(i),
     });
     if (fromPar) {
-      for (const m of parGeo.get(i - 1)) {
+      for (const m of parGeo.get(i - 1).slice(0, -1)) {
         out.edges.push({ pts: [[m.cx, m.bottom], [m.cx, y0], [axis, y0]], cls: 'flow', head: false, from: m.path, to: idOf(i), joint: 'end' });
       }
     }
-    if (intoPar) forkInto(out, parGeo.get(i), axis, y1, idOf(i - 1));
+    if (intoPar) forkInto(out, parGeo.get(i).slice(1), axis, y1, idOf(i - 1));
   }
 }
 

@@ -41,12 +41,44 @@ export function layerFacts(node) {
     if (a.self_attention_disabled) text += ', no self-attention (attn1 reads the context)';
     out.push(['Attention', 'attention', text]);
   }
+  const sc = a?.scores;
+  if (sc) {
+    // The quadratic point: one weight per (head, query, key), stated by the trace from the traced shapes.
+    const [batch, heads, queries, keys] = sc.shape;
+    out.push(['Score matrix', 'scores', `${batch > 1 ? `${batch} × ` : ''}${heads} × ${queries} × ${keys} `
+      + `(${batch > 1 ? 'batch × ' : ''}heads × queries × keys) = ${compact(sc.elements)} weights: `
+      + `${bytes(sc.bytes_float32)} in float32, ${bytes(sc.bytes_float16)} in float16, if stored whole `
+      + '(a fused kernel such as flash attention works in tiles and never stores it)']);
+  }
   const r = node.resample;
   if (r) out.push(['Resample', 'resample', `${r.direction === 'down' ? '÷' : '×'}${r.factor}: ${resampleWords(r)}`]);
   const rb = node.resblock;
   if (rb) {
     out.push(['ResBlock', 'resblock', `${rb.in_channels} → ${rb.out_channels} channels, reads the ${rb.emb_channels}-wide time `
       + `embedding${rb.scale_shift_norm ? ' as a scale and shift' : ''}; skip ${rb.skip === 'identity' ? 'identity' : '1×1 conv'}`]);
+  }
+  return out;
+}
+
+/** What a module reads, as text: its running tensor, then the time embedding and the context only where it reads
+ * them. A block is called with (x, emb, context) whatever it holds, so a Downsample is handed both and reads
+ * neither; the extra inputs are told apart by their shapes (the context's is the trace's input, the embedding's
+ * the time embedding's output). */
+export function readInputs(ix, node) {
+  const [x, ...extra] = node.inputs ?? [];
+  if (!x) return [];
+  const same = (a, b) => Boolean(a && b) && a.length === b.length && a.every((v, i) => v === b[i]);
+  const ctxShape = ix.trace.input?.context?.shape;
+  const embShape = ix.nodes.get('time_embed')?.outputs?.[0]?.shape;
+  const out = [shapeFull(x.shape)];
+  for (const t of extra) {
+    if (same(t.shape, ctxShape)) {
+      if (node.takes_context) out.push(`context ${shapeFull(t.shape)}`);
+    } else if (same(t.shape, embShape)) {
+      if (node.takes_emb) out.push(`time emb ${shapeFull(t.shape)}`);
+    } else {
+      out.push(shapeFull(t.shape));
+    }
   }
   return out;
 }
@@ -112,7 +144,7 @@ export function createDetails(root, { onToggle, onSelect, loadSource, loadSource
     } else if (node.stage) {
       dl.append(...row('Stage', 'stage', `${node.stage}${node.level != null ? `, level ${node.level}` : ''}`));
     }
-    const inputs = (node.inputs ?? []).map((t) => shapeFull(t.shape));
+    const inputs = readInputs(ix, node);
     dl.append(...row(inputs.length > 1 ? 'Inputs' : 'Input', 'inputs', inputs.length ? inputs.join(' · ') : '—'));
     const outputs = (node.outputs ?? []).map((t) => shapeFull(t.shape));
     dl.append(...row('Output', 'output', outputs.length ? outputs.join(' · ') : '—'));

@@ -25,8 +25,8 @@ const BY_CATEGORY = {
     'The bottom of the U, at the lowest resolution: ResBlock → attention → ResBlock. Here each position sees ' +
     'the most of the image.',
   up_block:
-    'On the way up: concatenates the skip from its matching down block (fine detail) with the running tensor ' +
-    '(context), then a ResBlock merges them.',
+    'On the way up: concatenates the skip its matching down block saved at this resolution with the running ' +
+    'tensor, then a ResBlock merges them.',
   output_head: 'GroupNorm → SiLU → 3×3 convolution back to the latent channels: the predicted noise (or v).',
   codebook_head: 'GroupNorm → 1×1 convolution to one logit per codebook entry (VQ models).',
   control_hint:
@@ -123,7 +123,9 @@ function blockText(block) {
       `${block.takes_context ? ' and at the prompt' : ''}.`;
   }
   if (block.category === 'up_block') {
-    const parts = ['Concatenates a skip from the down stage (fine detail) with the running tensor, merges them with a ResBlock'];
+    // The skip is what the down stage saved at this block's resolution: fine detail near the top of the U, but at
+    // the bottom (8×8 for SD at 512²) it is as coarse as the running tensor, so the text names no detail.
+    const parts = ['Concatenates the skip the down stage saved at this resolution with the running tensor, merges them with a ResBlock'];
     if (attn) parts.push(block.takes_context ? 'attends to itself and to the prompt' : 'attends to itself');
     if (res) parts.push(`then doubles the resolution for the next level up. ${resampleWords(res)}`);
     return `${parts.join(', ')}${res ? '' : '.'}`;

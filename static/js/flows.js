@@ -100,7 +100,7 @@ const RECIPES = {
         { path: v, feed: ctx ? 'ctx' : 'x' },
       ],
     };
-    const attend = { t: 'pill', text: `softmax(QKᵀ/√d)·V${headsOf(h.node)}` };
+    const attend = { t: 'pill', text: `softmax(QKᵀ/√d)·V${headsOf(h.node)}`, op: 'attend' };
     h.items.unshift(par, attend);
   },
 
@@ -110,6 +110,7 @@ const RECIPES = {
     h.insert(qkv >= 0 ? qkv + 1 : h.items.length, {
       t: 'pill',
       text: `split q, k, v · softmax(QKᵀ/√d)·V${headsOf(h.node)}`,
+      op: 'attend',
     });
     h.items.push({ t: 'note', text: 'back to a map: B×C×H×W', out: h.node.outputs?.[0]?.shape });
     const plus = { t: 'op', sym: '+', label: 'residual add', op: 'residual' };
@@ -118,12 +119,12 @@ const RECIPES = {
   },
 
   geglu(h) {
-    h.items.push({ t: 'pill', text: 'halves: value · GELU(gate)', out: h.node.outputs?.[0]?.shape });
+    h.items.push({ t: 'pill', text: 'halves: value · GELU(gate)', out: h.node.outputs?.[0]?.shape, op: 'gate' });
   },
 
   upsample(h) {
     const conv = h.idx('conv');
-    h.insert(conv >= 0 ? conv : h.items.length, { t: 'pill', text: 'nearest-neighbour ×2' });
+    h.insert(conv >= 0 ? conv : h.items.length, { t: 'pill', text: 'nearest-neighbour ×2', op: 'nearest' });
   },
 };
 
@@ -194,13 +195,14 @@ export function flowOf(ix, path) {
     else if (n.takes_context && extra) it.side = { t: 'term', text: 'context', cls: 'ctx' };
   }
   // Every step has an id for the edges that name it: a module path, or the block's path plus its operation
-  // (":residual", ":add_emb", ":concat"; a second one of a kind gets a number, ":residual2").
+  // (":residual", ":add_emb", ":concat", ":attend", ":nearest", ":gate"; a second one of a kind gets a number,
+  // ":residual2"). Every pill names its operation: a default would call the Upsample's nearest step ":attend".
   const seen = new Map();
   for (const it of h.items) {
     if (it.t === 'box') {
       it.id = it.path;
     } else if (it.t !== 'par') {
-      const op = it.op ?? (it.t === 'pill' ? 'attend' : 'reshape');
+      const op = it.op ?? 'reshape';
       const n = (seen.get(op) ?? 0) + 1;
       seen.set(op, n);
       it.id = `${path}:${op}${n > 1 ? n : ''}`;

@@ -1,6 +1,6 @@
-// summary.js — the text under the toolbar: the model's totals (parameters, FLOPs per step, attention, peak memory,
-// measured time) as a definition list, and the hint saying what the figure on each card is. Text only, via
-// textContent.
+// summary.js — the text under the toolbar: the model's totals (parameters, FLOPs per forward and per guided
+// sampling step, attention, peak memory, measured time) as a definition list, and the hint saying what the figure
+// on each card is. Text only, via textContent.
 
 import { bytes, compact, shapeText } from './format.js';
 
@@ -11,10 +11,19 @@ export function summaryList(trace, title) {
   const parts = [
     ['Model', title ?? 'custom config'],
     ['Parameters', `${compact(trace.totals.params)} (${bytes(trace.totals.param_bytes)})`],
-    ['FLOPs per step', `${compact(trace.totals.flops)} at ${size} (latent ${shapeText(input.x?.shape)})`],
+    ['FLOPs per UNet forward', `${compact(trace.totals.flops)} at ${size} (latent ${shapeText(input.x?.shape)})`],
     ['Attention', `${compact(trace.totals.attention_flops)} FLOPs in QKᵀ and AV`],
     ['Peak memory', bytes(trace.totals.peak_memory_bytes)],
   ];
+  // A conditioned model is sampled with classifier-free guidance: each step runs the UNet with the prompt (or
+  // label) and without, and mixes the two predictions. An unconditional model has nothing to guide by.
+  if (input.context || input.y) {
+    parts.splice(3, 0, [
+      'Per sampling step',
+      `${compact(2 * trace.totals.flops)} FLOPs with classifier-free guidance: the UNet runs twice, with the prompt `
+        + 'and without, and the two predictions are mixed',
+    ]);
+  }
   if (input.context) parts.push(['Context', shapeText(input.context.shape)]);
   if (trace.totals.time_ms != null) parts.push(['Measured', `${trace.totals.time_ms.toFixed(1)} ms per forward on ${trace.device}`]);
   const dl = document.createElement('dl');

@@ -29,7 +29,8 @@ export function stepText(ix, path, i, n) {
   let shapes;
   const out = shapeText(node.outputs?.[0]?.shape);
   if (block.category === 'time_embedding') {
-    shapes = `t ${shapeText(ix.trace.input?.timesteps?.shape)} → ${out}`;
+    // The timesteps' shape is [batch], [1]: shown bare ("t 1") it reads as t = 1, so it is said in words.
+    shapes = `t, one timestep per image → ${out}`;
   } else if (skipIn) {
     const running = [...skipIn.concat_shape];
     running[1] -= skipIn.shape[1];

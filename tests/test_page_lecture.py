@@ -1,0 +1,162 @@
+"""What a teacher says from the page is true (issue 24): the walk's words, a Downsample's inputs, the attention score
+matrix in the details, the cost of a guided sampling step, and one drawn edge per producer → consumer pair inside
+attention, with every step named for what it does. Measured in Chromium against the trace the server gives.
+
+The page's CSP forbids eval, so every wait_for_function gets a function expression, never a bare string.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.browser
+
+RESULTS = Path(__file__).parent.parent / "test-results"
+ATTN = "input_blocks.1.1.transformer_blocks.0"
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    """The projector of the issue."""
+    return {**browser_context_args, "viewport": {"width": 1280, "height": 720}}
+
+
+def _trace(live_server: str, preset: str = "sd1") -> dict:
+    r = httpx.post(f"{live_server}/api/trace", json={"preset": preset}, timeout=120)
+    r.raise_for_status()
+    return r.json()
+
+
+def _open(page, live_server: str, hash_: str) -> None:
+    page.goto(f"{live_server}/#{hash_}")
+    page.wait_for_function("() => document.body.dataset.ready === 'true'")
+
+
+def _details(page):
+    """The details dock, opened if a selection in the link has not opened it already."""
+    toggle = page.locator("#details-toggle")
+    if toggle.get_attribute("aria-expanded") != "true":
+        toggle.click()
+    return page.get_by_role("region", name="Details")
+
+
+def test_the_walk_says_what_the_shapes_are(page, live_server, console_errors) -> None:
+    trace = _trace(live_server)
+    blocks = [b["path"] for b in trace["blocks"]]
+    skips = {s["to"]: s for s in trace["skips"]}
+    _open(page, live_server, "sd1&walk=0")
+    panel = page.get_by_role("region", name="Walk the tensor")
+    # Step 1, the time embedding: t's shape is [1], which shown bare ("t 1 → 1280") reads as t = 1.
+    shapes = panel.locator(".walk-shapes").inner_text()
+    assert shapes == "t, one timestep per image → 1280"
+    # The up blocks that take the 8×8 skips (steps 15 to 17 for sd1) say nothing of fine detail.
+    coarse = [i for i, p in enumerate(blocks) if p in skips and skips[p]["shape"][2:] == [8, 8]]
+    assert [i + 1 for i in coarse] == [15, 16, 17]
+    for i in range(coarse[-1] + 1):
+        page.wait_for_function("(i) => document.body.dataset.walk === String(i)", arg=i)
+        if i not in coarse:
+            panel.get_by_role("button", name="Next step").click()
+            continue
+        text = panel.locator(".walk-text").inner_text()
+        assert "fine detail" not in text
+        assert "saved at this resolution" in text, text
+        panel.get_by_role("button", name="Next step").click()
+    assert console_errors == []
+
+
+def test_a_downsample_lists_only_what_it_reads(page, live_server, console_errors) -> None:
+    trace = _trace(live_server)
+    nodes = {n["path"]: n for n in trace["nodes"]}
+    # The forward hands every block (x, emb, context); a Downsample reads only x.
+    assert len(nodes["input_blocks.3"]["inputs"]) == 3
+    _open(page, live_server, "sd1&sel=input_blocks.3")
+    details = _details(page)
+    assert details.locator('[data-field="inputs"]').inner_text() == "[1, 320, 64, 64]"
+    assert details.locator("dt", has_text="Input").first.inner_text() == "Input"
+    # A block that reads all three names the extra two.
+    _open(page, live_server, "sd1&sel=input_blocks.1")
+    details = _details(page)
+    assert details.locator('[data-field="inputs"]').inner_text() == (
+        "[1, 320, 64, 64] · time emb [1, 1280] · context [1, 77, 768]"
+    )
+    # The ResBlock of an 8×8 up block reads the embedding, not the context.
+    _open(page, live_server, "sd1&sel=output_blocks.0")
+    details = _details(page)
+    assert details.locator('[data-field="inputs"]').inner_text() == "[1, 2560, 8, 8] · time emb [1, 1280]"
+    assert console_errors == []
+
+
+def test_attention_details_show_the_score_matrix(page, live_server, console_errors) -> None:
+    trace = _trace(live_server)
+    nodes = {n["path"]: n for n in trace["nodes"]}
+    opened = f"input_blocks.1,input_blocks.1.1,{ATTN}"
+    _open(page, live_server, f"sd1&open={opened}&sel={ATTN}.attn1")
+    details = _details(page)
+    text = details.locator('[data-field="scores"]').inner_text()
+    scores = nodes[f"{ATTN}.attn1"]["attention"]["scores"]
+    assert scores["shape"] == [1, 8, 4096, 4096]
+    assert text.startswith("8 × 4096 × 4096 (heads × queries × keys) = 134 M weights: ")
+    assert "512 MiB in float32, 256 MiB in float16" in text
+    RESULTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(RESULTS / "page-lecture-attn1-scores.png"))
+
+    _open(page, live_server, f"sd1&open={opened}&sel={ATTN}.attn2")
+    details = _details(page)
+    text = details.locator('[data-field="scores"]').inner_text()
+    assert text.startswith("8 × 4096 × 77 (heads × queries × keys) = 2.5 M weights: ")
+    assert "9.63 MiB in float32, 4.81 MiB in float16" in text
+    # The transformer block itself computes no scores of its own.
+    _open(page, live_server, f"sd1&open={opened}&sel={ATTN}")
+    assert _details(page).locator('[data-field="scores"]').count() == 0
+    assert console_errors == []
+
+
+def _compact(n: float) -> str:
+    for v, s in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= v:
+            return f"{n / v:.{0 if abs(n) / v >= 100 else 1}f} {s}"
+    return str(n)
+
+
+def test_the_summary_says_what_a_guided_step_costs(page, live_server, console_errors) -> None:
+    trace = _trace(live_server)
+    _open(page, live_server, "sd1")
+    summary = page.locator("#summary")
+    rows = dict(
+        zip(
+            summary.locator("dt").all_inner_texts(),
+            summary.locator("dd").all_inner_texts(),
+            strict=True,
+        )
+    )
+    flops = trace["totals"]["flops"]
+    assert rows["FLOPs per UNet forward"].startswith(f"{_compact(flops)} at 512×512 px")
+    assert rows["Per sampling step"] == (
+        f"{_compact(2 * flops)} FLOPs with classifier-free guidance: the UNet runs twice, with the prompt and "
+        "without, and the two predictions are mixed"
+    )
+    page.locator("#summary").screenshot(path=str(RESULTS / "page-lecture-summary.png"))
+    assert console_errors == []
+
+
+def test_one_edge_per_pair_and_every_step_named_for_what_it_does(page, live_server, console_errors) -> None:
+    up = "output_blocks.2.1"  # sd1's first Upsample: nearest-neighbour ×2, then a 3×3 conv
+    opened = f"input_blocks.1,input_blocks.1.1,{ATTN},{ATTN}.attn1,{ATTN}.attn2,output_blocks.2,{up}"
+    _open(page, live_server, f"sd1&open={opened}")
+    for attn in (f"{ATTN}.attn1", f"{ATTN}.attn2"):
+        pairs = page.eval_on_selector_all(
+            f'#diagram g.box[data-path="{attn}"] path.wire[data-from][data-to]',
+            "els => els.map(e => [e.dataset.from, e.dataset.to])",
+        )
+        counts = collections.Counter(map(tuple, pairs))
+        assert [p for p, n in counts.items() if n > 1] == [], f"{attn}: drawn twice"
+        # q, k and v each feed the attention once; the block's input reaches q.
+        assert {(f"{attn}.to_{x}", f"{attn}:attend") for x in "qkv"} <= set(counts)
+        assert (f"{attn}:in", f"{attn}.to_q") in counts
+    ops = page.eval_on_selector_all(f'#diagram g.box[data-path="{up}"] [data-op]', "els => els.map(e => e.dataset.op)")
+    assert f"{up}:nearest" in ops and not any(op.endswith(":attend") for op in ops)
+    assert console_errors == []
