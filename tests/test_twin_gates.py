@@ -77,10 +77,13 @@ def heat():
     return score
 
 
-def test_the_colour_words_heat_map_falls_on_the_object(heat):
-    assert heat.colour_iou >= 0.5 and heat.colour_beats_background >= 0.8, heat
+def test_the_objects_words_score_higher_on_it_than_the_background_word(heat):
+    # The gate's second half: inside the object's mask, its shape word and its colour word get more attention than
+    # the word "background" does, in at least 80% of the pictures.
+    assert heat.shape_beats_background >= 0.8 and heat.colour_beats_background >= 0.8, heat
 
 
 @pytest.mark.xfail(strict=True, reason="not reached: the shape word's map is spread over the picture (README)")
 def test_the_shape_words_heat_map_falls_on_the_object(heat):
-    assert heat.mean_iou >= 0.5 and heat.shape_beats_background >= 0.8, heat
+    # The gate's first half: the shape word's map, cut at half its maximum, against the object's mask.
+    assert heat.mean_iou >= 0.5, heat
