@@ -270,12 +270,15 @@ class CaptureWorker:
         self._admitted = 0  # running and waiting
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._closed = False  # the app shut down: no more jobs
         self._process: Any = None
         self._conn: Any = None
         self.held_bytes = 0  # what the child's kept model takes (estimated): free again for the next model
 
     def submit(self, op: str, job: dict[str, Any]) -> Future:
         with self._lock:
+            if self._closed:
+                raise ApiError(503, None, "the server is shutting down", {"Retry-After": "5"})
             if self._admitted > self.max_waiting:
                 raise ApiError(503, None, "the capture process is busy; try again shortly", {"Retry-After": "5"})
             self._admitted += 1
@@ -294,6 +297,8 @@ class CaptureWorker:
                 self.stop()
                 continue
             if item is None:
+                with self._lock:
+                    self._thread = None
                 return
             op, job, future = item
             try:
@@ -357,6 +362,8 @@ class CaptureWorker:
         return self._process.pid if self._process is not None else None
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
         self._jobs.put(None)
         self.stop()
 
@@ -371,7 +378,10 @@ def worker_for(app: Any) -> CaptureWorker:
         return _WORKERS.setdefault(id(app), CaptureWorker())
 
 
-def stop_all() -> None:
+def close_worker(app: Any) -> None:
+    """End the capture worker of `app` (its lifespan is over), and only that one: another app in the same process
+    (the tests run several) keeps its own. Its entry goes too, so a later app that gets the same id starts anew."""
     with _WORKERS_LOCK:
-        for worker in _WORKERS.values():
-            worker.close()
+        worker = _WORKERS.pop(id(app), None)
+    if worker is not None:
+        worker.close()

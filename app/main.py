@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from app import __version__
-from app.activations import stop_all as stop_captures
+from app.activations import close_worker
 from app.diskcache import DiskCache
 from app.errors import install_error_handlers
 from app.fastpath import RequestMemo, TraceFastPath
@@ -68,7 +68,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.profiles.shutdown()
         app.state.workers.shutdown()
         app.state.traces.shutdown()
-        stop_captures()
+        close_worker(app)
 
 
 def create_app() -> FastAPI:

@@ -28,7 +28,7 @@ _DATA = Path(__file__).parent / "data" / "presets.json"
 class Preset:
     name: str
     title: str
-    family: str  # "ldm", "sd1", "sd2", "sdxl" or "tiny"
+    family: str  # "ldm", "sd1", "sd2", "sdxl", "tiny" or "twin"
     source: dict[str, str]  # the repository and yaml the parameters come from
     ldm_params: dict[str, Any] | None  # None for a variant the original code cannot build (see UNetConfig.to_ldm)
     config: UNetConfig
@@ -78,7 +78,7 @@ class PresetSummary(BaseModel):
 
     name: str = Field(description="the name to ask for (`sd1`, `sdxl-base`, ...)")
     title: str = Field(description="what the model is, in words")
-    family: str = Field(description="`ldm`, `sd1`, `sd2`, `sdxl` or `tiny`")
+    family: str = Field(description="`ldm`, `sd1`, `sd2`, `sdxl`, `tiny` or `twin`")
     num_parameters: int | None = Field(description="the original model's exact parameter count (null for ours)")
     reference_input: dict[str, list[int] | None] = Field(
         description="shapes of the input it is traced with at batch 1: `x`, `context`, `y`"

@@ -73,3 +73,26 @@ def test_an_export_too_large_for_the_memory_limit_names_export(client, monkeypat
     body = {"preset": "tiny", "sample_size": [16, 16], "export": ["@outputs"]}
     r = client.post("/api/activations/export", json=body)
     assert r.status_code == 413 and r.json()["field"] == "export"
+
+
+def test_an_app_that_shuts_down_ends_its_own_capture_worker_only(monkeypatch) -> None:
+    # The tests run several apps in one process: one app's shutdown once closed every app's worker, and the
+    # session's next capture waited for ever on a queue nobody read.
+    monkeypatch.setattr(service, "_WORKERS", {})
+
+    class App:  # only its identity matters
+        pass
+
+    first, second = App(), App()
+    for app in (first, second):
+        service._WORKERS[id(app)] = service.CaptureWorker(run=lambda op, job: op)
+    kept = service.worker_for(second)
+    assert kept.submit("capture", {}).result(5) == "capture"
+    closed = service.worker_for(first)
+    service.close_worker(first)
+    assert kept.submit("generate", {}).result(5) == "generate"
+    with pytest.raises(ApiError) as refused:
+        closed.submit("capture", {})
+    assert refused.value.status == 503 and "shutting down" in refused.value.reason
+    assert id(first) not in service._WORKERS  # a later app with the same id gets a new worker
+    service.close_worker(second)

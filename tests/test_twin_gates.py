@@ -14,8 +14,8 @@ from sdunet_core.twin import evaluate, shipped
 from sdunet_core.twin.sampling import one_thread
 
 NOT_REACHED = (
-    "not reached by the shipped twin: SD's schedule leaves 6.8% of the signal at t = 999, so the layout is read off "
-    "the starting noise's low frequencies rather than the caption (README, 'The twin')"
+    "not reached by the shipped twin: the UNet has no position encoding (a pixel knows where it is only through the "
+    "zero padding), and 3000 steps did not teach it to place an object from the words (README, 'The twin')"
 )
 GATES = [
     ("colour", 0.90, False),

@@ -20,7 +20,7 @@ from ..schema import UNetConfigModel
 
 ControlKind = Literal["controlnet", "t2i_adapter", "control_lora"]
 Layout = Literal["ldm", "diffusers"]
-Family = Literal["ldm", "sd1", "sd2", "sdxl", "tiny"]
+Family = Literal["ldm", "sd1", "sd2", "sdxl", "tiny", "twin"]
 
 
 class InjectionPoint(BaseModel):
