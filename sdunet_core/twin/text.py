@@ -2,7 +2,7 @@
 
 SD's text encoder is CLIP's: token and position embeddings, transformer layers with a causal mask (each token sees
 itself and the tokens before it), a final layer norm; the UNet cross-attends to every token of the last hidden
-state. The twin's encoder is the same, small (64 wide, 2 layers, 4 heads) and over 34 tokens instead of 49,408:
+state. The twin's encoder is the same, small (64 wide, 2 layers, 4 heads) and over 30 tokens instead of 49,408:
 the world's words and `<pad>`, `<start>`, `<end>`. A caption is `<start> words <end>` padded to 16 tokens
 (SD: 77) with `<pad>`; the empty caption, which classifier-free guidance uses, is `<start> <end>` and padding.
 """

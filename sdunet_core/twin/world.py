@@ -14,7 +14,7 @@ two objects (both small; the relation says where the first is):
 Why this world: 32x32 pixels is the smallest size at which a 9-pixel circle, square and triangle still differ
 (their fill of the bounding box is about 0.79, 1.0 and 0.5), five colours far apart in RGB and three grounds far
 from all of them keep the colour and the object/ground split unambiguous, and five positions on a 32-pixel grid
-leave every object whole. The vocabulary is 31 words: small enough for a model trained on two CPU cores in an
+leave every object whole. The vocabulary is 27 words: small enough for a model trained on two CPU cores in an
 hour to learn every word, rich enough for binding (which colour goes with which shape) to be a real question.
 """
 

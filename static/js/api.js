@@ -183,3 +183,13 @@ export function detectLora(body, { preset = null, imageSize = null, flops = true
   const payload = typeof body === 'string' ? new RawJson(body) : body;
   return request('POST', `/api/lora/detect${q.size ? `?${q}` : ''}`, payload);
 }
+
+/** GET /api/twin → the trained twin: {preset, image_size, context_tokens, vocabulary, examples, samplers, defaults, training}. */
+export function getTwin() {
+  return request('GET', '/api/twin');
+}
+
+/** POST /api/generate → the twin's picture, the reader's verdict and every step's x_t, ε̂ and x̂₀. */
+export function generate(body) {
+  return request('POST', '/api/generate', body);
+}

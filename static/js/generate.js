@@ -121,7 +121,7 @@ export function createGenerate(root) {
     status.textContent = 'Generating…';
     showError(null);
     try {
-      const data = await api.request('POST', '/api/generate', body);
+      const data = await api.generate(body);
       if (mine !== token) return;
       result = { body, data };
       draw();
@@ -213,7 +213,7 @@ export function createGenerate(root) {
   const seen = new IntersectionObserver((entries) => {
     if (!entries.some((e) => e.isIntersecting)) return;
     seen.disconnect();
-    api.request('GET', '/api/twin').then((data) => {
+    api.getTwin().then((data) => {
       info = data;
       fillWords();
       document.body.dataset.twin = 'ready';
