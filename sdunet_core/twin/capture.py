@@ -15,14 +15,10 @@ from ..activations.components import Components
 from ..activations.conditioning import InputError
 from ..presets import load_preset
 from .model import PRESET, shipped
-from .text import MAX_TOKENS, UnknownWord
+from .text import MAX_TOKENS
 
 if TYPE_CHECKING:
     from ..activations.session import Explorer
-
-
-def vocabulary_text() -> str:
-    return " ".join(shipped().model.tokenizer.tokens[3:])
 
 
 def tokenize(prompt: str) -> tuple[list[int], list[str]]:
@@ -30,9 +26,7 @@ def tokenize(prompt: str) -> tuple[list[int], list[str]]:
     tok = shipped().model.tokenizer
     try:
         words = tok.check(prompt)
-    except UnknownWord as exc:
-        raise InputError("prompt", f"{exc}; its words: {vocabulary_text()}") from None
-    except ValueError as exc:
+    except ValueError as exc:  # an UnknownWord names the word and the vocabulary
         raise InputError("prompt", str(exc)) from None
     ids = [tok.start, *(tok.ids[w] for w in words), tok.end]
     return ids, [tok.tokens[i] for i in ids]

@@ -24,7 +24,8 @@ class UnknownWord(ValueError):
     """A caption word the twin's vocabulary does not have."""
 
     def __init__(self, word: str) -> None:
-        super().__init__(f"'{word}' is not in the twin's vocabulary")
+        # The message lists the words, so that every place that reports it (API, capture, CLI) says what to use.
+        super().__init__(f"'{word}' is not in the twin's vocabulary; its words: {' '.join(words())}")
         self.word = word
 
 
