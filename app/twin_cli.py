@@ -20,6 +20,8 @@ def add_train_twin(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the weights, noise and training scenes")
     p.add_argument("--offset-noise", type=float, default=d.offset_noise, help="offset noise std (default %(default)s)")
+    p.add_argument("--pyramid-noise", type=float, default=d.pyramid_noise,
+                   help="pyramid noise discount per level, 0 for none (default %(default)s)")  # fmt: skip
     p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads})")
     p.add_argument("--out", type=Path, default=Path("twin.safetensors"), help="weights file; the record goes beside it")
     p.set_defaults(func=_train_twin)
@@ -40,6 +42,7 @@ def _train_twin(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         offset_noise=args.offset_noise,
+        pyramid_noise=args.pyramid_noise,
     )
     cfg = replace(cfg, log_every=min(cfg.log_every, max(1, cfg.steps // 10)))
     record = train(cfg, args.out)
