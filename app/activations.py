@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import math
 import multiprocessing as mp
 import os
@@ -38,6 +39,8 @@ from sdunet_core import PRESETS, UNetConfig
 from sdunet_core.activations.capture import MAP_CHUNK_ELEMENTS
 from sdunet_core.activations.catalog import ActivationPoint, resolve_points
 from sdunet_core.tracer.trace import available_bytes
+
+log = logging.getLogger(__name__)
 
 _SPAWN = mp.get_context("spawn")
 
@@ -253,6 +256,9 @@ def plan(
 
 
 # ---- the child process --------------------------------------------------------------------------------------
+TWIN_OPS = ("warm", "generate")  # the child's operations that leave the shipped twin loaded
+
+
 class CaptureWorker:
     """One child process running captures one at a time, fed by one thread of its own.
 
@@ -274,6 +280,7 @@ class CaptureWorker:
         self._process: Any = None
         self._conn: Any = None
         self.held_bytes = 0  # what the child's kept model takes (estimated): free again for the next model
+        self.twin_loaded = False  # the child has the twin in memory (a warm-up or a generation ran there)
 
     def submit(self, op: str, job: dict[str, Any]) -> Future:
         with self._lock:
@@ -324,14 +331,17 @@ class CaptureWorker:
     def _in_child(self, op: str, job: dict[str, Any]) -> Any:
         if self._process is None or not self._process.is_alive():
             self._start()
-        self._conn.send((op, job))
+        conn = self._conn  # stop() may clear the attribute meanwhile (the app shutting down): keep our end
         limit = time_limit_s()
-        if not self._conn.poll(limit):
-            self.stop()
-            raise ApiError(413, None, f"the capture ran past the limit of {limit} s; choose a smaller model or input")
         try:
-            message = self._conn.recv()
-        except (EOFError, OSError):  # the child died mid-capture (killed for memory, say)
+            conn.send((op, job))
+            if not conn.poll(limit):
+                self.stop()
+                raise ApiError(
+                    413, None, f"the capture ran past the limit of {limit} s; choose a smaller model or input"
+                )
+            message = conn.recv()
+        except (EOFError, OSError):  # the child died mid-capture (killed for memory, say), or the app closed it
             self.stop()
             raise ApiError(
                 503, None, "the capture process ended unexpectedly; try again", {"Retry-After": "2"}
@@ -339,6 +349,7 @@ class CaptureWorker:
         self.held_bytes = job.get("model_bytes", 0)
         kind = message[0]
         if kind == "ok":
+            self.twin_loaded = self.twin_loaded or op in TWIN_OPS
             return message[1]
         if kind == "input":
             raise ApiError(422, message[1], message[2])
@@ -347,6 +358,7 @@ class CaptureWorker:
     def stop(self) -> None:
         process, self._process = self._process, None
         self.held_bytes = 0
+        self.twin_loaded = False
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -376,6 +388,23 @@ def worker_for(app: Any) -> CaptureWorker:
     """The app's capture worker, made on first use (the app's lifespan never has to know)."""
     with _WORKERS_LOCK:
         return _WORKERS.setdefault(id(app), CaptureWorker())
+
+
+def warm_twin(app: Any) -> None:
+    """Load the twin in the capture process in the background, so the Generate view's first picture costs only its
+    steps (starting the process, importing torch and diffusers and reading the weights took seconds more).
+    `SDUNET_WARM_TWIN=0` turns it off (the tests' servers do: most never generate)."""
+    from sdunet_core.twin import weights_shipped
+
+    if os.environ.get("SDUNET_WARM_TWIN", "1") == "0" or not weights_shipped():
+        return
+
+    def done(future: Future) -> None:
+        exc = future.exception()
+        if exc is not None and not (isinstance(exc, ApiError) and exc.status == 503):  # 503: shut down meanwhile
+            log.warning("the twin's warm-up failed: %s", exc)
+
+    worker_for(app).submit("warm", {}).add_done_callback(done)
 
 
 def close_worker(app: Any) -> None:

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from app import __version__
-from app.activations import close_worker
+from app.activations import close_worker, warm_twin
 from app.diskcache import DiskCache
 from app.errors import install_error_handlers
 from app.fastpath import RequestMemo, TraceFastPath
@@ -62,6 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # latencies is what it cost.
     gc.collect()
     gc.freeze()
+    warm_twin(app)  # in the capture process, in the background: the server answers meanwhile
     try:
         yield
     finally:

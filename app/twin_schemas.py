@@ -76,3 +76,7 @@ class TwinInfo(BaseModel):
     samplers: list[str]
     defaults: dict[str, Any]
     training: dict[str, Any] = Field(description="the training record shipped with the weights")
+    loaded: bool = Field(
+        description="the generation process holds the twin now: a first picture costs only its steps "
+        "(the server loads it in the background at start; SDUNET_WARM_TWIN=0 turns that off)"
+    )

@@ -23,6 +23,9 @@ BASE_URL = "http://localhost"
 # its settings; the servers the tests start inherit it).
 _CACHE = tempfile.mkdtemp(prefix="sdunet-test-cache-")
 os.environ["SDUNET_CACHE_DIR"] = _CACHE
+# The twin's warm-up at start is off for the apps and servers of the tests (most never generate); the one test of
+# the warm-up turns it on.
+os.environ["SDUNET_WARM_TWIN"] = "0"
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 

@@ -54,7 +54,8 @@ def serve(
     Its trace cache is a fresh directory unless SDUNET_CACHE_DIR is set (in `env` or the environment)."""
     port = free_port()
     log = log or Path(tempfile.mkstemp(prefix="sdunet-server-", suffix=".log")[1])
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # The twin's warm-up at start is off unless a test asks for it: most servers here never generate.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SDUNET_WARM_TWIN": "0", **(env or {})}
     fresh = None if env.get("SDUNET_CACHE_DIR") else tempfile.mkdtemp(prefix="sdunet-cache-")
     if fresh:
         env["SDUNET_CACHE_DIR"] = fresh

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from sdunet_core.twin import world
+from tests.harness import serve
 
 
 def _png(url: str) -> np.ndarray:
@@ -28,6 +31,19 @@ def test_twin_info_lists_the_words_by_role_and_the_training_record(client):
     record = body["training"]
     assert record["steps_done"] >= 1 and record["loss_curve"] and record["versions"]["torch"]
     assert body["defaults"]["steps"] == 50 and body["samplers"] == ["ddim", "euler"]
+
+
+def test_a_server_loads_the_twin_at_start_in_the_background_when_asked():
+    with serve(env={"SDUNET_WARM_TWIN": "1"}) as (url, _):
+        deadline, loaded = time.monotonic() + 120, False
+        while not loaded and time.monotonic() < deadline:
+            loaded = httpx.get(f"{url}/api/twin", timeout=30).json()["loaded"]
+            time.sleep(0.2)
+        assert loaded, "the twin was not loaded in the background within 120 s"
+        r = httpx.post(f"{url}/api/generate", json={"prompt": "a red circle", "steps": 4}, timeout=60)
+        assert r.status_code == 200, r.text
+    with serve() as (url, _):  # the tests' default: no warm-up, and the info says so
+        assert httpx.get(f"{url}/api/twin", timeout=30).json()["loaded"] is False
 
 
 def test_generate_returns_the_picture_every_step_and_the_readers_verdict(client):

@@ -36,7 +36,7 @@ def _require_weights() -> None:
 
 
 @router.get("/twin", response_model=TwinInfo)
-def twin_info() -> dict[str, Any]:
+def twin_info(request: Request) -> dict[str, Any]:
     _require_weights()
     preset = PRESETS[PRESET]
     return {
@@ -51,6 +51,7 @@ def twin_info() -> dict[str, Any]:
         "samplers": list(SAMPLERS),
         "defaults": GenerateRequest().model_dump(by_alias=True),
         "training": _record(),
+        "loaded": worker_for(request.app).twin_loaded,
     }
 
 

@@ -41,6 +41,10 @@ def handle(op: str, job: dict[str, Any], cache: dict[str, Any]) -> Any:
         from sdunet_core.twin.report import generation_dict
 
         return generation_dict(job)
+    if op == "warm":
+        from sdunet_core.twin.report import warm
+
+        return warm()
     explorer = _explorer(job, cache)
     spec = CaptureSpec(**{**job["spec"], "sample_size": tuple(job["spec"]["sample_size"])})
     if op == "export":

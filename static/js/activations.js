@@ -113,11 +113,18 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
 
   function showWeightsBanner() {
     const info = weights.info;
-    const real = Boolean(state.trace && weights.matches(state.trace.config));
+    // The catalog states which weights a capture of this model runs (the server's file, the twin's, or none).
+    const stated = catalog?.key === JSON.stringify(modelBody()) ? catalog.data.model.weights : undefined;
+    const real = stated !== undefined ? stated != null : Boolean(state.trace && weights.matches(state.trace.config));
     weightsBanner.dataset.banner = real ? 'real' : 'random';
     weightsBanner.classList.toggle('act-banner-random', !real);
     weightsBanner.classList.toggle('act-banner-real', real);
-    if (real) {
+    if (real && stated && catalog.data.model.preset === 'twin') {
+      weightsBanner.replaceChildren(
+        h('strong', {}, `Trained weights: ${stated}. `),
+        'Captures run this model as trained: its own text encoder reads the caption, and the pictures are its pixels.',
+      );
+    } else if (real) {
       weightsBanner.replaceChildren(
         h('strong', {}, `Real weights: ${info.file}. `),
         'Captures run this checkpoint: its VAE encodes the image and its text encoder the prompt, when the file holds them.',
@@ -128,9 +135,18 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
         info
           ? `The server's weights (${info.file}) are another architecture, so this model runs with seeded random weights and a noise text context.`
           : 'This server has no weights file, so captures run the UNet with seeded random weights and a noise text context. ',
-        info ? '' : h('span', {}, 'Start it with ', h('code', {}, 'sdunet-explorer serve --weights FILE'), ' (a full checkpoint) for real activations.'),
+        info ? '' : h('span', {}, 'Start it with ', h('code', {}, 'sdunet-explorer serve --weights FILE'), ' (a full checkpoint) for real activations. '),
+        twinButton(),
       );
     }
+  }
+
+  /** The trained twin, one click away wherever the weights are random (absent when this server has no twin). */
+  function twinButton() {
+    if (!state.presets.some((p) => p.name === 'twin')) return '';
+    const go = h('button', { type: 'button', id: 'act-to-twin', class: 'act-to-twin' }, 'Show the trained twin');
+    go.addEventListener('click', () => store.setModel('twin', null));
+    return h('span', {}, 'Or see activations that mean something: ', go, ' (a small SD-shaped model trained here, weights shipped).');
   }
 
   // ---- the catalog ----------------------------------------------------------------------------------------------
@@ -166,6 +182,7 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
       const size = data.image_size.join('×');
       modelLine.textContent = `${data.model.weights ?? data.model.preset ?? 'custom model'} at ${size} px: ${data.count} points`;
       capture.setCatalog(data);
+      showWeightsBanner();
       status.textContent = '';
       renderList();
       body.activations = 'true';
