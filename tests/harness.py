@@ -69,7 +69,7 @@ def serve(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a bound for a machine busy with other work, not a timing
         while True:
             try:
                 if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:

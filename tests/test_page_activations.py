@@ -129,6 +129,19 @@ def test_catalog_lists_the_api_points_and_ties_them_to_the_u(page, live_server, 
     assert console_errors == []
 
 
+def test_the_random_weights_banner_offers_the_trained_twin_and_says_so_once_shown(page, live_server, console_errors):
+    _open_panel(page, live_server)
+    banner = page.locator("#act-weights-banner")
+    assert banner.get_attribute("data-banner") == "random"
+    page.click("#act-to-twin")
+    page.wait_for_function("() => document.body.dataset.preset === 'twin' && document.body.dataset.ready === 'true'")
+    page.wait_for_function("() => document.getElementById('act-weights-banner').dataset.banner === 'real'")
+    text = banner.inner_text()
+    assert text.startswith("Trained weights: twin.safetensors (the twin") and "Random" not in text
+    assert page.locator("#act-to-twin").count() == 0
+    assert console_errors == []
+
+
 def test_a_capture_shows_the_api_previews_heat_maps_and_statistics(page, live_server, console_errors) -> None:
     _open_panel(page, live_server)
     banner = page.locator("#act-weights-banner")
