@@ -22,6 +22,10 @@ def add_train_twin(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--offset-noise", type=float, default=d.offset_noise, help="offset noise std (default %(default)s)")
     p.add_argument("--pyramid-noise", type=float, default=d.pyramid_noise,
                    help="pyramid noise discount per level, 0 for none (default %(default)s)")  # fmt: skip
+    p.add_argument("--objective", choices=("epsilon", "v_prediction"), default=d.objective,
+                   help="what the UNet predicts (default %(default)s)")  # fmt: skip
+    p.add_argument("--zero-terminal-snr", action=argparse.BooleanOptionalAction, default=d.zero_terminal_snr,
+                   help="rescale the schedule to zero signal at t = 999 (default %(default)s)")  # fmt: skip
     p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads})")
     p.add_argument("--out", type=Path, default=Path("twin.safetensors"), help="weights file; the record goes beside it")
     p.set_defaults(func=_train_twin)
@@ -43,6 +47,8 @@ def _train_twin(args: argparse.Namespace) -> int:
         threads=args.threads,
         offset_noise=args.offset_noise,
         pyramid_noise=args.pyramid_noise,
+        objective=args.objective,
+        zero_terminal_snr=args.zero_terminal_snr,
     )
     cfg = replace(cfg, log_every=min(cfg.log_every, max(1, cfg.steps // 10)))
     record = train(cfg, args.out)

@@ -21,25 +21,25 @@ def test_each_step_is_the_schedulers_step_on_the_same_inputs(twin: Twin, sampler
     with one_thread():
         gen = generate(twin, "a small blue square in the center", seed=7, steps=12, guidance=2.5, sampler=sampler)
     for i in range(len(gen.steps) - 1):
-        fresh = scheduler(sampler)  # type: ignore[arg-type]
+        fresh = scheduler(sampler, twin.schedule)  # type: ignore[arg-type]
         fresh.set_timesteps(12)
         if sampler == "euler":
             fresh.set_begin_index(i)
         step = gen.steps[i]
-        expected = fresh.step(step.eps, fresh.timesteps[i], step.sample).prev_sample
+        expected = fresh.step(step.output, fresh.timesteps[i], step.sample).prev_sample
         assert torch.allclose(expected, gen.steps[i + 1].sample, atol=1e-6, rtol=0)
     # SD's spacing: DDIM "leading" (1000 // 12 = 83 apart, plus the offset of 1: 914 first), Euler "linspace" (999).
     assert gen.steps[0].t == (999 if sampler == "euler" else 11 * 83 + 1)
 
 
 def test_x0_is_what_the_noise_prediction_implies(twin: Twin):
-    abar = alphas_cumprod()
+    abar = alphas_cumprod(twin.schedule)
     with one_thread():
         gen = generate(twin, "a red circle above a green triangle", seed=3, steps=10, guidance=3.0)
     for step in gen.steps:
         a = abar[step.t]
-        x0 = (step.x_t - (1 - a).sqrt() * step.eps) / a.sqrt()
-        assert torch.allclose(x0, step.x0, atol=1e-4)
+        # SD's x_t = sqrt(ᾱ) x₀ + sqrt(1 - ᾱ) ε, written without a division (ᾱ is 0 at t = 999 on a zero-SNR schedule).
+        assert torch.allclose(a.sqrt() * step.x0 + (1 - a).sqrt() * step.eps, step.x_t, atol=1e-4)
 
 
 def test_guidance_one_uses_the_caption_alone_and_runs_one_pass_a_step(twin: Twin):

@@ -42,16 +42,19 @@ class InputError(ValueError):
         return (type(self), (self.field, self.reason))
 
 
-def scheduler():  # type: ignore[no-untyped-def]
+def scheduler(schedule: dict | None = None):  # type: ignore[no-untyped-def]
+    """SD's training schedule, or a model's own (diffusers' scheduler arguments: the twin states its own)."""
     from diffusers import DDPMScheduler
 
+    if schedule is not None:
+        return DDPMScheduler(**schedule)
     return DDPMScheduler(
         num_train_timesteps=TIMESTEPS, beta_start=BETA_START, beta_end=BETA_END, beta_schedule="scaled_linear"
     )
 
 
-def add_noise(x0: torch.Tensor, noise: torch.Tensor, timestep: int) -> torch.Tensor:
-    return scheduler().add_noise(x0, noise, torch.tensor([timestep]))
+def add_noise(x0: torch.Tensor, noise: torch.Tensor, timestep: int, schedule: dict | None = None) -> torch.Tensor:
+    return scheduler(schedule).add_noise(x0, noise, torch.tensor([timestep]))
 
 
 def decode_image(data: bytes, max_side: int, field: str = "image") -> torch.Tensor:
@@ -123,8 +126,14 @@ class LatentChoice:
 
 
 def make_latent(
-    config: UNetConfig, sample: tuple[int, int], image: torch.Tensor | None, vae, seed: int, timestep: int
-) -> LatentChoice:  # type: ignore[no-untyped-def]
+    config: UNetConfig,
+    sample: tuple[int, int],
+    image: torch.Tensor | None,
+    vae,  # type: ignore[no-untyped-def]
+    seed: int,
+    timestep: int,
+    schedule: dict | None = None,
+) -> LatentChoice:
     """The noised latent for one capture (see the module docstring)."""
     shape = (1, config.in_channels, *sample)
     eps = noise(shape, seed)
@@ -139,7 +148,7 @@ def make_latent(
     else:
         x0 = standin_latent(image, config.in_channels, *sample)
         source = "stand-in"
-    return LatentChoice(add_noise(x0, eps, timestep), x0, eps, source)
+    return LatentChoice(add_noise(x0, eps, timestep, schedule), x0, eps, source)
 
 
 def class_y(config: UNetConfig) -> torch.Tensor | None:

@@ -77,6 +77,7 @@ class Explorer:
         self.context_tokens = MAX_TOKENS
         self.tokenize = tokenize
         self.latent_source = None  # what a picture becomes without a VAE: a stand-in latent, or (twin) the pixels
+        self.schedule: dict | None = None  # how an image is noised: SD's schedule unless a model states its own
         self.default_sample = (64, 64)  # the latent size when a capture names none
         # Image pixels per latent pixel: the preset's when the config is one, else SD's 8.
         self.latent_factor = next((p.latent_factor for p in PRESETS.values() if p.config == config), 8)
@@ -182,7 +183,9 @@ class Explorer:
         if spec.latent is not None:
             latent = cond.LatentChoice(spec.latent, None, spec.latent, "generation")
         else:
-            latent = cond.make_latent(self.config, sample, image, self.components.vae, spec.seed, spec.timestep)
+            latent = cond.make_latent(
+                self.config, sample, image, self.components.vae, spec.seed, spec.timestep, self.schedule
+            )
         if self.latent_source and latent.source == "stand-in":
             latent.source = self.latent_source
         context, y, context_source = self._context(spec.prompt, image_size, spec.seed)
@@ -196,7 +199,9 @@ class Explorer:
             reduce_s = cap.reduce_seconds
             if spec.compare_timestep is not None:
                 cap.start_comparison()
-                x2 = latent.x if latent.x0 is None else cond.add_noise(latent.x0, latent.noise, spec.compare_timestep)
+                x2 = latent.x
+                if latent.x0 is not None:
+                    x2 = cond.add_noise(latent.x0, latent.noise, spec.compare_timestep, self.schedule)
                 run_forward(self.unet, inputs.at(spec.compare_timestep, x2))
         finished = time.perf_counter()
         heat = build(list(cap.results.values()), ids, texts, sample) if any(

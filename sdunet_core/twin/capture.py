@@ -49,5 +49,6 @@ def twin_explorer(cls: type[Explorer]) -> Explorer:
     explorer.context_tokens = MAX_TOKENS
     explorer.tokenize = tokenize
     explorer.latent_source = "pixels"
+    explorer.schedule = twin.schedule
     explorer.default_sample = tuple(load_preset(PRESET).sample_size)  # type: ignore[assignment]
     return explorer

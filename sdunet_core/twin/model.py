@@ -45,6 +45,8 @@ class Twin(nn.Module):
         self.tokenizer = WordTokenizer()
         self.unet = UNetModel(load_preset(PRESET).config)
         self.text = TextEncoder(len(self.tokenizer.tokens))
+        # The noise schedule it was trained with (diffusers' arguments); a weights file's record says which.
+        self.schedule: dict[str, Any] = dict(SCHEDULE)
 
     def context(self, captions: list[str]) -> torch.Tensor:
         return self.text(self.tokenizer.batch(captions))
@@ -53,11 +55,11 @@ class Twin(nn.Module):
         return self.unet(x, t, context)
 
 
-def alphas_cumprod() -> torch.Tensor:
-    """alpha_bar_t for t = 0..999 of SD's schedule (float64 -> float32, as diffusers computes it)."""
+def alphas_cumprod(schedule: dict[str, Any] | None = None) -> torch.Tensor:
+    """alpha_bar_t for t = 0..999 of a schedule (SD's by default), as diffusers computes it."""
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(**SCHEDULE).alphas_cumprod
+    return DDPMScheduler(**(schedule or SCHEDULE)).alphas_cumprod
 
 
 def state(model: Twin) -> dict[str, torch.Tensor]:
@@ -82,6 +84,9 @@ def load_weights(model: Twin, path: Path) -> Twin:
     tensors = load_file(str(path))
     model.unet.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("unet.")}, strict=True)
     model.text.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("text.")}, strict=True)
+    record = path.with_suffix(".json")
+    if record.is_file():
+        model.schedule = dict(json.loads(record.read_text()).get("schedule", SCHEDULE))
     return model.eval()
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,14 +26,24 @@ Sampler = Literal["ddim", "euler"]
 SAMPLERS: tuple[str, ...] = ("ddim", "euler")
 
 
-def scheduler(sampler: Sampler):  # type: ignore[no-untyped-def]
+def scheduler(sampler: Sampler, schedule: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
+    """diffusers' sampler for a training schedule (SD 1.x's by default; a model's own is `model.schedule`)."""
     from diffusers import DDIMScheduler, EulerDiscreteScheduler
 
+    schedule = schedule or SCHEDULE
     if sampler == "ddim":
-        return DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+        return DDIMScheduler(**schedule, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
     if sampler == "euler":
-        return EulerDiscreteScheduler(**SCHEDULE, steps_offset=1)
+        return EulerDiscreteScheduler(**schedule, steps_offset=1)
     raise ValueError(f"unknown sampler {sampler!r}; known: {SAMPLERS}")
+
+
+def noise_of(output: torch.Tensor, x_t: torch.Tensor, abar_t: float, prediction: str) -> torch.Tensor:
+    """The predicted noise ε̂ a model output implies at x_t: the output itself for ε-prediction; for
+    v-prediction (v = sqrt(ᾱ) ε - sqrt(1 - ᾱ) x₀), ε̂ = sqrt(ᾱ) v + sqrt(1 - ᾱ) x_t."""
+    if prediction == "epsilon":
+        return output
+    return abar_t**0.5 * output + (1 - abar_t) ** 0.5 * x_t
 
 
 @dataclass
@@ -42,7 +52,8 @@ class Step:
     t: int
     x_t: torch.Tensor  # [1, 3, 32, 32], the noisy picture in SD's sense: sqrt(ᾱ) x₀ + sqrt(1 − ᾱ) ε
     sample: torch.Tensor  # the scheduler's own state (Euler's is x_t scaled by sqrt(σ² + 1); DDIM's is x_t)
-    eps: torch.Tensor  # the guided predicted noise
+    eps: torch.Tensor  # the guided predicted noise ε̂
+    output: torch.Tensor  # what the UNet's guided output was (ε̂ itself for an ε-prediction model, else v̂)
     x0: torch.Tensor  # the scheduler's predicted clean image
 
 
@@ -81,7 +92,7 @@ def generate_many(
     Each picture starts from its own seed's noise, as `generate` does; only the batching differs, so a picture
     equals `generate`'s to float rounding, not bit for bit.
     """
-    sched = scheduler(sampler)
+    sched = scheduler(sampler, model.schedule)
     sched.set_timesteps(steps)
     n = len(prompts)
     context = model.context(["" for _ in prompts] + list(prompts))
@@ -121,8 +132,9 @@ def generate(
     stop_after: int | None = None,
 ) -> Generation:
     """Sample one picture for `prompt` (every step recorded when `keep_steps`)."""
-    sched = scheduler(sampler)
+    sched = scheduler(sampler, model.schedule)
     sched.set_timesteps(steps)
+    prediction = sched.config.prediction_type
     # Which captions the UNet sees each step: both for guidance, else only the one whose weight is not zero.
     if guidance == 1.0:
         captions = [prompt]
@@ -139,10 +151,12 @@ def generate(
         tt = t.expand(len(captions)).to(torch.long) if sampler == "ddim" else t.expand(len(captions))
         eps_all = call(i, round(float(t)), x_in, tt, context)
         out.unet_calls += 1
-        eps = eps_all[-1:] if len(captions) == 1 else eps_all[:1] + guidance * (eps_all[1:] - eps_all[:1])
-        result = sched.step(eps, t, x)
+        guided = eps_all[-1:] if len(captions) == 1 else eps_all[:1] + guidance * (eps_all[1:] - eps_all[:1])
+        result = sched.step(guided, t, x)
         if keep_steps:
-            out.steps.append(Step(i, round(float(t)), x_in[:1], x, eps, result.pred_original_sample))
+            abar_t = float(sched.alphas_cumprod[round(float(t))])
+            eps = noise_of(guided, x_in[:1], abar_t, prediction)
+            out.steps.append(Step(i, round(float(t)), x_in[:1], x, eps, guided, result.pred_original_sample))
         x = result.prev_sample
         if stop_after is not None and i >= stop_after:
             break

@@ -51,6 +51,11 @@ class TrainConfig:
     # happens to have a blob, and ignores the position words; low-frequency noise in training makes that blob
     # uninformative. 0 turns it off.
     pyramid_noise: float = 0.0
+    # The objective: "epsilon" (SD 1.x) or "v_prediction" (SD 2.x's 768-v models), and whether the schedule is
+    # rescaled to zero signal at t = 999 (Lin et al., 2024, "Common diffusion noise schedules and sample steps are
+    # flawed"). With SD 1.x's schedule x_999 keeps 6.8% of the picture, and the model reads the layout off it.
+    objective: str = "epsilon"
+    zero_terminal_snr: bool = False
     seed: int = 0
     # One thread: the run is bit-for-bit repeatable, and small ops on two threads stall whenever anything else
     # runs on the second core (measured: 1.5 s a step on one thread, 1.7-6.5 s on two, beside a test run).
@@ -76,6 +81,14 @@ def draw_batch(cfg: TrainConfig, step: int, rng: torch.Generator) -> tuple[torch
     images, captions = world.batch(list(range(first, first + cfg.batch)))
     drop = torch.rand(cfg.batch, generator=rng) < cfg.caption_dropout
     return to_pixels(images), ["" if d else c for d, c in zip(drop.tolist(), captions, strict=True)]
+
+
+def schedule_of(cfg: TrainConfig) -> dict[str, Any]:
+    """The noise schedule a config trains with (diffusers' scheduler arguments), recorded beside the weights."""
+    out = dict(SCHEDULE, prediction_type=cfg.objective)
+    if cfg.zero_terminal_snr:
+        out |= {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing"}
+    return out
 
 
 def training_noise(cfg: TrainConfig, shape: torch.Size, rng: torch.Generator) -> torch.Tensor:
@@ -119,9 +132,11 @@ def train(cfg: TrainConfig, out: Path = WEIGHTS) -> dict[str, Any]:
     ema.load_state_dict(model.state_dict())
     for p in ema.parameters():
         p.requires_grad_(False)
+    model.schedule = ema.schedule = schedule_of(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    abar = alphas_cumprod().float()
-    timesteps = SCHEDULE["num_train_timesteps"]
+    schedule = schedule_of(cfg)
+    abar = alphas_cumprod(schedule).float()
+    timesteps = schedule["num_train_timesteps"]
     curve: list[dict[str, float]] = []
     window: list[float] = []
     start = time.perf_counter()
@@ -130,7 +145,7 @@ def train(cfg: TrainConfig, out: Path = WEIGHTS) -> dict[str, Any]:
         return {
             "config": asdict(cfg),
             "preset": "twin",
-            "schedule": SCHEDULE,
+            "schedule": schedule,
             "steps_done": step,
             "images_seen": step * cfg.batch,
             "train_seeds": f"{TRAIN_SEED_BASE + cfg.seed * 10**8} and up",
@@ -151,7 +166,9 @@ def train(cfg: TrainConfig, out: Path = WEIGHTS) -> dict[str, Any]:
         eps = training_noise(cfg, x0.shape, rng)
         a = abar[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps  # diffusers' DDPMScheduler.add_noise, written out
-        loss = F.mse_loss(model(xt, t, model.context(captions)), eps)
+        # ε-prediction's target is the noise; v-prediction's is sqrt(ᾱ) ε - sqrt(1 - ᾱ) x_0 (diffusers' get_velocity).
+        target = eps if cfg.objective == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * x0
+        loss = F.mse_loss(model(xt, t, model.context(captions)), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
