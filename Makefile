@@ -38,6 +38,7 @@ run: install
 
 test: install-test chromium
 	$(VENV)/bin/ruff check .
+	node --test tests/js/  # the page's pure modules, with Node's own test runner
 	$(PY) -m pytest
 
 lint: install-test

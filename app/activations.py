@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 from app.activation_schemas import CaptureRequest, ExportRequest, ModelChoice
-from app.errors import ApiError
+from app.errors import ApiError, shutting_down
 from app.resolve import resolve
 from app.schemas import TraceRequest
 from app.settings import Settings
@@ -285,7 +285,7 @@ class CaptureWorker:
     def submit(self, op: str, job: dict[str, Any]) -> Future:
         with self._lock:
             if self._closed:
-                raise ApiError(503, None, "the server is shutting down", {"Retry-After": "5"})
+                raise shutting_down()
             if self._admitted > self.max_waiting:
                 raise ApiError(503, None, "the capture process is busy; try again shortly", {"Retry-After": "5"})
             self._admitted += 1
@@ -309,8 +309,11 @@ class CaptureWorker:
                 return
             op, job, future = item
             try:
-                if future.set_running_or_notify_cancel():
-                    future.set_result(self._run(op, job))
+                if not future.set_running_or_notify_cancel():
+                    continue  # its request ended while it waited
+                if self._closed:  # queued before the app's end: no process is started for it any more
+                    raise shutting_down()
+                future.set_result(self._run(op, job))
             except BaseException as exc:  # every failure goes to the request that waits
                 future.set_exception(exc)
             finally:
@@ -331,7 +334,7 @@ class CaptureWorker:
     def _in_child(self, op: str, job: dict[str, Any]) -> Any:
         if self._process is None or not self._process.is_alive():
             self._start()
-        conn = self._conn  # stop() may clear the attribute meanwhile (the app shutting down): keep our end
+        conn = self._conn  # close() may set self._conn to None from another thread meanwhile: keep our end
         limit = time_limit_s()
         try:
             conn.send((op, job))
@@ -341,7 +344,9 @@ class CaptureWorker:
                     413, None, f"the capture ran past the limit of {limit} s; choose a smaller model or input"
                 )
             message = conn.recv()
-        except (EOFError, OSError):  # the child died mid-capture (killed for memory, say), or the app closed it
+        except (EOFError, OSError):  # the child died mid-capture (killed for memory, say, or by close())
+            if self._closed:
+                raise shutting_down() from None
             self.stop()
             raise ApiError(
                 503, None, "the capture process ended unexpectedly; try again", {"Retry-After": "2"}

@@ -53,6 +53,15 @@ class ApiError(Exception):
         self.headers = headers
 
 
+SHUTTING_DOWN = "the server is shutting down"
+SHUTDOWN_RETRY_AFTER = "5"  # seconds: about what a restart takes
+
+
+def shutting_down() -> ApiError:
+    """What work still running when the server ends answers (a fresh error each time: exceptions carry state)."""
+    return ApiError(503, None, SHUTTING_DOWN, {"Retry-After": SHUTDOWN_RETRY_AFTER})
+
+
 # An error quotes at most this much of what the request sent (a 1 MB preset name must not come back as 2 MB).
 QUOTE_CHARS = 40
 MAX_FIELD_CHARS = 80

@@ -1,5 +1,6 @@
 """The FastAPI application: create_app() wires routers, static files, templates, errors and the middleware; the
-lifespan starts the worker processes (and waits, bounded, until they are warm) and ends them."""
+lifespan starts the worker processes (and waits, bounded, until they are warm) and ends them (app.shutdown says
+how requests still running are answered then)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from app.routes import (
     weights,
 )
 from app.settings import get_settings
+from app.shutdown import Shutdown, ShutdownMiddleware
 from app.tracing import TraceStore
 from app.workers.jobs import ProfileManager
 from app.workers.pool import WorkerPool
@@ -66,10 +68,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        app.state.profiles.shutdown()
-        app.state.workers.shutdown()
-        app.state.traces.shutdown()
-        close_worker(app)
+        await app.state.shutdown.stop_work()  # at once if the grace period (app.shutdown) has not already
 
 
 def create_app() -> FastAPI:
@@ -94,6 +93,10 @@ def create_app() -> FastAPI:
     # A weights file given at start is read by its header now (its tensors only when asked for).
     app.state.weights = open_weights(settings.weights) if settings.weights else None
     app.state.weight_stats = {}
+    app.state.shutdown = Shutdown(
+        settings.shutdown_grace_s,
+        [app.state.profiles.shutdown, app.state.workers.shutdown, app.state.traces.shutdown, lambda: close_worker(app)],
+    )
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     routers = (
         health,
@@ -120,6 +123,7 @@ def create_app() -> FastAPI:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "DELETE"]
         )
+    app.add_middleware(ShutdownMiddleware, shutdown=app.state.shutdown)
     app.add_middleware(
         SecurityMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -1,5 +1,5 @@
 """How `sdunet-explorer serve` runs uvicorn: one process, timeouts for slow and idle connections, a bound on
-connections, and a quick exit on SIGTERM / SIGINT.
+connections, and on SIGTERM / SIGINT a grace period for the requests still running (app.shutdown).
 
 uvicorn closes a keep-alive connection that stays idle after a response (`timeout_keep_alive`), but has no limit
 for a connection that never completes its request headers: 600 half-open connections would stay open for ever.
@@ -11,12 +11,14 @@ by app.middleware.)
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.settings import Settings
+from app.shutdown import UVICORN_MARGIN_S, Shutdown
 
 HEADER_TIMEOUT_S = 10.0  # set from the settings by run()
 
@@ -60,20 +62,36 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app when its shutdown begins: the app's grace period starts then."""
+
+    def __init__(self, config: uvicorn.Config, shutdown: Shutdown) -> None:
+        super().__init__(config)
+        self._app_shutdown = shutdown
+        self._grace: asyncio.Task[None] | None = None  # held: the loop keeps only weak references to tasks
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._grace = asyncio.create_task(self._app_shutdown.begin())
+        await super().shutdown(sockets)
+
+
 def run(settings: Settings, *, access_log: bool = False) -> None:
+    from app.main import create_app
+
     global HEADER_TIMEOUT_S
     HEADER_TIMEOUT_S = float(settings.header_timeout_s)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
+    app = create_app()
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         workers=1,  # a torch app keeps its models and caches in one process
         http=HeaderTimeoutProtocol,
         timeout_keep_alive=settings.keep_alive_s,
         limit_concurrency=settings.max_connections,
-        # Open event streams and long requests must not hold the shutdown: the workers end with the server.
-        timeout_graceful_shutdown=3,
+        # A backstop only: the app answers what still runs after its own grace period (app.shutdown).
+        timeout_graceful_shutdown=settings.shutdown_grace_s + UVICORN_MARGIN_S,
         log_level="info",
         access_log=access_log,
     )
+    _Server(config, app.state.shutdown).run()

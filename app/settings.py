@@ -79,6 +79,7 @@ class Settings:
     header_timeout_s: int  # a connection gets this long to send a request's headers
     body_timeout_s: int  # ... and this long between two parts of its body
     keep_alive_s: int  # an idle keep-alive connection is closed after this
+    shutdown_grace_s: float  # on SIGTERM, requests still running after this are answered 503
     max_connections: int  # concurrent connections and requests; more are answered 503
     weights: str | None  # a local weights file used by profiles (serve --weights)
     cors_origins: tuple[str, ...]
@@ -114,6 +115,7 @@ def get_settings() -> Settings:
         header_timeout_s=_int("HEADER_TIMEOUT", 10),
         body_timeout_s=_int("BODY_TIMEOUT", 30),
         keep_alive_s=_int("KEEP_ALIVE", 5),
+        shutdown_grace_s=_seconds("SHUTDOWN_GRACE", 5),
         max_connections=_int("MAX_CONNECTIONS", 1000),
         weights=env("SDUNET_WEIGHTS") or None,
         cors_origins=_list("CORS_ORIGINS"),

@@ -16,13 +16,14 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from app.diskcache import DiskCache
+from app.errors import shutting_down
 from app.workers.pool import WorkerPool
 from sdunet_core import UNetConfig
 from sdunet_core.control.controlnet import ControlNetConfig
@@ -154,6 +155,9 @@ class TraceStore:
             if future is not None:
                 return future
             future = self._inflight[key] = Future()
+            # Shared by every request for this spec: one request's end (a cancelled await) must not cancel it for
+            # the others, nor leave the thread that settles it an InvalidStateError. A running future cannot be.
+            future.set_running_or_notify_cancel()
         self._io.submit(self._load_or_compute, spec, future)
         return future
 
@@ -164,6 +168,11 @@ class TraceStore:
 
     def shutdown(self) -> None:
         self._io.shutdown(wait=True, cancel_futures=True)
+        with self._lock:  # a load that never started leaves its requests waiting: they get the 503 instead
+            waiting, self._inflight = list(self._inflight.values()), {}
+        for future in waiting:
+            with contextlib.suppress(InvalidStateError):
+                future.set_exception(shutting_down())
 
     # ---- behind the future -------------------------------------------------------------------------
     def _load_or_compute(self, spec: TraceSpec, future: Future[CachedTrace]) -> None:
@@ -207,9 +216,11 @@ class TraceStore:
                     _, old = self._items.popitem(last=False)
                     self._held -= old.nbytes
             self._inflight.pop(spec.key, None)
-        future.set_result(item)
+        with contextlib.suppress(InvalidStateError):  # already failed by shutdown()
+            future.set_result(item)
 
     def _fail(self, spec: TraceSpec, future: Future[CachedTrace], exc: BaseException) -> None:
         with self._lock:
             self._inflight.pop(spec.key, None)
-        future.set_exception(exc)
+        with contextlib.suppress(InvalidStateError):  # already failed by shutdown()
+            future.set_exception(exc)

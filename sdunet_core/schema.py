@@ -169,7 +169,7 @@ class FlowStep(_Out):
     )
     inputs: list[str] = Field(
         description="the values it reads: earlier steps' `out`, or the module's own inputs `x`, `emb` (the time "
-        "embedding), `context` (the context tokens), `timesteps`, `y`"
+        "embedding), `context` (the context tokens), `timesteps`, `y`, `hint` (a ControlNet's control image)"
     )
     module: str | None = _optional("op `module`: the child that runs, its path relative to this module")
     text: str | None = _optional("the step in a few plain words (a `module` step: only where its name does not say it)")

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from sdunet_core import Trace, load_preset, trace_unet
+from sdunet_core.control.trace import trace_controlnet
 from sdunet_core.model.flow import FLOW_OPS, FlowOp
 from sdunet_core.schema import Node
 
@@ -18,11 +19,16 @@ from sdunet_core.schema import Node
 # self-attention (x4 upscaler), plain attention blocks (celebahq), scale-shift norm and resampling ResBlocks
 # (churches), no middle block (bk-sdm-small).
 PRESETS = ["tiny", "sd1", "sd-x4-upscaler", "ldm-celebahq", "ldm-churches", "bk-sdm-small"]
-OWN_INPUTS = {"x", "emb", "context", "timesteps", "y"}
+OWN_INPUTS = {"x", "emb", "context", "timesteps", "y", "hint"}
 
 
-@pytest.fixture(scope="module", params=PRESETS)
+CONTROLNETS = ["controlnet-tiny"]
+
+
+@pytest.fixture(scope="module", params=PRESETS + CONTROLNETS)
 def trace(request: pytest.FixtureRequest) -> Trace:
+    if request.param in CONTROLNETS:
+        return trace_controlnet(request.param, sample_size=(32, 32))
     return trace_unet(request.param, sample_size=(32, 32))
 
 
@@ -81,6 +87,8 @@ def test_every_child_that_runs_is_in_the_flow(trace: Trace) -> None:
 
 
 def test_the_forward_variants_are_stated(trace: Trace) -> None:
+    if trace.preset in CONTROLNETS:
+        pytest.skip("a ControlNet has no up stage: no concat")
     config = load_preset(trace.preset).config
     ops = {s.op for n in _flows(trace) for s in n.flow}
     assert ("scale_shift" in ops) == config.use_scale_shift_norm

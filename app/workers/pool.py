@@ -23,12 +23,12 @@ import multiprocessing as mp
 import os
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
-from app.errors import ApiError
+from app.errors import ApiError, shutting_down
 from app.workers.child import guard_parent, worker_main
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class WorkerPool:
         self.start()
         with self._lock:
             if self._stopping:
-                raise ApiError(503, None, "the server is shutting down", {"Retry-After": "5"})
+                raise shutting_down()
             if self._broken is not None:
                 raise self._broken
             if len(self._pending) >= self.max_pending:
@@ -247,18 +247,17 @@ class WorkerPool:
         with self._lock:
             while self._pending and now - self._pending[0].queued > self.wait_s:
                 task = self._pending.popleft()
-                task.future.set_exception(ApiError(503, None, "too many tasks are being computed; try again", _RETRY))
+                _fail(task, ApiError(503, None, "too many tasks are being computed; try again", _RETRY))
 
     def _fail_pending(self, error: ApiError) -> None:
         with self._lock:
             pending, self._pending = list(self._pending), collections.deque()
         for task in pending:
-            if not task.future.done():
-                task.future.set_exception(error)
+            _fail(task, error)
 
     def _replace(self, worker: _Worker, error: ApiError | None) -> None:
-        if worker.task is not None and error is not None and not worker.task.future.done():
-            worker.task.future.set_exception(error)
+        if worker.task is not None and error is not None:
+            _fail(worker.task, error)
         worker.task = None
         worker.stop()
         index = self._workers.index(worker)
@@ -268,12 +267,11 @@ class WorkerPool:
         with self._lock:
             self._stopping = True
             pending, self._pending = list(self._pending), collections.deque()
-        shutting = ApiError(503, None, "the server is shutting down", {"Retry-After": "5"})
         for task in pending:
-            task.future.set_exception(shutting)
+            _fail(task, shutting_down())
         for worker in self._workers:
-            if worker.task is not None and not worker.task.future.done():
-                worker.task.future.set_exception(shutting)
+            if worker.task is not None:
+                _fail(worker.task, shutting_down())
             with contextlib.suppress(OSError, ValueError):
                 worker.conn.send(None)
         for worker in self._workers:
@@ -287,6 +285,12 @@ class WorkerPool:
 
 
 _RETRY = {"Retry-After": "2"}
+
+
+def _fail(task: _Task, error: ApiError) -> None:
+    # A waiting task's future may have been cancelled by its caller (its request ended): nothing to tell then.
+    with contextlib.suppress(InvalidStateError):
+        task.future.set_exception(error)
 
 
 def _timeout_error(task: _Task) -> ApiError:

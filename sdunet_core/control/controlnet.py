@@ -35,6 +35,7 @@ from ..errors import ConfigError, quote
 from ..model.blocks import TimestepEmbedSequential, conv_nd
 from ..model.builder import BlockBuilder, label_embedding, time_embedding
 from ..model.config import UNetConfig
+from ..model.flow import run, step
 from ..model.plan import BlockPlan, embedding_plans, plan_blocks
 from ..model.unet import UNetModel, timestep_embedding
 
@@ -224,6 +225,30 @@ class ControlNetModel(nn.Module):
         return [*((f"zero_convs.{i}", b.path, b) for i, b in enumerate(downs)), ("middle_block_out", mid.path, mid)]
 
     # ---- forward ------------------------------------------------------------------------------------------
+    def flow(self) -> list[dict[str, Any]]:
+        """forward()'s steps: the embedding as the UNet makes it, the hint encoded, the encoder with a zero conv on
+        every block's output (the hint joins after the input conv); the zero convs' outputs are the residuals."""
+        steps = [
+            step("sinusoid", "t_emb", ["timesteps"], "sinusoidal timestep embedding"),
+            run("time_embed", "t_emb"),
+        ]
+        emb = "time_embed"
+        if hasattr(self, "label_emb"):
+            steps += [run("label_emb", "y"), step("add", "emb", ["time_embed", "label_emb"], "add the class embedding")]
+            emb = "emb"
+        steps.append(run("input_hint_block", "hint", emb, "context"))
+        h = "x"
+        for i in range(len(self.input_blocks)):
+            steps.append(run(f"input_blocks.{i}", h, emb, "context"))
+            h = f"input_blocks.{i}"
+            if i == 0:
+                steps.append(step("add", "hinted", [h, "input_hint_block"], "add the encoded control image"))
+                h = "hinted"
+            steps.append(run(f"zero_convs.{i}", h, emb, "context"))
+        steps.append(run("middle_block", h, emb, "context"))
+        steps.append(run("middle_block_out", "middle_block", emb, "context"))
+        return steps
+
     def forward(
         self,
         x: torch.Tensor,

@@ -1,7 +1,8 @@
 """The vocabulary of a block's flow: the steps its forward performs, as each block class states them in `flow()`.
 
 A flow is a small data-flow list: each step makes one named value (`out`) from values made before it (`inputs`)
-or from the module's own inputs (`x`; `emb`, the time embedding; `context`, the context tokens; `timesteps`, `y`).
+or from the module's own inputs (`x`; `emb`, the time embedding; `context`, the context tokens; `timesteps`, `y`;
+a ControlNet's `hint`).
 A `module` step runs a child (its path relative to the block, which is also the name of its value); every other
 step is an operation the forward performs between children: residual adds (`residual_add`: its first input is the
 value carried past the others, so the span runs from where that value was made), the time embedding added or

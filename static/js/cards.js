@@ -3,39 +3,26 @@
 // trace ("20 heads × 64", "3×3 conv, stride 2", "320 → 640 ch") and its output shape. An inner card has three:
 // its name, its kind with its layer settings ("Conv2d 3×3 s2 p1"), and its output shape.
 
-import { FONT, SIZES as Z, CATEGORY_SHORT, textWidth } from './config.js';
+import { FONT, SIZES as Z, textWidth } from './config.js';
+import { KINDS, RESAMPLE } from './kinds.js';
 import { shapeText } from './format.js';
-
-const TOP_SUMMARY = {
-  time_embedding: 'Time embedding',
-  label_embedding: 'Label / y embedding',
-  input_conv: 'Input conv',
-  output_head: 'Norm · SiLU · Conv',
-  codebook_head: 'Codebook head',
-};
 
 const axes = (xs) => (xs.every((v) => v === xs[0]) ? String(xs[0]) : xs.join('×'));
 const kernel = (c) => c.kernel.join('×');
 
 /** How a resampler changes the resolution, in a few words. */
 export function resampleShort(r) {
-  return {
-    conv_stride2: '3×3 conv, stride 2',
-    avg_pool: '2×2 average pool',
-    nearest_conv: 'nearest ×2, 3×3 conv',
-    nearest: 'nearest ×2',
-    resblock_avg_pool: 'ResBlock, avg pool ÷2',
-    resblock_nearest: 'ResBlock, nearest ×2',
-  }[r.method] ?? r.method;
+  return RESAMPLE[r.method]?.short ?? r.method;
 }
 
 function whatItHolds(ix, node) {
-  if (TOP_SUMMARY[node.category]) return TOP_SUMMARY[node.category];
+  const summary = KINDS[node.category]?.summary;
+  if (summary) return summary;
   const kids = node.children.map((c) => ix.nodes.get(c)).filter((c) => ix.order.get(c.path) !== Infinity);
   const words = kids.map((c) => {
     if (c.category === 'resblock' && c.resample) return c.resample.direction === 'down' ? 'Res ↓2' : 'Res ↑2';
     const depth = c.attention?.depth;
-    return `${CATEGORY_SHORT[c.category] ?? c.kind}${depth > 1 ? ` ×${depth}` : ''}`;
+    return `${KINDS[c.category]?.short ?? c.kind}${depth > 1 ? ` ×${depth}` : ''}`;
   });
   return words.join(' · ') || node.kind;
 }

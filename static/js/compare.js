@@ -9,15 +9,9 @@ import { createDiagram } from './diagram.js';
 import { compact, exact } from './format.js';
 import { alignScenes, counterpartOf, createMemo, flowOf, indexTrace, layoutScene } from './layout.js';
 import { h } from './dom.js';
+import { KINDS } from './kinds.js';
 
 const STAGE_WORDS = { embed: 'Embeddings', down: 'Down', mid: 'Middle', up: 'Up', out: 'Output' };
-const KIND_WORDS = {
-  resblock: 'ResBlock', spatial_transformer: 'SpatialTransformer', transformer_block: 'transformer block',
-  self_attention: 'self-attention', cross_attention: 'cross-attention', feed_forward: 'feed-forward',
-  attention_block: 'AttentionBlock', downsample: 'Downsample', upsample: 'Upsample',
-  time_embedding: 'time embedding', label_embedding: 'label embedding', input_conv: 'input conv',
-  output_head: 'output head', codebook_head: 'codebook head',
-};
 const ATTENTION = new Set(['spatial_transformer', 'attention_block']);
 
 /** "down.2" → {stage: 'down', level: 2}; "mid" → {stage: 'mid', level: null}. */
@@ -226,7 +220,7 @@ export function createCompare(root, { getTrace, getComparison, onState, decorate
   function showTables(cmp, nameA, nameB) {
     const stageRows = cmp.by_stage.map((r) => ({ ...r, label: STAGE_WORDS[r.key] ?? r.key }));
     const levelRows = cmp.by_level.map((r) => ({ ...r, label: whereWords(r.key, cmp) }));
-    const kindRows = cmp.by_kind.map((r) => ({ ...r, label: KIND_WORDS[r.key] ?? r.key }));
+    const kindRows = cmp.by_kind.map((r) => ({ ...r, label: KINDS[r.key]?.words ?? r.key }));
     const money = [{ key: 'params', label: 'params' }, { key: 'flops', label: 'FLOPs' }];
     tables.replaceChildren(
       h('h3', {}, 'Per stage'),

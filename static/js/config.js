@@ -57,30 +57,10 @@ export const WIRE_COLORS = Object.freeze({
   res: '#6b7785',
 });
 
-/** Card fill by the trace's node category (docs/trace-schema.md, "Node categories"); containers stay white so
- * their children stand out. A display table over the closed vocabulary, not a guess from class names. */
-export const CATEGORY_CLASS = Object.freeze({
-  conv: 'conv',
-  linear: 'linear', embedding: 'linear',
-  norm: 'norm',
-  activation: 'act',
-  dropout: 'drop', identity: 'drop',
-  pool: 'pool',
-  spatial_transformer: 'attn', transformer_block: 'attn', self_attention: 'attn', cross_attention: 'attn',
-  attention_block: 'attn',
-  feed_forward: 'mlp', geglu: 'mlp',
-  resblock: 'res', downsample: 'resample', upsample: 'resample',
-});
-
+/** The legend's name for each card fill class (kinds.js gives each category its class). */
 export const CATEGORY_NAMES = Object.freeze({
   conv: 'convolution', linear: 'linear', norm: 'normalisation', act: 'activation', drop: 'dropout / identity',
   attn: 'attention', mlp: 'feed-forward', res: 'residual block', resample: 'resample', pool: 'pooling',
-});
-
-/** Short names of categories for a top-level card's second line. */
-export const CATEGORY_SHORT = Object.freeze({
-  resblock: 'Res', spatial_transformer: 'Transformer', attention_block: 'Attention',
-  downsample: 'Down ÷2', upsample: 'Up ×2', conv: 'Conv', linear: 'Linear', embedding: 'Embedding',
 });
 
 // Average glyph widths of the UI font as a fraction of the font size: a pure estimate, so layout stays free of

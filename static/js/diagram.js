@@ -8,7 +8,8 @@
 // This module keeps the groups, zoom, culling and events; diagram-card.js draws a card, diagram-svg.js the wires,
 // ops, terminals and an opened block's decoration.
 
-import { SIZES as Z, CATEGORY_CLASS } from './config.js';
+import { SIZES as Z } from './config.js';
+import { KINDS } from './kinds.js';
 import { overlayScale } from './layout.js';
 import { drawCard } from './diagram-card.js';
 import { drawDeco, drawWires, el, markerDefs, placeAt } from './diagram-svg.js';
@@ -60,7 +61,7 @@ export function createDiagram(host, { onActivate, onSelect, label = 'UNet diagra
     const node = box.node;
     const same = g.__box === box && g.__metric === metric && g.__overlay === scale && g.__paint === painter;
     if (!same) {
-      const cat = CATEGORY_CLASS[node.category] ?? (node.children.length ? 'container' : 'other');
+      const cat = KINDS[node.category]?.style ?? (node.children.length ? 'container' : 'other');
       g.setAttribute('class', `box ${box.top ? 'top' : 'inner'} cat-${cat}${box.expanded ? ' open' : ''}`);
       g.setAttribute('data-path', node.path);
       g.setAttribute('data-kind', node.kind);

@@ -1,5 +1,7 @@
 // flows.js — what an opened block shows: its children in execution order, with the operations the forward performs
 // between them (residual adds, the time embedding, reshapes, attention), as a list of steps. No geometry. Pure.
+// A generic reader of the trace: what a block does is its class's flow (`Node.flow`, stated beside the forward in
+// sdunet_core/model); a module without one shows its children in the order they ran. No block class is named here.
 
 import { shapeText } from './format.js';
 
@@ -33,172 +35,187 @@ function headsOf(node) {
   return a ? ` · ${a.heads} heads × ${a.head_channels}` : '';
 }
 
-/** Per-category recipes: where the forward adds, reshapes or attends between the children. */
-const RECIPES = {
-  resblock(h) {
-    const emb = h.take('emb_layers');
-    const skip = h.take('skip_connection');
-    const xUpd = h.take('x_upd');
-    const side = emb ? { t: 'box', path: emb, feed: 'emb', feedText: 'time embedding' } : null;
-    let at = h.idx('out_layers');
-    if (emb) {
-      let op;
-      if (h.node.resblock?.scale_shift_norm) {
-        // Scale-shift: the embedding modulates the normalised h inside out_layers, after its GroupNorm.
-        op = { t: 'op', sym: '×', label: 'norm(h)·(1+scale)+shift', side, op: 'scale_shift' };
-        if (at >= 0 && h.rel(at) === 'out_layers.0') at += 1;
-      } else {
-        op = { t: 'op', sym: '+', label: 'add time embedding', side, op: 'add_emb' };
-      }
-      h.insert(at >= 0 ? at : h.items.length, op);
-    }
-    const first = h.items[0];
-    const plus = { t: 'op', sym: '+', label: 'residual add', op: 'residual' };
-    h.items.push(plus);
-    if (first) h.residual(first, plus, [xUpd, skip].filter(Boolean));
-  },
+/** How each step of the trace's flow vocabulary (`FlowStep.op`, docs/trace-schema.md "Flow steps") is drawn: an
+ * operator on the data path, a pill, or a note; `op` names it in the step's id. What the step says comes from the
+ * trace (`text`), never from here. A `module` step is a box. */
+export const FLOW_ITEMS = Object.freeze({
+  residual_add: { t: 'op', sym: '+', op: 'residual' },
+  add: { t: 'op', sym: '+', op: 'add' },
+  add_embedding: { t: 'op', sym: '+', op: 'add_emb' },
+  scale_shift: { t: 'op', sym: '×', op: 'scale_shift' },
+  concat: { t: 'op', sym: '⧺', op: 'concat' },
+  attention: { t: 'pill', op: 'attend' },
+  gate: { t: 'pill', op: 'gate' },
+  interpolate: { t: 'pill', op: 'nearest' },
+  to_tokens: { t: 'note' },
+  to_map: { t: 'note' },
+  sinusoid: { t: 'note' },
+});
 
-  spatial_transformer(h) {
-    // Linear projections run on tokens (reshape first); 1×1 conv projections run on the map (reshape after).
-    const linear = h.node.attention?.projection === 'linear';
-    const pin = h.idx('proj_in');
-    if (pin >= 0) h.insert(linear ? pin : pin + 1, { t: 'note', text: 'to tokens: B×C×H×W → B×(H·W)×C' });
-    const pout = h.idx('proj_out');
-    if (pout >= 0) h.insert(linear ? pout + 1 : pout, { t: 'note', text: 'back to a map: B×(H·W)×C → B×C×H×W' });
-    const first = h.items[0];
-    const plus = { t: 'op', sym: '+', label: 'residual add', op: 'residual' };
-    h.items.push(plus);
-    if (first) h.residual(first, plus, []);
-  },
-
-  transformer_block(h) {
-    for (const [norm, step] of [['norm1', 'attn1'], ['norm2', 'attn2'], ['norm3', 'ff']]) {
-      const n = h.idx(norm);
-      const i = h.idx(step);
-      if (i < 0) continue;
-      const plus = { t: 'op', sym: '+', label: 'residual add', op: 'residual' };
-      h.insert(i + 1, plus);
-      h.residual(h.items[n >= 0 && n < i ? n : i], plus, []);
-    }
-  },
-
-  self_attention(h) {
-    RECIPES.cross_attention(h);
-  },
-
-  cross_attention(h) {
-    const q = h.take('to_q');
-    const k = h.take('to_k');
-    const v = h.take('to_v');
-    if (!q || !k || !v) return;
-    const ctx = h.node.takes_context;
-    const par = {
-      t: 'par',
-      members: [
-        { path: q, feed: 'x' },
-        { path: k, feed: ctx ? 'ctx' : 'x' },
-        { path: v, feed: ctx ? 'ctx' : 'x' },
-      ],
-    };
-    const attend = { t: 'pill', text: `softmax(QKᵀ/√d)·V${headsOf(h.node)}`, op: 'attend' };
-    h.items.unshift(par, attend);
-  },
-
-  attention_block(h) {
-    h.insert(0, { t: 'note', text: 'flatten: B×C×H×W → B×C×(H·W)' });
-    const qkv = h.idx('qkv');
-    h.insert(qkv >= 0 ? qkv + 1 : h.items.length, {
-      t: 'pill',
-      text: `split q, k, v · softmax(QKᵀ/√d)·V${headsOf(h.node)}`,
-      op: 'attend',
-    });
-    h.items.push({ t: 'note', text: 'back to a map: B×C×H×W', out: h.node.outputs?.[0]?.shape });
-    const plus = { t: 'op', sym: '+', label: 'residual add', op: 'residual' };
-    h.items.push(plus);
-    h.residual(h.items[0], plus, []);
-  },
-
-  geglu(h) {
-    h.items.push({ t: 'pill', text: 'halves: value · GELU(gate)', out: h.node.outputs?.[0]?.shape, op: 'gate' });
-  },
-
-  upsample(h) {
-    const conv = h.idx('conv');
-    h.insert(conv >= 0 ? conv : h.items.length, { t: 'pill', text: 'nearest-neighbour ×2', op: 'nearest' });
-  },
+/** A module's own inputs besides the running tensor, as a flow names them, and how the page marks them. */
+const FEEDS = {
+  emb: { feed: 'emb', feedText: 'time embedding', term: 'time emb' },
+  context: { feed: 'ctx', feedText: 'context', term: 'context' },
 };
+
+/** The drawn item of one non-module step. */
+function opItem(node, s) {
+  const look = FLOW_ITEMS[s.op] ?? { t: 'note' };
+  const text = s.op === 'attention' ? `${s.text ?? ''}${headsOf(node)}` : s.text ?? s.op;
+  return look.t === 'op' ? { ...look, label: text } : { ...look, text };
+}
+
+/** Items, residuals and brackets of a module whose class states its flow (`node.flow`), read generically:
+ * a module step is a box (a side box when it only projects the time embedding or the context for an operation;
+ * a lane box when it only carries a residual's value; one of a parallel group when several feed one attention
+ * step); every other step is drawn as FLOW_ITEMS says; a residual add spans from the first step that reads the
+ * value it carries. */
+function readFlow(ix, path, node) {
+  const prefix = path ? `${path}.` : '';
+  // A module step whose child never ran in this forward is left out (e.g. a resampler that is the identity).
+  const steps = node.flow.filter((s) => s.op !== 'module' || ix.order.has(prefix + s.module) && ix.order.get(prefix + s.module) !== Infinity);
+  const made = new Map(steps.map((s) => [s.out, s]));
+  const readers = (value) => steps.filter((s) => s.inputs.includes(value));
+  const isModule = (s) => s?.op === 'module';
+  const hidden = new Set(); // module steps drawn beside the main column
+  const grouped = new Map(); // first module step of a parallel group → the group's item
+  for (const s of steps) {
+    if (s.op !== 'attention' || s.inputs.length < 2) continue;
+    const members = s.inputs.map((v) => made.get(v));
+    if (!members.every((m) => isModule(m) && !hidden.has(m))) continue;
+    const item = {
+      t: 'par',
+      members: members.map((m) => ({ path: prefix + m.module, feed: m.inputs.includes('context') ? 'ctx' : 'x' })),
+    };
+    members.forEach((m, i) => (i ? hidden.add(m) : grouped.set(m, item)));
+  }
+  const sideOf = new Map(); // operation step → its side box
+  for (const s of steps) {
+    if (!isModule(s) || hidden.has(s) || grouped.has(s) || !s.inputs.every((v) => v in FEEDS)) continue;
+    const users = readers(s.out);
+    if (users.length === 1 && !isModule(users[0])) {
+      sideOf.set(users[0], { t: 'box', path: prefix + s.module, feed: FEEDS[s.inputs[0]].feed, feedText: FEEDS[s.inputs[0]].feedText });
+      hidden.add(s);
+    }
+  }
+  const lanes = new Map(); // residual step → {carried value, module steps on its lane}
+  for (const s of steps) {
+    if (s.op !== 'residual_add') continue;
+    let value = s.inputs[0];
+    let reader = s;
+    const via = [];
+    // Modules that only carry the residual's value (the skip connection, a resampled copy of x) ride its lane.
+    while (isModule(made.get(value)) && readers(value).length === 1 && readers(value)[0] === reader) {
+      reader = made.get(value);
+      via.unshift(reader);
+      hidden.add(reader);
+      value = reader.inputs[0];
+    }
+    lanes.set(s, { value, via });
+  }
+  const itemOf = new Map();
+  const items = [];
+  for (const s of steps) {
+    if (hidden.has(s)) continue;
+    let item = grouped.get(s);
+    if (!item && isModule(s)) {
+      item = { t: 'box', path: prefix + s.module };
+      const feed = s.inputs.slice(1).find((v) => v in FEEDS);
+      if (feed) item.side = { t: 'term', text: FEEDS[feed].term, cls: FEEDS[feed].feed };
+    } else if (!item) {
+      item = opItem(node, s);
+      if (sideOf.has(s)) item.side = sideOf.get(s);
+    }
+    itemOf.set(s, item);
+    items.push(item);
+  }
+  const last = items[items.length - 1];
+  if (last && (last.t === 'pill' || last.t === 'note')) last.out = node.outputs?.[0]?.shape; // the module's output
+  const residuals = [];
+  for (const [s, lane] of lanes) {
+    const first = steps.find((r) => itemOf.has(r) && r.inputs.includes(lane.value));
+    residuals.push({ from: itemOf.get(first) ?? items[0], to: itemOf.get(s), via: lane.via.map((m) => prefix + m.module) });
+  }
+  // Containers between this module and the children its flow names (a ModuleList, a Sequential walked by hand)
+  // are drawn as brackets around their members, innermost first.
+  const ran = steps.filter(isModule).map((s) => prefix + s.module).sort((a, b) => ix.order.get(a) - ix.order.get(b));
+  const containers = new Set();
+  for (const p of ran) {
+    const parts = p.slice(prefix.length).split('.');
+    for (let k = parts.length - 1; k > 0; k -= 1) {
+      const c = prefix + parts.slice(0, k).join('.');
+      if (ix.nodes.has(c)) containers.add(c);
+    }
+  }
+  const depth = (p) => p.split('.').length;
+  const brackets = [...containers]
+    .map((c) => ({ path: c, members: ran.filter((p) => p.startsWith(`${c}.`)) }))
+    .sort((a, b) => ix.order.get(a.members[0]) - ix.order.get(b.members[0]) || depth(b.path) - depth(a.path));
+  return { items, residuals, brackets };
+}
+
+/** The shape of a value the model's own flow names: a module's output, or one of the model's inputs. */
+function shapeOfValue(ix, value) {
+  return ix.nodes.get(value)?.outputs?.[0]?.shape ?? ix.trace.input?.[value]?.shape ?? null;
+}
+
+/** A top-level block whose input the model makes with an operation of its own (the sinusoid before the time
+ * embedding, the concatenation of a skip before an up block): that step, first, from the model's flow, with the
+ * shape of what it reads (the running tensor before the concat: the previous block's output, from the trace). */
+function leadIn(ix, path) {
+  const root = ix.nodes.get('');
+  if (!root?.flow || !ix.blockByPath.has(path)) return null;
+  const own = root.flow.find((s) => s.op === 'module' && s.module === path);
+  const step = own && root.flow.find((s) => s.out === own.inputs[0] && s.op !== 'module');
+  // Only a step made for this block alone (the ControlNet's hint, added once, feeds two blocks: drawn in neither).
+  if (!step || root.flow.filter((s) => s.inputs.includes(step.out)).length !== 1) return null;
+  const item = opItem(root, step);
+  const skip = ix.skipInto.get(path);
+  if (step.op === 'concat' && skip) {
+    item.out = skip.concat_shape;
+    item.side = { t: 'term', text: `skip ${shapeText(skip.shape)}`, cls: 'skip', title: `from ${skip.from}` };
+  }
+  return { item, inShape: shapeOfValue(ix, step.inputs[0]) };
+}
+
+/** Items and brackets of a module without a flow of its own (a Sequential, a torch layer): its children in
+ * execution order, each with the side input it reads. */
+function readChildren(ix, path) {
+  const brackets = [];
+  const items = flatten(ix, path, brackets).map((p) => ({ t: 'box', path: p }));
+  for (const it of items) {
+    const n = ix.nodes.get(it.path);
+    // Only where the signal is an extra input: inside emb_layers the embedding is the running tensor itself.
+    const extra = (n.inputs?.length ?? 0) > 1;
+    if (n.takes_emb && extra) it.side = { t: 'term', text: FEEDS.emb.term, cls: FEEDS.emb.feed };
+    else if (n.takes_context && extra) it.side = { t: 'term', text: FEEDS.context.term, cls: FEEDS.context.feed };
+  }
+  return { items, residuals: [], brackets };
+}
 
 /** The flow of an opened block: steps, residual connections and brackets (no geometry). Cached per path. */
 export function flowOf(ix, path) {
   const cached = ix.flows.get(path);
   if (cached) return cached;
   const node = ix.nodes.get(path);
-  const brackets = [];
-  const members = node.children.length ? flatten(ix, path, brackets) : [];
-  const residuals = [];
-  const prefix = path ? `${path}.` : '';
-  const h = {
-    ix,
-    node,
-    items: members.map((p) => ({ t: 'box', path: p })),
-    rel(i) {
-      const it = h.items[i];
-      return it && it.t === 'box' ? it.path.slice(prefix.length) : null;
-    },
-    idx(name) {
-      return h.items.findIndex((it, i) => {
-        const r = h.rel(i);
-        return r !== null && (r === name || r.startsWith(`${name}.`));
-      });
-    },
-    take(name) {
-      const i = h.items.findIndex((it, j) => h.rel(j) === name);
-      if (i < 0) return null;
-      return h.items.splice(i, 1)[0].path;
-    },
-    insert(i, item) {
-      h.items.splice(i, 0, item);
-    },
-    residual(from, to, via) {
-      residuals.push({ from, to, via });
-    },
-  };
-  if (members.length) RECIPES[node.category]?.(h);
-
+  // The model's own flow is drawn as the U (u-geometry.js); here it only leads into its blocks (leadIn).
+  const read = !node.children.length
+    ? { items: [], residuals: [], brackets: [] }
+    : node.flow && path !== ''
+      ? readFlow(ix, path, node)
+      : readChildren(ix, path);
+  const { items, residuals, brackets } = read;
   let inShape = node.inputs?.[0]?.shape ?? null;
-  const skip = ix.skipInto.get(path);
-  if (skip && members.length) {
-    // An output block first concatenates the skip from its input block along the channels.
-    const hShape = [...skip.concat_shape];
-    hShape[1] = skip.concat_shape[1] - skip.shape[1];
-    inShape = hShape;
-    h.items.unshift({
-      t: 'op',
-      sym: '⧺',
-      label: 'concatenate channels',
-      op: 'concat',
-      out: skip.concat_shape,
-      side: { t: 'term', text: `skip ${shapeText(skip.shape)}`, cls: 'skip', title: `from ${skip.from}` },
-    });
-  }
-  if (node.category === 'time_embedding' && members.length) {
-    inShape = ix.trace.input?.timesteps?.shape ?? inShape;
-    h.items.unshift({ t: 'note', text: 'sinusoidal features of t', out: node.inputs?.[0]?.shape });
-  }
-  // What each box consumes besides the running tensor, as a small labelled input on its right.
-  for (const it of h.items) {
-    if (it.t !== 'box' || it.side) continue;
-    const n = ix.nodes.get(it.path);
-    // Only where the signal is an extra input: inside emb_layers the embedding is the running tensor itself.
-    const extra = (n.inputs?.length ?? 0) > 1;
-    if (n.takes_emb && extra) it.side = { t: 'term', text: 'time emb', cls: 'emb' };
-    else if (n.takes_context && extra) it.side = { t: 'term', text: 'context', cls: 'ctx' };
+  const lead = items.length ? leadIn(ix, path) : null;
+  if (lead) {
+    items.unshift(lead.item);
+    inShape = lead.inShape ?? inShape;
   }
   // Every step has an id for the edges that name it: a module path, or the block's path plus its operation
   // (":residual", ":add_emb", ":concat", ":attend", ":nearest", ":gate"; a second one of a kind gets a number,
   // ":residual2"). Every pill names its operation: a default would call the Upsample's nearest step ":attend".
   const seen = new Map();
-  for (const it of h.items) {
+  for (const it of items) {
     if (it.t === 'box') {
       it.id = it.path;
     } else if (it.t !== 'par') {
@@ -209,13 +226,13 @@ export function flowOf(ix, path) {
     }
   }
   const boxPaths = [];
-  for (const it of h.items) {
+  for (const it of items) {
     if (it.t === 'box') boxPaths.push(it.path);
     if (it.t === 'par') for (const m of it.members) boxPaths.push(m.path);
     if (it.side?.t === 'box') boxPaths.push(it.side.path);
   }
   for (const r of residuals) boxPaths.push(...r.via);
-  const flow = { items: h.items, residuals, brackets, boxPaths, inShape };
+  const flow = { items, residuals, brackets, boxPaths, inShape };
   ix.flows.set(path, flow);
   return flow;
 }
