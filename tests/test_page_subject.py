@@ -249,3 +249,42 @@ def test_presents_buttons_cover_nothing(page, live_server, console_errors, size)
     assert len(drawn) > 27
     assert [d["what"] for d in drawn if _overlap(d, rect) > 0] == []
     assert console_errors == []
+
+
+# ---- The shorthand explained where it appears -------------------------------------------------------------------
+
+TIP = """(sel) => {
+  const el = document.querySelector(sel);
+  return el.querySelector(':scope > title')?.textContent ?? null;
+}"""
+
+
+def test_the_shorthand_is_explained_on_hover_and_focus(page, live_server, console_errors) -> None:
+    up = "output_blocks.0"  # an up block: its ResBlock reads the running tensor ⧺ the skip
+    _load(page, live_server, f"sd1&open=input_blocks.3,input_blocks.3.0,{up}", (1280, 720))
+    card = '#diagram g.box[data-path="input_blocks.1"] > .card > .card-bg'
+    page.hover(card)
+    tip = page.evaluate(TIP, card)
+    # The card's own tooltip first, then the glossary.
+    assert tip.startswith("input_blocks.1, Res · Transformer, 8 heads × 40")
+    assert "8 heads × 40: 8 attention heads, 40 channels each" in tip
+    assert "C×H×W: channels × height × width" in tip
+    # An inner conv's settings: "Conv2d 3×3 s2 p1".
+    conv = '#diagram g.box[data-path="input_blocks.3.0.op"] > .card > .card-bg'
+    page.hover(conv)
+    assert "s2 p1: stride 2, padding 1" in page.evaluate(TIP, conv)
+    # The concatenation with the skip.
+    concat = page.eval_on_selector_all(
+        f'#diagram g.box[data-path="{up}"] [data-op]',
+        "els => els.filter((e) => e.nextElementSibling?.textContent === '⧺').map((e) => e.dataset.op)",
+    )
+    assert concat, "the up block draws its concatenation"
+    op = f'#diagram [data-op="{concat[0]}"]'
+    page.hover(op, force=True)
+    assert page.evaluate(TIP, op).startswith("⧺: concatenate with the skip")
+    # The keyboard: the focused card describes its shorthand to a screen reader.
+    page.locator('#diagram g.box[data-path="input_blocks.1"] > .card').focus()
+    assert "8 attention heads, 40 channels each" in page.locator(
+        '#diagram g.box[data-path="input_blocks.1"] > .card'
+    ).get_attribute("aria-description")
+    assert console_errors == []

@@ -18,6 +18,7 @@ import { easeZoom } from './refit-motion.js';
 import { createStore } from './state.js';
 import { createFeatures } from './features.js';
 import { createFocus } from './focus.js';
+import { explainOnHover } from './glossary.js';
 import { createKeepClear } from './keepclear.js';
 import { createTeach } from './teach.js';
 import { MAX_IMAGE_SIZE } from './limits.js';
@@ -69,6 +70,7 @@ const diagram = createDiagram(diagramHost, {
   onSelect: (path) => store.select(path),
 });
 const minimap = createMinimap(diagramHost.parentNode, diagram); // where the view is, once the U outgrows it
+explainOnHover(diagram.element); // the shorthand on cards and operations in words (glossary.js)
 
 const controlView = createControlView($('controlnet'), {
   onError: (message) => showError(message),
