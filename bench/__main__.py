@@ -12,6 +12,7 @@ from pathlib import Path
 from bench import (
     activation_bench,
     api_bench,
+    first_draw_bench,
     load_bench,
     speed_bench,
     startup_bench,
@@ -43,6 +44,7 @@ def main() -> int:
         ("Activations (capture vs plain forward)", activation_bench.run),
         ("The twin (generation, a captured step, a fresh server)", twin_bench.run),
         ("Page (headless Chromium)", _page_rows),
+        ("First drawing (headless Chromium, fresh cache, 1280×720)", lambda: first_draw_bench.run()["rows"]),
     ):
         log.info("running: %s", title)
         t0 = time.monotonic()

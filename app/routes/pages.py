@@ -8,6 +8,7 @@ import plotly
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
+from app.modules import module_closure
 from app.routes.checkpoint import MAX_BODY_BYTES
 from app.settings import get_settings
 
@@ -21,7 +22,11 @@ def index(request: Request) -> HTMLResponse:
     settings = get_settings()
     # The limits the page checks before it asks (the server checks them again): one place, the server's.
     limits = {"max_image_size": settings.max_image_size, "max_header_bytes": MAX_BODY_BYTES}
-    return templates.TemplateResponse(request, "index.html", {"settings": settings, "limits": limits})
+    # Every module the page imports, preloaded at once rather than found one import after another.
+    modules = module_closure(settings.static_dir / "js")
+    return templates.TemplateResponse(
+        request, "index.html", {"settings": settings, "limits": limits, "modules": modules}
+    )
 
 
 @router.get("/vendor/plotly.min.js")

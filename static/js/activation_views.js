@@ -6,6 +6,7 @@
 
 import { h } from './dom.js';
 import { shapeText } from './format.js';
+import { loadPlotly } from './plotly-loader.js';
 import { drawHistogram, statNumber } from './weights.js';
 
 // Heat maps in colour: the "inferno" ramp (perceptually ordered, dark = little attention), eight stops.
@@ -286,9 +287,9 @@ function cosineSection(result, { catalog, compareT }) {
     outputs.length ? el : h('p', { class: 'muted' }, 'No block output was captured: choose “block outputs” to compare them.'),
     outputs.length ? axisNote : null,
   );
-  section.__draw = () => {
-    const Plotly = window.Plotly;
-    if (!Plotly || !outputs.length) return Promise.resolve();
+  section.__draw = async () => {
+    if (!outputs.length) return;
+    const Plotly = await loadPlotly();
     const trace = {
       type: 'bar',
       x: outputs.map((a) => a.name),

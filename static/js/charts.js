@@ -1,8 +1,9 @@
 // charts.js — FLOPs and parameters per top-level block, coloured by stage, with measured time overlaid after a
-// profile. Plotly comes from /vendor/plotly.min.js as a global (a classic script loaded before the modules);
+// profile. Plotly is loaded on the first chart (plotly-loader.js), after the U is drawn;
 // Plotly.react both creates and updates a chart, so redraws keep zoom state and cost little.
 
 import { STAGE_COLORS, STAGE_NAMES, WIRE_COLORS } from './config.js';
+import { loadPlotly } from './plotly-loader.js';
 
 const FONT = { family: 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif', size: 12, color: '#2b303a' };
 
@@ -88,8 +89,7 @@ const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: [
 
 /** Draw (or update) both charts; onSelect(path) when a bar is clicked. Resolves once drawn. */
 export async function drawCharts({ flopsEl, paramsEl }, ix, { onSelect }) {
-  const Plotly = window.Plotly;
-  if (!Plotly) return;
+  const Plotly = await loadPlotly();
   const categories = ix.blocks.filter((b) => ix.nodes.has(b.path)).map((b) => shortName(b.path));
   const flops = barTraces(ix, 'flops', 1e9, 'GFLOPs');
   const time = timeTrace(ix);
@@ -161,8 +161,7 @@ export function scalingNote(points) {
  * (a profiled trace in its cache) wins.
  */
 export async function drawScaling(el, data, { times = new Map(), title = '' } = {}) {
-  const Plotly = window.Plotly;
-  if (!Plotly) return;
+  const Plotly = await loadPlotly();
   const pts = data.points;
   const x = pts.map((p) => p.image_size[0]);
   const bar = (name, key, color) => ({

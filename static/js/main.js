@@ -17,6 +17,9 @@ import { createMinimap } from './minimap.js';
 import { easeZoom } from './refit-motion.js';
 import { createStore } from './state.js';
 import { createFeatures } from './features.js';
+import { createFocus } from './focus.js';
+import { explainOnHover } from './glossary.js';
+import { createKeepClear } from './keepclear.js';
 import { createTeach } from './teach.js';
 import { MAX_IMAGE_SIZE } from './limits.js';
 import { readUrl } from './urlstate.js';
@@ -67,6 +70,7 @@ const diagram = createDiagram(diagramHost, {
   onSelect: (path) => store.select(path),
 });
 const minimap = createMinimap(diagramHost.parentNode, diagram); // where the view is, once the U outgrows it
+explainOnHover(diagram.element); // the shorthand on cards and operations in words (glossary.js)
 
 const controlView = createControlView($('controlnet'), {
   onError: (message) => showError(message),
@@ -334,6 +338,13 @@ createTeach(
   { present: $('present'), walk: $('walk'), panel: $('walk-panel') },
   { store, diagram, getIndex: () => ix, refit: () => requestAnimationFrame(() => (zoom.auto ? zoom.refit() : null)) },
 );
+// Focus (F, or in Present on opening): one block fills the view, titles 14 px or more; Esc returns to the U.
+createFocus({ button: $('focus') }, { store, diagram, zoom, isPresenting: () => document.body.classList.contains('presenting') });
+// The Walk panel and the minimap move off the block being talked about (the minimap hides when no corner is free).
+createKeepClear(diagram, store, [
+  { el: $('walk-panel'), places: ['bottom', 'top'], hide: false },
+  { el: minimap.element, places: ['bottom-right', 'top-right', 'bottom-left', 'top-left'], hide: true },
+]);
 
 /** The server's weights file, if it has one: the badge, and the model to show first (its preset or its config). */
 async function loadWeights() {

@@ -402,7 +402,7 @@ export function counterpartOf(ixA, ixB, path, ga, gb) {
   return ixB.blocks.find(same)?.path ?? null;
 }
 
-/** Where `path` (or its nearest drawn ancestor) sits in a scene, in scene units: {x, y, w, h, path}. */
+/** Where `path` (or its nearest drawn ancestor) sits in a scene, in scene units: {x, y, w, h, cardH, path}. */
 export function boxRect(scene, path) {
   const within = (p) => path === p || path.startsWith(`${p}.`);
   const pl = scene.tops.find((t) => within(t.box.path));
@@ -415,5 +415,5 @@ export function boxRect(scene, path) {
     y += box.cardH + next.y;
     box = next.box;
   }
-  return { x, y, w: box.w, h: box.h, path: box.path };
+  return { x, y, w: box.w, h: box.h, cardH: box.cardH, path: box.path };
 }

@@ -5,6 +5,8 @@
 // The page template says whether a weights file was given (<meta name="sdunet-weights">), so a server without one
 // is never asked: its 404 would be a console error in every page load.
 
+import { loadPlotly } from './plotly-loader.js';
+
 /** Config objects compared by value, whatever the order of their keys. */
 export function sameConfig(a, b) {
   const canonical = (v) =>
@@ -60,9 +62,9 @@ export function createWeights({ getWeights, getWeightStats }) {
 }
 
 /** A histogram of the statistics' bins (Plotly.react creates and updates alike). Resolves once drawn. */
-export function drawHistogram(el, s) {
-  const Plotly = window.Plotly;
-  if (!Plotly || !s?.histogram) return Promise.resolve();
+export async function drawHistogram(el, s) {
+  if (!s?.histogram) return;
+  const Plotly = await loadPlotly();
   const { edges, counts, sampled } = s.histogram;
   const centers = counts.map((_, i) => (edges[i] + edges[i + 1]) / 2);
   const widths = counts.map((_, i) => edges[i + 1] - edges[i] || 1);
