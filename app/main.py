@@ -29,6 +29,7 @@ from app.routes import (
     diffusers_names,
     docs,
     health,
+    knobs,
     lora,
     names,
     pages,
@@ -108,6 +109,7 @@ def create_app() -> FastAPI:
         names,
         lora,
         twin,
+        knobs,
     )
     for module in (*routers, activations, docs, pages):
         app.include_router(module.router)
