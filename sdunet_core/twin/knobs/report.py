@@ -24,7 +24,6 @@ def experiment_dict(job: dict[str, Any]) -> dict[str, Any]:
                                              sampler=job["sampler"])  # fmt: skip
     gen = as_generation(run, job["prompt"], job["negative"], job["seed"], job["guidance"], job["sampler"])
     out = render(gen, job, {"sampling_ms": timings["baseline_ms"] + timings["intervention_ms"], **timings}, started)
-    rows = 2 if job["guidance"] not in (0.0, 1.0) else 1
     base_reading, knob_reading = reading_dict(cmp.baseline), out["reading"]
     out["experiment"] = {
         "interventions": [k.to_dict() for k in knobs],
@@ -35,6 +34,6 @@ def experiment_dict(job: dict[str, Any]) -> dict[str, Any]:
         "mse": round(cmp.mse, 6),
         "ssim": round(cmp.ssim, 6),
         "same_reading": same_reading(base_reading, knob_reading),
-        "macs": macs_report(run, rows, job["steps"]) if any(k.kind == "cache" for k in knobs) else None,
+        "macs": macs_report(run) if any(k.kind == "cache" for k in knobs) else None,
     }
     return out

@@ -31,6 +31,7 @@ class Run:
     unet_calls: int = 0
     full_calls: int = 0
     shallow_calls: int = 0
+    rows: int = 1  # UNet rows per picture a step: 2 with guidance (negative and caption), else 1
 
 
 @torch.inference_mode()
@@ -68,7 +69,7 @@ def sample(
     need_uncond = any(g != 1.0 for g in scales)
     need_cond = any(g != 0.0 for g in scales)
     x = torch.cat([initial_noise(s) for s in seeds]) * sched.init_noise_sigma
-    out = Run(x)
+    out = Run(x, rows=int(need_uncond) + int(need_cond))
     with state.installed():
         for i, t in enumerate(sched.timesteps):
             state.step = i
@@ -118,11 +119,11 @@ def compare(baseline: np.ndarray, result: np.ndarray) -> Comparison:
                       ssim(baseline, result))  # fmt: skip
 
 
-def macs_report(run: Run, rows: int, steps: int) -> dict[str, Any]:
-    """MACs of the run's UNet calls against the same run with every call a full forward (from the trace)."""
+def macs_report(run: Run) -> dict[str, Any]:
+    """MACs of the run's UNet calls (per picture) against the same calls all full forwards (from the trace)."""
     full, shallow = macs_per_call()
-    spent = rows * (run.full_calls * full + run.shallow_calls * shallow)
-    every = rows * steps * full
+    spent = run.rows * (run.full_calls * full + run.shallow_calls * shallow)
+    every = run.rows * (run.full_calls + run.shallow_calls) * full
     return {
         "full_calls": run.full_calls,
         "shallow_calls": run.shallow_calls,

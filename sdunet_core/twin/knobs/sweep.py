@@ -21,7 +21,6 @@ from .run import same_reading, sample
 from .specs import Knob, block_paths, skip_targets
 
 What = Literal["blocks", "skips"]
-MAX_PICTURES = 64  # captions x seeds per sweep
 
 
 def targets(model: Twin, what: What) -> list[str]:
