@@ -174,7 +174,8 @@ export function createKnobs(root) {
           figure(data.image, 'With the knob', data.reading.text, 'knob-result'),
           figure(x.difference, 'Difference (|a − b| ×2)', null, 'knob-difference')),
         h('p', { class: 'knob-metrics', id: 'knob-metrics' }, ...lines));
-      status.textContent = `${Math.round(data.timings.total_ms)} ms for both runs`;
+      const ms = data.timings.total_ms;
+      status.textContent = `baseline and knob run: ${ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`}`;
       document.body.dataset.knobs = 'done';
     } catch (e) {
       showError(e);
