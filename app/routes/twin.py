@@ -1,8 +1,9 @@
 """/api/twin and /api/generate: the trained small model, and its denoising loop opened step by step.
 
 GET /api/twin says what the twin is (its words by role, example captions, the training record) without loading
-it. POST /api/generate checks the caption against the vocabulary here (a 422 on `prompt` naming the word), then
-runs the loop in the capture child process, like every forward with weights: bounded in time, killed past it.
+it. POST /api/generate checks the caption against the vocabulary here (a 422 on `prompt` naming the word) and its
+`interventions` (a 422 naming e.g. `interventions[1].blocks`; sdunet_core.twin.knobs), then runs the loop in the
+capture child process, like every forward with weights: bounded in time, killed past it.
 """
 
 from __future__ import annotations
