@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 
 class AblationRequest(BaseModel):
@@ -18,7 +20,7 @@ class AblationRequest(BaseModel):
         max_length=8,
         description="captions in the twin's words; every caption runs with every seed",
     )
-    seeds: list[int] = Field([0, 1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=32, description="noise seeds")
+    seeds: list[Seed] = Field([0, 1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=32, description="noise seeds")
     steps: int = Field(20, ge=1, le=100, description="DDIM steps per picture")
     guidance: float = Field(3.0, ge=0, le=20, description="classifier-free guidance scale")
     what: Literal["blocks", "skips"] = Field("blocks", description="ablate blocks (output x0) or skips (zeros)")

@@ -70,6 +70,8 @@ def test_ablation_input_errors(client):
     bad = client.post("/api/ablation", json={"prompts": ["a red dragon"], "seeds": [0]})
     assert bad.status_code == 422 and bad.json()["field"] == "prompts[0]"
     assert client.post("/api/ablation", json={"what": "heads"}).status_code == 422
+    negative = client.post("/api/ablation", json={"seeds": [0, -1]})
+    assert negative.status_code == 422 and negative.json()["field"] == "seeds.1"
     big = client.post("/api/ablation", json={"prompts": ["a red circle"] * 8, "seeds": list(range(32)), "steps": 20})
     assert big.status_code == 422 and big.json()["field"] == "seeds" and "1280" in big.json()["reason"]
     assert client.get("/api/ablation/nope").status_code == 404
