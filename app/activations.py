@@ -256,7 +256,7 @@ def plan(
 
 
 # ---- the child process --------------------------------------------------------------------------------------
-TWIN_OPS = ("warm", "generate")  # the child's operations that leave the shipped twin loaded
+TWIN_OPS = ("warm", "generate", "ablate")  # the child's operations that leave the shipped twin loaded
 
 
 class CaptureWorker:

@@ -30,6 +30,7 @@ from app.routes import (
     diffusers_names,
     docs,
     health,
+    knobs,
     lora,
     names,
     pages,
@@ -112,6 +113,7 @@ def create_app() -> FastAPI:
         names,
         lora,
         twin,
+        knobs,
     )
     for module in (*routers, activations, docs, pages):
         app.include_router(module.router)

@@ -24,6 +24,13 @@ class GenerateRequest(BaseModel):
         ["x_t", "eps", "x0"], alias="return", max_length=3, description="which per-step tensors to return"
     )
     arrays: bool = Field(False, description="also return the per-step tensors as float32 arrays (base64)")
+    interventions: list[dict[str, Any]] = Field(
+        [],
+        max_length=8,
+        description="knobs on the running UNet, each {kind, from_step?, to_step?, ...}: scale {blocks, weight}, "
+        "cut_skip {blocks, mode}, token_weight {word, weight}, swap_prompt {prompt}, cache {every}, guidance "
+        "{scale}, negative {prompt}; with any, `image` is the knob run and `experiment` holds the baseline",
+    )
 
 
 class StepOut(BaseModel):
@@ -50,6 +57,20 @@ class Reading(BaseModel):
     text: str = Field(description="the reading in words")
 
 
+class Experiment(BaseModel):
+    """The same seed without the knobs, and what changed (POST /api/generate with `interventions`)."""
+
+    interventions: list[dict[str, Any]] = Field(description="the knobs as checked (block factors, token positions)")
+    baseline: str = Field(description="the picture without the knobs (PNG data URL)")
+    baseline_reading: Reading
+    baseline_unet_calls: int
+    difference: str = Field(description="|knobs - baseline| per channel, doubled (PNG data URL)")
+    mse: float = Field(description="mean squared error, pixel values 0..1")
+    ssim: float = Field(description="structural similarity (Wang et al. 2004, 11x11 Gaussian window); 1: identical")
+    same_reading: bool = Field(description="whether the reader sees the same ground and objects in both")
+    macs: dict[str, Any] | None = Field(None, description="with a cache knob: UNet MACs spent and saved (trace)")
+
+
 class GenerateResponse(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -65,6 +86,7 @@ class GenerateResponse(BaseModel):
     unet_calls: int = Field(description="UNet evaluations (one batch of two per step with guidance, else one)")
     per_step: list[StepOut]
     timings: dict[str, float]
+    experiment: Experiment | None = Field(None, description="with interventions: the baseline and the change")
 
 
 class TwinInfo(BaseModel):

@@ -1,8 +1,9 @@
 """/api/twin and /api/generate: the trained small model, and its denoising loop opened step by step.
 
 GET /api/twin says what the twin is (its words by role, example captions, the training record) without loading
-it. POST /api/generate checks the caption against the vocabulary here (a 422 on `prompt` naming the word), then
-runs the loop in the capture child process, like every forward with weights: bounded in time, killed past it.
+it. POST /api/generate checks the caption against the vocabulary here (a 422 on `prompt` naming the word) and its
+`interventions` (a 422 naming e.g. `interventions[1].blocks`; sdunet_core.twin.knobs), then runs the loop in the
+capture child process, like every forward with weights: bounded in time, killed past it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app.errors import ERROR_RESPONSES, ApiError
 from app.twin_schemas import GenerateRequest, GenerateResponse, TwinInfo
 from sdunet_core import PRESETS
 from sdunet_core.twin import PRESET, SAMPLERS, weights_shipped, world
+from sdunet_core.twin.knobs import KnobError, parse_knobs
 from sdunet_core.twin.model import RECORD
 from sdunet_core.twin.text import MAX_TOKENS, WordTokenizer
 
@@ -67,6 +69,11 @@ async def generate(body: GenerateRequest, request: Request) -> dict[str, Any]:
     _require_weights()
     check_caption(body.prompt, "prompt")
     check_caption(body.negative, "negative")
+    if body.interventions:
+        try:
+            parse_knobs(body.interventions, prompt=body.prompt, steps=body.steps, config=PRESETS[PRESET].config)
+        except KnobError as exc:
+            raise ApiError(422, exc.field, exc.reason) from None
     job = body.model_dump(by_alias=True)
     # Awaited, not waited for in a thread: a generation queued behind a capture holds no threadpool thread.
     return await asyncio.wrap_future(worker_for(request.app).submit("generate", job))

@@ -45,6 +45,10 @@ def handle(op: str, job: dict[str, Any], cache: dict[str, Any]) -> Any:
         from sdunet_core.twin.report import warm
 
         return warm()
+    if op == "ablate":  # one message of an ablation sweep (app/workers/ablation.py)
+        from sdunet_core.twin.knobs.sweep import child_step
+
+        return child_step(job)
     explorer = _explorer(job, cache)
     spec = CaptureSpec(**{**job["spec"], "sample_size": tuple(job["spec"]["sample_size"])})
     if op == "export":

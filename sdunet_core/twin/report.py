@@ -12,7 +12,7 @@ import torch
 from ..activations.reduce import encode_png
 from . import reader
 from .model import shipped
-from .sampling import generate, noise_picture, one_thread, to_uint8
+from .sampling import Generation, generate, noise_picture, one_thread, to_uint8
 
 
 def data_url(picture: np.ndarray) -> str:
@@ -51,13 +51,24 @@ def warm() -> None:
 
 
 def generation_dict(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one generation of the shipped twin for a checked request (`GenerateRequest`'s fields)."""
+    """Run one generation of the shipped twin for a checked request (`GenerateRequest`'s fields); with
+    interventions, the knob run beside its baseline (`knobs.report`)."""
+    if job.get("interventions"):
+        from .knobs.report import experiment_dict
+
+        return experiment_dict(job)
     started = time.perf_counter()
     model = shipped().model
     with one_thread():
         gen = generate(model, job["prompt"], seed=job["seed"], steps=job["steps"], guidance=job["guidance"],
                        sampler=job["sampler"], negative=job["negative"])  # fmt: skip
     sampled = time.perf_counter()
+    return render(gen, job, {"sampling_ms": round((sampled - started) * 1e3, 1)}, started)
+
+
+def render(gen: Generation, job: dict[str, Any], timings: dict[str, float], started: float) -> dict[str, Any]:
+    """A generation as the response's fields: the picture, each step's tensors as asked, the reading."""
+    model = shipped().model
     wanted = set(job["return"])
     per_step = []
     for step in gen.steps:
@@ -81,8 +92,5 @@ def generation_dict(job: dict[str, Any]) -> dict[str, Any]:
         "reading": reading_dict(picture),
         "unet_calls": gen.unet_calls,
         "per_step": per_step,
-        "timings": {
-            "sampling_ms": round((sampled - started) * 1e3, 1),
-            "total_ms": round((time.perf_counter() - started) * 1e3, 1),
-        },
+        "timings": {**timings, "total_ms": round((time.perf_counter() - started) * 1e3, 1)},
     }

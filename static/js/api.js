@@ -193,3 +193,13 @@ export function getTwin() {
 export function generate(body) {
   return request('POST', '/api/generate', body);
 }
+
+/** POST /api/ablation → {id, state, progress}: each block (or skip) of the twin removed in turn, as a job. */
+export function startAblation(body) {
+  return request('POST', '/api/ablation', body);
+}
+
+/** GET /api/ablation/{id} → {state, progress: {done, total}, error, result: {effects, ranking}}. */
+export function getAblation(id) {
+  return request('GET', `/api/ablation/${encodeURIComponent(id)}`);
+}
