@@ -12,6 +12,7 @@ from pathlib import Path
 from bench import (
     activation_bench,
     api_bench,
+    knobs_bench,
     load_bench,
     speed_bench,
     startup_bench,
@@ -42,6 +43,7 @@ def main() -> int:
         ("Model speed (ours vs diffusers)", speed_bench.run),
         ("Activations (capture vs plain forward)", activation_bench.run),
         ("The twin (generation, a captured step, a fresh server)", twin_bench.run),
+        ("Knobs (an intervention with its baseline, the ablation sweep, effect sizes)", knobs_bench.run),
         ("Page (headless Chromium)", _page_rows),
     ):
         log.info("running: %s", title)
