@@ -13,6 +13,7 @@ from bench import (
     activation_bench,
     api_bench,
     first_draw_bench,
+    knobs_bench,
     load_bench,
     speed_bench,
     startup_bench,
@@ -43,6 +44,7 @@ def main() -> int:
         ("Model speed (ours vs diffusers)", speed_bench.run),
         ("Activations (capture vs plain forward)", activation_bench.run),
         ("The twin (generation, a captured step, a fresh server)", twin_bench.run),
+        ("Knobs (an intervention with its baseline, the ablation sweep, effect sizes)", knobs_bench.run),
         ("Page (headless Chromium)", _page_rows),
         ("First drawing (headless Chromium, fresh cache, 1280×720)", lambda: first_draw_bench.run()["rows"]),
     ):
