@@ -157,3 +157,13 @@ def test_removed_middle_block_and_level_are_removed_not_different(client) -> Non
 def test_compare_without_a_needs_a_variant(client) -> None:
     r = client.get("/api/compare", params={"b": "sd1"})
     assert r.status_code == 422 and r.json()["field"] == "a"
+
+
+def test_compare_rows_carry_their_stage_and_level(sd1_vs_sdxl) -> None:
+    # The page reads {stage, level}, never the key's text; the key stays as the row's name.
+    rows = [*sd1_vs_sdxl["by_level"], *sd1_vs_sdxl["differences"]]
+    for row in rows:
+        name = row["key"] if "key" in row else row["where"]
+        assert name == ("mid" if row["stage"] == "mid" else f"{row['stage']}.{row['level']}"), row
+    places = {(r["stage"], r["level"]) for r in sd1_vs_sdxl["by_level"]}
+    assert ("mid", None) in places and ("down", 0) in places and ("up", 2) in places

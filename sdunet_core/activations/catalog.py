@@ -31,6 +31,7 @@ from torch import nn
 
 from ..model.config import BlockPlan, UNetConfig
 from ..model.unet import UNetModel
+from .tokenizer import MAX_TOKENS
 
 Source = Literal["input", "output", "attention-map"]
 # How a point's tensor is laid out: conv features, tokens × channels (tokens = the block's pixels, row-major),
@@ -232,7 +233,10 @@ def _shapes(model: UNetModel, points: list[ActivationPoint], inputs: dict) -> di
 
 @lru_cache(maxsize=32)
 def catalog(
-    config: UNetConfig, sample_size: tuple[int, ...], context_tokens: int | None = 77, batch: int = 1
+    config: UNetConfig,
+    sample_size: tuple[int, ...],
+    context_tokens: int | None = MAX_TOKENS,
+    batch: int = 1,
 ) -> tuple[ActivationPoint, ...]:
     """Every activation point of `config` with its shape for a [batch, C, *sample_size] latent, and its uses."""
     from ..tracer.trace import make_inputs

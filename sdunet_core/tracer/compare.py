@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..model.plan import STAGES
+from ..model.plan import STAGES, Stage
 from ..schema import Block, Node, Totals, Trace, TraceInput
 
 # Categories counted in the per-kind table: the parts a reader compares. Nested ones overlap (a transformer_block
@@ -89,6 +89,8 @@ class StageRow(_Out):
 
 class LevelRow(_Out):
     key: str = Field(description="`down.0`, ..., `mid`, `up.0`, ...")
+    stage: Stage = Field(description="the key's stage")
+    level: int | None = Field(description="the key's level (null for `mid`, compared whatever its level)")
     a: LevelCost | None
     b: LevelCost | None
 
@@ -101,6 +103,8 @@ class KindRow(_Out):
 
 class Difference(_Out):
     where: str = Field(description="the level key, as in by_level")
+    stage: Stage = Field(description="its stage")
+    level: int | None = Field(description="its level (null for `mid`)")
     status: Literal["different", "removed", "added"] = Field(
         description="`removed`: the level is only in a; `added`: only in b; `different`: its blocks differ"
     )
@@ -175,9 +179,15 @@ def _level_key(stage: str, level: int | None) -> str:
     return "mid" if stage == "mid" else f"{stage}.{level}"
 
 
-def _order(key: str) -> tuple[int, int]:
+def _place(key: str) -> dict[str, str | int | None]:
+    """{stage, level} of a level key: what the rows carry besides it, so that no reader splits the string."""
     stage, _, level = key.partition(".")
-    return (STAGES.index(stage), int(level or 0))
+    return {"stage": stage, "level": int(level) if level else None}
+
+
+def _order(key: str) -> tuple[int, int]:
+    place = _place(key)
+    return (STAGES.index(place["stage"]), place["level"] or 0)
 
 
 def _cost(node: Node) -> dict[str, int]:
@@ -340,6 +350,7 @@ def compare_traces(a: Trace, b: Trace) -> Comparison:
     differences = [
         Difference(
             where=key,
+            **_place(key),
             status="removed" if key not in comp_b else "added" if key not in comp_a else "different",
             a=comp_a.get(key),
             b=comp_b.get(key),
@@ -355,7 +366,7 @@ def compare_traces(a: Trace, b: Trace) -> Comparison:
         a=Side(preset=a.preset, input=a.input, totals=a.totals),
         b=Side(preset=b.preset, input=b.input, totals=b.totals),
         by_stage=[StageRow(key=k, a=stage_a.get(k), b=stage_b.get(k)) for k in STAGES],
-        by_level=[LevelRow(key=k, a=level_a.get(k), b=level_b.get(k)) for k in levels],
+        by_level=[LevelRow(key=k, **_place(k), a=level_a.get(k), b=level_b.get(k)) for k in levels],
         by_kind=[
             KindRow(key=k, a=kind_a.get(k), b=kind_b.get(k)) for k in KIND_CATEGORIES if k in kind_a or k in kind_b
         ],

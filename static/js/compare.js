@@ -14,21 +14,15 @@ import { KINDS } from './kinds.js';
 const STAGE_WORDS = { embed: 'Embeddings', down: 'Down', mid: 'Middle', up: 'Up', out: 'Output' };
 const ATTENTION = new Set(['spatial_transformer', 'attention_block']);
 
-/** "down.2" → {stage: 'down', level: 2}; "mid" → {stage: 'mid', level: null}. */
-function parseWhere(key) {
-  const [stage, level] = key.split('.');
-  return { stage, level: level == null ? null : Number(level) };
-}
-
 /** The latent size at a level: "32×32". */
 function latentAt(input, level) {
   const s = input?.sample_size;
   return s && level != null ? s.map((v) => v / 2 ** level).join('×') : '';
 }
 
-function whereWords(key, cmp) {
-  const { stage, level } = parseWhere(key);
-  if (level == null) return STAGE_WORDS[stage] ?? key;
+/** A row's place in words, from its {stage, level} (the API's; the key is only its name). */
+function whereWords({ stage, level }, cmp) {
+  if (level == null) return STAGE_WORDS[stage] ?? stage;
   const sizes = [latentAt(cmp.a.input, level), latentAt(cmp.b.input, level)];
   const res = sizes[0] === sizes[1] ? sizes[0] : sizes.filter(Boolean).join(' / ');
   return `${STAGE_WORDS[stage] ?? stage}, level ${level}${res ? ` (latent ${res})` : ''}`;
@@ -49,7 +43,7 @@ const times = (r) => (r == null ? '—' : r >= 10 ? `×${r.toFixed(0)}` : `×${r
  */
 export function describeDifferences(cmp, nameA, nameB) {
   const headline = [];
-  const levelsOf = (side) => new Set(cmp.by_level.filter((r) => r[side] && r.key.startsWith('down.')).map((r) => r.key)).size;
+  const levelsOf = (side) => new Set(cmp.by_level.filter((r) => r[side] && r.stage === 'down').map((r) => r.level)).size;
   const la = levelsOf('a');
   const lb = levelsOf('b');
   if (la !== lb) {
@@ -58,10 +52,9 @@ export function describeDifferences(cmp, nameA, nameB) {
     headline.push(`${deep[0]} has ${deep[1]} resolution levels and ${shallow[0]} ${shallow[1]}: the lowest latent is `
       + `${latentAt(deep[2], deep[1] - 1)} in ${deep[0]} and ${latentAt(shallow[2], shallow[1] - 1)} in ${shallow[0]}.`);
   }
-  const byWhere = new Map(cmp.differences.map((d) => [d.where, d]));
   // Attention where one model has it and the other does not (down levels; the up side mirrors them).
   for (let L = 0; L < Math.min(la, lb); L += 1) {
-    const d = byWhere.get(`down.${L}`);
+    const d = cmp.differences.find((x) => x.stage === 'down' && x.level === L);
     if (!d) continue;
     const [ha, hb] = [hasAttention(d.a), hasAttention(d.b)];
     if (ha === hb) continue;
@@ -74,14 +67,14 @@ export function describeDifferences(cmp, nameA, nameB) {
   const stacks = [];
   for (const d of cmp.differences) {
     const [xa, xb] = [depthOf(d.a), depthOf(d.b)];
-    if (xa !== xb && Math.max(xa, xb) > 1) stacks.push({ key: d.where, xa, xb });
+    if (xa !== xb && Math.max(xa, xb) > 1) stacks.push({ key: d.where, stage: d.stage, level: d.level, xa, xb });
   }
   if (stacks.length) {
     const top = Math.max(...stacks.map((x) => Math.max(x.xa, x.xb)));
     const at = stacks.filter((x) => Math.max(x.xa, x.xb) === top);
     const bigIsB = at[0].xb === top;
     const [big, small, levels] = bigIsB ? [nameB, nameA, lb] : [nameA, nameB, la];
-    const lowest = at.some((x) => ['mid', `down.${levels - 1}`, `up.${levels - 1}`].includes(x.key));
+    const lowest = at.some((x) => x.stage === 'mid' || x.level === levels - 1);
     const other = Math.max(...at.map((x) => (bigIsB ? x.xa : x.xb)));
     headline.push(`${big} stacks ${top} transformer blocks in each SpatialTransformer ${lowest ? 'at the lowest resolution' : 'at'} `
       + `(${at.map((x) => x.key).join(', ')}); ${small} has ${other ? `${other} there` : 'none there'}.`);
@@ -93,7 +86,7 @@ export function describeDifferences(cmp, nameA, nameB) {
     + `${compact(ta.flops)}, each at ${cmp.a.input?.image_size?.[0] === cmp.b.input?.image_size?.[0] ? 'the same size' : 'its own size'}).`);
   const rows = cmp.differences.map((d) => ({
     where: d.where,
-    label: whereWords(d.where, cmp),
+    label: whereWords(d, cmp),
     a: d.a ? d.a.map(makeupWords).join(' · ') : 'no such level',
     b: d.b ? d.b.map(makeupWords).join(' · ') : 'no such level',
   }));
@@ -219,7 +212,7 @@ export function createCompare(root, { getTrace, getComparison, onState, decorate
 
   function showTables(cmp, nameA, nameB) {
     const stageRows = cmp.by_stage.map((r) => ({ ...r, label: STAGE_WORDS[r.key] ?? r.key }));
-    const levelRows = cmp.by_level.map((r) => ({ ...r, label: whereWords(r.key, cmp) }));
+    const levelRows = cmp.by_level.map((r) => ({ ...r, label: whereWords(r, cmp) }));
     const kindRows = cmp.by_kind.map((r) => ({ ...r, label: KINDS[r.key]?.words ?? r.key }));
     const money = [{ key: 'params', label: 'params' }, { key: 'flops', label: 'FLOPs' }];
     tables.replaceChildren(
