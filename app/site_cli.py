@@ -33,7 +33,8 @@ def _export_site(args: argparse.Namespace) -> int:
     from app.site_export import default_cache_env, export_site
 
     default_cache_env()
-    report = export_site(args.dir, presets=args.presets, sizes=args.sizes, generations=not args.no_generations)
+    captions = [] if args.no_generations else None
+    report = export_site(args.dir, presets=args.presets, sizes=args.sizes, captions=captions)
     for note in report.skipped:
         print(f"skipped {note}")
     print(f"{args.dir}: {report.line()}")

@@ -214,11 +214,12 @@ def export_site(
     out: Path,
     presets: Iterable[str] | None = None,
     sizes: Iterable[int] = (),
-    generations: bool = True,
+    captions: Sequence[str] | None = None,
 ) -> Report:
     """Write the static site to `out` (which must not exist or be empty). presets: those whose traces, names,
     catalogs, comparisons and scaling go in (default: every UNet preset); sizes: image sizes in pixels traced beside
-    each preset's reference size; generations: the twin's shipped captions at the page's default settings."""
+    each preset's reference size; captions: the twin's generations at the Generate view's defaults (default: the
+    shipped example captions; [] for none)."""
     from fastapi.testclient import TestClient
 
     from app.main import create_app
@@ -259,8 +260,7 @@ def export_site(
             _export_preset(w, name, entry[name], extra, report)
         for a, b in _pairs(chosen):
             w.ask(Ask("GET", "/api/compare", (("a", a), ("b", b))))
-        if generations:
-            _export_twin(w)
+        _export_twin(w, captions)
     (data / "index.json").write_text(json.dumps({"answers": w.index}, separators=(",", ":"), sort_keys=True))
     report.answers = len(w.index)
     report.files, report.bytes, report.gzip_bytes = _sizes_on_disk(out)
@@ -311,9 +311,9 @@ def _pairs(chosen: list[str]) -> list[tuple[str, str]]:
     return [p for a, b in pairs for p in ((a, b), (b, a))]
 
 
-def _export_twin(w: _Writer) -> None:
-    """The twin's description and a generation of each shipped caption at the Generate view's defaults (the body
-    exactly as generate.js sends it)."""
+def _export_twin(w: _Writer, captions: Sequence[str] | None) -> None:
+    """The twin's description and a generation of each caption at the Generate view's defaults (the body exactly
+    as generate.js sends it)."""
     from sdunet_core.twin import weights_shipped, world
 
     if not weights_shipped():
@@ -321,7 +321,7 @@ def _export_twin(w: _Writer) -> None:
         return
     info = w.ask(Ask("GET", "/api/twin"))
     d = info["defaults"]
-    for caption in world.EXAMPLES:
+    for caption in world.EXAMPLES if captions is None else captions:
         body = {"prompt": caption, **{k: d[k] for k in ("seed", "steps", "guidance", "sampler")}}
         w.ask(Ask("POST", "/api/generate", body=body))
 

@@ -96,6 +96,7 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     error.hidden = !err;
     error.textContent = err ? `Could not open the lesson: ${err.message}` : '';
     document.body.dataset.lessonError = err ? (err instanceof LessonError ? `${err.step ?? ''}:${err.field}` : 'load') : '';
+    if (err) showMenu(true); // the message is in the menu: a lesson from a link that fails opens it
   }
 
   fileInput.addEventListener('change', async () => {
