@@ -170,10 +170,11 @@ class _Writer:
         return None if ask.text else r.json()
 
 
-def _render_page(out: Path, limits: dict[str, int]) -> None:
+def _render_page(out: Path) -> None:
     """The template rendered once with relative URLs, so the site works from any folder of any static host."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+    from app.routes.pages import page_limits
     from app.settings import get_settings
 
     settings = get_settings()
@@ -186,7 +187,7 @@ def _render_page(out: Path, limits: dict[str, int]) -> None:
     env.globals["url_for"] = url_for
     html = env.get_template("index.html").render(
         settings=replace(settings, weights=None),  # the page of a site has no weights file
-        limits=limits,
+        limits=page_limits(settings),
         static_site=DATA_DIR,
     )
     (out / "index.html").write_text(html)
@@ -200,7 +201,6 @@ def _copy_assets(out: Path) -> None:
     shutil.copytree(static, out / "static", ignore=shutil.ignore_patterns("*.map", ".*"))
     (out / "vendor").mkdir()
     shutil.copy2(PLOTLY_JS, out / "vendor" / "plotly.min.js")
-    shutil.copy2(static / "favicon.svg", out / "favicon.ico")
 
 
 def _sizes_on_disk(root: Path) -> tuple[int, int, int]:
@@ -223,8 +223,6 @@ def export_site(
     from fastapi.testclient import TestClient
 
     from app.main import create_app
-    from app.routes.checkpoint import MAX_BODY_BYTES
-    from app.settings import get_settings
     from sdunet_core import PRESETS, ConfigError
 
     t0 = time.perf_counter()
@@ -242,9 +240,7 @@ def export_site(
     data = out / DATA_DIR
     data.mkdir()
 
-    settings = get_settings()
-    limits = {"max_image_size": settings.max_image_size, "max_header_bytes": MAX_BODY_BYTES}
-    _render_page(out, limits)
+    _render_page(out)
     _copy_assets(out)
 
     report = Report()

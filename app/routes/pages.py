@@ -9,19 +9,24 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from app.routes.checkpoint import MAX_BODY_BYTES
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 
 router = APIRouter(include_in_schema=False)
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def page_limits(settings: Settings) -> dict[str, int]:
+    """The limits the page checks before it asks (the server checks them again): one place, the server's. A static
+    site (app/site_export.py) writes the same into its page."""
+    return {"max_image_size": settings.max_image_size, "max_header_bytes": MAX_BODY_BYTES}
 
 
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request) -> HTMLResponse:
     templates = request.app.state.templates
     settings = get_settings()
-    # The limits the page checks before it asks (the server checks them again): one place, the server's.
-    limits = {"max_image_size": settings.max_image_size, "max_header_bytes": MAX_BODY_BYTES}
-    return templates.TemplateResponse(request, "index.html", {"settings": settings, "limits": limits})
+    context = {"settings": settings, "limits": page_limits(settings)}
+    return templates.TemplateResponse(request, "index.html", context)
 
 
 @router.get("/vendor/plotly.min.js")

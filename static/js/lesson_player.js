@@ -203,7 +203,7 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     await drawn();
     if (lesson?.steps[at] !== step) return; // the reader stepped on meanwhile
     // A compare pair or a generation is shown below the diagram: those steps leave Present mode to show it.
-    setPresenting(!(step.compare || step.generate));
+    setPresenting(Boolean(state.trace) && !(step.compare || step.generate));
     // After Present mode's refit (a frame away): the selected module in the middle of the view.
     if (step.select) requestAnimationFrame(() => requestAnimationFrame(() => reveal(step.select)));
     if (step.compare) document.getElementById('compare')?.scrollIntoView({ block: 'start' });
@@ -214,7 +214,8 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
   /** Resolves once the page has drawn what applyView asked for (main.js sets data-ready after each render). */
   function drawn() {
     return new Promise((resolve) => {
-      const check = () => (document.body.dataset.ready === 'true' && state.trace ? resolve() : requestAnimationFrame(check));
+      // Ready with no trace: the model could not be drawn (its error is on the page); the step shows its text.
+      const check = () => (document.body.dataset.ready === 'true' ? resolve() : requestAnimationFrame(check));
       requestAnimationFrame(check);
     });
   }
