@@ -41,7 +41,10 @@ CLICK = """async (selector) => {
 STEP = """async (i) => {
   const t0 = performance.now();
   window.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}));
-  while (document.body.dataset.lessonShown !== String(i)) await new Promise((r) => requestAnimationFrame(r));
+  while (document.body.dataset.lessonShown !== String(i)) {
+    if (performance.now() - t0 > 10000) return null; // never shown: not a step (a question's answer, say)
+    await new Promise((r) => requestAnimationFrame(r));
+  }
   await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
   return performance.now() - t0;
 }"""
@@ -87,11 +90,15 @@ def _measure(url: str, repeats: int) -> dict[str, list[float]]:
             for path in ("input_blocks.1", "input_blocks.4", "middle_block", "output_blocks.9") * max(1, repeats // 2):
                 samples["open"].append(page.evaluate(CLICK, f'[data-path="{path}"] > .card'))
                 page.evaluate(CLICK, f'[data-path="{path}"] > .card')  # closed again
-            page.goto(f"{url}/?lesson={LESSON}")
-            page.wait_for_function("() => document.body.dataset.lessonShown === '0'")
-            # Steps 2 to 4: the same model, a new selection and opened blocks (no question on the way).
-            for i in (1, 2, 3):
-                samples["lesson_step"].append(page.evaluate(STEP, i))
+            # Steps 3 → 4 → 5 of the lesson (0-based 2, 3, 4): the same model, a new selection and opened blocks,
+            # and no question on the way (a question's first key reveals its answer instead of stepping).
+            for r in range(repeats):
+                page.goto(f"{url}/?lesson={LESSON}&step=3&run={r}")
+                page.wait_for_function("() => document.body.dataset.lessonShown === '2'")
+                for i in (3, 4):
+                    t = page.evaluate(STEP, i)
+                    if t is not None:
+                        samples["lesson_step"].append(t)
         finally:
             browser.close()
     return samples

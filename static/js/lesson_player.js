@@ -192,14 +192,26 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     next.textContent = step.question ? 'Answer ›' : i === lesson.steps.length - 1 ? 'End' : 'Next ›';
     document.body.dataset.lessonStep = String(i);
     writeUrl();
-    applyView({
-      open: step.open,
-      selection: step.select ?? null,
-      overlay: step.colour ?? 'none',
-      compare: step.compare ? { preset: step.compare, sameSize: false } : null,
-      names: state.names,
-      blockWeights: state.blockWeights,
-    }, step.model, step.size ?? null);
+    const compare = step.compare ? { preset: step.compare, sameSize: false } : null;
+    const shownSize = state.trace?.input?.image_size?.[0] ?? null;
+    const sameModel = state.trace && state.preset === step.model && (step.size == null ? state.imageSize == null : shownSize === step.size);
+    if (sameModel) {
+      // The model on screen already: set only what changes (a new trace would redraw everything, charts too).
+      store.setOverlay(step.colour ?? 'none');
+      store.setCompare(compare);
+      const open = new Set(step.open);
+      if (open.size !== state.expanded.size || [...open].some((p) => !state.expanded.has(p))) store.setExpanded([...open]);
+      store.select(step.select ?? null);
+    } else {
+      applyView({
+        open: step.open,
+        selection: step.select ?? null,
+        overlay: step.colour ?? 'none',
+        compare,
+        names: state.names,
+        blockWeights: state.blockWeights,
+      }, step.model, step.size ?? null);
+    }
     await drawn();
     if (lesson?.steps[at] !== step) return; // the reader stepped on meanwhile
     // A compare pair or a generation is shown below the diagram: those steps leave Present mode to show it.
@@ -216,7 +228,7 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     return new Promise((resolve) => {
       // Ready with no trace: the model could not be drawn (its error is on the page); the step shows its text.
       const check = () => (document.body.dataset.ready === 'true' ? resolve() : requestAnimationFrame(check));
-      requestAnimationFrame(check);
+      check(); // a step on the model on screen has drawn already (its render is synchronous)
     });
   }
 
