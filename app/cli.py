@@ -296,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.twin_cli import add_train_twin
 
     add_train_twin(sub)
+    from app.site_cli import add_export_site
+
+    add_export_site(sub)
     return parser
 
 

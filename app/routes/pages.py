@@ -10,23 +10,26 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from app.modules import module_closure
 from app.routes.checkpoint import MAX_BODY_BYTES
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 
 router = APIRouter(include_in_schema=False)
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def page_limits(settings: Settings) -> dict[str, int]:
+    """The limits the page checks before it asks (the server checks them again): one place, the server's. A static
+    site (app/site_export.py) writes the same into its page."""
+    return {"max_image_size": settings.max_image_size, "max_header_bytes": MAX_BODY_BYTES}
 
 
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request) -> HTMLResponse:
     templates = request.app.state.templates
     settings = get_settings()
-    # The limits the page checks before it asks (the server checks them again): one place, the server's.
-    limits = {"max_image_size": settings.max_image_size, "max_header_bytes": MAX_BODY_BYTES}
     # Every module the page imports, preloaded at once rather than found one import after another.
     modules = module_closure(settings.static_dir / "js")
-    return templates.TemplateResponse(
-        request, "index.html", {"settings": settings, "limits": limits, "modules": modules}
-    )
+    context = {"settings": settings, "limits": page_limits(settings), "modules": modules}
+    return templates.TemplateResponse(request, "index.html", context)
 
 
 @router.get("/vendor/plotly.min.js")

@@ -1,5 +1,8 @@
 // api.js — the page's only door to the server: fetch calls and the profile event stream. No DOM, no state.
 // Errors come back as {detail, field, reason}; each call throws an Error carrying the server's detail.
+// On a static copy of the page (static_site.js) the same calls read precomputed answers from files instead.
+
+import { STATIC_BASE, answerFile, needsServer } from './static_site.js';
 
 /** JSON text sent as it is (a checkpoint's header: the server, not the page, judges whether it parses). */
 class RawJson {
@@ -8,7 +11,18 @@ class RawJson {
   }
 }
 
+/** A static site's answer to a request: its precomputed file, or the error that says it needs the server. */
+async function staticAnswer(method, url, body, accept) {
+  if (accept === 'application/octet-stream') throw needsServer(method, url); // a file to download: made on request
+  const payload = body instanceof RawJson ? body.text : body;
+  const file = await answerFile(method, url, payload, accept);
+  const response = file && (await fetch(file));
+  if (!response?.ok) throw needsServer(method, url);
+  return accept === 'application/json' ? response.json() : response.text();
+}
+
 export async function request(method, url, body, accept = 'application/json') {
+  if (STATIC_BASE != null) return staticAnswer(method, url, body, accept);
   const init = { method, headers: { Accept: accept } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';

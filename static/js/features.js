@@ -367,5 +367,5 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
   store.on('names', writeSoon);
   store.on('blockweights', writeSoon);
 
-  return { applyView, search, compare };
+  return { applyView, currentView, search, compare };
 }

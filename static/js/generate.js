@@ -210,18 +210,39 @@ export function createGenerate(root) {
 
   // The twin's words are asked for once the view scrolls into sight; a generation starts only when asked (it runs
   // in the capture process, which other views share).
+  let asked = null; // the promise of GET /api/twin, asked once
+  const loadInfo = () => (asked ??= api.getTwin().then((data) => {
+    info = data;
+    fillWords();
+    document.body.dataset.twin = 'ready';
+  }).catch((e) => {
+    showError(e);
+    go.disabled = true;
+    document.body.dataset.twin = 'error';
+  }));
   const seen = new IntersectionObserver((entries) => {
     if (!entries.some((e) => e.isIntersecting)) return;
     seen.disconnect();
-    api.getTwin().then((data) => {
-      info = data;
-      fillWords();
-      document.body.dataset.twin = 'ready';
-    }).catch((e) => {
-      showError(e);
-      go.disabled = true;
-      document.body.dataset.twin = 'error';
-    });
+    loadInfo();
   });
   seen.observe(root);
+
+  return {
+    /** A lesson's Generate state ({prompt, seed?, steps?, guidance?, sampler?, step?}): the form filled, the view
+     * shown, the generation run and the scrubber at `step` (0-based; the last step when not given). */
+    async show(want) {
+      root.scrollIntoView({ block: 'start' });
+      await loadInfo();
+      caption.value = want.prompt;
+      for (const [input, key] of [[seed, 'seed'], [steps, 'steps'], [guidance, 'guidance']]) {
+        input.value = String(want[key] ?? info?.defaults?.[key] ?? input.value);
+      }
+      sampler.value = want.sampler ?? info?.defaults?.sampler ?? sampler.value;
+      await run();
+      if (result && want.step != null) {
+        scrub.value = String(Math.min(want.step, result.data.per_step.length - 1));
+        showStep();
+      }
+    },
+  };
 }

@@ -13,7 +13,7 @@ import { createCheckpoint } from './checkpoint.js';
 import { createCommunity } from './community.js';
 import { createDetails } from './details.js';
 import { createDiagram } from './diagram.js';
-import { createMemo, expandablePaths, flowOf, indexTrace, layoutScene } from './layout.js';
+import { boxRect, createMemo, expandablePaths, flowOf, indexTrace, layoutScene } from './layout.js';
 import { createMinimap } from './minimap.js';
 import { easeZoom } from './refit-motion.js';
 import { createStore } from './state.js';
@@ -22,6 +22,7 @@ import { createFocus } from './focus.js';
 import { explainOnHover } from './glossary.js';
 import { createKeepClear } from './keepclear.js';
 import { createTeach } from './teach.js';
+import { createLessonPlayer } from './lesson_player.js';
 import { MAX_IMAGE_SIZE } from './limits.js';
 import { readUrl } from './urlstate.js';
 import { createWeights } from './weights.js';
@@ -335,7 +336,7 @@ createDiffusersOpen({ button: $('open-diffusers'), panel: $('diffusers-open') },
   },
 });
 
-createTeach(
+const teach = createTeach(
   { present: $('present'), walk: $('walk'), panel: $('walk-panel') },
   { store, diagram, getIndex: () => ix, refit: () => requestAnimationFrame(() => (zoom.auto ? zoom.refit() : null)) },
 );
@@ -388,14 +389,24 @@ async function init() {
   const preset = names.includes(hashPreset) ? hashPreset : fromWeights ?? (names.includes('sd1') ? 'sd1' : names[0]);
   const size = Number(hashSize) > 0 ? Number(hashSize) : null;
   features.applyView(preset === hashPreset ? view : null, preset, size);
+  lessons.openFromUrl(); // ?lesson=…: after the first view, so the lesson's step is what shows
 }
 
 // Compare, scaling, "Colour by", search, exports and the URL; after the listeners above, so it sees drawn views.
 const features = createFeatures({ store, diagram, getIndex: () => ix, traceCache, renderDiagram, showError });
 
 // The "Activations" panel (issue 16): the catalog of points tied to the U, and captures of one real forward.
-createGenerate($('generate'));
+const generateView = createGenerate($('generate'));
 createKnobs($('knobs'));
+// Lessons (issue 27): played in Present mode through the same path a link takes (features.applyView).
+const lessons = createLessonPlayer({ after: $('present') }, {
+  store,
+  applyView: features.applyView,
+  currentView: features.currentView,
+  showGenerate: (want) => generateView.show(want),
+  setPresenting: (on) => document.body.classList.contains('presenting') !== on && teach.setPresenting(on),
+  reveal: (path) => diagram.scene && diagram.reveal(boxRect(diagram.scene, path)),
+});
 createActivations($('activations'), { store, diagram, getIndex: () => ix, weights });
 
 // Names, block weights and "Open LoRA" (issue 14); a new label scheme lays the U out again (card widths).

@@ -2,7 +2,8 @@
 // loaded when a chart is first drawn, not with the page: the U is drawn without waiting for it (issue 24). A
 // classic script that defines the Plotly global, inserted once; every chart awaits the same promise.
 
-const URL = '/vendor/plotly.min.js';
+// The page says where it is: the server's route, or a static site's own copy (a relative address).
+const URL = document.querySelector('meta[name="sdunet-plotly"]')?.content || '/vendor/plotly.min.js';
 let loading = null;
 
 /** Plotly, loaded on first call. A failed load is tried again by the next call. */
