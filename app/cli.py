@@ -296,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.twin_cli import add_train_twin
 
     add_train_twin(sub)
+    from app.probe_cli import add_probe
+
+    add_probe(sub)
     return parser
 
 

@@ -33,6 +33,7 @@ from app.routes import (
     names,
     pages,
     presets,
+    probes,
     profile,
     source,
     trace,
@@ -66,6 +67,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.profiles.shutdown()
+        if getattr(app.state, "probe_jobs", None) is not None:
+            app.state.probe_jobs.shutdown()
         app.state.workers.shutdown()
         app.state.traces.shutdown()
         close_worker(app)
@@ -108,6 +111,7 @@ def create_app() -> FastAPI:
         names,
         lora,
         twin,
+        probes,
     )
     for module in (*routers, activations, docs, pages):
         app.include_router(module.router)
