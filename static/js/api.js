@@ -193,3 +193,18 @@ export function getTwin() {
 export function generate(body) {
   return request('POST', '/api/generate', body);
 }
+
+/** POST /api/probes → {id, state}: a probe run queued (poll it with getProbes). */
+export function startProbes(body) {
+  return request('POST', '/api/probes', body);
+}
+
+/** GET /api/probes/{id} → {id, state, progress: {phase, done, total}, error, result}. */
+export function getProbes(id) {
+  return request('GET', `/api/probes/${encodeURIComponent(id)}`);
+}
+
+/** POST /api/correspondence → the target pixel most like a source pixel, the similarity map and both pictures. */
+export function correspondence(body) {
+  return request('POST', '/api/correspondence', body);
+}

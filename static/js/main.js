@@ -7,6 +7,7 @@
 import * as api from './api.js';
 import { createActivations } from './activations.js';
 import { createGenerate } from './generate.js';
+import { createProbes } from './probes.js';
 import { drawCharts } from './charts.js';
 import { createCheckpoint } from './checkpoint.js';
 import { createCommunity } from './community.js';
@@ -383,6 +384,7 @@ const features = createFeatures({ store, diagram, getIndex: () => ix, traceCache
 
 // The "Activations" panel (issue 16): the catalog of points tied to the U, and captures of one real forward.
 createGenerate($('generate'));
+createProbes($('probes'), { store, diagram, getIndex: () => ix });
 createActivations($('activations'), { store, diagram, getIndex: () => ix, weights });
 
 // Names, block weights and "Open LoRA" (issue 14); a new label scheme lays the U out again (card widths).
