@@ -13,6 +13,7 @@ from bench import (
     activation_bench,
     api_bench,
     load_bench,
+    probes_bench,
     speed_bench,
     startup_bench,
     starvation_bench,
@@ -42,6 +43,7 @@ def main() -> int:
         ("Model speed (ours vs diffusers)", speed_bench.run),
         ("Activations (capture vs plain forward)", activation_bench.run),
         ("The twin (generation, a captured step, a fresh server)", twin_bench.run),
+        ("Probes (every point of the twin, 512 pictures; PCK)", lambda: probes_bench.run(1 if args.quick else 3)),
         ("Page (headless Chromium)", _page_rows),
     ):
         log.info("running: %s", title)

@@ -10,6 +10,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 RUN_MS = 240_000
+TOP = "svg.unet .layer-boxes > g.box"  # the U's top-level blocks
 
 
 def test_a_probe_run_draws_the_chart_the_ranking_and_selects_a_point_on_the_u(page, live_server, console_errors):
@@ -51,6 +52,23 @@ def test_a_probe_run_draws_the_chart_the_ranking_and_selects_a_point_on_the_u(pa
     shown = page.get_attribute("#probes", "data-shown")
     assert page.locator("#diagram g.box.selected").get_attribute("data-path") == shown
     assert module.startswith(shown) and shown.startswith(("input_blocks", "middle_block", "output_blocks", "out"))
+
+    # "Colour by: discriminative power": each top block of the twin's U shows its best point's accuracy.
+    page.click("#probe-colour")
+    page.wait_for_function("() => document.querySelector('#probes').dataset.paint === 'shape@500'")
+    assert page.input_value("#overlay") == "probes"
+    badges = page.eval_on_selector_all(
+        TOP,
+        "els => Object.fromEntries(els.map(e => [e.dataset.path,"
+        " e.querySelector(':scope > .card > .share')?.textContent ?? null]))",
+    )
+    # The best point's block shows the best accuracy (rounded), and every block with points shows one.
+    top = page.get_attribute("#probe-ranking .probe-point", "data-module")
+    block = ".".join(top.split(".")[:2]) if top.startswith(("input_blocks", "output_blocks")) else top.split(".")[0]
+    first_acc = page.locator("#probe-ranking .probe-acc").first.inner_text()
+    assert badges[block] == f"{round(float(first_acc.rstrip('%')))}%"
+    assert badges["middle_block"] is not None and badges["middle_block"].endswith("%")
+    page.screenshot(path="test-results/probes-u-1280x720.png")
     assert console_errors == []
 
 
@@ -62,10 +80,12 @@ def test_a_click_in_the_source_picture_marks_the_best_match(page, live_server, c
     box = page.locator("#corr-source").bounding_box()
     # Pixel (17, 14) of the 32-pixel picture drawn 6x.
     page.mouse.click(box["x"] + 17 * 6 + 3, box["y"] + 14 * 6 + 3)
-    page.wait_for_function("() => document.querySelector('#correspondence').dataset.match", timeout=RUN_MS)
+    # The panel shows its pictures on its own when it comes into view (pixel 16, 16); the click's answer follows.
+    page.wait_for_function("() => document.querySelector('#correspondence').dataset.match?.startsWith('17,14:')",
+                           timeout=RUN_MS)  # fmt: skip
     api = httpx.post(f"{live_server}/api/correspondence", json={"point": "up-level0-upsampler-out", "x": 17, "y": 14},
                      timeout=120).json()  # fmt: skip
-    assert page.get_attribute("#correspondence", "data-match") == f"{api['match']['x']},{api['match']['y']}"
+    assert page.get_attribute("#correspondence", "data-match") == f"17,14:{api['match']['x']},{api['match']['y']}"
     assert "best match" in page.inner_text("#corr-line")
     page.screenshot(path="test-results/correspondence-1280x720.png")
     assert console_errors == []

@@ -111,6 +111,12 @@ def test_masked_pooling_reads_the_object_not_the_ground():
     assert np.allclose(obj, expect, atol=0.05)
 
 
+def test_the_probes_schedule_is_the_twins():
+    from sdunet_core.twin.model import alphas_cumprod
+
+    assert torch.equal(features_module.schedule(), alphas_cumprod().float())
+
+
 def _point(name: str):  # type: ignore[no-untyped-def]
     from sdunet_core.probes.run import twin_points
 

@@ -26,9 +26,9 @@ from ..activations.capture import Capture, attention_chunks
 from ..activations.catalog import ActivationPoint, resolve_points
 from ..activations.conditioning import InputError
 from ..twin import world
-from ..twin.model import Twin, alphas_cumprod
+from ..twin.model import Twin
 from ..twin.world import IMAGE_SIZE
-from .features import noised
+from .features import noised, schedule
 from .run import twin_points
 
 PCK_ALPHA = 0.1
@@ -84,7 +84,7 @@ def pixel_features(model: Twin, points: list[ActivationPoint], seeds: list[int],
     """Per-pixel features [B, D, 32, 32] of each point for the one-object scenes of `seeds`, noised to t."""
     images = np.stack([world.example(s, two=False)[2] for s in seeds])
     x0 = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    x = noised(x0, seeds, t, alphas_cumprod())
+    x = noised(x0, seeds, t, schedule())
     cap = PixelCapture(model.unet, points)
     with cap:
         b = x.shape[0]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from torch import nn
 
 from ..activations.capture import Capture, attention_chunks
 from ..activations.catalog import ActivationPoint
-from ..twin.model import Twin, alphas_cumprod
+from ..twin.model import SCHEDULE, Twin
 from ..twin.world import IMAGE_SIZE
 
 BATCH = 64  # images per forward: big enough to amortise the small ops, small enough for a self-map's chunks
@@ -83,6 +84,18 @@ class PoolingCapture(Capture):
             self.mask[p.name].append(w)
 
 
+@lru_cache(maxsize=1)
+def schedule() -> torch.Tensor:
+    """ᾱ_t for t = 0..999 of the twin's (SD's) schedule, computed here as diffusers' DDPMScheduler does for
+    "scaled_linear" (betas linear in sqrt, float32; tested equal to `twin.model.alphas_cumprod()`). Not through
+    diffusers: its lazy module is not safe to import from a worker thread while another thread imports it (a probe
+    job failed with "cannot import name 'DDPMScheduler'" while the page loaded)."""
+    assert SCHEDULE["beta_schedule"] == "scaled_linear"
+    n, b0, b1 = SCHEDULE["num_train_timesteps"], SCHEDULE["beta_start"], SCHEDULE["beta_end"]
+    betas = torch.linspace(b0**0.5, b1**0.5, n, dtype=torch.float32) ** 2
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
 def noised(x0: torch.Tensor, seeds: list[int], t: int, abar: torch.Tensor) -> torch.Tensor:
     """x_t for pictures x0 [B, 3, H, W] in [-1, 1], each with its own seed's ε."""
     eps = torch.cat([torch.randn((1, *x0.shape[1:]), generator=torch.Generator().manual_seed(s)) for s in seeds])
@@ -103,7 +116,7 @@ def pooled_features(
     progress: Callable[[int], None] | None = None,
 ) -> Pooled:
     """Global and masked features of every point for pictures [N, 32, 32, 3] uint8 at timestep t."""
-    abar = alphas_cumprod()
+    abar = schedule()
     empty = model.context([""])
     cap = PoolingCapture(model.unet, points)
     with cap:

@@ -49,6 +49,7 @@ let memo = null; // layout memo for the current trace
 const traceCache = new Map(); // "preset@size" → trace, so switching back is instant
 let loadToken = 0;
 let community = null; // names, block weights and an open LoRA (community.js), created last
+let probes = null; // the Probes view (probes.js): its "Colour by: discriminative power" painter
 
 function setReady(ready) {
   document.body.dataset.ready = ready ? 'true' : 'false';
@@ -100,7 +101,8 @@ function renderDiagram(anchor = null) {
   const before = anchor ? diagram.screenRect(anchor) : null;
   const zoomBefore = diagram.zoom;
   const scene = layoutScene(ix, state.expanded, memo);
-  const painter = community?.painter() ?? null; // block weights or a LoRA, when "Colour by" shows one
+  // Block weights or a LoRA, or the probes' accuracy, when "Colour by" shows one.
+  const painter = community?.painter() ?? probes?.painter() ?? null;
   diagram.render(scene, ix, { metric: state.metric, selection: state.selection, overlay: state.overlay, painter });
   minimap.draw(scene);
   if (zoom.auto) zoom.refit();
@@ -384,7 +386,7 @@ const features = createFeatures({ store, diagram, getIndex: () => ix, traceCache
 
 // The "Activations" panel (issue 16): the catalog of points tied to the U, and captures of one real forward.
 createGenerate($('generate'));
-createProbes($('probes'), { store, diagram, getIndex: () => ix });
+probes = createProbes($('probes'), { store, diagram, getIndex: () => ix, renderDiagram });
 createActivations($('activations'), { store, diagram, getIndex: () => ix, weights });
 
 // Names, block weights and "Open LoRA" (issue 14); a new label scheme lays the U out again (card widths).

@@ -6,7 +6,7 @@
 // requests: every number is the server's.
 
 import * as api from './api.js';
-import { STAGE_COLORS } from './config.js';
+import { OVERLAY_DARK_FROM, STAGE_COLORS, rampColor } from './config.js';
 import { h } from './dom.js';
 import { boxRect, pathToOpen } from './layout.js';
 
@@ -22,8 +22,9 @@ const INSIDE_VIT = new Set(['self-q', 'self-k', 'self-v', 'self-map', 'cross-q',
 const pct = (v) => `${(v * 100).toFixed(1)}%`;
 
 /** root: the <section id="probes">; store: the page's store (to select a module on the U). */
-export function createProbes(root, { store, diagram, getIndex }) {
+export function createProbes(root, { store, diagram, getIndex, renderDiagram }) {
   let result = null;
+  let paint = null; // the U's painter for "Colour by: discriminative power", remade on each change
   let token = 0;
   let pending = null; // a point to select once the twin's U is drawn
 
@@ -52,6 +53,10 @@ export function createProbes(root, { store, diagram, getIndex }) {
       h('label', { class: 'field inline', for: 'probe-t' }, 'Rank at t = ', showT)),
     h('div', { class: 'probe-grid' }, chart, h('div', { class: 'probe-side' },
       h('h3', {}, 'Points, best first'), ranking)),
+    h('p', { class: 'probe-colour' },
+      h('button', { type: 'button', id: 'probe-colour' }, 'Colour the U by discriminative power'),
+      h('span', { class: 'muted' }, ' each block of the twin’s U filled by its best point’s accuracy for this target',
+        ' and t (light: chance, dark: 100%), the accuracy on its card')),
     sentence, recipe);
 
   root.replaceChildren(
@@ -126,6 +131,38 @@ export function createProbes(root, { store, diagram, getIndex }) {
 
   showTarget.addEventListener('change', redraw);
   showT.addEventListener('change', redraw);
+  root.querySelector('#probe-colour').addEventListener('click', () => {
+    if (store.state.preset !== 'twin') store.setModel('twin', null);
+    store.setOverlay('probes');
+    repaint();
+  });
+  store.on('overlay', repaint);
+
+  /** A new painter for the U: each node by the best point read at or inside it (null: not ours to paint). */
+  function repaint() {
+    const was = paint;
+    paint = null;
+    if (result && store.state.overlay === 'probes') {
+      const target = showTarget.value;
+      const t = Number(showT.value);
+      const info = new Map(result.points.map((p) => [p.name, p]));
+      const rows = result.rows.filter((r) => r.target === target && r.t === t)
+        .map((r) => ({ ...r, module: info.get(r.point).module || info.get(r.point).block_path }));
+      paint = (node) => {
+        let best = null;
+        for (const r of rows) {
+          const inside = r.module === node.path || r.module.startsWith(`${node.path}.`);
+          if (inside && (!best || r.accuracy > best.accuracy)) best = r;
+        }
+        if (!best) return null;
+        const v = Math.max(0, Math.min(1, (best.accuracy - best.chance) / (1 - best.chance)));
+        const k = 0.08 + 0.92 * v;
+        return { fill: rampColor(k), dark: k >= OVERLAY_DARK_FROM, badge: `${Math.round(best.accuracy * 100)}%` };
+      };
+    }
+    root.dataset.paint = paint ? `${showTarget.value}@${showT.value}` : 'none';
+    if (paint || was) renderDiagram();
+  }
 
   function rowsOf(target) {
     return result.rows.filter((r) => r.target === target);
@@ -186,6 +223,7 @@ export function createProbes(root, { store, diagram, getIndex }) {
       return h('li', { 'data-rank': i + 1 }, button);
     }));
     sentence.textContent = compare(at, info, target, t);
+    repaint();
     root.dataset.state = 'done';
   }
 
@@ -222,7 +260,11 @@ export function createProbes(root, { store, diagram, getIndex }) {
     root.dataset.shown = path;
   }
 
-  return { show };
+  return {
+    show,
+    /** The U's painter while "Colour by" shows discriminative power and the twin is on screen, else null. */
+    painter: () => (store.state.preset === 'twin' ? paint : null),
+  };
 }
 
 /** The twin against the study, in words, from the ranking at one t. */
@@ -263,20 +305,24 @@ function createCorrespondence() {
     h('div', { class: 'corr-pair' }, left, right), line);
 
   let last = { x: 16, y: 16 };
+  let asked = 0; // only the latest question's answer is drawn
 
   async function ask(x, y) {
     last = { x, y };
+    const mine = ++asked;
     line.textContent = 'matching…';
+    delete box.dataset.match;
     try {
       const out = await api.correspondence({ point: point.value.trim(), t: Number(t.value),
         source_seed: Number(src.value), target_seed: Number(tgt.value), x, y });
+      if (mine !== asked) return;
       await paint(left, out.source.image, null, { x, y });
       await paint(right, out.target.image, out.similarity, out.match);
-      box.dataset.match = `${out.match.x},${out.match.y}`;
       line.textContent = `(${x}, ${y}) in “${out.source.caption}” → best match (${out.match.x}, ${out.match.y}) in ` +
         `“${out.target.caption}” (its object’s centre: ${out.target.centre.x.toFixed(1)}, ${out.target.centre.y.toFixed(1)}).`;
+      box.dataset.match = `${x},${y}:${out.match.x},${out.match.y}`;
     } catch (e) {
-      line.textContent = e.field ? `${e.field}: ${e.reason ?? e.message}` : e.message;
+      if (mine === asked) line.textContent = e.field ? `${e.field}: ${e.reason ?? e.message}` : e.message;
     }
   }
 
@@ -285,7 +331,7 @@ function createCorrespondence() {
   const seen = new IntersectionObserver((entries) => {
     if (!entries.some((e) => e.isIntersecting)) return;
     seen.disconnect();
-    if (!box.dataset.match) ask(last.x, last.y);
+    if (!asked) ask(last.x, last.y);
   });
   seen.observe(box);
 
