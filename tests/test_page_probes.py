@@ -68,6 +68,7 @@ def test_a_probe_run_draws_the_chart_the_ranking_and_selects_a_point_on_the_u(pa
     first_acc = page.locator("#probe-ranking .probe-acc").first.inner_text()
     assert badges[block] == f"{round(float(first_acc.rstrip('%')))}%"
     assert badges["middle_block"] is not None and badges["middle_block"].endswith("%")
+    page.locator("#diagram").scroll_into_view_if_needed()
     page.screenshot(path="test-results/probes-u-1280x720.png")
     assert console_errors == []
 

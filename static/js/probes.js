@@ -20,6 +20,7 @@ const INSIDE_VIT = new Set(['self-q', 'self-k', 'self-v', 'self-map', 'cross-q',
   'ffn-inner', 'block-out']);
 
 const pct = (v) => `${(v * 100).toFixed(1)}%`;
+const colourOf = (stage) => STAGE_COLORS[stage] ?? '#7a8494'; // the U's input points have no stage colour
 
 /** root: the <section id="probes">; store: the page's store (to select a module on the U). */
 export function createProbes(root, { store, diagram, getIndex, renderDiagram }) {
@@ -186,7 +187,7 @@ export function createProbes(root, { store, diagram, getIndex, renderDiagram }) 
     const traces = best.map(([name, rs]) => ({
       type: 'scatter', mode: 'lines+markers', name,
       x: rs.map((r) => r.t), y: rs.map((r) => r.accuracy),
-      line: { width: 2, color: STAGE_COLORS[info.get(name)?.stage] },
+      line: { width: 2, color: colourOf(info.get(name)?.stage) },
       marker: { size: 6 },
       hovertemplate: `${name}<br>t = %{x}: %{y:.1%}<extra></extra>`,
     }));
@@ -216,7 +217,7 @@ export function createProbes(root, { store, diagram, getIndex, renderDiagram }) 
         'data-module': p.module || p.block_path,
         title: `${p.kind} · module ${p.module || '(the UNet)'} · click to select it on the U` },
       h('span', { class: 'probe-name' }, r.point),
-      h('span', { class: 'probe-bar', style: `--w:${(r.accuracy * 100).toFixed(1)}%;--c:${STAGE_COLORS[p.stage]}` }),
+      h('span', { class: 'probe-bar', style: `--w:${(r.accuracy * 100).toFixed(1)}%;--c:${colourOf(p.stage)}` }),
       h('span', { class: 'probe-acc' }, pct(r.accuracy)),
       h('span', { class: 'probe-ctl', title: 'shuffled-label control' }, `ctl ${pct(r.control_accuracy)}`));
       button.addEventListener('click', () => selectPoint(p));
@@ -276,12 +277,14 @@ function compare(at, info, target, t) {
   const best = at[0];
   const kind = info.get(best.point).kind;
   const near = at.filter((r) => r.accuracy >= best.accuracy - 0.02).length;
+  const strong = at.filter((r) => r.accuracy >= 0.9).length;
   return `On this small model, at t = ${t} the best point for ${target} is ${best.point} (${kind}, ${pct(best.accuracy)}` +
     ` held out, control ${pct(best.control_accuracy)}); ${near} point${near === 1 ? '' : 's'} come within 2 points of it.` +
     ` Of the top five, ${inside} ${inside === 1 ? 'is' : 'are'} read inside a transformer (q, k, v, maps, FFN) and ` +
     `${up} ${up === 1 ? 'lies' : 'lie'} in the up stage. The study reports for SD that the best features are often ` +
-    'inside the transformers and in the up stage, and that the best one changes with t; the twin is 1.7 M parameters ' +
-    'trained on coloured shapes, so its simple targets are read almost everywhere and its answer need not be SD’s.';
+    'inside the transformers and in the up stage, and that the best one changes with t. Here ' +
+    `${strong} of ${at.length} points read ${target} at 90% or better; the twin is 1.7 M parameters trained on ` +
+    'coloured shapes, so where it agrees with SD is a hint, not a proof.';
 }
 
 /** Click a pixel of one picture; the other marks its best match by cosine similarity of one point's features. */
