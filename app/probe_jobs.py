@@ -1,7 +1,8 @@
-"""Probe runs as jobs: one worker thread runs them one at a time in this process, a few more wait.
+"""Probe runs (and PCK runs) as jobs: one worker thread runs them one at a time in this process, a few more wait.
 
-A probe run is CPU work of seconds to minutes on the twin (no child process: the twin is small, and it runs on one
-torch thread). Progress is counted in pictures forwarded and probes fitted; a cancel is seen between two of them.
+A run is CPU work of seconds to minutes on the twin (no child process: the twin is small, and it runs on one torch
+thread). Progress is counted in pictures forwarded and probes fitted (or pairs matched); a cancel is seen between
+two of them.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import ApiError
-from sdunet_core.probes import Cancelled, ProbeSpec
-from sdunet_core.probes import run as run_probes
+from sdunet_core.probes import Cancelled
+
+# (progress(phase, done, total), cancelled()) -> the JSON result
+Work = Callable[[Callable[[str, int, int], None], Callable[[], bool]], dict[str, Any]]
 
 TERMINAL = ("done", "failed", "cancelled")
 
@@ -24,7 +28,7 @@ TERMINAL = ("done", "failed", "cancelled")
 @dataclass
 class ProbeJobState:
     id: str
-    spec: ProbeSpec
+    work: Work
     state: str = "queued"
     phase: str = "queued"
     done: int = 0
@@ -44,13 +48,13 @@ class ProbeJobs:
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
 
-    def submit(self, spec: ProbeSpec) -> ProbeJobState:
+    def submit(self, work: Work) -> ProbeJobState:
         with self._lock:
             waiting = sum(1 for j in self._jobs.values() if j.state == "queued")
             if waiting >= self.max_queue:
                 raise ApiError(429, None, f"{waiting} probe runs already wait (limit {self.max_queue})",
                                {"Retry-After": "30"})  # fmt: skip
-            job = ProbeJobState(uuid.uuid4().hex[:16], spec)
+            job = ProbeJobState(uuid.uuid4().hex[:16], work)
             self._jobs[job.id] = job
             finished = [j.id for j in self._jobs.values() if j.state in TERMINAL]
             for old in finished[: max(0, len(self._jobs) - self.keep)]:
@@ -107,7 +111,7 @@ class ProbeJobs:
                 job.phase, job.done, job.total = phase, done, total
 
             try:
-                result = run_probes(job.spec, progress, job.cancel.is_set)
+                result = job.work(progress, job.cancel.is_set)
                 state, error = "done", None
             except Cancelled:
                 result, state, error = None, "cancelled", "cancelled by request"

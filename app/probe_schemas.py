@@ -53,12 +53,27 @@ class ProbeResult(BaseModel):
     timings: dict[str, float]
 
 
+class PCKRow(BaseModel):
+    point: str
+    t: int
+    pck: float = Field(description="share of pairs whose match lies within radius_px of the target's keypoint")
+    n_pairs: int
+    radius_px: float
+    chance: float = Field(description="share of a target's pixels within that radius of its keypoint")
+
+
+class PCKResult(BaseModel):
+    alpha: float
+    keypoints: str
+    rows: list[PCKRow]
+
+
 class ProbeJob(BaseModel):
     id: str
     state: Literal["queued", "running", "done", "failed", "cancelled"]
     progress: dict[str, Any] = Field(description="{phase, done, total}")
     error: str | None = None
-    result: ProbeResult | None = None
+    result: ProbeResult | PCKResult | None = Field(None, description="a probe run's result, or a PCK run's")
 
 
 class CorrespondenceRequest(BaseModel):

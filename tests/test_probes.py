@@ -160,6 +160,7 @@ def test_api_probe_job_runs_with_progress_and_returns_rows(client):
         ({"n_images": 4}, 422, "n_images"),
         ({"timesteps": [1000]}, 422, "timesteps"),
         ({"timestep": 5, "timesteps": [5]}, 422, "timesteps"),
+        ({"timesteps": []}, 422, "timesteps"),
         ({"preset": "sd15"}, 422, "preset"),
         ({"weights": "mine"}, 422, "weights"),
     ],
@@ -197,6 +198,24 @@ def test_api_correspondence_marks_a_match_and_returns_the_similarity_map(client)
     assert r.status_code == 422 and r.json()["field"] == "point" and "no pixels" in r.json()["reason"]
     r = client.post("/api/correspondence", json={"point": "unet-in", "x": 40})
     assert r.status_code == 422 and r.json()["field"] == "x"
+
+
+def test_api_pck_runs_as_a_job_and_refuses_points_without_pixels(client):
+    r = client.post("/api/correspondence/pck", json={"points": ["up-level0-upsampler-out"], "n_pairs": 8})
+    assert r.status_code == 202, r.text
+    job = r.json()["id"]
+    deadline = time.monotonic() + 120
+    while (body := client.get(f"/api/probes/{job}").json())["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert body["state"] == "done", body
+    (row,) = body["result"]["rows"]
+    assert row["n_pairs"] == 8 and 0 <= row["pck"] <= 1 and row["radius_px"] == pytest.approx(3.2)
+    assert body["progress"] == {"phase": "done", "done": 8, "total": 8}
+    r = client.post("/api/correspondence/pck", json={"points": ["mid-vit-block0-cross-v"]})
+    assert r.status_code == 422 and r.json()["field"] == "points"
+    r = client.post("/api/correspondence/pck", json={"n_pairs": 100_000})
+    assert r.status_code == 422 and r.json()["field"] == "n_pairs"
 
 
 def test_cli_probe_writes_json_and_csv(tmp_path):

@@ -1,5 +1,6 @@
 """Probes: POST /api/probes queues a probe run (202), GET /api/probes/{id} polls it, DELETE cancels it;
-POST /api/correspondence matches a pixel between two pictures; POST /api/correspondence/pck scores points by PCK.
+POST /api/correspondence matches a pixel between two pictures; POST /api/correspondence/pck queues a PCK run over
+generated pairs (202, polled at /api/probes/{id} like a probe run).
 
 Every request is checked here before anything runs: unknown points or targets, a model without trained weights
 (refused unless random weights are asked for) and a bad timestep are 422s naming the field; too many pictures is
@@ -9,6 +10,7 @@ a 413 on n_images.
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -19,7 +21,7 @@ from app.errors import ERROR_RESPONSES, ApiError
 from app.probe_jobs import ProbeJobs
 from app.probe_schemas import CorrespondenceRequest, PCKRequest, ProbeJob, ProbeRequest
 from sdunet_core.activations.conditioning import InputError
-from sdunet_core.probes import MAX_IMAGES, ProbeSpec, check
+from sdunet_core.probes import MAX_IMAGES, Cancelled, ProbeSpec, check, run
 from sdunet_core.probes.run import DEFAULT_TIMESTEPS, model_for
 
 router = APIRouter(prefix="/api", tags=["probes"], responses=ERROR_RESPONSES)
@@ -41,7 +43,9 @@ def _spec(body: ProbeRequest) -> ProbeSpec:
         raise ApiError(413, "n_images", f"{body.n_images} pictures is over the limit of {MAX_IMAGES} per probe run")
     if body.timestep is not None and body.timesteps is not None:
         raise ApiError(422, "timesteps", "give timestep or timesteps, not both")
-    timesteps = [body.timestep] if body.timestep is not None else (body.timesteps or list(DEFAULT_TIMESTEPS))
+    timesteps = [body.timestep] if body.timestep is not None else body.timesteps
+    if timesteps is None:
+        timesteps = list(DEFAULT_TIMESTEPS)
     spec = ProbeSpec(list(body.points), list(body.targets), timesteps, body.n_images, body.preset, body.weights)
     try:
         check(spec)
@@ -53,7 +57,7 @@ def _spec(body: ProbeRequest) -> ProbeSpec:
 @router.post("/probes", status_code=202, responses={202: {"description": "queued: {id, state}"}})
 async def submit(body: ProbeRequest, jobs: JobsDep) -> JSONResponse:
     spec = await run_in_threadpool(_spec, body)
-    job = jobs.submit(spec)
+    job = jobs.submit(partial(run, spec))
     return JSONResponse({"id": job.id, "state": job.state}, status_code=202)
 
 
@@ -87,15 +91,28 @@ def correspondence(body: CorrespondenceRequest) -> dict[str, Any]:
         raise ApiError(422, exc.field, exc.reason) from None
 
 
-@router.post("/correspondence/pck")
-def correspondence_pck(body: PCKRequest) -> dict[str, Any]:
+@router.post("/correspondence/pck", status_code=202, responses={202: {"description": "queued: {id, state}"}})
+async def correspondence_pck(body: PCKRequest, jobs: JobsDep) -> JSONResponse:
+    from sdunet_core.probes.correspondence import check_pck
+
+    await run_in_threadpool(_require_weights)
+    try:
+        await run_in_threadpool(check_pck, list(body.points), body.t, body.n_pairs)
+    except InputError as exc:
+        raise ApiError(422, exc.field, exc.reason) from None
+    job = jobs.submit(partial(_pck, list(body.points), body.t, body.n_pairs))
+    return JSONResponse({"id": job.id, "state": job.state}, status_code=202)
+
+
+def _pck(points: list[str], t: int, n_pairs: int, progress, cancelled) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from sdunet_core.probes.correspondence import PCK_ALPHA, pck
     from sdunet_core.twin.sampling import one_thread
 
-    _require_weights()
-    try:
-        with one_thread():
-            rows = pck(model_for("shipped"), list(body.points), body.t, body.n_pairs)
-    except InputError as exc:
-        raise ApiError(422, exc.field, exc.reason) from None
+    def step(phase: str, done: int, total: int) -> None:
+        if cancelled():
+            raise Cancelled
+        progress(phase, done, total)
+
+    with one_thread():
+        rows = pck(model_for("shipped"), points, t, n_pairs, progress=step)
     return {"alpha": PCK_ALPHA, "keypoints": "object centres of one-object scenes", "rows": [asdict(r) for r in rows]}

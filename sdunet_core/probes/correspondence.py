@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,15 +39,19 @@ MAX_PAIRS = 256
 DEFAULT_T = 261  # DIFT's timestep for SD 2.1
 
 
-class PixelCapture(Capture):
-    """`Capture`'s hooks keeping each point's per-pixel features at 32x32: `features[name]` [B, D, 32, 32]."""
+Sink = Callable[[str, torch.Tensor], None]  # (point name, its features [B, D, 32, 32]) as the hook sees them
 
-    def __init__(self, model: nn.Module, points: list[ActivationPoint]) -> None:
+
+class PixelCapture(Capture):
+    """`Capture`'s hooks handing each point's per-pixel features at 32x32 to `sink` and dropping them (PCK over
+    every point would otherwise hold up to 256 values x 1024 pixels per picture and point)."""
+
+    def __init__(self, model: nn.Module, points: list[ActivationPoint], sink: Sink) -> None:
         super().__init__(model, points, (IMAGE_SIZE, IMAGE_SIZE), previews=False)  # type: ignore[arg-type]
-        self.features: dict[str, torch.Tensor] = {}
+        self.sink = sink
 
     def _keep(self, p: ActivationPoint, grid: torch.Tensor) -> None:
-        self.features[p.name] = F.interpolate(grid, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear")
+        self.sink(p.name, F.interpolate(grid, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear"))
 
     def _reduce_outputs(self, points: list[ActivationPoint], out: torch.Tensor) -> None:
         x = out.detach().float()
@@ -80,16 +85,15 @@ def pixel_points(names: list[str], field: str = "points") -> list[ActivationPoin
 
 
 @torch.inference_mode()
-def pixel_features(model: Twin, points: list[ActivationPoint], seeds: list[int], t: int) -> dict[str, torch.Tensor]:
-    """Per-pixel features [B, D, 32, 32] of each point for the one-object scenes of `seeds`, noised to t."""
+def pixel_features(model: Twin, points: list[ActivationPoint], seeds: list[int], t: int, sink: Sink) -> None:
+    """Per-pixel features [B, D, 32, 32] of each point for the one-object scenes of `seeds`, noised to t, handed to
+    `sink` point by point during one forward."""
     images = np.stack([world.example(s, two=False)[2] for s in seeds])
     x0 = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     x = noised(x0, seeds, t, schedule())
-    cap = PixelCapture(model.unet, points)
-    with cap:
+    with PixelCapture(model.unet, points, sink):
         b = x.shape[0]
         model.unet(x, torch.full((b,), t, dtype=torch.long), model.context([""]).expand(b, -1, -1))
-    return cap.features
 
 
 def similarity(src: torch.Tensor, xy: tuple[int, int], tgt: torch.Tensor) -> torch.Tensor:
@@ -124,7 +128,9 @@ def match(model: Twin, point: str, t: int, source_seed: int, target_seed: int, x
     for name, v in (("x", x), ("y", y)):
         if not 0 <= v < IMAGE_SIZE:
             raise InputError(name, f"{v} is outside the {IMAGE_SIZE}-pixel picture")
-    feats = pixel_features(model, [p], [source_seed, target_seed], t)[p.name]
+    kept: dict[str, torch.Tensor] = {}
+    pixel_features(model, [p], [source_seed, target_seed], t, kept.__setitem__)
+    feats = kept[p.name]
     sim = similarity(feats[0], (x, y), feats[1])
     mx, my = best_match(sim)
     out = {"point": p.name, "t": t, "x": x, "y": y, "match": {"x": mx, "y": my}}
@@ -153,23 +159,38 @@ def chance_pck(seeds: list[int]) -> float:
     return float(np.mean(shares))
 
 
-def pck(model: Twin, names: list[str], t: int = DEFAULT_T, n_pairs: int = 32, batch: int = 32) -> list[PCKRow]:
+def pck(
+    model: Twin,
+    names: list[str],
+    t: int = DEFAULT_T,
+    n_pairs: int = 32,
+    batch: int = 16,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[PCKRow]:
     """PCK@PCK_ALPHA of each point over `n_pairs` generated pairs (object centres as keypoints)."""
-    points = pixel_points(names)
-    if not 1 <= n_pairs <= MAX_PAIRS:
-        raise InputError("n_pairs", f"{n_pairs}: choose 1 to {MAX_PAIRS} pairs")
+    points = check_pck(names, t, n_pairs)
     pairs = [(PAIR_SEED_BASE + 2 * i, PAIR_SEED_BASE + 2 * i + 1) for i in range(n_pairs)]
     right = dict.fromkeys((p.name for p in points), 0)
     for start in range(0, n_pairs, batch):
         chunk = pairs[start : start + batch]
-        seeds = [s for s, _ in chunk] + [s for _, s in chunk]
-        feats = pixel_features(model, points, seeds, t)
-        for i, (src, tgt) in enumerate(chunk):
-            sx, sy = centre(src)
-            tx, ty = centre(tgt)
-            for p in points:
-                f = feats[p.name]
+        keys = [(centre(src), centre(tgt)) for src, tgt in chunk]
+
+        def score(name: str, f: torch.Tensor, chunk: list = chunk, keys: list = keys) -> None:
+            for i, ((sx, sy), (tx, ty)) in enumerate(keys):
                 mx, my = best_match(similarity(f[i], (int(sx), int(sy)), f[len(chunk) + i]))
-                right[p.name] += (mx + 0.5 - tx) ** 2 + (my + 0.5 - ty) ** 2 <= RADIUS**2
+                right[name] += (mx + 0.5 - tx) ** 2 + (my + 0.5 - ty) ** 2 <= RADIUS**2
+
+        pixel_features(model, points, [s for s, _ in chunk] + [s for _, s in chunk], t, score)
+        if progress is not None:
+            progress("pairs", start + len(chunk), n_pairs)
     chance = chance_pck([tgt for _, tgt in pairs])
     return [PCKRow(p.name, t, right[p.name] / n_pairs, n_pairs, RADIUS, chance) for p in points]
+
+
+def check_pck(names: list[str], t: int, n_pairs: int) -> list[ActivationPoint]:
+    points = pixel_points(names)
+    if not 0 <= t <= 999:
+        raise InputError("t", f"{t} is out of range: SD's schedule has timesteps 0 to 999")
+    if not 1 <= n_pairs <= MAX_PAIRS:
+        raise InputError("n_pairs", f"{n_pairs}: choose 1 to {MAX_PAIRS} pairs")
+    return points
