@@ -39,7 +39,7 @@ export function createProbes(root, { store, diagram, getIndex, renderDiagram }) 
     title: 'timesteps of SD’s 1000-step schedule, separated by spaces' });
   const nImages = h('input', { id: 'probe-n', type: 'number', min: 40, max: 2048, step: 8, value: 256 });
   const go = h('button', { type: 'button', id: 'probe-go', class: 'primary' }, 'Run probes');
-  const bar = h('progress', { id: 'probe-progress', max: 1, value: 0, hidden: true });
+  const bar = h('progress', { id: 'probe-progress', max: 1, value: 0, hidden: true, 'aria-label': 'Probe run progress' });
   const error = h('p', { class: 'gen-error', role: 'alert', id: 'probe-error', hidden: true });
 
   const showTarget = h('select', { id: 'probe-target', 'aria-label': 'Target shown' });
