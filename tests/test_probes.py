@@ -111,6 +111,30 @@ def test_masked_pooling_reads_the_object_not_the_ground():
     assert np.allclose(obj, expect, atol=0.05)
 
 
+def test_hooked_forwards_from_two_threads_do_not_see_each_other():
+    # A server runs a probe job in its thread while a correspondence request runs in another, on the same model.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sdunet_core.probes.correspondence import match
+
+    model = model_for("shipped")
+    data = probe_set(96)
+    points = [_point("mid-repeat1-res-out"), _point("mid-vit-block0-self-map")]
+
+    def pool():  # type: ignore[no-untyped-def]
+        return features_module.pooled_features(model, points, data.images, data.masks, data.seeds, 300, batch=16)
+
+    alone = pool()
+    with ThreadPoolExecutor(2) as ex:
+        together = ex.submit(pool)
+        matches = [ex.submit(match, model, "mid-repeat1-res-out", 261, 710_000, 710_001, 16, 16) for _ in range(6)]
+        result = together.result()
+        assert len({str(m.result()["match"]) for m in matches}) == 1
+    for p in points:
+        assert np.array_equal(result.glob[p.name], alone.glob[p.name])
+        assert np.array_equal(result.mask[p.name], alone.mask[p.name])
+
+
 def test_the_probes_schedule_is_the_twins():
     from sdunet_core.twin.model import alphas_cumprod
 

@@ -29,7 +29,7 @@ from ..activations.conditioning import InputError
 from ..twin import world
 from ..twin.model import Twin
 from ..twin.world import IMAGE_SIZE
-from .features import noised, schedule
+from .features import HOOKED_FORWARD, noised, schedule
 from .run import twin_points
 
 PCK_ALPHA = 0.1
@@ -91,7 +91,7 @@ def pixel_features(model: Twin, points: list[ActivationPoint], seeds: list[int],
     images = np.stack([world.example(s, two=False)[2] for s in seeds])
     x0 = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     x = noised(x0, seeds, t, schedule())
-    with PixelCapture(model.unet, points, sink):
+    with HOOKED_FORWARD, PixelCapture(model.unet, points, sink):
         b = x.shape[0]
         model.unet(x, torch.full((b,), t, dtype=torch.long), model.context([""]).expand(b, -1, -1))
 

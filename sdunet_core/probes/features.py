@@ -17,6 +17,7 @@ and the empty caption, so what a probe finds comes from the picture, never from 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +33,9 @@ from ..twin.model import SCHEDULE, Twin
 from ..twin.world import IMAGE_SIZE
 
 BATCH = 64  # images per forward: big enough to amortise the small ops, small enough for a self-map's chunks
+# Hooks are registered on the model itself: two hooked forwards of one model at once (a probe job's thread and a
+# correspondence request in a server) would each see the other's activations. One hooked forward at a time.
+HOOKED_FORWARD = threading.Lock()
 
 
 @dataclass
@@ -119,16 +123,16 @@ def pooled_features(
     abar = schedule()
     empty = model.context([""])
     cap = PoolingCapture(model.unet, points)
-    with cap:
-        for start in range(0, len(seeds), batch):
-            stop = min(start + batch, len(seeds))
-            x0 = torch.from_numpy(images[start:stop]).permute(0, 3, 1, 2).float() / 127.5 - 1
-            cap.set_masks(torch.from_numpy(masks[start:stop]))
-            x = noised(x0, seeds[start:stop], t, abar)
-            b = x.shape[0]
+    for start in range(0, len(seeds), batch):
+        stop = min(start + batch, len(seeds))
+        x0 = torch.from_numpy(images[start:stop]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        cap.set_masks(torch.from_numpy(masks[start:stop]))
+        x = noised(x0, seeds[start:stop], t, abar)
+        b = x.shape[0]
+        with HOOKED_FORWARD, cap:  # the hooks live for this batch's forward only (see HOOKED_FORWARD)
             model.unet(x, torch.full((b,), t, dtype=torch.long), empty.expand(b, -1, -1))
-            if progress is not None:
-                progress(stop - start)
+        if progress is not None:
+            progress(stop - start)
     return Pooled(
         {k: torch.cat(v).numpy() for k, v in cap.glob.items()},
         {k: torch.cat(v).numpy() for k, v in cap.mask.items()},
