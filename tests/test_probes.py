@@ -136,9 +136,15 @@ def test_hooked_forwards_from_two_threads_do_not_see_each_other():
 
 
 def test_the_probes_schedule_is_the_twins():
-    from sdunet_core.twin.model import alphas_cumprod
+    from diffusers import DDPMScheduler
 
-    assert torch.equal(features_module.schedule(), alphas_cumprod().float())
+    from sdunet_core.twin.model import SCHEDULE
+
+    model = model_for("shipped")
+    trained = getattr(model, "schedule", None) or SCHEDULE  # the schedule the shipped weights were trained with
+    assert torch.equal(features_module.schedule(model), DDPMScheduler(**trained).alphas_cumprod.float())
+    linear = {**SCHEDULE, "beta_schedule": "linear"}
+    assert torch.equal(features_module._alphas(tuple(sorted(linear.items()))), DDPMScheduler(**linear).alphas_cumprod)
 
 
 def _point(name: str):  # type: ignore[no-untyped-def]

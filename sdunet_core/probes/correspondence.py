@@ -90,7 +90,7 @@ def pixel_features(model: Twin, points: list[ActivationPoint], seeds: list[int],
     `sink` point by point during one forward."""
     images = np.stack([world.example(s, two=False)[2] for s in seeds])
     x0 = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    x = noised(x0, seeds, t, schedule())
+    x = noised(x0, seeds, t, schedule(model))
     with HOOKED_FORWARD, PixelCapture(model.unet, points, sink):
         b = x.shape[0]
         model.unet(x, torch.full((b,), t, dtype=torch.long), model.context([""]).expand(b, -1, -1))

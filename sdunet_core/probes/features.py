@@ -88,16 +88,31 @@ class PoolingCapture(Capture):
             self.mask[p.name].append(w)
 
 
-@lru_cache(maxsize=1)
-def schedule() -> torch.Tensor:
-    """ᾱ_t for t = 0..999 of the twin's (SD's) schedule, computed here as diffusers' DDPMScheduler does for
-    "scaled_linear" (betas linear in sqrt, float32; tested equal to `twin.model.alphas_cumprod()`). Not through
-    diffusers: its lazy module is not safe to import from a worker thread while another thread imports it (a probe
-    job failed with "cannot import name 'DDPMScheduler'" while the page loaded)."""
-    assert SCHEDULE["beta_schedule"] == "scaled_linear"
-    n, b0, b1 = SCHEDULE["num_train_timesteps"], SCHEDULE["beta_start"], SCHEDULE["beta_end"]
-    betas = torch.linspace(b0**0.5, b1**0.5, n, dtype=torch.float32) ** 2
-    return torch.cumprod(1.0 - betas, dim=0)
+SIMPLE_KEYS = {"num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type"}
+
+
+def schedule(model: Twin | None = None) -> torch.Tensor:
+    """ᾱ_t for t = 0..999 of the schedule the model was trained with (its `schedule` where it has one, else SD's)."""
+    chosen = getattr(model, "schedule", None) or SCHEDULE
+    return _alphas(tuple(sorted(chosen.items())))
+
+
+@lru_cache(maxsize=4)
+def _alphas(items: tuple) -> torch.Tensor:
+    """Linear and scaled-linear betas computed here as diffusers' DDPMScheduler does (float32; tested equal), not
+    through diffusers: its lazy module is not safe to import from a worker thread while another thread imports it
+    (a probe job failed with "cannot import name 'DDPMScheduler'" while the page loaded). Other schedules: diffusers."""
+    s = dict(items)
+    if s["beta_schedule"] in ("linear", "scaled_linear") and set(s) <= SIMPLE_KEYS:
+        n, b0, b1 = s["num_train_timesteps"], s["beta_start"], s["beta_end"]
+        if s["beta_schedule"] == "linear":
+            betas = torch.linspace(b0, b1, n, dtype=torch.float32)
+        else:
+            betas = torch.linspace(b0**0.5, b1**0.5, n, dtype=torch.float32) ** 2
+        return torch.cumprod(1.0 - betas, dim=0)
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(**s).alphas_cumprod
 
 
 def noised(x0: torch.Tensor, seeds: list[int], t: int, abar: torch.Tensor) -> torch.Tensor:
@@ -120,7 +135,7 @@ def pooled_features(
     progress: Callable[[int], None] | None = None,
 ) -> Pooled:
     """Global and masked features of every point for pictures [N, 32, 32, 3] uint8 at timestep t."""
-    abar = schedule()
+    abar = schedule(model)
     empty = model.context([""])
     cap = PoolingCapture(model.unet, points)
     for start in range(0, len(seeds), batch):
