@@ -299,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.site_cli import add_export_site
 
     add_export_site(sub)
+    from app.probe_cli import add_probe
+
+    add_probe(sub)
     return parser
 
 

@@ -35,6 +35,7 @@ from app.routes import (
     names,
     pages,
     presets,
+    probes,
     profile,
     source,
     trace,
@@ -96,7 +97,13 @@ def create_app() -> FastAPI:
     app.state.weight_stats = {}
     app.state.shutdown = Shutdown(
         settings.shutdown_grace_s,
-        [app.state.profiles.shutdown, app.state.workers.shutdown, app.state.traces.shutdown, lambda: close_worker(app)],
+        [
+            app.state.profiles.shutdown,
+            lambda: app.state.probe_jobs.shutdown() if getattr(app.state, "probe_jobs", None) else None,
+            app.state.workers.shutdown,
+            app.state.traces.shutdown,
+            lambda: close_worker(app),
+        ],
     )
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     routers = (
@@ -114,6 +121,7 @@ def create_app() -> FastAPI:
         lora,
         twin,
         knobs,
+        probes,
     )
     for module in (*routers, activations, docs, pages):
         app.include_router(module.router)

@@ -15,6 +15,7 @@ from bench import (
     first_draw_bench,
     knobs_bench,
     load_bench,
+    probes_bench,
     speed_bench,
     startup_bench,
     starvation_bench,
@@ -45,6 +46,7 @@ def main() -> int:
         ("Activations (capture vs plain forward)", activation_bench.run),
         ("The twin (generation, a captured step, a fresh server)", twin_bench.run),
         ("Knobs (an intervention with its baseline, the ablation sweep, effect sizes)", knobs_bench.run),
+        ("Probes (every point of the twin, 512 pictures; PCK)", lambda: probes_bench.run(1 if args.quick else 3)),
         ("Page (headless Chromium)", _page_rows),
         ("First drawing (headless Chromium, fresh cache, 1280×720)", lambda: first_draw_bench.run()["rows"]),
     ):

@@ -7,7 +7,8 @@ what it holds and exports:
 - `tracer/`: `trace_unet()`, the hooked meta forward, and what is read off a trace (comparisons, summaries, cost);
 - `checkpoint/`: a checkpoint's architecture from its tensor table, the diffusers names, the weights on demand;
 - `control/`: the ControlNet, its presets and trace, and the detection of control models' files;
-- `names/`, `lora/`, `activations/`: the community's names, LoRA files, and one captured forward.
+- `names/`, `lora/`, `activations/`: the community's names, LoRA files, and one captured forward;
+- `probes/`: which activations are discriminative (linear probes, correspondence), measured on the twin.
 
 Beside them: `schema.py` (the typed trace every room writes and the API serves), `presets.py` (the named models),
 `errors.py` (`ConfigError`) and `schema_doc.py` (docs/trace-schema.md rendered from the schema).

@@ -1,7 +1,8 @@
 """Schemathesis against the app's own OpenAPI schema: no 5xx, and every response conforms to its schema.
 
 Bounded: 25 examples per operation. Timed profiles are switched off for the fuzzed app (every device is refused) so
-that a generated valid body cannot queue real work; their success path is tested in test_api.py.
+that a generated valid body cannot queue real work; their success path is tested in test_api.py. Probe and PCK runs
+are refused the same way (a queue of none); theirs is tested in test_probes.py.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from schemathesis.checks import (
 
 from app.deps import current_settings
 from app.main import create_app
+from app.probe_jobs import ProbeJobs
+from app.routes.probes import get_jobs
 from app.settings import get_settings
 from tests.conftest import BASE_URL
 
@@ -33,6 +36,8 @@ def fuzzed_app() -> Iterator[FastAPI]:
     call (which has a 10 s read timeout), stopped when this module's tests end."""
     app = create_app()
     app.dependency_overrides[current_settings] = lambda: dataclasses.replace(get_settings(), devices=())
+    # Probe and PCK runs likewise: a queue that takes nothing (429), so a valid body queues no real work.
+    app.dependency_overrides[get_jobs] = lambda: ProbeJobs(max_queue=0)
     app.state.workers.start().result(timeout=120)
     yield app
     app.state.workers.shutdown()

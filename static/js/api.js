@@ -216,4 +216,17 @@ export function startAblation(body) {
 /** GET /api/ablation/{id} → {state, progress: {done, total}, error, result: {effects, ranking}}. */
 export function getAblation(id) {
   return request('GET', `/api/ablation/${encodeURIComponent(id)}`);
+/** POST /api/probes → {id, state}: a probe run queued (poll it with getProbes). */
+export function startProbes(body) {
+  return request('POST', '/api/probes', body);
+}
+
+/** GET /api/probes/{id} → {id, state, progress: {phase, done, total}, error, result}. */
+export function getProbes(id) {
+  return request('GET', `/api/probes/${encodeURIComponent(id)}`);
+}
+
+/** POST /api/correspondence → the target pixel most like a source pixel, the similarity map and both pictures. */
+export function correspondence(body) {
+  return request('POST', '/api/correspondence', body);
 }

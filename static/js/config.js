@@ -88,6 +88,8 @@ export const OVERLAYS = Object.freeze([
   Object.freeze({ key: 'weights', label: 'block weights', external: true }),
   Object.freeze({ key: 'lora-rank', label: 'LoRA rank', external: true }),
   Object.freeze({ key: 'lora-params', label: 'LoRA parameters added', external: true }),
+  // Painted by probes.js from a probe run on the twin: each block by its best point's held-out accuracy.
+  Object.freeze({ key: 'probes', label: 'discriminative power (Probes)', external: true }),
 ]);
 
 /** The overlay's colour ramp, light to dark (a sequential yellow–red scale); text turns white past DARK_FROM. */

@@ -8,6 +8,7 @@ import * as api from './api.js';
 import { createActivations } from './activations.js';
 import { createGenerate } from './generate.js';
 import { createKnobs } from './knobs.js';
+import { createProbes } from './probes.js';
 import { drawCharts } from './charts.js';
 import { createCheckpoint } from './checkpoint.js';
 import { createCommunity } from './community.js';
@@ -53,6 +54,7 @@ let memo = null; // layout memo for the current trace
 const traceCache = new Map(); // "preset@size" → trace, so switching back is instant
 let loadToken = 0;
 let community = null; // names, block weights and an open LoRA (community.js), created last
+let probes = null; // the Probes view (probes.js): its "Colour by: discriminative power" painter
 
 function setReady(ready) {
   document.body.dataset.ready = ready ? 'true' : 'false';
@@ -105,7 +107,8 @@ function renderDiagram(anchor = null) {
   const before = anchor ? diagram.screenRect(anchor) : null;
   const zoomBefore = diagram.zoom;
   const scene = layoutScene(ix, state.expanded, memo);
-  const painter = community?.painter() ?? null; // block weights or a LoRA, when "Colour by" shows one
+  // Block weights or a LoRA, or the probes' accuracy, when "Colour by" shows one.
+  const painter = community?.painter() ?? probes?.painter() ?? null;
   diagram.render(scene, ix, { metric: state.metric, selection: state.selection, overlay: state.overlay, painter });
   minimap.draw(scene);
   if (zoom.auto) zoom.refit();
@@ -407,6 +410,7 @@ const lessons = createLessonPlayer({ after: $('present') }, {
   setPresenting: (on) => document.body.classList.contains('presenting') !== on && teach.setPresenting(on),
   reveal: (path) => diagram.scene && diagram.reveal(boxRect(diagram.scene, path)),
 });
+probes = createProbes($('probes'), { store, diagram, getIndex: () => ix, renderDiagram });
 createActivations($('activations'), { store, diagram, getIndex: () => ix, weights });
 
 // Names, block weights and "Open LoRA" (issue 14); a new label scheme lays the U out again (card widths).

@@ -23,6 +23,8 @@ export const OVERLAY_KEYS = Object.freeze([
   'none', 'params', 'flops', 'attention', 'activation', 'time',
   // Painted by names / block weights / an open LoRA (community.js), not from the trace.
   'weights', 'lora-rank', 'lora-params',
+  // Painted by probes.js from a probe run on the twin.
+  'probes',
 ]);
 // The naming schemes of /api/names (the "Names" switch); 'original' is our own paths.
 export const NAME_SCHEMES = Object.freeze(['original', 'diffusers', 'lora_diffusers', 'lora_original', 'block_id', 'merge', 'kohya']);
