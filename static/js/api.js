@@ -216,6 +216,8 @@ export function startAblation(body) {
 /** GET /api/ablation/{id} → {state, progress: {done, total}, error, result: {effects, ranking}}. */
 export function getAblation(id) {
   return request('GET', `/api/ablation/${encodeURIComponent(id)}`);
+}
+
 /** POST /api/probes → {id, state}: a probe run queued (poll it with getProbes). */
 export function startProbes(body) {
   return request('POST', '/api/probes', body);
