@@ -321,3 +321,29 @@ def test_compare_one_above_the_other_is_readable_at_720p(page, live_server, cons
     RESULTS.mkdir(exist_ok=True)
     page.screenshot(path=str(RESULTS / "page-compare-stacked-720p.png"))
     assert console_errors == []
+
+
+# ---- Labels that do not collide ---------------------------------------------------------------------------------
+
+LABEL_OVERLAPS = """() => {
+  const r = [...document.querySelectorAll('#diagram .skip-label, #diagram .cn-on-u, #diagram .row-label')]
+    .map((e) => { const b = e.getBoundingClientRect(); return [e.textContent, b.left, b.top, b.right, b.bottom]; });
+  const bad = [];
+  for (let i = 0; i < r.length; i++) for (let j = i + 1; j < r.length; j++) {
+    const [a, b] = [r[i], r[j]];
+    if (Math.min(a[3], b[3]) - Math.max(a[1], b[1]) > 0.5 && Math.min(a[4], b[4]) - Math.max(a[2], b[2]) > 0.5) {
+      bad.push([a[0], b[0]]);
+    }
+  }
+  return { marks: document.querySelectorAll('#diagram .cn-on-u').length, bad };
+}"""
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_controlnet_marks_collide_with_no_label(page, live_server, console_errors, size) -> None:
+    # issue 24: "320×64×6⊕ ctrl ×1.00" in 12 places, the control scale printed over the skip's shape.
+    _load(page, live_server, "controlnet-sd15", size)
+    page.wait_for_function("() => document.querySelectorAll('#diagram .cn-on-u').length === 13")
+    m = page.evaluate(LABEL_OVERLAPS)
+    assert m["marks"] == 13 and m["bad"] == []  # 12 skips and the middle block's output
+    assert console_errors == []
