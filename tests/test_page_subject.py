@@ -288,3 +288,62 @@ def test_the_shorthand_is_explained_on_hover_and_focus(page, live_server, consol
         '#diagram g.box[data-path="input_blocks.1"] > .card'
     ).get_attribute("aria-description")
     assert console_errors == []
+
+
+# ---- Compare on a projector -------------------------------------------------------------------------------------
+
+COMPARE_SIDE = """(side) => {
+  const host = document.querySelector(`#compare [data-side="${side}"] .compare-diagram`);
+  const svg = host.querySelector('svg.unet');
+  const px = (t) => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a;
+  const hb = host.getBoundingClientRect();
+  const s = svg.getBoundingClientRect();
+  return {
+    titles: [...svg.querySelectorAll('.layer-boxes > g.box > .card .t1')].map(px),
+    scroll: [host.scrollWidth - host.clientWidth, host.scrollHeight - host.clientHeight],
+    host: { top: hb.top, bottom: hb.bottom }, svg: { w: s.width, h: s.height }, vh: innerHeight,
+  };
+}"""
+
+
+def test_compare_one_above_the_other_is_readable_at_720p(page, live_server, console_errors) -> None:
+    _load(page, live_server, "sd1&vs=sdxl-base", (1280, 720))
+    page.wait_for_function("() => document.body.dataset.compare === 'true'")
+    page.locator("#compare .compare-stacked").check()
+    page.wait_for_function(SETTLED)
+    for side in "ab":
+        page.locator(f'#compare [data-side="{side}"] .compare-diagram').scroll_into_view_if_needed()
+        m = page.evaluate(COMPARE_SIDE, side)
+        assert min(m["titles"]) >= 9, (side, min(m["titles"]))
+        # The whole U in its view, and that view in the window: seen whole without scrolling it.
+        assert m["scroll"] == [0, 0], m
+        assert m["host"]["top"] >= -0.5 and m["host"]["bottom"] <= m["vh"] + 0.5, m
+    RESULTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(RESULTS / "page-compare-stacked-720p.png"))
+    assert console_errors == []
+
+
+# ---- Labels that do not collide ---------------------------------------------------------------------------------
+
+LABEL_OVERLAPS = """() => {
+  const r = [...document.querySelectorAll('#diagram .skip-label, #diagram .cn-on-u, #diagram .row-label')]
+    .map((e) => { const b = e.getBoundingClientRect(); return [e.textContent, b.left, b.top, b.right, b.bottom]; });
+  const bad = [];
+  for (let i = 0; i < r.length; i++) for (let j = i + 1; j < r.length; j++) {
+    const [a, b] = [r[i], r[j]];
+    if (Math.min(a[3], b[3]) - Math.max(a[1], b[1]) > 0.5 && Math.min(a[4], b[4]) - Math.max(a[2], b[2]) > 0.5) {
+      bad.push([a[0], b[0]]);
+    }
+  }
+  return { marks: document.querySelectorAll('#diagram .cn-on-u').length, bad };
+}"""
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_controlnet_marks_collide_with_no_label(page, live_server, console_errors, size) -> None:
+    # issue 24: "320×64×6⊕ ctrl ×1.00" in 12 places, the control scale printed over the skip's shape.
+    _load(page, live_server, "controlnet-sd15", size)
+    page.wait_for_function("() => document.querySelectorAll('#diagram .cn-on-u').length === 13")
+    m = page.evaluate(LABEL_OVERLAPS)
+    assert m["marks"] == 13 and m["bad"] == []  # 12 skips and the middle block's output
+    assert console_errors == []

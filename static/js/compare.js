@@ -191,16 +191,28 @@ export function createCompare(root, { getTrace, getComparison, onState, decorate
       s.scene = natural[i];
       s.diagram.render(scenes[i], s.ix, { metric: 'flops', selection: s.selection });
     });
+    // Side by side a view is up to 75% of the window; stacked (for a projector), one U at a time fills the window
+    // but for its title, and fits it whole.
+    const room = stacked?.checked ? window.innerHeight - 56 : window.innerHeight * 0.75;
     if (!fitted) {
-      // One zoom for both, so a level is as tall on the left as on the right.
-      setZoom(Math.min(1, ...scenes.map((sc, i) => (hosts[i].clientWidth - 4) / sc.w)));
+      // One zoom for both, so a level is as tall on the left as on the right. Stacked, each U has the whole width.
+      const tall = stacked?.checked ? room - 24 : Infinity;
+      setZoom(Math.min(1, ...scenes.map((sc, i) => Math.min((hosts[i].clientWidth - 4) / sc.w, tall / sc.h))));
       fitted = true;
     }
-    // As tall as the taller U needs (scrollbars aside), up to 75% of the window.
+    // As tall as the taller U needs (scrollbars aside), up to the room above.
     const need = Math.max(...scenes.map((sc) => sc.h)) * sides[0].diagram.zoom + 24;
-    for (const host of hosts) host.style.height = `${Math.round(Math.min(need, window.innerHeight * 0.75))}px`;
+    for (const host of hosts) host.style.height = `${Math.round(Math.min(need, room))}px`;
     if (shown) decorate?.(root, sides, shown.cmp, shown.names);
   }
+
+  // "One above the other": each U twice as wide as side by side (issue 24: 44% side by side at 1280×720).
+  const stacked = root.querySelector('.compare-stacked');
+  stacked?.addEventListener('change', () => {
+    root.classList.toggle('stacked', stacked.checked);
+    fitted = false;
+    render();
+  });
 
   const zoomLabel = root.querySelector('.compare-zoom-level');
   function setZoom(z) {

@@ -263,6 +263,17 @@ export function createControlView(host, { onError, onRendered }) {
   }
 
   /** Mark the injections on the main U: beside each skip label it feeds, and on the blocks it adds to. */
+  /** Whether a drawn label overlaps any other skip label or control mark (in the skips' own coordinates). */
+  function collides(svg, mark) {
+    const a = mark.getBBox();
+    for (const other of svg.querySelectorAll('.layer-skips .skip-label, .layer-skips .cn-on-u')) {
+      if (other === mark) continue;
+      const b = other.getBBox();
+      if (a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height) return true;
+    }
+    return false;
+  }
+
   function decorate(svg) {
     if (!svg || !state.entry?.control) return;
     for (const old of svg.querySelectorAll('.cn-on-u')) old.remove();
@@ -271,8 +282,20 @@ export function createControlView(host, { onError, onRendered }) {
       const skip = p.added_to === 'skip' ? svg.querySelector(`g.skip[data-skip-from="${CSS.escape(p.target)}"]`) : null;
       const label = skip?.querySelector('.skip-label');
       if (label) {
-        const x = Number(label.getAttribute('x')) + label.getComputedTextLength() / 2 + 6;
-        skip.append(s('text', { ...attrs, x, y: label.getAttribute('y') }, `⊕ ${p.label}`));
+        // After the label's drawn end, whatever its anchor (issue 24: it overprinted "320×64×64" when it assumed one).
+        const box = label.getBBox();
+        const mark = s('text', { ...attrs, x: box.x + box.width + 6, y: label.getAttribute('y') }, `⊕ ${p.label}`);
+        skip.append(mark);
+        // A neighbouring skip's label where it lands: before this label instead, else just above it.
+        if (collides(svg, mark)) {
+          mark.setAttribute('x', box.x - 6);
+          mark.setAttribute('text-anchor', 'end');
+        }
+        if (collides(svg, mark)) {
+          mark.setAttribute('x', box.x + box.width / 2);
+          mark.setAttribute('text-anchor', 'middle');
+          mark.setAttribute('y', box.y - 2);
+        }
         continue;
       }
       // The middle block's output, or an encoder point (T2I-Adapter): a badge on the block's top edge.
