@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..model import Twin
-from ..sampling import Generation, Sampler, Step, initial_noise, scheduler, to_uint8
+from ..sampling import Generation, Sampler, Step, initial_noise, noise_of, scheduler, to_uint8
 from .hooks import Knobs, macs_per_call
 from .metrics import difference_picture, mse, ssim
 from .specs import Knob
@@ -50,8 +50,9 @@ def sample(
     """Sample one picture per (prompt, seed) with the knobs applied on their steps."""
     knobs = knobs or []
     n = len(prompts)
-    sched = scheduler(sampler)
+    sched = scheduler(sampler, model.schedule)
     sched.set_timesteps(steps)
+    prediction = sched.config.prediction_type
     state = Knobs(model.unet, knobs)
     contexts: dict[str, torch.Tensor] = {}
 
@@ -92,8 +93,11 @@ def sample(
             else:
                 eps = eps_all
             result = sched.step(eps, t, x)
-            if keep_steps:
-                out.steps.append(Step(i, round(float(t)), x_in[:1], x[:1], eps[:1], result.pred_original_sample[:1]))
+            if keep_steps:  # eps is the guided output; ε̂ is what it implies (itself for an ε-prediction model)
+                noise = noise_of(eps[:1], x_in[:1], float(sched.alphas_cumprod[round(float(t))]), prediction)
+                out.steps.append(
+                    Step(i, round(float(t)), x_in[:1], x[:1], noise, eps[:1], result.pred_original_sample[:1])
+                )
             x = result.prev_sample
     out.images = x
     out.full_calls, out.shallow_calls = state.full_calls, state.shallow_calls
