@@ -7,6 +7,7 @@
 import * as api from './api.js';
 import { renderCapture } from './activation_views.js';
 import { h } from './dom.js';
+import { announce } from './status.js';
 
 const GROUPS = [
   ['@outputs', 'block outputs', 'the output of every block: what the U passes on'],
@@ -47,7 +48,6 @@ function readDataUrl(file) {
  * getCurrent() (the point picked last), pick(name) (picks a point in the list and on the U)}.
  */
 export function createCapture({ status, modelBody, getCatalog, ticked, getCurrent, pick }) {
-  const body = document.body.dataset;
   let view = null; // the drawn capture: {key, showHistogram}
   let busy = false;
 
@@ -178,13 +178,13 @@ export function createCapture({ status, modelBody, getCatalog, ticked, getCurren
    * the server's reason shown. The capture and the export end the same way. */
   async function runJob(flag, text, job) {
     setBusy(true, text);
-    body[flag] = 'running';
+    announce(flag, 'running');
     try {
-      body[flag] = await job();
+      announce(flag, await job());
     } catch (err) {
       status.textContent = '';
       showError(err);
-      body[flag] = 'error';
+      announce(flag, 'error');
     } finally {
       busy = false;
       captureButton.disabled = false;

@@ -13,6 +13,7 @@ import { createCapture } from './activation_capture.js';
 import { h } from './dom.js';
 import { shapeText } from './format.js';
 import { boxRect, pathToOpen } from './layout.js';
+import { announce } from './status.js';
 
 const FILTERS = [
   ['all', 'all points'],
@@ -38,7 +39,6 @@ function placeText(p) {
  */
 export function createActivations(root, { store, diagram, getIndex, weights }) {
   const { state } = store;
-  const body = document.body.dataset;
   const cache = new Map(); // model body JSON → catalog
   let catalog = null; // {key, data, byName}
   let loadToken = 0;
@@ -159,7 +159,7 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
     showWeightsBanner();
     if (catalog?.key === key) return;
     const mine = ++loadToken;
-    body.activations = 'loading';
+    announce('activations', 'loading');
     status.textContent = 'Listing the activation points…';
     try {
       let data = cache.get(key);
@@ -185,14 +185,14 @@ export function createActivations(root, { store, diagram, getIndex, weights }) {
       showWeightsBanner();
       status.textContent = '';
       renderList();
-      body.activations = 'true';
+      announce('activations', 'true');
     } catch (err) {
       if (mine !== loadToken) return;
       catalog = null;
       list.replaceChildren();
       modelLine.textContent = '';
       status.textContent = `Could not list the activation points: ${err.message}`;
-      body.activations = 'error';
+      announce('activations', 'error');
     }
   }
 

@@ -9,6 +9,7 @@ import { createBlockWeights, weightsPainter } from './blockweights.js';
 import { h } from './dom.js';
 import { createLora, loraDetails, loraLegend, loraPainter } from './lora.js';
 import { createNames, namesView } from './names.js';
+import { announce } from './status.js';
 
 const $ = (id) => document.getElementById(id);
 const LORA_OVERLAYS = new Set(['lora-rank', 'lora-params']);
@@ -19,7 +20,6 @@ const LORA_OVERLAYS = new Set(['lora-rank', 'lora-params']);
  */
 export function createCommunity({ store, api, shownModel, relayout, renderDiagram, refreshDetails }) {
   const { state } = store;
-  const body = document.body.dataset;
   let modelKey = null; // the model the names and weights are for
   let drawnKey = null; // the model whose trace is on screen: until its trace is in, the old U keeps its own look
   let sizeKey = null; // …and the size the LoRA's FLOPs are for
@@ -42,7 +42,7 @@ export function createCommunity({ store, api, shownModel, relayout, renderDiagra
     load: (model) => api.getNames(model),
     onChange: (scheme) => store.setNames(scheme),
     onLoaded(table) {
-      body.names = table ? 'true' : 'none';
+      announce('names', table ? 'true' : 'none');
       weightsField.setPresets(table?.table.presets ?? []);
       if (state.names !== 'original') relayout();
       refreshDetails();
@@ -100,7 +100,7 @@ export function createCommunity({ store, api, shownModel, relayout, renderDiagra
         store.setLora(next);
         repaint();
         refreshDetails();
-        body.lora = next ? (next.matches ? 'on' : 'other-family') : 'none';
+        announce('lora', next ? (next.matches ? 'on' : 'other-family') : 'none');
       },
       onSwitch: (preset) => store.setModel(preset, null),
       onSelect: (path) => store.select(path),
@@ -135,7 +135,7 @@ export function createCommunity({ store, api, shownModel, relayout, renderDiagra
     loraLegendEl.hidden = !showLora;
     loraLegendEl.replaceChildren(...(showLora ? loraLegend(lora.detection, key) : []));
     renderDiagram();
-    body.paint = next ? key : 'none';
+    announce('paint', next ? key : 'none');
   }
 
   store.on('overlay', repaint);

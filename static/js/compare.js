@@ -118,7 +118,7 @@ function table(kind, caption, rows, nameA, nameB, cols) {
 /**
  * The compare section. root holds the markup of templates/index.html (#compare); hooks: getTrace(preset, size)
  * → a trace (cached by the caller), getComparison({a, b, imageSize}) → the /api/compare JSON,
- * onState(s): 'loading' | 'true' | 'error' (also set as document.body.dataset.compare); decorate(root, sides, cmp,
+ * onState(s): 'loading' | 'true' | 'error' (also announced as status "compare"); decorate(root, sides, cmp,
  * names) after each draw.
  */
 export function createCompare(root, { getTrace, getComparison, onState, decorate = null }) {

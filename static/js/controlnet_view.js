@@ -11,6 +11,7 @@
 import { ADDED_WORDS, canTrace, getControlNames, getControlTrace, kindWords, stateDictNames } from './controlnet.js';
 import { compact, exact, shapeText } from './format.js';
 import { h } from './dom.js';
+import { announce } from './status.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const ROW = 38; // one row per ControlNet block
@@ -54,7 +55,7 @@ export function createControlView(host, { onError, onRendered }) {
 
   function setState(v) {
     host.dataset.state = v;
-    document.body.dataset.control = v;
+    announce('control', v);
   }
 
   function hide() {

@@ -13,6 +13,7 @@ import { bytes, compact, ms } from './format.js';
 import { boxRect, expandablePaths, overlayScale, pathToOpen } from './layout.js';
 import { createSearch } from './search.js';
 import { readUrl, writeUrl } from './urlstate.js';
+import { announce } from './status.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -23,7 +24,6 @@ const $ = (id) => document.getElementById(id);
  */
 export function createFeatures({ store, diagram, getIndex, traceCache, renderDiagram, showError }) {
   const { state } = store;
-  const body = document.body.dataset;
   let loading = true; // between a model being chosen and its trace arriving: the URL waits
   let pendingAll = false; // a link said open=*: open everything once the trace is here
   let pendingReveal = false; // a link selected a module: scroll to it once drawn
@@ -70,7 +70,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       if (loading) return;
       const hash = writeUrl(currentView());
       if (hash !== location.hash) history.replaceState(null, '', hash);
-      body.url = 'true';
+      announce('url', 'true');
     }, 120);
   }
 
@@ -227,7 +227,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
     getComparison: (q) => api.getCompare(q),
     decorate: decorateCompare, // removed blocks and what a variant saves (variant_compare.js)
     onState: (s) => {
-      body.compare = s;
+      announce('compare', s);
     },
   });
   let comparedKey = null;
@@ -294,7 +294,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
     const entry = state.presets.find((p) => p.name === preset);
     if (!entry?.latent_factor || !state.trace.input?.image_size) {
       scalingStatus.textContent = 'Scaling is traced for the presets, in pixels.';
-      body.scaling = 'none';
+      announce('scaling', 'none');
       return;
     }
     const deepest = Math.max(1, ...state.trace.blocks.map((b) => b.factor));
@@ -305,7 +305,7 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
     try {
       let data = scalingData.get(key);
       if (!data) {
-        body.scaling = 'loading';
+        announce('scaling', 'loading');
         scalingStatus.textContent = `Tracing ${preset} at ${sizes.length} sizes…`;
         data = await api.getScaling({ preset, sizes });
         scalingData.set(key, data);
@@ -315,11 +315,11 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       if (mine !== scalingToken) return;
       $('scaling-note').textContent = `${scalingNote(data.points)} ${memoryNote(data.points)}`.trim();
       scalingStatus.textContent = '';
-      body.scaling = 'true';
+      announce('scaling', 'true');
     } catch (err) {
       if (mine !== scalingToken) return;
       scalingStatus.textContent = `Could not trace the sizes: ${err.message}`;
-      body.scaling = 'error';
+      announce('scaling', 'error');
     }
   }
   // Traced only when scrolled into view: eight traces of a big model take the server several seconds.

@@ -5,6 +5,7 @@
 // The zoom never drops below FOCUS_MIN_ZOOM, so a block too big to fit is scrolled rather than shrunk.
 
 import { boxRect } from './layout.js';
+import { announce } from './status.js';
 
 // Card titles are 11.5 px at zoom 1 and the smallest text inside an opened block (shapes on arrows, op labels)
 // 9.5 px (app.css): at this zoom titles are 14 px and that text 11.6 px, the floor at 1280×720. A tenth of
@@ -48,7 +49,7 @@ export function createFocus({ button }, { store, diagram, zoom, isPresenting }) 
   }
 
   function mark() {
-    document.body.dataset.focus = path ?? '';
+    announce('focus', path ?? '');
     document.body.classList.toggle('focusing', path != null);
     button.setAttribute('aria-pressed', path != null ? 'true' : 'false');
     for (const g of diagram.element.querySelectorAll('g.box.focused')) g.classList.remove('focused');

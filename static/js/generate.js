@@ -7,6 +7,7 @@
 import * as api from './api.js';
 import { renderCapture } from './activation_views.js';
 import { h } from './dom.js';
+import { announce } from './status.js';
 
 const ROWS = [
   ['x_t', 'x_t', 'the noisy picture the step starts from'],
@@ -115,7 +116,7 @@ export function createGenerate(root) {
   async function run() {
     if (!info) return;
     const body = requestBody();
-    document.body.dataset.generate = 'running';
+    announce('generate', 'running');
     const mine = ++token;
     go.disabled = true;
     status.textContent = 'Generating…';
@@ -125,13 +126,13 @@ export function createGenerate(root) {
       if (mine !== token) return;
       result = { body, data };
       draw();
-      document.body.dataset.generate = 'done';
+      announce('generate', 'done');
       status.textContent = `${data.steps} steps, ${data.unet_calls} UNet calls, ${Math.round(data.timings.total_ms)} ms`;
     } catch (e) {
       if (mine !== token) return;
       showError(e);
       status.textContent = '';
-      document.body.dataset.generate = 'error';
+      announce('generate', 'error');
     } finally {
       if (mine === token) go.disabled = false;
     }
@@ -165,7 +166,7 @@ export function createGenerate(root) {
     stepImages.replaceChildren(...ROWS.map(([key, sym, words]) => s[key]
       ? h('figure', { dataset: { row: key } }, pixels(s[key], 128, `${sym} at step ${i + 1}`), h('figcaption', {}, h('b', {}, sym), ` ${words}`))
       : null));
-    document.body.dataset.genStep = String(i);
+    announce('genStep', String(i));
   }
 
   scrub.addEventListener('input', showStep);
@@ -192,11 +193,11 @@ export function createGenerate(root) {
       inside.append(box);
       await renderCapture(box, capture, { catalog: new Map(), onPick: () => {} }).drawn;
       status.textContent = `Captured step ${step + 1}`;
-      document.body.dataset.look = 'done';
+      announce('look', 'done');
     } catch (e) {
       showError(e);
       status.textContent = '';
-      document.body.dataset.look = 'error';
+      announce('look', 'error');
     } finally {
       look.disabled = false;
     }
@@ -214,11 +215,11 @@ export function createGenerate(root) {
   const loadInfo = () => (asked ??= api.getTwin().then((data) => {
     info = data;
     fillWords();
-    document.body.dataset.twin = 'ready';
+    announce('twin', 'ready');
   }).catch((e) => {
     showError(e);
     go.disabled = true;
-    document.body.dataset.twin = 'error';
+    announce('twin', 'error');
   }));
   const seen = new IntersectionObserver((entries) => {
     if (!entries.some((e) => e.isIntersecting)) return;

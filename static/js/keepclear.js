@@ -48,7 +48,7 @@ export function createKeepClear(diagram, store, floats) {
   /** Scroll the least that shows the selected block's header, then as much of its body as the view holds. */
   function pan() {
     const path = state.selection;
-    if (path == null || document.body.dataset.focus || !diagram.scene) return; // focus.js places its own block
+    if (path == null || document.body.classList.contains('focusing') || !diagram.scene) return; // focus.js places its own block
     const r = boxRect(diagram.scene, path);
     if (!r || r.path !== path) return;
     const z = diagram.zoom;

@@ -6,6 +6,7 @@
 
 import * as api from './api.js';
 import { h } from './dom.js';
+import { announce } from './status.js';
 
 // One sentence per knob: what it does here, and what the real model (SD) does at that place.
 const KINDS = {
@@ -153,7 +154,7 @@ export function createKnobs(root) {
     go.disabled = true;
     status.textContent = 'Running the baseline and the knob…';
     showError(null);
-    document.body.dataset.knobs = 'running';
+    announce('knobs', 'running');
     try {
       const data = await api.generate(body);
       const x = data.experiment;
@@ -176,11 +177,11 @@ export function createKnobs(root) {
         h('p', { class: 'knob-metrics', id: 'knob-metrics' }, ...lines));
       const ms = data.timings.total_ms;
       status.textContent = `baseline and knob run: ${ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`}`;
-      document.body.dataset.knobs = 'done';
+      announce('knobs', 'done');
     } catch (e) {
       showError(e);
       status.textContent = '';
-      document.body.dataset.knobs = 'error';
+      announce('knobs', 'error');
     } finally {
       go.disabled = false;
     }
@@ -216,7 +217,7 @@ export function createKnobs(root) {
   async function sweep() {
     sweepGo.disabled = true;
     showError(null);
-    document.body.dataset.sweep = 'running';
+    announce('sweep', 'running');
     try {
       const job = await api.startAblation({
         prompts: [caption.value.trim()], seeds: [0, 1, 2, 3, 4, 5, 6, 7], steps: 20, guidance: Number(guidance.value), what: sweepWhat.value,
@@ -230,11 +231,11 @@ export function createKnobs(root) {
       if (snap.state !== 'done') throw new Error(snap.error || 'the sweep failed');
       sweepStatus.textContent = 'done';
       drawSweep(snap.result);
-      document.body.dataset.sweep = 'done';
+      announce('sweep', 'done');
     } catch (e) {
       showError(e);
       sweepStatus.textContent = '';
-      document.body.dataset.sweep = 'error';
+      announce('sweep', 'error');
     } finally {
       sweepGo.disabled = false;
     }

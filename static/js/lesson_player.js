@@ -8,6 +8,7 @@
 import { h } from './dom.js';
 import { renderMarkdown } from './markdown.js';
 import { LessonError, readLesson, stepFromView } from './lessons.js';
+import { announce, when } from './status.js';
 
 const SHIPPED = 'static/lessons/'; // relative to the page: the same address on the server and on a static site
 
@@ -95,7 +96,7 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
   function showError(err) {
     error.hidden = !err;
     error.textContent = err ? `Could not open the lesson: ${err.message}` : '';
-    document.body.dataset.lessonError = err ? (err instanceof LessonError ? `${err.step ?? ''}:${err.field}` : 'load') : '';
+    announce('lessonError', err ? (err instanceof LessonError ? `${err.step ?? ''}:${err.field}` : 'load') : '');
     if (err) showMenu(true); // the message is in the menu: a lesson from a link that fails opens it
   }
 
@@ -190,7 +191,7 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     answer.replaceChildren(...(step.answer ? [h('b', {}, 'Answer: '), step.answer] : []));
     prev.disabled = i === 0;
     next.textContent = step.question ? 'Answer ›' : i === lesson.steps.length - 1 ? 'End' : 'Next ›';
-    document.body.dataset.lessonStep = String(i);
+    announce('lessonStep', String(i));
     writeUrl();
     const compare = step.compare ? { preset: step.compare, sameSize: false } : null;
     const shownSize = state.trace?.input?.image_size?.[0] ?? null;
@@ -220,16 +221,13 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     if (step.select) requestAnimationFrame(() => requestAnimationFrame(() => reveal(step.select)));
     if (step.compare) document.getElementById('compare')?.scrollIntoView({ block: 'start' });
     if (step.generate) await showGenerate(step.generate);
-    document.body.dataset.lessonShown = String(i);
+    announce('lessonShown', String(i));
   }
 
-  /** Resolves once the page has drawn what applyView asked for (main.js sets data-ready after each render). */
+  /** Resolves once the page has drawn what applyView asked for (main.js announces ready after each render). A
+   * ready page with no trace could not draw the model (its error is on the page); the step shows its text. */
   function drawn() {
-    return new Promise((resolve) => {
-      // Ready with no trace: the model could not be drawn (its error is on the page); the step shows its text.
-      const check = () => (document.body.dataset.ready === 'true' ? resolve() : requestAnimationFrame(check));
-      check(); // a step on the model on screen has drawn already (its render is synchronous)
-    });
+    return when('ready', 'true');
   }
 
   function forward() {
@@ -238,7 +236,7 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
       revealed = true;
       answer.hidden = false;
       next.textContent = at === lesson.steps.length - 1 ? 'End' : 'Next ›';
-      document.body.dataset.lessonAnswer = String(at);
+      announce('lessonAnswer', String(at));
       return;
     }
     if (at < lesson.steps.length - 1) go(at + 1);
@@ -247,11 +245,11 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
 
   function end(finished = false) {
     if (!lesson) return;
-    document.body.dataset.lessonEnded = finished ? 'finished' : 'closed';
+    announce('lessonEnded', finished ? 'finished' : 'closed');
     lesson = null;
     panel.hidden = true;
     document.body.classList.remove('lesson');
-    delete document.body.dataset.lessonStep;
+    announce('lessonStep', null);
     writeUrl();
     setPresenting(false);
   }

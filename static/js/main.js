@@ -1,6 +1,6 @@
 // main.js — wires the page: controls → store → views. It owns no drawing and no data rules of its own: the store
 // holds the state, layout.js places things, diagram.js / details.js / charts.js draw, api.js talks to the server.
-// After every render it sets document.body.dataset.ready = "true" (and .preset) so tests and benches can wait.
+// After every render it announces "ready" (status.js) so tests and benches can wait.
 // Self-contained parts of the page live beside it: zoom.js (the zoom), profiling.js ("Profile"), panels.js (the
 // folding panels), summary.js (the totals and the card hint), session-models.js (models from files kept per tab).
 
@@ -36,6 +36,7 @@ import { createZoom } from './zoom.js';
 import { CONTROL_GROUP, fileEntry, getControlPresets, presetEntry } from './controlnet.js';
 import { createControlView } from './controlnet_view.js';
 import { createDiffusersOpen } from './diffusers_open.js';
+import { announce } from './status.js';
 
 const $ = (id) => document.getElementById(id);
 const store = createStore();
@@ -55,9 +56,11 @@ const traceCache = new Map(); // "preset@size" → trace, so switching back is i
 let loadToken = 0;
 let community = null; // names, block weights and an open LoRA (community.js), created last
 let probes = null; // the Probes view (probes.js): its "Colour by: discriminative power" painter
+let fittedPreset = null; // the model the view was last fitted to: a new one starts fitted
+let firstDrawn = false;
 
 function setReady(ready) {
-  document.body.dataset.ready = ready ? 'true' : 'false';
+  announce('ready', ready ? 'true' : 'false');
 }
 
 // ---- views --------------------------------------------------------------------------------------------------
@@ -120,7 +123,7 @@ function renderDiagram(anchor = null) {
     // The minimap's frame was measured on the ease's first (scaled) frame: measure again once it has run.
     ease?.finished.then(() => minimap.update(), () => {});
   }
-  document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
+  announce('renderMs', (performance.now() - t0).toFixed(1));
   controlView.decorate(diagram.element); // the control model's injections marked on the U
   zoom.show();
   $('metric-hint').textContent = metricHint(state);
@@ -147,14 +150,14 @@ function showError(message) {
 }
 
 async function drawChartsSoon() {
-  document.body.dataset.charts = 'false';
+  announce('charts', 'false');
   const current = ix;
   // After the diagram is on screen: the charts are secondary and Plotly's first draw takes a moment.
   await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
   if (current !== ix) return;
   try {
     await drawCharts({ flopsEl: $('chart-flops'), paramsEl: $('chart-params') }, ix, { onSelect: (p) => store.select(p) });
-    document.body.dataset.charts = 'true';
+    announce('charts', 'true');
   } catch (err) {
     showError(`Charts failed: ${err.message}`);
   }
@@ -197,10 +200,10 @@ store.on('trace', (trace) => {
   ix.cardLabel = (i, node, lines) => community?.cardLabel(i, node, lines) ?? null; // the "Names" switch
   memo = createMemo();
   const keptZoom = diagram.zoom;
-  if (document.body.dataset.fitted !== state.preset) {
+  if (fittedPreset !== state.preset) {
     // A new model starts fitted to the window (never enlarged); a new size or a profile keeps a hand-set zoom.
     zoom.auto = true;
-    document.body.dataset.fitted = state.preset ?? '';
+    fittedPreset = state.preset;
   }
   renderDiagram();
   if (!zoom.auto) diagram.setZoom(keptZoom);
@@ -209,11 +212,12 @@ store.on('trace', (trace) => {
   const uses = [...ix.uses.values()];
   document.querySelector('[data-legend="emb"]').hidden = !uses.some((u) => u.emb);
   document.querySelector('[data-legend="ctx"]').hidden = !uses.some((u) => u.ctx);
-  document.body.dataset.preset = state.preset ?? '';
-  if (!document.body.dataset.firstDrawMs) {
+  announce('preset', state.preset ?? '');
+  if (!firstDrawn) {
+    firstDrawn = true;
     // Navigation → first diagram on screen (performance.now() counts from navigation start), for the page bench.
     requestAnimationFrame(() => {
-      document.body.dataset.firstDrawMs = performance.now().toFixed(1);
+      announce('firstDrawMs', performance.now().toFixed(1));
     });
   }
   $('diagram').setAttribute('aria-busy', 'false');

@@ -8,6 +8,7 @@
 
 import { explain } from './explain.js';
 import { shapeText } from './format.js';
+import { announce } from './status.js';
 
 /** The walk's steps: every top-level block in execution order (the trace's blocks list is that order). */
 export function walkSteps(ix) {
@@ -59,7 +60,7 @@ export function createTeach({ present, walk, panel }, { store, diagram, getIndex
   function setPresenting(on) {
     document.body.classList.toggle('presenting', on);
     present.setAttribute('aria-pressed', on ? 'true' : 'false');
-    document.body.dataset.presenting = on ? 'true' : 'false';
+    announce('presenting', on ? 'true' : 'false');
     refit();
     if (on) {
       const first = state.selection && getIndex()?.blockByPath.has(state.selection) ? state.selection : walkSteps(getIndex())[0];
@@ -88,7 +89,7 @@ export function createTeach({ present, walk, panel }, { store, diagram, getIndex
     if (step == null || !ix) {
       panel.hidden = true;
       walk.setAttribute('aria-pressed', 'false');
-      document.body.dataset.walk = '';
+      announce('walk', '');
       return;
     }
     const steps = walkSteps(ix);
@@ -113,7 +114,7 @@ export function createTeach({ present, walk, panel }, { store, diagram, getIndex
     store.select(path);
     panel.querySelector('#walk-prev').disabled = i === 0;
     panel.querySelector('#walk-next').disabled = i === steps.length - 1;
-    document.body.dataset.walk = String(i);
+    announce('walk', String(i));
   }
 
   walk.addEventListener('click', () => store.setWalk(state.walk == null ? 0 : null));
