@@ -4,10 +4,14 @@
 // Only drawing: the numbers are the server's, shown as they come (statNumber's four significant digits). Every
 // string goes in as text (dom.js); images are the server's base64 PNGs as data: URLs (the CSP allows img data:).
 
+import { STAGE_COLORS } from './config.js';
 import { h } from './dom.js';
 import { shapeText } from './format.js';
 import { loadPlotly } from './plotly-loader.js';
 import { drawHistogram, statNumber } from './weights.js';
+
+// The catalog's points before the first block (stage 'in') take the embeddings' colour, as on the U.
+const stageColor = (stage) => STAGE_COLORS[stage === 'in' ? 'embed' : stage] ?? '#888';
 
 // Heat maps in colour: the "inferno" ramp (perceptually ordered, dark = little attention), eight stops.
 const RAMP = ['#000004', '#1b0c41', '#4a0c6b', '#781c6d', '#a52c60', '#cf4446', '#ed6925', '#fb9b06', '#f7d13d', '#fcffa4'];
@@ -294,7 +298,7 @@ function cosineSection(result, { catalog, compareT }) {
       type: 'bar',
       x: outputs.map((a) => a.name),
       y: outputs.map((a) => a.cosine_to_compare),
-      marker: { color: outputs.map((a) => ({ in: '#7c5cc4', down: '#2f6fd0', mid: '#d2871f', up: '#23945f', out: '#0f8a96' })[catalog.get(a.name).stage] ?? '#888') },
+      marker: { color: outputs.map((a) => stageColor(catalog.get(a.name).stage)) },
       hovertemplate: '%{x}<br>cos %{y:.4f}<extra></extra>',
     };
     const layout = {

@@ -8,6 +8,7 @@
 // It listens to the store and changes it only through select() and setExpanded(), like search does; main.js
 // creates it with one call. The catalog is asked for once the panel scrolls into view (a model build in a worker).
 
+import { STAGE_WORDS } from './config.js';
 import * as api from './api.js';
 import { createCapture } from './activation_capture.js';
 import { h } from './dom.js';
@@ -22,11 +23,10 @@ const FILTERS = [
   ['used', 'read by published work'],
 ];
 
-const STAGE_WORDS = { in: 'input', down: 'down', mid: 'middle', up: 'up', out: 'output' };
 
 /** Where a point sits in words: "down level 1, repeat 0, transformer block 0". */
 function placeText(p) {
-  const parts = [STAGE_WORDS[p.stage] ?? p.stage];
+  const parts = [STAGE_WORDS[p.stage]?.inline ?? p.stage];
   if (p.level != null) parts[0] += ` level ${p.level}`;
   if (p.repeat != null) parts.push(`repeat ${p.repeat}`);
   if (p.transformer_block != null) parts.push(`transformer block ${p.transformer_block}`);

@@ -5,6 +5,7 @@ import { FONT, SIZES as Z, textWidth } from './config.js';
 import { cardSize } from './cards.js';
 import { flowOf } from './flows.js';
 import { shapeText } from './format.js';
+import { hasRole } from './kinds.js';
 
 function sizeOfItem(it, kids) {
   if (it.t === 'box') {
@@ -64,8 +65,8 @@ function arrowShapes(ix, node, flow) {
 
 /** What produces the time embedding the blocks read: the time embedding, or its sum with the label embedding. */
 function embProducer(ix) {
-  if (ix.blocks.some((b) => b.category === 'label_embedding')) return ':add_label';
-  return ix.blocks.find((b) => b.category === 'time_embedding')?.path ?? ':t';
+  if (ix.blocks.some((b) => hasRole(b.category, 'label'))) return ':add_label';
+  return ix.blocks.find((b) => hasRole(b.category, 'timestep'))?.path ?? ':t';
 }
 
 /** The side input drawn for a step: none for an opened box whose inside shows where the signal goes. */

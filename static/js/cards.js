@@ -20,9 +20,9 @@ function whatItHolds(ix, node) {
   if (summary) return summary;
   const kids = node.children.map((c) => ix.nodes.get(c)).filter((c) => ix.order.get(c.path) !== Infinity);
   const words = kids.map((c) => {
-    if (c.category === 'resblock' && c.resample) return c.resample.direction === 'down' ? 'Res ↓2' : 'Res ↑2';
+    const short = KINDS[c.category]?.short;
     const depth = c.attention?.depth;
-    return `${KINDS[c.category]?.short ?? c.kind}${depth > 1 ? ` ×${depth}` : ''}`;
+    return `${(typeof short === 'function' ? short(c) : short) ?? c.kind}${depth > 1 ? ` ×${depth}` : ''}`;
   });
   return words.join(' · ') || node.kind;
 }

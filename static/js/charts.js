@@ -2,7 +2,7 @@
 // profile. Plotly is loaded on the first chart (plotly-loader.js), after the U is drawn;
 // Plotly.react both creates and updates a chart, so redraws keep zoom state and cost little.
 
-import { STAGE_COLORS, STAGE_NAMES, WIRE_COLORS } from './config.js';
+import { STAGE_COLORS, STAGE_WORDS, WIRE_COLORS } from './config.js';
 import { loadPlotly } from './plotly-loader.js';
 
 const FONT = { family: 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif', size: 12, color: '#2b303a' };
@@ -31,7 +31,7 @@ function barTraces(ix, key, scale, unit) {
   }
   return [...byStage].map(([stage, t]) => ({
     type: 'bar',
-    name: STAGE_NAMES[stage] ?? stage,
+    name: STAGE_WORDS[stage]?.name ?? stage,
     x: t.x,
     y: t.y,
     customdata: t.customdata,

@@ -5,14 +5,13 @@
 // zoom and scroll together; clicking a block opens it and its counterpart, the block of the other model at the
 // same stage, latent size and place in its row.
 
+import { STAGE_WORDS } from './config.js';
 import { createDiagram } from './diagram.js';
 import { compact, exact } from './format.js';
 import { alignScenes, counterpartOf, createMemo, flowOf, indexTrace, layoutScene } from './layout.js';
 import { h } from './dom.js';
-import { KINDS } from './kinds.js';
+import { KINDS, hasRole } from './kinds.js';
 
-const STAGE_WORDS = { embed: 'Embeddings', down: 'Down', mid: 'Middle', up: 'Up', out: 'Output' };
-const ATTENTION = new Set(['spatial_transformer', 'attention_block']);
 
 /** The latent size at a level: "32×32". */
 function latentAt(input, level) {
@@ -22,16 +21,16 @@ function latentAt(input, level) {
 
 /** A row's place in words, from its {stage, level} (the API's; the key is only its name). */
 function whereWords({ stage, level }, cmp) {
-  if (level == null) return STAGE_WORDS[stage] ?? stage;
+  if (level == null) return STAGE_WORDS[stage]?.row ?? stage;
   const sizes = [latentAt(cmp.a.input, level), latentAt(cmp.b.input, level)];
   const res = sizes[0] === sizes[1] ? sizes[0] : sizes.filter(Boolean).join(' / ');
-  return `${STAGE_WORDS[stage] ?? stage}, level ${level}${res ? ` (latent ${res})` : ''}`;
+  return `${STAGE_WORDS[stage]?.row ?? stage}, level ${level}${res ? ` (latent ${res})` : ''}`;
 }
 
 const parts = (blocks) => (blocks ?? []).flatMap((b) => b.parts);
-const hasAttention = (blocks) => parts(blocks).some((p) => ATTENTION.has(p.category));
+const hasAttention = (blocks) => parts(blocks).some((p) => hasRole(p.category, 'attention') || hasRole(p.category, 'stacked_attention'));
 /** The most transformer blocks stacked in one SpatialTransformer of a level (0: none). */
-const depthOf = (blocks) => Math.max(0, ...parts(blocks).map((p) => (p.category === 'spatial_transformer' ? p.depth ?? 1 : 0)));
+const depthOf = (blocks) => Math.max(0, ...parts(blocks).map((p) => (hasRole(p.category, 'stacked_attention') ? p.depth ?? 1 : 0)));
 /** One block's make-up in words: "ResBlock + SpatialTransformer ×10". */
 const makeupWords = (block) => block.parts.map((p) => `${p.kind}${p.depth > 1 ? ` ×${p.depth}` : ''}`).join(' + ');
 const ratio = (a, b) => (a && b != null ? b / a : null);
@@ -223,7 +222,7 @@ export function createCompare(root, { getTrace, getComparison, onState, decorate
   root.querySelector('.compare-zoom-out')?.addEventListener('click', () => setZoom(sides[0].diagram.zoom / 1.2));
 
   function showTables(cmp, nameA, nameB) {
-    const stageRows = cmp.by_stage.map((r) => ({ ...r, label: STAGE_WORDS[r.key] ?? r.key }));
+    const stageRows = cmp.by_stage.map((r) => ({ ...r, label: STAGE_WORDS[r.key]?.row ?? r.key }));
     const levelRows = cmp.by_level.map((r) => ({ ...r, label: whereWords(r, cmp) }));
     const kindRows = cmp.by_kind.map((r) => ({ ...r, label: KINDS[r.key]?.words ?? r.key }));
     const money = [{ key: 'params', label: 'params' }, { key: 'flops', label: 'FLOPs' }];

@@ -40,12 +40,16 @@ export const STAGE_COLORS = Object.freeze({
   out: '#0f8a96',
 });
 
-export const STAGE_NAMES = Object.freeze({
-  embed: 'Embedding',
-  down: 'Down stage',
-  mid: 'Middle',
-  up: 'Up stage',
-  out: 'Output',
+/** The stages in words, the one table of them (the trace's stages, sdunet_core/model/plan.py Stage, and the
+ * activation catalog's `in` for the points before the first block): `name` in a legend, `row` as a table's row,
+ * `inline` inside a sentence. */
+export const STAGE_WORDS = Object.freeze({
+  embed: { name: 'Embedding', row: 'Embeddings', inline: 'embedding' },
+  in: { name: 'Input', row: 'Input', inline: 'input' },
+  down: { name: 'Down stage', row: 'Down', inline: 'down' },
+  mid: { name: 'Middle', row: 'Middle', inline: 'middle' },
+  up: { name: 'Up stage', row: 'Up', inline: 'up' },
+  out: { name: 'Output', row: 'Output', inline: 'output' },
 });
 
 /** Wire colours (also in app.css as --emb, --ctx, --skip so the legend matches). */

@@ -1,12 +1,12 @@
 // explain.js — one short plain-language explanation per module, written for a student meeting the UNet for the
-// first time: a category's own text is its `explain` in kinds.js; a top-level block's text also reads its typed
-// facts (attention, resampling), and a few parts whose category is generic (a Linear that makes the queries, the
-// ResBlock's skip) are told apart by their attribute name in the original code. Plain strings: the details panel
+// first time: a category's own text is its `explain` (or `told`, with the node's facts) in kinds.js, and a few
+// parts whose category is generic (a Linear that makes the queries, the ResBlock's skip) are told apart by their
+// attribute name in the original code. Plain strings: the details panel
 // sets them with textContent.
 
-import { KINDS, RESAMPLE } from './kinds.js';
+import { KINDS, resampleWords } from './kinds.js';
 
-const BY_CATEGORY = Object.fromEntries(Object.entries(KINDS).map(([c, k]) => [c, k.explain]));
+export { resampleWords };
 
 // Parts whose category is generic (linear, conv, sequence) but whose job in the forward is specific.
 const BY_NAME = {
@@ -35,57 +35,14 @@ const BY_NAME = {
   transformer_blocks: 'The stack of transformer blocks inside a SpatialTransformer (1 in SD 1.x, up to 10 in SDXL).',
 };
 
-/** How this model resamples, in words: "This model uses a 3×3 convolution with stride 2." */
-export function resampleWords(resample) {
-  const how = resample && RESAMPLE[resample.method]?.words;
-  return how ? `This model uses ${how}.` : '';
-}
-
-/** A top-level block, told with its own facts: attention, resampling. */
-function blockText(block) {
-  const attn = block.attention?.length > 0;
-  const res = block.resample;
-  if (block.category === 'down_block' && attn) {
-    return 'A ResBlock followed by attention: refine the features, then let every position look at the others' +
-      `${block.takes_context ? ' and at the prompt' : ''}.`;
-  }
-  if (block.category === 'up_block') {
-    // The skip is what the down stage saved at this block's resolution: fine detail near the top of the U, but at
-    // the bottom (8×8 for SD at 512²) it is as coarse as the running tensor, so the text names no detail.
-    const parts = ['Concatenates the skip the down stage saved at this resolution with the running tensor, merges them with a ResBlock'];
-    if (attn) parts.push(block.takes_context ? 'attends to itself and to the prompt' : 'attends to itself');
-    if (res) parts.push(`then doubles the resolution for the next level up. ${resampleWords(res)}`);
-    return `${parts.join(', ')}${res ? '' : '.'}`;
-  }
-  if (block.category === 'downsample_block') return `${BY_CATEGORY.downsample_block} ${resampleWords(res)}`.trim();
-  // Distilled variants (SSD-1B, Segmind Vega) keep a lone ResBlock at the bottom: no attention to describe.
-  if (block.category === 'middle_block' && !attn) return MIDDLE_WITHOUT_ATTENTION;
-  return BY_CATEGORY[block.category];
-}
-
-const MIDDLE_WITHOUT_ATTENTION =
-  'The bottom of the U, at the lowest resolution: here a single ResBlock, with no attention.';
-// A model with no middle block (BK-SDM Small and Tiny): the down stage hands its last output straight to the up stage.
-const MODEL_WITHOUT_MIDDLE =
-  'The whole denoiser. It takes a noisy latent, the timestep and the conditioning, and predicts the noise. ' +
-  'The down stage shrinks the picture while adding channels and the up stage grows it back, reusing the saved ' +
-  'skips so fine detail is not lost. This model has no middle block: the last down block feeds the first up block.';
-
-/** The explanation for a trace node; `block` is its entry in trace.blocks when it is a top-level block. */
+/** The explanation for a trace node; `block` is its entry in trace.blocks when it is a top-level block. A kind's
+ * `told` reads the node's own facts (kinds.js); a part with a specific job is told by its attribute name. */
 export function explain(node, block = null) {
   if (!node) return '';
-  if (block) return blockText(block) ?? 'A block of the UNet.';
-  if (node.category === 'model' && !(node.children ?? []).includes('middle_block')) return MODEL_WITHOUT_MIDDLE;
-  if (BY_NAME[node.name]) return BY_NAME[node.name];
-  if (node.category === 'downsample' || node.category === 'upsample') {
-    return `${BY_CATEGORY[node.category]} ${resampleWords(node.resample)}`.trim();
-  }
-  if (node.category === 'norm' && node.norm) {
-    const n = node.norm;
-    return n.type === 'group'
-      ? `Group normalisation: splits the ${n.channels} channels into ${n.groups} groups and rescales each to zero mean ` +
-          `and unit variance${n.affine ? ', then applies a learned scale and shift' : ''}. Works the same for any batch size.`
-      : `Layer normalisation: rescales each token over its ${n.channels} channels to zero mean and unit variance.`;
-  }
-  return BY_CATEGORY[node.category] ?? 'A module of the UNet.';
+  if (!block && BY_NAME[node.name]) return BY_NAME[node.name];
+  const subject = block ?? node;
+  const kind = KINDS[subject.category];
+  const told = kind?.told?.(subject);
+  if (told) return told;
+  return kind?.explain ?? (block ? 'A block of the UNet.' : 'A module of the UNet.');
 }

@@ -1,18 +1,29 @@
 // kinds.js — the page's one table of module kinds: for each category of the trace's closed vocabulary
 // (sdunet_core/model/categories.py CATEGORIES, docs/trace-schema.md "Node categories"; tests/test_kinds.py keeps
 // the keys equal) what the page calls it and how it draws it. The only JS file that knows the categories:
-// a new block kind is one entry here (docs/adding-a-block-kind.md). Pure data.
+// a new block kind is one entry here (docs/adding-a-block-kind.md). Data, and a few pure functions of a node's facts.
 //
-//   short    a part's short name in a top-level card's list ("Res · Transformer ×10"); null: its class name
+//   short    a part's short name in a top-level card's list ("Res · Transformer ×10"), or a function of the
+//            part's facts giving it; null: its class name
 //   summary  what a top-level card says it holds, in place of that list; null: the list
 //   words    its name in the comparison tables; null: the category itself
 //   style    the card's fill class (config.js CATEGORY_NAMES names each in the legend); null: a container's or
 //            a leaf's default
 //   explain  a plain-language explanation for a student meeting the UNet for the first time (the details panel
-//            sets it with textContent); a top-level block's text also reads its facts (explain.js)
+//            sets it with textContent)
+//   told     (optional) the explanation told with the node's own facts — (node or trace block) → text, or null to
+//            fall back to `explain`: the resampling method, whether a block attends, a norm's groups
+//   role     (optional) what the drawing needs to know of a kind: 'timestep' and 'label' (the embeddings the
+//            header draws), 'stacked_attention' (a transformer stack with a depth) and 'attention' (one block)
 
 export const KINDS = Object.freeze({
   model: {
+    // A model with no middle block (BK-SDM Small and Tiny): the last down block feeds the first up block.
+    told: (n) => ((n.children ?? []).includes('middle_block') ? null :
+      'The whole denoiser. It takes a noisy latent, the timestep and the conditioning, and predicts the noise. ' +
+      'The down stage shrinks the picture while adding channels and the up stage grows it back, reusing the saved ' +
+      'skips so fine detail is not lost. This model has no middle block: the last down block feeds the first up block.'),
+    role: null,
     short: null,
     summary: null,
     words: null,
@@ -32,6 +43,8 @@ export const KINDS = Object.freeze({
       'The list of one stage\'s top-level blocks; the forward walks it one block at a time.',
   },
   time_embedding: {
+    told: null,
+    role: 'timestep',
     short: null,
     summary: 'Time embedding',
     words: 'time embedding',
@@ -42,6 +55,8 @@ export const KINDS = Object.freeze({
       'receives.',
   },
   label_embedding: {
+    told: null,
+    role: 'label',
     short: null,
     summary: 'Label / y embedding',
     words: 'label embedding',
@@ -59,6 +74,11 @@ export const KINDS = Object.freeze({
       'The first 3×3 convolution: lifts the few latent channels (4 for SD) to the model width.',
   },
   down_block: {
+    told: (b) => (b.attention?.length > 0
+      ? 'A ResBlock followed by attention: refine the features, then let every position look at the others' +
+        `${b.takes_context ? ' and at the prompt' : ''}.`
+      : null),
+    role: null,
     short: null,
     summary: null,
     words: null,
@@ -67,6 +87,8 @@ export const KINDS = Object.freeze({
       'A ResBlock on the way down: refines features at this resolution (no attention here).',
   },
   downsample_block: {
+    told: (b) => `${KINDS.downsample_block.explain} ${resampleWords(b.resample)}`.trim(),
+    role: null,
     short: null,
     summary: null,
     words: null,
@@ -76,6 +98,10 @@ export const KINDS = Object.freeze({
       'output is also saved as a skip connection.',
   },
   middle_block: {
+    // Distilled variants (SSD-1B, Segmind Vega) keep a lone ResBlock at the bottom: no attention to describe.
+    told: (b) => (b.attention?.length > 0 ? null
+      : 'The bottom of the U, at the lowest resolution: here a single ResBlock, with no attention.'),
+    role: null,
     short: null,
     summary: null,
     words: null,
@@ -85,6 +111,15 @@ export const KINDS = Object.freeze({
       'position sees the most of the image.',
   },
   up_block: {
+    // The skip is what the down stage saved at this block's resolution: fine detail near the top of the U, but at
+    // the bottom (8×8 for SD at 512²) it is as coarse as the running tensor, so the text names no detail.
+    told: (b) => {
+      const parts = ['Concatenates the skip the down stage saved at this resolution with the running tensor, merges them with a ResBlock'];
+      if (b.attention?.length > 0) parts.push(b.takes_context ? 'attends to itself and to the prompt' : 'attends to itself');
+      if (b.resample) parts.push(`then doubles the resolution for the next level up. ${resampleWords(b.resample)}`);
+      return `${parts.join(', ')}${b.resample ? '' : '.'}`;
+    },
+    role: null,
     short: null,
     summary: null,
     words: null,
@@ -130,7 +165,8 @@ export const KINDS = Object.freeze({
       'it how.',
   },
   resblock: {
-    short: 'Res',
+    // A resampling ResBlock (BigGAN-style up/down) says which way it goes.
+    short: (n) => (n.resample ? `Res ${n.resample.direction === 'down' ? '↓' : '↑'}${n.resample.factor}` : 'Res'),
     summary: null,
     words: 'ResBlock',
     style: 'res',
@@ -140,6 +176,8 @@ export const KINDS = Object.freeze({
       'the block only has to learn a correction.',
   },
   spatial_transformer: {
+    told: null,
+    role: 'stacked_attention',
     short: 'Transformer',
     summary: null,
     words: 'SpatialTransformer',
@@ -179,6 +217,8 @@ export const KINDS = Object.freeze({
       'where the prompt steers each part of the picture.',
   },
   attention_block: {
+    told: null,
+    role: 'attention',
     short: 'Attention',
     summary: null,
     words: 'AttentionBlock',
@@ -206,6 +246,8 @@ export const KINDS = Object.freeze({
       'the network can switch features on and off.',
   },
   downsample: {
+    told: (n) => `${KINDS.downsample.explain} ${resampleWords(n.resample)}`.trim(),
+    role: null,
     short: 'Down ÷2',
     summary: null,
     words: 'Downsample',
@@ -214,6 +256,8 @@ export const KINDS = Object.freeze({
       'Halves the height and width.',
   },
   upsample: {
+    told: (n) => `${KINDS.upsample.explain} ${resampleWords(n.resample)}`.trim(),
+    role: null,
     short: 'Up ×2',
     summary: null,
     words: 'Upsample',
@@ -248,6 +292,15 @@ export const KINDS = Object.freeze({
       'per token.',
   },
   norm: {
+    told: (n) => {
+      const m = n.norm;
+      if (!m) return null;
+      return m.type === 'group'
+        ? `Group normalisation: splits the ${m.channels} channels into ${m.groups} groups and rescales each to zero mean ` +
+            `and unit variance${m.affine ? ', then applies a learned scale and shift' : ''}. Works the same for any batch size.`
+        : `Layer normalisation: rescales each token over its ${m.channels} channels to zero mean and unit variance.`;
+    },
+    role: null,
     short: null,
     summary: null,
     words: null,
@@ -318,3 +371,12 @@ export const RESAMPLE = Object.freeze({
     words: 'a ResBlock that upsamples both of its paths (nearest) between the SiLU and the first convolution',
   },
 });
+
+/** How this model resamples, in words: "This model uses a 3×3 convolution with stride 2." */
+export function resampleWords(resample) {
+  const how = resample && RESAMPLE[resample.method]?.words;
+  return how ? `This model uses ${how}.` : '';
+}
+
+/** The category of `role` (the first with it), for the drawing's few kind-specific places. */
+export const hasRole = (category, role) => KINDS[category]?.role === role;

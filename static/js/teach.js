@@ -7,6 +7,7 @@
 // All text goes in through textContent.
 
 import { explain } from './explain.js';
+import { hasRole } from './kinds.js';
 import { shapeText } from './format.js';
 import { announce } from './status.js';
 
@@ -29,7 +30,7 @@ export function stepText(ix, path, i, n) {
   const skipOut = ix.trace.skips.find((s) => s.from === path);
   let shapes;
   const out = shapeText(node.outputs?.[0]?.shape);
-  if (block.category === 'time_embedding') {
+  if (hasRole(block.category, 'timestep')) {
     // The timesteps' shape is [batch], [1]: shown bare ("t 1") it reads as t = 1, so it is said in words.
     shapes = `t, one timestep per image → ${out}`;
   } else if (skipIn) {

@@ -4,6 +4,7 @@
 import { FONT, SIZES as Z, textWidth } from './config.js';
 import { createMemo, layoutBox } from './block-geometry.js';
 import { shapeText } from './format.js';
+import { hasRole } from './kinds.js';
 
 
 function termOf(text, cls, title = null) {
@@ -206,7 +207,7 @@ function placeHeader(sc, ix, boxes, o) {
   terms.push(tPos);
   hx += o.tTerm.w + gap;
   let emb = null;
-  const timePath = o.header.find((p) => ix.blockByPath.get(p).category === 'time_embedding') ?? o.header[0];
+  const timePath = o.header.find((p) => hasRole(ix.blockByPath.get(p).category, 'timestep')) ?? o.header[0];
   const labelPath = o.header.find((p) => p !== timePath);
   if (timePath) {
     const p = { box: boxes.get(timePath), x: hx, y: headerTop };

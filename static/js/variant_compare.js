@@ -3,11 +3,11 @@
 // `blocks`, status `removed` / `added`), and the parameters and MACs saved per stage from its `saved` rows. No
 // number is computed here: each one is a field of the comparison.
 
+import { STAGE_WORDS } from './config.js';
 import { compact, exact } from './format.js';
 import { h } from './dom.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
-const STAGE_WORDS = { embed: 'Embeddings', down: 'Down', mid: 'Middle', up: 'Up', out: 'Output', total: 'Total' };
 
 /** Paths each side has that the other lacks: side 0 (a) from `removed`, side 1 (b) from `added`. */
 export function missingOnOtherSide(cmp) {
@@ -41,7 +41,7 @@ function savedTable(cmp, nameA, nameB) {
   const head = h('tr', {}, ...['Stage', `${nameA} params`, `${nameB} params`, 'params saved', `${nameA} MACs`, `${nameB} MACs`,
     'MACs saved', 'saved without attention'].map((t) => h('th', { scope: 'col' }, t)));
   const rows = cmp.saved.map((r) => h('tr', { dataset: { key: r.key } },
-    h('th', { scope: 'row' }, STAGE_WORDS[r.key] ?? r.key),
+    h('th', { scope: 'row' }, (r.key === 'total' ? 'Total' : STAGE_WORDS[r.key]?.row ?? r.key)),
     h('td', { title: exact(r.params_a) }, compact(r.params_a)),
     h('td', { title: exact(r.params_b) }, compact(r.params_b)),
     h('td', { dataset: { field: 'params_saved', value: r.params_saved }, title: exact(r.params_saved) }, signed(r.params_saved)),
