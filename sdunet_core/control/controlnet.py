@@ -35,7 +35,7 @@ from ..errors import ConfigError, quote
 from ..model.blocks import TimestepEmbedSequential, conv_nd
 from ..model.builder import BlockBuilder, label_embedding, time_embedding
 from ..model.config import UNetConfig
-from ..model.flow import run, step
+from ..model.flow import embedding_steps, run, step
 from ..model.plan import BlockPlan, embedding_plans, plan_blocks
 from ..model.unet import UNetModel, timestep_embedding
 
@@ -228,14 +228,7 @@ class ControlNetModel(nn.Module):
     def flow(self) -> list[dict[str, Any]]:
         """forward()'s steps: the embedding as the UNet makes it, the hint encoded, the encoder with a zero conv on
         every block's output (the hint joins after the input conv); the zero convs' outputs are the residuals."""
-        steps = [
-            step("sinusoid", "t_emb", ["timesteps"], "sinusoidal timestep embedding"),
-            run("time_embed", "t_emb"),
-        ]
-        emb = "time_embed"
-        if hasattr(self, "label_emb"):
-            steps += [run("label_emb", "y"), step("add", "emb", ["time_embed", "label_emb"], "add the class embedding")]
-            emb = "emb"
+        steps, emb = embedding_steps(hasattr(self, "label_emb"))
         steps.append(run("input_hint_block", "hint", emb, "context"))
         h = "x"
         for i in range(len(self.input_blocks)):

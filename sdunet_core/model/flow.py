@@ -68,3 +68,17 @@ def chain(modules: list[str], first: str) -> list[dict[str, Any]]:
         steps.append(run(m, first))
         first = m
     return steps
+
+
+def embedding_steps(class_conditional: bool) -> tuple[list[dict[str, Any]], str]:
+    """The steps that make the time embedding every block reads (the sinusoid, `time_embed`, and for a
+    class-conditional model `label_emb` added to it), as a UNet's and a ControlNet's forward both begin; with the
+    name of the value that carries it."""
+    steps = [
+        step("sinusoid", "t_emb", ["timesteps"], "sinusoidal timestep embedding"),
+        run("time_embed", "t_emb"),
+    ]
+    if not class_conditional:
+        return steps, "time_embed"
+    steps += [run("label_emb", "y"), step("add", "emb", ["time_embed", "label_emb"], "add the class embedding")]
+    return steps, "emb"

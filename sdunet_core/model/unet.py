@@ -21,7 +21,7 @@ from torch import nn
 from .blocks import TimestepEmbedSequential
 from .builder import BlockBuilder, label_embedding, time_embedding
 from .config import UNetConfig
-from .flow import run, step
+from .flow import embedding_steps, run, step
 from .plan import BlockPlan, embedding_plans, plan_blocks
 
 
@@ -91,14 +91,7 @@ class UNetModel(nn.Module):
 
     def flow(self) -> list[dict[str, Any]]:
         """forward()'s steps, block by block: the skips saved on the way down are concatenated on the way up."""
-        steps = [
-            step("sinusoid", "t_emb", ["timesteps"], "sinusoidal timestep embedding"),
-            run("time_embed", "t_emb"),
-        ]
-        emb = "time_embed"
-        if hasattr(self, "label_emb"):
-            steps += [run("label_emb", "y"), step("add", "emb", ["time_embed", "label_emb"], "add the class embedding")]
-            emb = "emb"
+        steps, emb = embedding_steps(hasattr(self, "label_emb"))
         h = "x"
         for b in self.plan:
             if b.skip_from is not None:
