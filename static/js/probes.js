@@ -10,6 +10,8 @@ import { OVERLAY_DARK_FROM, STAGE_COLORS, rampColor } from './config.js';
 import { h } from './dom.js';
 import { boxRect, pathToOpen } from './layout.js';
 import { loadPlotly } from './plotly-loader.js';
+import { rampLegend, showLegend } from './ramp_legend.js';
+import { announce } from './status.js';
 
 const TARGETS = ['shape', 'colour', 'size', 'position', 'background'];
 const SHOWN = 6; // lines in the chart: the best points by mean accuracy over t
@@ -21,10 +23,14 @@ const INSIDE_VIT = new Set(['self-q', 'self-k', 'self-v', 'self-map', 'cross-q',
   'ffn-inner', 'block-out']);
 
 const pct = (v) => `${(v * 100).toFixed(1)}%`;
+const FROM = 0.08; // the ramp position of chance: a block at chance still reads as painted
+/** Accuracy as the share of the way from chance to 100 % (0 at or below chance). */
+const aboveChance = (r) => Math.max(0, Math.min(1, (r.accuracy - r.chance) / (1 - r.chance)));
 const colourOf = (stage) => STAGE_COLORS[stage] ?? '#7a8494'; // the U's input points have no stage colour
 
-/** root: the <section id="probes">; store: the page's store (to select a module on the U). */
-export function createProbes(root, { store, diagram, getIndex, renderDiagram }) {
+/** root: the <section id="probes">; store: the page's store (to select a module on the U); legend: the element
+ * under the U that explains "Colour by: discriminative power". */
+export function createProbes(root, { store, diagram, getIndex, renderDiagram, legend }) {
   let result = null;
   let paint = null; // the U's painter for "Colour by: discriminative power", remade on each change
   let token = 0;
@@ -144,12 +150,9 @@ export function createProbes(root, { store, diagram, getIndex, renderDiagram }) 
   function repaint() {
     const was = paint;
     paint = null;
-    if (result && store.state.overlay === 'probes') {
-      const target = showTarget.value;
-      const t = Number(showT.value);
-      const info = new Map(result.points.map((p) => [p.name, p]));
-      const rows = result.rows.filter((r) => r.target === target && r.t === t)
-        .map((r) => ({ ...r, module: info.get(r.point).module || info.get(r.point).block_path }));
+    const on = store.state.overlay === 'probes';
+    if (result && on) {
+      const rows = shownRows();
       paint = (node) => {
         let best = null;
         for (const r of rows) {
@@ -157,14 +160,60 @@ export function createProbes(root, { store, diagram, getIndex, renderDiagram }) 
           if (inside && (!best || r.accuracy > best.accuracy)) best = r;
         }
         if (!best) return null;
-        const v = Math.max(0, Math.min(1, (best.accuracy - best.chance) / (1 - best.chance)));
-        const k = 0.08 + 0.92 * v;
+        const k = FROM + (1 - FROM) * aboveChance(best);
         return { fill: rampColor(k), dark: k >= OVERLAY_DARK_FROM, badge: `${Math.round(best.accuracy * 100)}%` };
       };
     }
     root.dataset.paint = paint ? `${showTarget.value}@${showT.value}` : 'none';
+    drawLegend();
     if (paint || was) renderDiagram();
   }
+
+  /** The rows the U shows: the chosen target and t, each with the module its point is read at. */
+  function shownRows() {
+    const target = showTarget.value;
+    const t = Number(showT.value);
+    const info = new Map(result.points.map((p) => [p.name, p]));
+    return result.rows.filter((r) => r.target === target && r.t === t)
+      .map((r) => ({ ...r, module: info.get(r.point).module || info.get(r.point).block_path }));
+  }
+
+  /** The legend under the U while "Colour by" shows discriminative power: the scale from chance to 100 %, the
+   * target and t shown, the best point; or what to do when there is nothing to paint yet. */
+  function drawLegend() {
+    if (store.state.overlay !== 'probes') {
+      showLegend(legend, null);
+      return;
+    }
+    const twin = store.state.preset === 'twin';
+    announce('paint', paint && twin ? 'probes' : 'none');
+    if (!result || !twin) {
+      const button = h('button', { type: 'button', dataset: { field: 'probe-legend-go' } },
+        result ? 'Show the twin' : 'Go to Probes');
+      button.addEventListener('click', () => (result ? store.setModel('twin', null) : root.scrollIntoView()));
+      showLegend(legend, [h('span', { class: 'ramp-title' }, result
+        ? 'Discriminative power: the probes ran on the twin, not on this model.'
+        : 'Discriminative power: no probe run yet. Run probes in the Probes panel; each block then shows its best point.'),
+      button]);
+      return;
+    }
+    const rows = shownRows();
+    const best = rows.reduce((a, r) => (r.accuracy > a.accuracy ? r : a), rows[0]);
+    showLegend(legend, rampLegend({
+      title: `Discriminative power, ${showTarget.value} at t = ${showT.value}: each block shows its best point’s ` +
+        'held-out accuracy',
+      from: FROM,
+      lo: `${pct(best.chance)} chance`,
+      hi: '100%',
+      notes: [
+        h('span', { dataset: { field: 'probe-legend-best' } }, `best ${pct(best.accuracy)} (${best.point})`),
+        'kind colours: no point probed inside',
+        result.random_weights ? 'random weights' : null,
+      ],
+    }));
+  }
+
+  store.on('trace', drawLegend); // the painter shows on the twin only: the legend says so on another model
 
   function rowsOf(target) {
     return result.rows.filter((r) => r.target === target);
