@@ -27,7 +27,7 @@ import { createTeach } from './teach.js';
 import { createLessonPlayer } from './lesson_player.js';
 import { MAX_IMAGE_SIZE } from './limits.js';
 import { readUrl } from './urlstate.js';
-import { createWeights } from './weights.js';
+import { createWeights, weightsModelKey } from './weights.js';
 import { foldable } from './panels.js';
 import { createProfiling } from './profiling.js';
 import { rememberModel, restoreModel } from './session-models.js';
@@ -372,8 +372,8 @@ async function loadWeights() {
   badge.title = `${info.format} checkpoint, ${info.preset ?? 'custom'} architecture: `
     + 'weight statistics in the details; Profile runs with these weights';
   badge.hidden = false;
-  if (info.preset) return info.preset;
-  const key = `weights:${info.file}`;
+  const key = weightsModelKey(info);
+  if (info.preset) return key;
   store.addModel({ key, label: `Weights: ${info.file}`, config: info.config, preset: null, file: info.file });
   return key;
 }
@@ -417,7 +417,7 @@ const lessons = createLessonPlayer({ after: $('present') }, {
   setPresenting: (on) => document.body.classList.contains('presenting') !== on && teach.setPresenting(on),
   reveal: (path) => diagram.scene && diagram.reveal(boxRect(diagram.scene, path)),
 });
-probes = createProbes($('probes'), { store, diagram, getIndex: () => ix, renderDiagram, legend: $('probe-legend') });
+probes = createProbes($('probes'), { store, diagram, getIndex: () => ix, renderDiagram, legend: $('probe-legend'), weights });
 createActivations($('activations'), { store, diagram, getIndex: () => ix, weights });
 
 // Names, block weights and "Open LoRA" (issue 14); a new label scheme lays the U out again (card widths).
