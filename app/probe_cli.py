@@ -1,4 +1,4 @@
-"""`sdunet-explorer probe`: linear probes of the twin's activation points, written as JSON (and CSV)."""
+"""`sdunet-explorer probe`: linear probes of the twin's (or a checkpoint's) activation points, as JSON (and CSV)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ def add_probe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--t", type=int, nargs="+", default=[250], help="timesteps, 0-999 (default 250)")
     p.add_argument("--n-images", type=int, default=256, help="pictures drawn, a quarter held out (default 256)")
     p.add_argument("--random-weights", action="store_true", help="probe seeded random weights (marked so)")
+    p.add_argument(
+        "--weights", type=Path, metavar="FILE", help="probe this single-file SD checkpoint (UNet, VAE, text encoder)"
+    )
     p.add_argument("--out", type=Path, default=Path("probes.json"), help="the result as JSON")
     p.add_argument("--csv", type=Path, help="also write the rows as CSV")
     p.set_defaults(func=_probe)
@@ -28,8 +31,12 @@ def _probe(args: argparse.Namespace) -> int:
     from sdunet_core.activations.conditioning import InputError
     from sdunet_core.probes import ProbeSpec, as_csv, run
 
-    spec = ProbeSpec(args.points, args.targets, args.t, args.n_images, weights="random" if args.random_weights
-                     else "shipped")  # fmt: skip
+    if args.weights is not None and not args.weights.is_file():
+        raise SystemExit(f"error: --weights: {args.weights} is not a file")
+    spec = ProbeSpec(args.points, args.targets, args.t, args.n_images,
+                     weights="random" if args.random_weights else "shipped",
+                     model="checkpoint" if args.weights else "twin",
+                     checkpoint=str(args.weights) if args.weights else None)  # fmt: skip
 
     def progress(phase: str, done: int, total: int) -> None:
         if done == total or done % 64 == 0:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sdunet_core.probes.checkpoint import IMAGE_SIZE as CHECKPOINT_IMAGE_SIZE
+from sdunet_core.probes.checkpoint import MAX_IMAGES as CHECKPOINT_MAX_IMAGES
 from sdunet_core.probes.correspondence import DEFAULT_T, MAX_PAIRS
 
 
@@ -14,7 +16,13 @@ class ProbeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    preset: str = Field("twin", max_length=80, description="the model probed (only the twin's world has ground truth)")
+    model: Literal["twin", "checkpoint"] = Field(
+        "twin",
+        description="the twin, or the server's checkpoint (started with --weights FILE; the pictures go through "
+        f"its VAE at {CHECKPOINT_IMAGE_SIZE}x{CHECKPOINT_IMAGE_SIZE} px; at most {CHECKPOINT_MAX_IMAGES} pictures)",
+    )
+
+    preset: str = Field("twin", max_length=80, description="the twin's preset (its world gives the ground truth)")
     weights: Literal["shipped", "random"] = Field(
         "shipped", description="the trained weights, or seeded random ones (only when asked, and marked so)"
     )
@@ -25,6 +33,17 @@ class ProbeRequest(BaseModel):
     n_images: int = Field(256, description="pictures drawn (a quarter held out by seed); at most 2048 (else 413)")
     timestep: int | None = Field(None, description="one timestep (or give timesteps)")
     timesteps: list[int] | None = Field(None, max_length=50, description="a sweep; default [250]")
+
+
+class ProbeModel(BaseModel):
+    """A model this server can probe."""
+
+    model: Literal["twin", "checkpoint"]
+    file: str | None = Field(description="the checkpoint's file name")
+    max_images: int = Field(description="pictures per run at most (more: 413)")
+    image_size: int = Field(description="pixels per side the model sees the world's 32x32 pictures at")
+    usable: bool
+    reason: str | None = Field(description="why the file cannot be probed, when it cannot")
 
 
 class ProbeRow(BaseModel):
@@ -40,8 +59,10 @@ class ProbeRow(BaseModel):
 
 
 class ProbeResult(BaseModel):
-    preset: str
-    weights: str
+    model: Literal["twin", "checkpoint"]
+    checkpoint: str | None = Field(description="the checkpoint's file name when it was probed")
+    preset: str | None = Field(description="the twin's preset (null for a checkpoint)")
+    weights: str = Field(description="'shipped' or 'random' (the twin), 'checkpoint'")
     random_weights: bool
     n_images: int
     targets: list[str]

@@ -1,10 +1,11 @@
-"""Probes: POST /api/probes queues a probe run (202), GET /api/probes/{id} polls it, DELETE cancels it;
+"""Probes: GET /api/probes/models says what can be probed here (the twin; the server's checkpoint where it has
+one), POST /api/probes queues a probe run (202), GET /api/probes/{id} polls it, DELETE cancels it;
 POST /api/correspondence matches a pixel between two pictures; POST /api/correspondence/pck queues a PCK run over
 generated pairs (202, polled at /api/probes/{id} like a probe run).
 
 Every request is checked here before anything runs: unknown points or targets, a model without trained weights
-(refused unless random weights are asked for) and a bad timestep are 422s naming the field; too many pictures is
-a 413 on n_images.
+(refused unless random weights are asked for), `model: "checkpoint"` on a server started without one, and a bad
+timestep are 422s naming the field; too many pictures (fewer for a checkpoint) is a 413 on n_images.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from fastapi.responses import JSONResponse
 
 from app.errors import ERROR_RESPONSES, ApiError
 from app.probe_jobs import ProbeJobs
-from app.probe_schemas import CorrespondenceRequest, PCKRequest, ProbeJob, ProbeRequest
+from app.probe_schemas import CorrespondenceRequest, PCKRequest, ProbeJob, ProbeModel, ProbeRequest
 from sdunet_core.activations.conditioning import InputError
 from sdunet_core.probes import MAX_IMAGES, Cancelled, ProbeSpec, check, run
+from sdunet_core.probes.checkpoint import MAX_IMAGES as CHECKPOINT_MAX_IMAGES
 from sdunet_core.probes.run import DEFAULT_TIMESTEPS, model_for
 
 router = APIRouter(prefix="/api", tags=["probes"], responses=ERROR_RESPONSES)
@@ -38,15 +40,20 @@ def get_jobs(request: Request) -> ProbeJobs:
 JobsDep = Annotated[ProbeJobs, Depends(get_jobs)]
 
 
-def _spec(body: ProbeRequest) -> ProbeSpec:
-    if body.n_images > MAX_IMAGES:
-        raise ApiError(413, "n_images", f"{body.n_images} pictures is over the limit of {MAX_IMAGES} per probe run")
+def _spec(body: ProbeRequest, request: Request) -> ProbeSpec:
+    limit = CHECKPOINT_MAX_IMAGES if body.model == "checkpoint" else MAX_IMAGES
+    if body.n_images > limit:
+        raise ApiError(413, "n_images", f"{body.n_images} pictures is over the limit of {limit} per probe run on the "
+                       f"{body.model}")  # fmt: skip
     if body.timestep is not None and body.timesteps is not None:
         raise ApiError(422, "timesteps", "give timestep or timesteps, not both")
     timesteps = [body.timestep] if body.timestep is not None else body.timesteps
     if timesteps is None:
         timesteps = list(DEFAULT_TIMESTEPS)
-    spec = ProbeSpec(list(body.points), list(body.targets), timesteps, body.n_images, body.preset, body.weights)
+    weights = getattr(request.app.state, "weights", None)  # the server's checkpoint, if it was started with one
+    checkpoint = str(weights.path) if weights is not None else None
+    spec = ProbeSpec(list(body.points), list(body.targets), timesteps, body.n_images, body.preset, body.weights,
+                     body.model, checkpoint)  # fmt: skip
     try:
         check(spec)
     except InputError as exc:
@@ -55,10 +62,30 @@ def _spec(body: ProbeRequest) -> ProbeSpec:
 
 
 @router.post("/probes", status_code=202, responses={202: {"description": "queued: {id, state}"}})
-async def submit(body: ProbeRequest, jobs: JobsDep) -> JSONResponse:
-    spec = await run_in_threadpool(_spec, body)
+async def submit(body: ProbeRequest, request: Request, jobs: JobsDep) -> JSONResponse:
+    spec = await run_in_threadpool(_spec, body, request)
     job = jobs.submit(partial(run, spec))
     return JSONResponse({"id": job.id, "state": job.state}, status_code=202)
+
+
+@router.get("/probes/models", response_model=list[ProbeModel])
+def models(request: Request) -> list[dict[str, Any]]:
+    """What this server can probe: the twin always; its checkpoint where it was started with one (with the reason
+    when that file cannot be probed: no VAE or no text encoder)."""
+    from sdunet_core.probes import checkpoint as ckpt
+
+    out: list[dict[str, Any]] = [{"model": "twin", "file": None, "max_images": MAX_IMAGES, "image_size": 32,
+                                  "usable": True, "reason": None}]  # fmt: skip
+    weights = getattr(request.app.state, "weights", None)
+    if weights is not None:
+        try:
+            ckpt.check_file(weights.path)
+            reason = None
+        except InputError as exc:
+            reason = exc.reason
+        out.append({"model": "checkpoint", "file": weights.path.name, "max_images": CHECKPOINT_MAX_IMAGES,
+                    "image_size": ckpt.IMAGE_SIZE, "usable": reason is None, "reason": reason})  # fmt: skip
+    return out
 
 
 @router.get("/probes/{job_id}", response_model=ProbeJob)

@@ -137,6 +137,10 @@ class Explorer:
             y = torch.randn(1, cfg.adm_in_channels or 0, generator=gen)
         return context, y, ("noise" if context is not None else "none")
 
+    def conditioning(self, prompt: str, image_size: tuple[int, int], seed: int = 0) -> tuple[torch.Tensor | None, ...]:
+        """(context, y, where the context came from) for a prompt, as a capture builds them (batch 1)."""
+        return self._context(prompt, image_size, seed)
+
     def _image(self, spec: CaptureSpec) -> torch.Tensor | None:
         if spec.image is None:
             return None

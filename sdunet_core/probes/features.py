@@ -47,16 +47,20 @@ class Pooled:
 
 
 class PoolingCapture(Capture):
-    """`Capture`'s hooks with a pooling reduction; `weights[factor]` is the batch's mask weights [B, h·w]."""
+    """`Capture`'s hooks with a pooling reduction; `weights[factor]` is the batch's mask weights [B, h·w].
+    `latent`: the UNet input's height and width (the twin's 32x32 pixels, or a checkpoint's latent)."""
 
-    def __init__(self, model: nn.Module, points: list[ActivationPoint]) -> None:
-        super().__init__(model, points, (IMAGE_SIZE, IMAGE_SIZE), previews=False)  # type: ignore[arg-type]
+    def __init__(
+        self, model: nn.Module, points: list[ActivationPoint], latent: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)
+    ) -> None:
+        super().__init__(model, points, latent, previews=False)  # type: ignore[arg-type]
         self.weights: dict[int, torch.Tensor] = {}
         self.glob: dict[str, list[torch.Tensor]] = {p.name: [] for p in points}
         self.mask: dict[str, list[torch.Tensor]] = {p.name: [] for p in points}
 
     def set_masks(self, masks: torch.Tensor) -> None:
-        """masks [B, 32, 32] in {0, 1}: the weights at every factor the points use, each row summing to 1."""
+        """masks [B, H, W] in [0, 1] on the UNet input's grid: the weights at every factor the points use, each row
+        summing to 1."""
         self.weights = {}
         for f in {p.factor for p in self.points}:
             w = F.avg_pool2d(masks[:, None].float(), f)[:, 0].flatten(1) if f > 1 else masks.float().flatten(1)
@@ -122,6 +126,40 @@ def noised(x0: torch.Tensor, seeds: list[int], t: int, abar: torch.Tensor) -> to
     return a.sqrt() * x0 + (1 - a).sqrt() * eps
 
 
+Forward = Callable[[torch.Tensor, int], object]  # (x_t [B, C, H, W], t) -> the UNet's output (hooks read it)
+
+
+@torch.inference_mode()
+def pool_batches(
+    unet: nn.Module,
+    forward: Forward,
+    points: list[ActivationPoint],
+    x0: torch.Tensor,
+    masks: torch.Tensor,
+    seeds: list[int],
+    t: int,
+    abar: torch.Tensor,
+    *,
+    batch: int = BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> Pooled:
+    """Global and masked features of every point for clean inputs x0 [N, C, H, W] (pixels or latents) noised to t,
+    masks [N, H, W] on the same grid; `forward` runs the hooked `unet` on one batch."""
+    cap = PoolingCapture(unet, points, (x0.shape[-2], x0.shape[-1]))
+    for start in range(0, len(seeds), batch):
+        stop = min(start + batch, len(seeds))
+        cap.set_masks(masks[start:stop])
+        x = noised(x0[start:stop], seeds[start:stop], t, abar)
+        with HOOKED_FORWARD, cap:  # the hooks live for this batch's forward only (see HOOKED_FORWARD)
+            forward(x, t)
+        if progress is not None:
+            progress(stop - start)
+    return Pooled(
+        {k: torch.cat(v).numpy() for k, v in cap.glob.items()},
+        {k: torch.cat(v).numpy() for k, v in cap.mask.items()},
+    )
+
+
 @torch.inference_mode()
 def pooled_features(
     model: Twin,
@@ -134,21 +172,13 @@ def pooled_features(
     batch: int = BATCH,
     progress: Callable[[int], None] | None = None,
 ) -> Pooled:
-    """Global and masked features of every point for pictures [N, 32, 32, 3] uint8 at timestep t."""
-    abar = schedule(model)
+    """Global and masked features of every point of the twin for pictures [N, 32, 32, 3] uint8 at timestep t."""
     empty = model.context([""])
-    cap = PoolingCapture(model.unet, points)
-    for start in range(0, len(seeds), batch):
-        stop = min(start + batch, len(seeds))
-        x0 = torch.from_numpy(images[start:stop]).permute(0, 3, 1, 2).float() / 127.5 - 1
-        cap.set_masks(torch.from_numpy(masks[start:stop]))
-        x = noised(x0, seeds[start:stop], t, abar)
+
+    def forward(x: torch.Tensor, t: int) -> object:
         b = x.shape[0]
-        with HOOKED_FORWARD, cap:  # the hooks live for this batch's forward only (see HOOKED_FORWARD)
-            model.unet(x, torch.full((b,), t, dtype=torch.long), empty.expand(b, -1, -1))
-        if progress is not None:
-            progress(stop - start)
-    return Pooled(
-        {k: torch.cat(v).numpy() for k, v in cap.glob.items()},
-        {k: torch.cat(v).numpy() for k, v in cap.mask.items()},
-    )
+        return model.unet(x, torch.full((b,), t, dtype=torch.long), empty.expand(b, -1, -1))
+
+    x0 = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return pool_batches(model.unet, forward, points, x0, torch.from_numpy(masks), seeds, t, schedule(model),
+                        batch=batch, progress=progress)  # fmt: skip

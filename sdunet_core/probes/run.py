@@ -1,10 +1,12 @@
 """A probe run from request to result: check the request, draw the images, then per timestep one forward per image
 (every chosen point hooked at once) and one linear probe per point and target.
 
-Only a model whose world gives ground truth can be probed: the twin. Its shipped weights are the default; seeded
-random weights (the same architecture, PyTorch's default initialisation) are run only when asked for with
-`weights="random"`, and the result says so: a probe on random weights measures what the architecture alone
-passes on (the input's colours survive a random network), not what a model learned.
+The pictures are the twin's world (it gives every picture's ground truth). The model probed is the twin
+(`model="twin"`, the default) or the server's checkpoint (`model="checkpoint"`: the pictures through its VAE, see
+`checkpoint`). The twin's shipped weights are its default; seeded random weights (the same architecture,
+PyTorch's default initialisation) are run only when asked for with `weights="random"`, and the result says so: a
+probe on random weights measures what the architecture alone passes on (the input's colours survive a random
+network), not what a model learned.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,9 +27,10 @@ from ..twin.model import PRESET, Twin, shipped, weights_shipped
 from ..twin.sampling import one_thread
 from ..twin.text import MAX_TOKENS
 from ..twin.world import IMAGE_SIZE
+from . import checkpoint as ckpt
 from . import linear
-from .features import pooled_features
-from .world import PROBE_SEED_BASE, TARGETS, TEST_EVERY, probe_set
+from .features import Pooled, pooled_features
+from .world import PROBE_SEED_BASE, TARGETS, TEST_EVERY, ProbeSet, probe_set
 
 MIN_IMAGES = 40  # ten held-out images at least
 MAX_IMAGES = 2048  # past this a request is refused with 413 (a run is minutes, not hours, on two cores)
@@ -49,6 +54,8 @@ class ProbeSpec:
     n_images: int = 256
     preset: str = PRESET
     weights: str = "shipped"  # or "random", only when asked for
+    model: str = "twin"  # or "checkpoint": the file below
+    checkpoint: str | None = None  # the server's checkpoint, where it has one
 
 
 def twin_points() -> tuple[ActivationPoint, ...]:
@@ -58,7 +65,43 @@ def twin_points() -> tuple[ActivationPoint, ...]:
 
 def check(spec: ProbeSpec) -> list[ActivationPoint]:
     """The request's points, resolved; InputError naming the field for anything that cannot run.
-    (n_images over MAX_IMAGES is an InputError on n_images too; the API answers it with 413.)"""
+    (n_images over the model's bound is an InputError on n_images too; the API answers it with 413.)"""
+    if spec.model == "checkpoint":
+        if spec.checkpoint is None:
+            raise InputError(
+                "model",
+                "this server has no checkpoint to probe: start it with `serve --weights FILE` (a single-file SD "
+                "checkpoint with its VAE and text encoder); the twin is probed without one",
+            )
+        if spec.weights != "shipped":
+            raise InputError("weights", "'random' applies to the twin; a checkpoint is probed with its own weights")
+        ckpt.check_file(spec.checkpoint)
+        limit, known = ckpt.MAX_IMAGES, lambda: ckpt.points_of(spec.checkpoint)
+    elif spec.model == "twin":
+        check_twin(spec)
+        limit, known = MAX_IMAGES, twin_points
+    else:
+        raise InputError("model", f"{spec.model!r}: use 'twin' or 'checkpoint'")
+    if not MIN_IMAGES <= spec.n_images <= limit:
+        raise InputError("n_images", f"{spec.n_images}: choose {MIN_IMAGES} to {limit} images for the {spec.model}")
+    unknown = [t for t in spec.targets if t not in TARGETS]
+    if unknown or not spec.targets:
+        raise InputError("targets", f"unknown target {unknown[0]!r}" if unknown else "choose at least one target")
+    if not spec.timesteps or len(spec.timesteps) > MAX_TIMESTEPS:
+        raise InputError("timesteps", f"choose 1 to {MAX_TIMESTEPS} timesteps")
+    for t in spec.timesteps:
+        if not 0 <= t <= 999:
+            raise InputError("timesteps", f"{t} is out of range: SD's schedule has timesteps 0 to 999")
+    try:
+        points = resolve_points(known(), spec.points)
+    except KeyError as exc:
+        raise InputError("points", f"unknown point {exc.args[0]!r}; see the catalog for the names") from None
+    if not points:
+        raise InputError("points", "choose at least one point (a name from the catalog or a group such as @all)")
+    return points
+
+
+def check_twin(spec: ProbeSpec) -> None:
     if spec.preset != PRESET:
         raise InputError(
             "preset",
@@ -73,23 +116,6 @@ def check(spec: ProbeSpec) -> list[ActivationPoint]:
             "the twin's trained weights are not installed, and a probe on random weights measures the architecture, "
             "not what a model learned; ask for weights='random' to run it anyway",
         )
-    if not MIN_IMAGES <= spec.n_images <= MAX_IMAGES:
-        raise InputError("n_images", f"{spec.n_images}: choose {MIN_IMAGES} to {MAX_IMAGES} images")
-    unknown = [t for t in spec.targets if t not in TARGETS]
-    if unknown or not spec.targets:
-        raise InputError("targets", f"unknown target {unknown[0]!r}" if unknown else "choose at least one target")
-    if not spec.timesteps or len(spec.timesteps) > MAX_TIMESTEPS:
-        raise InputError("timesteps", f"choose 1 to {MAX_TIMESTEPS} timesteps")
-    for t in spec.timesteps:
-        if not 0 <= t <= 999:
-            raise InputError("timesteps", f"{t} is out of range: SD's schedule has timesteps 0 to 999")
-    try:
-        points = resolve_points(twin_points(), spec.points)
-    except KeyError as exc:
-        raise InputError("points", f"unknown point {exc.args[0]!r}; see the catalog for the names") from None
-    if not points:
-        raise InputError("points", "choose at least one point (a name from the catalog or a group such as @all)")
-    return points
 
 
 def model_for(weights: str) -> Twin:
@@ -100,7 +126,7 @@ def model_for(weights: str) -> Twin:
 
 
 def recipe(spec: ProbeSpec) -> dict[str, Any]:
-    return {
+    out = {
         "images": f"one-object scenes of the twin's world, seeds {PROBE_SEED_BASE} to "
         f"{PROBE_SEED_BASE + spec.n_images - 1} (never trained on)",
         "split": f"by seed: seeds divisible by {TEST_EVERY} are held out, the rest train the probe",
@@ -114,6 +140,9 @@ def recipe(spec: ProbeSpec) -> dict[str, Any]:
         },
         **linear.recipe(),
     }
+    if spec.model == "checkpoint":
+        out.update(ckpt.recipe_input(spec.checkpoint))  # the pictures through the checkpoint's VAE
+    return out
 
 
 def run(spec: ProbeSpec, progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> dict:
@@ -121,9 +150,9 @@ def run(spec: ProbeSpec, progress: Progress | None = None, cancelled: Callable[[
     points = check(spec)
     started = time.perf_counter()
     data = probe_set(spec.n_images)
-    model = model_for(spec.weights)
     fits = len(points) * len(spec.targets)
-    total = len(spec.timesteps) * (spec.n_images + fits)
+    encoding = spec.n_images if spec.model == "checkpoint" else 0  # a checkpoint encodes each picture once
+    total = encoding + len(spec.timesteps) * (spec.n_images + fits)
     done = 0
 
     def step(phase: str, n: int) -> None:
@@ -137,10 +166,14 @@ def run(spec: ProbeSpec, progress: Progress | None = None, cancelled: Callable[[
     rows: list[dict[str, Any]] = []
     forward_s = fit_s = 0.0
     with one_thread():
+        if spec.model == "checkpoint":
+            latents = ckpt.encode(spec.checkpoint, data, progress=lambda n: step("VAE encode", n))
+            features_at = partial(ckpt.pooled, spec.checkpoint, points, latents, data)
+        else:
+            features_at = twin_features(spec, points, data)
         for t in spec.timesteps:
             t0 = time.perf_counter()
-            pooled = pooled_features(model, points, data.images, data.masks, data.seeds, t,
-                                     progress=lambda n, t=t: step(f"forward t={t}", n))  # fmt: skip
+            pooled = features_at(t, progress=lambda n, t=t: step(f"forward t={t}", n))
             t1 = time.perf_counter()
             for p in points:
                 for target in spec.targets:
@@ -151,9 +184,12 @@ def run(spec: ProbeSpec, progress: Progress | None = None, cancelled: Callable[[
                     step(f"probes t={t}", 1)
             forward_s += t1 - t0
             fit_s += time.perf_counter() - t1
+    on_checkpoint = spec.model == "checkpoint"
     return {
-        "preset": spec.preset,
-        "weights": spec.weights,
+        "model": spec.model,
+        "checkpoint": Path(spec.checkpoint).name if on_checkpoint else None,
+        "preset": None if on_checkpoint else spec.preset,
+        "weights": "checkpoint" if on_checkpoint else spec.weights,
         "random_weights": spec.weights == "random",
         "n_images": spec.n_images,
         "targets": list(spec.targets),
@@ -164,6 +200,11 @@ def run(spec: ProbeSpec, progress: Progress | None = None, cancelled: Callable[[
         "best": best(rows),
         "timings": {"forward_s": forward_s, "fit_s": fit_s, "total_s": time.perf_counter() - started},
     }
+
+
+def twin_features(spec: ProbeSpec, points: list[ActivationPoint], data: ProbeSet) -> Callable[..., Pooled]:
+    """features(t, progress=...) of the twin (shipped or random weights) for the run's pictures."""
+    return partial(pooled_features, model_for(spec.weights), points, data.images, data.masks, data.seeds)
 
 
 def point_info(p: ActivationPoint) -> dict[str, Any]:

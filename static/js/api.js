@@ -208,6 +208,11 @@ export function generate(body) {
   return request('POST', '/api/generate', body);
 }
 
+/** GET /api/probes/models → what this server can probe: [{model, file, max_images, image_size, usable, reason}]. */
+export function getProbeModels() {
+  return request('GET', '/api/probes/models');
+}
+
 /** POST /api/ablation → {id, state, progress}: each block (or skip) of the twin removed in turn, as a job. */
 export function startAblation(body) {
   return request('POST', '/api/ablation', body);

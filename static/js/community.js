@@ -6,6 +6,7 @@
 //   detailsSections(ix, path) — the names and the LoRA lines of the selected block (details.js).
 
 import { createBlockWeights, weightsPainter } from './blockweights.js';
+import { OVERLAYS } from './config.js';
 import { h } from './dom.js';
 import { createLora, loraDetails, loraLegend, loraPainter } from './lora.js';
 import { createNames, namesView } from './names.js';
@@ -135,7 +136,8 @@ export function createCommunity({ store, api, shownModel, relayout, renderDiagra
     loraLegendEl.hidden = !showLora;
     loraLegendEl.replaceChildren(...(showLora ? loraLegend(lora.detection, key) : []));
     renderDiagram();
-    announce('paint', next ? key : 'none');
+    // The probes' and the sweep's overlays are announced by the views that paint them.
+    if (!OVERLAYS.find((o) => o.key === key)?.owner) announce('paint', next ? key : 'none');
   }
 
   store.on('overlay', repaint);

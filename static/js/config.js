@@ -80,7 +80,8 @@ export function textWidth(text, size = 11, mono = false) {
 /** Text sizes used by both layout (for widths) and the stylesheet. */
 export const FONT = Object.freeze({ title: 11.5, sub: 10, shape: 10, label: 9.5, io: 9.5 });
 
-/** "Colour by" overlays: what a block's fill can show, and how the legend names it. */
+/** "Colour by" overlays: what a block's fill can show, and how the legend names it. `owner`: the view that paints
+ * it and announces it (community.js paints the other external ones). */
 export const OVERLAYS = Object.freeze([
   Object.freeze({ key: 'none', label: 'none' }),
   Object.freeze({ key: 'params', label: 'parameters', unit: 'count' }),
@@ -93,7 +94,9 @@ export const OVERLAYS = Object.freeze([
   Object.freeze({ key: 'lora-rank', label: 'LoRA rank', external: true }),
   Object.freeze({ key: 'lora-params', label: 'LoRA parameters added', external: true }),
   // Painted by probes.js from a probe run on the twin: each block by its best point's held-out accuracy.
-  Object.freeze({ key: 'probes', label: 'discriminative power (Probes)', external: true }),
+  Object.freeze({ key: 'probes', label: 'discriminative power (Probes)', external: true, owner: 'probes' }),
+  // Painted by effect_overlay.js from the Knobs panel's ablation sweep: each top-level block by its SSIM drop.
+  Object.freeze({ key: 'ablation', label: 'effect of removing (Knobs)', external: true, owner: 'knobs' }),
 ]);
 
 /** The overlay's colour ramp, light to dark (a sequential yellow–red scale); text turns white past DARK_FROM. */

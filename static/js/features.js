@@ -7,13 +7,14 @@ import * as api from './api.js';
 import { drawScaling, memoryNote, scalingNote, scalingSizes } from './charts.js';
 import { createCompare } from './compare.js';
 import { decorateCompare } from './variant_compare.js';
-import { OVERLAYS, rampColor } from './config.js';
+import { OVERLAYS } from './config.js';
 import { exportAs } from './export.js';
 import { bytes, compact, ms } from './format.js';
 import { boxRect, expandablePaths, overlayScale, pathToOpen } from './layout.js';
 import { createSearch } from './search.js';
 import { readUrl, writeUrl } from './urlstate.js';
 import { announce } from './status.js';
+import { rampLegend, showLegend as showRampLegend } from './ramp_legend.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -116,34 +117,22 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
     const ix = getIndex();
     overlaySelect.value = key;
     if (key === 'none' || !ix || OVERLAYS.find((o) => o.key === key)?.external) {
-      legend.hidden = true;
-      legend.replaceChildren();
+      showRampLegend(legend, null);
       return;
     }
     const spec = OVERLAYS.find((o) => o.key === key);
     const scale = overlayScale(ix, key);
     const fmt = spec.unit === 'bytes' ? bytes : spec.unit === 'ms' ? ms : (v) => compact(v);
-    const bar = document.createElement('span');
-    bar.className = 'ramp';
-    bar.style.background = `linear-gradient(to right, ${[0, 0.2, 0.4, 0.6, 0.8, 1].map(rampColor).join(', ')})`;
-    const ticks = document.createElement('span');
-    ticks.className = 'ramp-ticks';
-    for (const t of [0, 0.5, 1]) {
-      const tick = document.createElement('span');
-      tick.textContent = scale.max ? fmt(scale.valueAt(t)) : '0';
-      ticks.append(tick);
-    }
-    const title = document.createElement('span');
-    title.className = 'ramp-title';
-    title.textContent = scale.max
-      ? `${spec.label}: darkest = the largest top-level block (square-root scale)`
-      : `${spec.label}: none in this model`;
-    const wrap = document.createElement('span');
-    wrap.className = 'ramp-wrap';
-    wrap.append(bar, ticks);
-    legend.replaceChildren(title, wrap);
+    const tick = (t) => (scale.max ? fmt(scale.valueAt(t)) : '0');
+    showRampLegend(legend, rampLegend({
+      title: scale.max
+        ? `${spec.label}: darkest = the largest top-level block (square-root scale)`
+        : `${spec.label}: none in this model`,
+      lo: tick(0),
+      mid: [tick(0.5)],
+      hi: tick(1),
+    }));
     legend.dataset.overlay = key;
-    legend.hidden = false;
   }
 
   store.on('overlay', () => {

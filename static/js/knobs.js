@@ -2,7 +2,7 @@
 // see the picture beside the baseline with their difference, MSE, SSIM and the attribute reader's two verdicts
 // (POST /api/generate with `interventions`). "Remove each in turn" runs the ablation sweep (POST /api/ablation, a
 // job polled for progress) and paints the blocks of a small U by the effect of removing each. Only drawing and
-// requests: every picture and number is the server's.
+// requests: every picture and number is the server's. The same sweep paints the main U (effect_overlay.js).
 
 import * as api from './api.js';
 import { h } from './dom.js';
@@ -214,27 +214,43 @@ export function createKnobs(root) {
       h('p', { class: 'knob-metrics' }, `${result.pictures} pictures, ${result.steps} steps; largest effect: ${result.ranking.slice(0, 3).join(', ')}`));
   }
 
-  async function sweep() {
+  // The sweep is also run from "Colour by: effect of removing" (effect_overlay.js): one sweep at a time, and
+  // whoever listens hears its progress and its result.
+  const listeners = new Set();
+  let running = null;
+  const tell = (event) => listeners.forEach((fn) => fn(event));
+
+  function sweep(what = sweepWhat.value) {
+    if (!running) running = runSweep(what).finally(() => { running = null; });
+    return running;
+  }
+
+  async function runSweep(what) {
+    sweepWhat.value = what;
     sweepGo.disabled = true;
     showError(null);
     announce('sweep', 'running');
+    const body = {
+      prompts: [caption.value.trim()], seeds: [0, 1, 2, 3, 4, 5, 6, 7], steps: 20, guidance: Number(guidance.value), what,
+    };
     try {
-      const job = await api.startAblation({
-        prompts: [caption.value.trim()], seeds: [0, 1, 2, 3, 4, 5, 6, 7], steps: 20, guidance: Number(guidance.value), what: sweepWhat.value,
-      });
+      const job = await api.startAblation(body);
       let snap = job;
       while (snap.state === 'queued' || snap.state === 'running') {
         sweepStatus.textContent = `${snap.state}: ${snap.progress.done} of ${snap.progress.total || '…'}`;
+        tell({ state: 'running', what, done: snap.progress.done, total: snap.progress.total, request: body });
         await new Promise((r) => setTimeout(r, 400));
         snap = await api.getAblation(job.id);
       }
       if (snap.state !== 'done') throw new Error(snap.error || 'the sweep failed');
       sweepStatus.textContent = 'done';
       drawSweep(snap.result);
+      tell({ state: 'done', result: snap.result, request: body });
       announce('sweep', 'done');
     } catch (e) {
       showError(e);
       sweepStatus.textContent = '';
+      tell({ state: 'error', message: e.message });
       announce('sweep', 'error');
     } finally {
       sweepGo.disabled = false;
@@ -255,6 +271,12 @@ export function createKnobs(root) {
   );
   kind.addEventListener('change', pickKind);
   go.addEventListener('click', run);
-  sweepGo.addEventListener('click', sweep);
+  sweepGo.addEventListener('click', () => sweep());
   pickKind();
+  return {
+    /** Run the ablation sweep with the panel's caption and guidance ('blocks' or 'skips'); the running one if any. */
+    sweep,
+    /** fn({state: 'running', done, total} | {state: 'done', result} | {state: 'error', message}) on every change. */
+    onSweep: (fn) => listeners.add(fn),
+  };
 }

@@ -8,6 +8,7 @@ import * as api from './api.js';
 import { createActivations } from './activations.js';
 import { createGenerate } from './generate.js';
 import { createKnobs } from './knobs.js';
+import { createEffectOverlay } from './effect_overlay.js';
 import { createProbes } from './probes.js';
 import { drawCharts } from './charts.js';
 import { createCheckpoint } from './checkpoint.js';
@@ -26,7 +27,7 @@ import { createTeach } from './teach.js';
 import { createLessonPlayer } from './lesson_player.js';
 import { MAX_IMAGE_SIZE } from './limits.js';
 import { readUrl } from './urlstate.js';
-import { createWeights } from './weights.js';
+import { createWeights, weightsModelKey } from './weights.js';
 import { foldable } from './panels.js';
 import { createProfiling } from './profiling.js';
 import { rememberModel, restoreModel } from './session-models.js';
@@ -56,6 +57,7 @@ const traceCache = new Map(); // "preset@size" → trace, so switching back is i
 let loadToken = 0;
 let community = null; // names, block weights and an open LoRA (community.js), created last
 let probes = null; // the Probes view (probes.js): its "Colour by: discriminative power" painter
+let effects = null; // "Colour by: effect of removing" (effect_overlay.js), from the Knobs panel's sweep
 let fittedPreset = null; // the model the view was last fitted to: a new one starts fitted
 let firstDrawn = false;
 
@@ -110,8 +112,8 @@ function renderDiagram(anchor = null) {
   const before = anchor ? diagram.screenRect(anchor) : null;
   const zoomBefore = diagram.zoom;
   const scene = layoutScene(ix, state.expanded, memo);
-  // Block weights or a LoRA, or the probes' accuracy, when "Colour by" shows one.
-  const painter = community?.painter() ?? probes?.painter() ?? null;
+  // Block weights or a LoRA, the probes' accuracy or the sweep's effect, when "Colour by" shows one.
+  const painter = community?.painter() ?? probes?.painter() ?? effects?.painter() ?? null;
   diagram.render(scene, ix, { metric: state.metric, selection: state.selection, overlay: state.overlay, painter });
   minimap.draw(scene);
   if (zoom.auto) zoom.refit();
@@ -370,8 +372,8 @@ async function loadWeights() {
   badge.title = `${info.format} checkpoint, ${info.preset ?? 'custom'} architecture: `
     + 'weight statistics in the details; Profile runs with these weights';
   badge.hidden = false;
-  if (info.preset) return info.preset;
-  const key = `weights:${info.file}`;
+  const key = weightsModelKey(info);
+  if (info.preset) return key;
   store.addModel({ key, label: `Weights: ${info.file}`, config: info.config, preset: null, file: info.file });
   return key;
 }
@@ -404,7 +406,8 @@ const features = createFeatures({ store, diagram, getIndex: () => ix, traceCache
 
 // The "Activations" panel (issue 16): the catalog of points tied to the U, and captures of one real forward.
 const generateView = createGenerate($('generate'));
-createKnobs($('knobs'));
+const knobs = createKnobs($('knobs'));
+effects = createEffectOverlay({ store, knobs, legend: $('effect-legend'), select: $('overlay'), getIndex: () => ix, renderDiagram });
 // Lessons (issue 27): played in Present mode through the same path a link takes (features.applyView).
 const lessons = createLessonPlayer({ after: $('present') }, {
   store,
@@ -414,7 +417,7 @@ const lessons = createLessonPlayer({ after: $('present') }, {
   setPresenting: (on) => document.body.classList.contains('presenting') !== on && teach.setPresenting(on),
   reveal: (path) => diagram.scene && diagram.reveal(boxRect(diagram.scene, path)),
 });
-probes = createProbes($('probes'), { store, diagram, getIndex: () => ix, renderDiagram });
+probes = createProbes($('probes'), { store, diagram, getIndex: () => ix, renderDiagram, legend: $('probe-legend'), weights });
 createActivations($('activations'), { store, diagram, getIndex: () => ix, weights });
 
 // Names, block weights and "Open LoRA" (issue 14); a new label scheme lays the U out again (card widths).

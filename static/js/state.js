@@ -2,6 +2,8 @@
 // selected, which metric the cards show, and how a profile run is going. Views never change each other; they
 // change the store, and the store tells everyone who listens (a ten-line emitter, no framework).
 
+import { OVERLAYS } from './config.js';
+
 /** A tiny event emitter: on(type, fn) returns a function that unsubscribes. */
 export function createEmitter() {
   const handlers = new Map();
@@ -18,14 +20,8 @@ export function createEmitter() {
 }
 
 export const METRICS = Object.freeze(['flops', 'params', 'time']);
-// What "Colour by" can show (config.OVERLAYS names them); 'none' keeps the kind colours.
-export const OVERLAY_KEYS = Object.freeze([
-  'none', 'params', 'flops', 'attention', 'activation', 'time',
-  // Painted by names / block weights / an open LoRA (community.js), not from the trace.
-  'weights', 'lora-rank', 'lora-params',
-  // Painted by probes.js from a probe run on the twin.
-  'probes',
-]);
+// What "Colour by" can show: config.OVERLAYS's keys ('none' keeps the kind colours).
+export const OVERLAY_KEYS = Object.freeze(OVERLAYS.map((o) => o.key));
 // The naming schemes of /api/names (the "Names" switch); 'original' is our own paths.
 export const NAME_SCHEMES = Object.freeze(['original', 'diffusers', 'lora_diffusers', 'lora_original', 'block_id', 'merge', 'kohya']);
 

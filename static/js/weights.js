@@ -18,6 +18,11 @@ export function sameConfig(a, b) {
   return a != null && b != null && canonical(a) === canonical(b);
 }
 
+/** The model the page shows for the weights file: its preset when it is one, else its own entry (main.js adds it). */
+export function weightsModelKey(info) {
+  return info.preset ?? `weights:${info.file}`;
+}
+
 /** A weight statistic with four significant digits: 0.01234, -1.235, 1.234e-7, 0. */
 export function statNumber(x) {
   if (x == null || Number.isNaN(x)) return '—';
