@@ -23,10 +23,12 @@ from pathlib import Path
 
 import torch
 
+from ..imports import from_diffusers
 from .tokenizer import END, MAX_TOKENS, pad, tokenize
 
 log = logging.getLogger(__name__)
 
+SINGLE_FILE = "diffusers.loaders.single_file_utils"  # diffusers' own key conversion for single-file checkpoints
 VAE_PREFIX = "first_stage_model."
 # The latent scale of each family's VAE (the yaml's scale_factor).
 SD_VAE_SCALE, SDXL_VAE_SCALE = 0.18215, 0.13025
@@ -91,7 +93,8 @@ class TextEncoder:
     """One CLIP text tower: prompt ids -> hidden states of the chosen layer (and the pooled projection)."""
 
     def __init__(self, spec: EncoderSpec, tensors: dict[str, torch.Tensor]) -> None:
-        from diffusers.loaders.single_file_utils import convert_ldm_clip_checkpoint, convert_open_clip_checkpoint
+        convert_ldm_clip_checkpoint = from_diffusers("convert_ldm_clip_checkpoint", SINGLE_FILE)
+        convert_open_clip_checkpoint = from_diffusers("convert_open_clip_checkpoint", SINGLE_FILE)
         from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
         self.spec = spec
@@ -177,8 +180,8 @@ class TextConditioner:
 
 def load_vae(tensors: dict[str, torch.Tensor], scaling_factor: float):  # type: ignore[no-untyped-def]
     """diffusers' AutoencoderKL from `first_stage_model.*` tensors, its config read from the shapes."""
-    from diffusers import AutoencoderKL
-    from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
+    AutoencoderKL = from_diffusers("AutoencoderKL")
+    convert_ldm_vae_checkpoint = from_diffusers("convert_ldm_vae_checkpoint", SINGLE_FILE)
 
     local = {k[len(VAE_PREFIX) :]: v for k, v in tensors.items()}
     levels = sorted({int(k.split(".")[2]) for k in local if k.startswith("encoder.down.")})

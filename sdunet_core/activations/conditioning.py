@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..imports import from_diffusers
 from ..model.config import UNetConfig
 from ..model.unet import timestep_embedding
 
@@ -44,7 +45,7 @@ class InputError(ValueError):
 
 def scheduler(schedule: dict | None = None):  # type: ignore[no-untyped-def]
     """SD's training schedule, or a model's own (diffusers' scheduler arguments: the twin states its own)."""
-    from diffusers import DDPMScheduler
+    DDPMScheduler = from_diffusers("DDPMScheduler")
 
     if schedule is not None:
         return DDPMScheduler(**schedule)

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..activations.capture import Capture, attention_chunks
 from ..activations.catalog import ActivationPoint
+from ..imports import from_diffusers
 from ..twin.model import SCHEDULE, Twin
 from ..twin.world import IMAGE_SIZE
 
@@ -114,7 +115,7 @@ def _alphas(items: tuple) -> torch.Tensor:
         else:
             betas = torch.linspace(b0**0.5, b1**0.5, n, dtype=torch.float32) ** 2
         return torch.cumprod(1.0 - betas, dim=0)
-    from diffusers import DDPMScheduler
+    DDPMScheduler = from_diffusers("DDPMScheduler")
 
     return DDPMScheduler(**s).alphas_cumprod
 

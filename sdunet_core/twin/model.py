@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..imports import from_diffusers
 from ..model.unet import UNetModel
 from ..presets import load_preset
 from .text import TextEncoder, WordTokenizer
@@ -57,7 +58,7 @@ class Twin(nn.Module):
 
 def alphas_cumprod(schedule: dict[str, Any] | None = None) -> torch.Tensor:
     """alpha_bar_t for t = 0..999 of a schedule (SD's by default), as diffusers computes it."""
-    from diffusers import DDPMScheduler
+    DDPMScheduler = from_diffusers("DDPMScheduler")
 
     return DDPMScheduler(**(schedule or SCHEDULE)).alphas_cumprod
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ..imports import from_diffusers
 from .model import SCHEDULE, Twin
 from .world import IMAGE_SIZE
 
@@ -28,7 +29,8 @@ SAMPLERS: tuple[str, ...] = ("ddim", "euler")
 
 def scheduler(sampler: Sampler, schedule: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
     """diffusers' sampler for a training schedule (SD 1.x's by default; a model's own is `model.schedule`)."""
-    from diffusers import DDIMScheduler, EulerDiscreteScheduler
+    DDIMScheduler = from_diffusers("DDIMScheduler")
+    EulerDiscreteScheduler = from_diffusers("EulerDiscreteScheduler")
 
     schedule = schedule or SCHEDULE
     if sampler == "ddim":
