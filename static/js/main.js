@@ -22,6 +22,7 @@ import { createFeatures } from './features.js';
 import { createFocus } from './focus.js';
 import { explainOnHover } from './glossary.js';
 import { createKeepClear } from './keepclear.js';
+import { createPipelineStrip } from './pipeline-strip.js';
 import { createTeach } from './teach.js';
 import { createLessonPlayer } from './lesson_player.js';
 import { MAX_IMAGE_SIZE } from './limits.js';
@@ -354,6 +355,9 @@ createKeepClear(diagram, store, [
   { el: $('walk-panel'), places: ['bottom', 'top'], hide: false },
   { el: minimap.element, places: ['bottom-right', 'top-right', 'bottom-left', 'top-left'], hide: true },
 ]);
+
+// Where the U sits: the sampling pipeline in the free band of the U's top row (the trace's `pipeline`).
+createPipelineStrip(document.querySelector('.diagram-stage'), { diagram, store });
 
 /** The server's weights file, if it has one: the badge, and the model to show first (its preset or its config). */
 async function loadWeights() {
