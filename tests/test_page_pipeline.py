@@ -20,7 +20,10 @@ RESULTS = Path(__file__).parent.parent / "test-results"
 # What the strip and the sentence show, where they are (CSS px of the viewport), and the smallest top-level title.
 MEASURE = """() => {
   const svg = document.querySelector('#diagram svg.unet');
-  const box = (el) => { const r = el.getBoundingClientRect(); return { x: r.left, y: r.top, w: r.width, h: r.height }; };
+  const box = (el) => {
+    const r = el.getBoundingClientRect();
+    return { x: r.left, y: r.top, w: r.width, h: r.height };
+  };
   const shown = (el) => !el.hidden && getComputedStyle(el).display !== 'none';
   const titles = [...svg.querySelectorAll('.layer-boxes > g.box > .card .t1')]
     .map((t) => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a);
@@ -40,7 +43,8 @@ COVERED = """(r) => {
     && b.top < r.y + r.h - 0.5 && r.y < b.bottom - 0.5;
   const name = (el) => el.dataset.term ?? el.closest('[data-path]')?.dataset.path ?? el.textContent;
   const out = [];
-  for (const el of svg.querySelectorAll('.layer-boxes > g.box > .card > .card-bg, [data-term], .row-label, .skip-label')) {
+  const things = '.layer-boxes > g.box > .card > .card-bg, [data-term], .row-label, .skip-label';
+  for (const el of svg.querySelectorAll(things)) {
     if (meets(el.getBoundingClientRect())) out.push(name(el));
   }
   for (const p of svg.querySelectorAll('path.wire')) {
