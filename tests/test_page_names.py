@@ -65,6 +65,15 @@ def _titles(page) -> dict[str, str]:
     return _card(page, ".t1")
 
 
+def _full_titles(page) -> dict[str, str]:
+    """Each top-level card's title as a whole: a name shortened on the card keeps it in `data-full`."""
+    return page.eval_on_selector_all(
+        TOP,
+        "els => Object.fromEntries(els.map(e => { const t = e.querySelector(':scope > .card > .t1');"
+        " return [e.dataset.path, t.dataset.full ?? t.textContent]; }))",
+    )
+
+
 def _badges(page) -> dict[str, str | None]:
     """The number each top-level card shows at the right of its third line (a share, a weight, a rank)."""
     return _card(page, ".share")
@@ -124,10 +133,20 @@ def test_names_switch_relabels_every_card_and_details_list_every_name(page, live
     # its own name below the enclosing one's (ResBlock's in_layers.2 is diffusers' conv1).
     page.select_option("#names-scheme", "diffusers")
     page.wait_for_function("() => location.hash.includes('names=diffusers')")
-    titles = _titles(page)
+    titles = _full_titles(page)
     assert titles["input_blocks.0"] == blocks["input_blocks.0"]["diffusers"] == "conv_in"
     assert blocks["input_blocks.4"]["diffusers"] == "down_blocks.1.resnets.0, down_blocks.1.attentions.0"
     assert titles["input_blocks.4"] == "down_blocks.1.{resnets,attentions}.0"
+    # Too long for the card the default names sized: shortened in the middle, whole in the tooltip.
+    shown = _titles(page)["input_blocks.4"]
+    assert (
+        shown.startswith("down")
+        and shown.endswith("}.0")
+        and "…" in shown
+        and len(shown) < len(titles["input_blocks.4"])
+    )
+    tip = page.locator(f'{TOP}[data-path="input_blocks.4"] > .card > title').text_content()
+    assert tip.startswith("down_blocks.1.{resnets,attentions}.0, input_blocks.4")
     page.click(f'{TOP}[data-path="input_blocks.4"] > .card')
     page.click('svg.unet g.box[data-path="input_blocks.4.0"] > .card')
     in_layers = page.locator('svg.unet g.box[data-path="input_blocks.4.0.in_layers"] > .card')
@@ -137,7 +156,7 @@ def test_names_switch_relabels_every_card_and_details_list_every_name(page, live
     assert conv1.text_content() == "conv1"
     modules = {m["path"]: m["labels"] for m in table["modules"]}
     assert modules["input_blocks.4.0.in_layers.2"]["diffusers"] == "down_blocks.1.resnets.0.conv1"
-    # Cards grow to their names: every top-level title fits inside its card.
+    # Every top-level title fits inside its card.
     overflow = page.eval_on_selector_all(
         TOP,
         "els => els.filter(e => { const t = e.querySelector(':scope > .card > .t1').getBBox();"
@@ -166,6 +185,62 @@ def test_names_switch_relabels_every_card_and_details_list_every_name(page, live
     assert section.locator('[data-field="name-diffusers"]').inner_text().split("\n") == expect["diffusers"].split(", ")
     assert "current" in (section.locator('[data-field="name-diffusers"]').get_attribute("class") or "")
     assert "17" in section.locator('[data-field="name-id-lists"]').inner_text()
+    assert console_errors == []
+
+
+# At the projector's size: the zoom, the smallest top-level title (CSS px), and every pair of card label texts whose
+# boxes overlap (titles, subtitles, facts, shapes and figures of every card; the ± glyph is a control, not a label).
+FIT_AND_COLLISIONS = """() => {
+  const titles = [...document.querySelectorAll('#diagram .layer-boxes > g.box > .card .t1')]
+    .map((t) => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a);
+  const texts = [...document.querySelectorAll('#diagram g.box > .card > text:not(.chev)')]
+    .map((e) => ({ what: `${e.closest('g.box').dataset.path}: ${e.textContent}`, r: e.getBoundingClientRect() }))
+    .filter((t) => t.r.width * t.r.height > 0);
+  const hits = [];
+  for (let i = 0; i < texts.length; i += 1) {
+    for (let j = i + 1; j < texts.length; j += 1) {
+      const [a, b] = [texts[i].r, texts[j].r];
+      if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5) {
+        hits.push(`${texts[i].what} / ${texts[j].what}`);
+      }
+    }
+  }
+  return { zoom: parseFloat(document.getElementById('zoom-level').textContent), title: Math.min(...titles), hits };
+}"""
+
+
+@pytest.mark.parametrize("preset", ["sd1", "sdxl-base"])
+def test_no_names_scheme_shrinks_the_u_or_makes_labels_collide(page, live_server, console_errors, preset) -> None:
+    # Issue 24: diffusers names shrank the U to 62 % and LoRA keys to 47 % at 1280×720 (long names widened cards).
+    page.set_viewport_size({"width": 1280, "height": 720})
+    schemes = [s["key"] for s in _names(live_server, preset)["schemes"] if s["available"]]
+    assert {"original", "diffusers", "lora_diffusers", "lora_original"} <= set(schemes)
+    page.goto(f"{live_server}/#{preset}")
+    _ready(page, preset)
+    page.click("#tools-toggle")  # folded again: the U has the window it has at first sight
+    page.wait_for_function("() => document.getElementById('tools').hidden")
+    page.wait_for_timeout(200)  # the resize observer's refit
+    default = page.evaluate(FIT_AND_COLLISIONS)
+    assert default["hits"] == []
+    for scheme in schemes[1:]:
+        page.goto(f"{live_server}/#{preset}&names={scheme}")
+        _ready(page, preset)
+        page.click("#tools-toggle")
+        page.wait_for_function("() => document.getElementById('tools').hidden")
+        page.wait_for_timeout(200)
+        m = page.evaluate(FIT_AND_COLLISIONS)
+        assert m["zoom"] >= default["zoom"] and m["title"] >= default["title"] - 0.01, (scheme, m, default)
+        assert m["hits"] == [], scheme
+        full = _full_titles(page)
+        shown = _titles(page)
+        cut = [p for p in full if full[p] != shown[p]]
+        for path in cut:  # a shortened name keeps its start and its end, and is whole in the card's tooltip
+            head, tail = shown[path].split("…")
+            assert full[path].startswith(head) and full[path].endswith(tail), (scheme, path)
+            tip = page.locator(f'{TOP}[data-path="{path}"] > .card > title').text_content()
+            assert tip.startswith(full[path]), (scheme, path)
+        if scheme in ("diffusers", "lora_original"):
+            page.screenshot(path=str(RESULTS / f"page-names-{preset}-{scheme}-1280.png"))
     assert console_errors == []
 
 
