@@ -383,8 +383,10 @@ async function loadWeights() {
 async function init() {
   setReady(false);
   try {
-    store.setPresets(await api.getPresets());
-    for (const p of await getControlPresets()) store.addModel(presetEntry(p));
+    // Both lists at once (the template preloads them, so they are usually here before this module runs).
+    const [presets, controls] = await Promise.all([api.getPresets(), getControlPresets()]);
+    store.setPresets(presets);
+    for (const p of controls) store.addModel(presetEntry(p));
   } catch (err) {
     showError(`Could not load the presets: ${err.message}`);
     setReady(true);
