@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sdunet_core.twin.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
 StepTensor = Literal["x_t", "eps", "x0"]
 
 
@@ -17,8 +19,10 @@ class GenerateRequest(BaseModel):
     prompt: str = Field("", max_length=400, description="a caption in the twin's words (GET /api/twin lists them)")
     negative: str = Field("", max_length=400, description="the caption guidance moves away from (default empty)")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the starting noise")
-    steps: int = Field(50, ge=1, le=200, description="sampling steps")
-    guidance: float = Field(3.0, ge=0, le=20, description="classifier-free guidance scale (1: the caption alone)")
+    steps: int = Field(DEFAULT_STEPS, ge=1, le=200, description="sampling steps")
+    guidance: float = Field(
+        DEFAULT_GUIDANCE, ge=0, le=20, description="classifier-free guidance scale (1: the caption alone)"
+    )
     sampler: Literal["ddim", "euler"] = Field("ddim", description="diffusers' DDIMScheduler or EulerDiscreteScheduler")
     return_: list[StepTensor] = Field(
         ["x_t", "eps", "x0"], alias="return", max_length=3, description="which per-step tensors to return"

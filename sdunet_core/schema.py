@@ -25,9 +25,11 @@ from .model.config import UNetConfig
 from .model.flow import FLOW_OPS as FLOW_OPS  # re-exported with the categories
 from .model.flow import FlowOp
 from .model.plan import Stage
+from .pipeline import Pipeline as Pipeline  # re-exported: part of the trace
+from .pipeline import PipelineStage as PipelineStage
 
 # Raised with every new field: the disk cache keys traces on it, so a trace made before the field is never served.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 Direction = Literal["down", "up"]
 # How a resampler changes the resolution (the descriptions are on ResampleFacts.method).
@@ -372,7 +374,7 @@ class Trace(_Out):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    schema_version: Literal[3] = Field(SCHEMA_VERSION, description="the version of this schema")
+    schema_version: Literal[4] = Field(SCHEMA_VERSION, description="the version of this schema")
     preset: str | None = Field(description="the preset name asked for; null for a custom config")
     config: UNetConfigModel = Field(  # type: ignore[valid-type]
         description="the `UNetConfig` in our field names (a ControlNet's: the UNet whose encoder it copies)"
@@ -392,6 +394,9 @@ class Trace(_Out):
     nodes: list[Node] = Field(description="every module, root first, in `named_modules()` order")
     control: ControlInfo | None = _optional(
         "ControlNets only (omitted otherwise): the control image and where each output is added to the UNet"
+    )
+    pipeline: Pipeline | None = _optional(
+        "UNets only (omitted for a ControlNet): the sampling pipeline around the UNet, stage by stage"
     )
 
     def node(self, path: str) -> Node:

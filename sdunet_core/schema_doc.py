@@ -54,6 +54,8 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("A tensor (`{shape, dtype}`)", schema.TensorSpec),
     ("`control` (ControlNets)", schema.ControlInfo),
     ("An injection (`control.injections[]`)", schema.Injection),
+    ("`pipeline` (UNets)", schema.Pipeline),
+    ("A pipeline stage (`pipeline.stages[]`)", schema.PipelineStage),
 ]
 
 

@@ -91,8 +91,11 @@ def test_compare_draws_both_models_level_by_level_with_the_api_numbers(page, liv
     # Lined up by resolution: sd1 at 512 px works at 64×64 in level 0, SDXL at 1024 px in level 1; 32×32 is sd1's
     # level 1 and SDXL's level 2; the middle blocks side by side at the bottom although sd1 has four levels and
     # SDXL three.
+    # Measured from the top of each U's drawing: side by side or (where that is too small to read: compare.js) one
+    # above the other, a level stands at the same height in both.
     def top_y(side: str, path: str) -> float:
-        return section.locator(f'[data-side="{side}"] g.box[data-path="{path}"] > .card').bounding_box()["y"]
+        card = section.locator(f'[data-side="{side}"] g.box[data-path="{path}"] > .card').bounding_box()["y"]
+        return card - section.locator(f'[data-side="{side}"] svg.unet').bounding_box()["y"]
 
     assert abs(top_y("a", "input_blocks.1") - top_y("b", "input_blocks.4")) < 1
     assert abs(top_y("a", "input_blocks.4") - top_y("b", "input_blocks.7")) < 1

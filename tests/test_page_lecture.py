@@ -135,6 +135,7 @@ def test_the_summary_says_what_a_guided_step_costs(page, live_server, console_er
     )
     flops = trace["totals"]["flops"]
     assert rows["FLOPs per UNet forward"].startswith(f"{_compact(flops)} at 512×512 px")
+    assert trace["pipeline"]["unet_calls_per_step"] == 2
     assert rows["Per sampling step"] == (
         f"{_compact(2 * flops)} FLOPs with classifier-free guidance: the UNet runs twice, with the prompt and "
         "without, and the two predictions are mixed"

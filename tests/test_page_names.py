@@ -65,6 +65,15 @@ def _titles(page) -> dict[str, str]:
     return _card(page, ".t1")
 
 
+def _full_titles(page) -> dict[str, str]:
+    """Each top-level card's title as a whole: a name shortened on the card keeps it in `data-full`."""
+    return page.eval_on_selector_all(
+        TOP,
+        "els => Object.fromEntries(els.map(e => { const t = e.querySelector(':scope > .card > .t1');"
+        " return [e.dataset.path, t.dataset.full ?? t.textContent]; }))",
+    )
+
+
 def _badges(page) -> dict[str, str | None]:
     """The number each top-level card shows at the right of its third line (a share, a weight, a rank)."""
     return _card(page, ".share")
@@ -124,10 +133,20 @@ def test_names_switch_relabels_every_card_and_details_list_every_name(page, live
     # its own name below the enclosing one's (ResBlock's in_layers.2 is diffusers' conv1).
     page.select_option("#names-scheme", "diffusers")
     page.wait_for_function("() => location.hash.includes('names=diffusers')")
-    titles = _titles(page)
+    titles = _full_titles(page)
     assert titles["input_blocks.0"] == blocks["input_blocks.0"]["diffusers"] == "conv_in"
     assert blocks["input_blocks.4"]["diffusers"] == "down_blocks.1.resnets.0, down_blocks.1.attentions.0"
     assert titles["input_blocks.4"] == "down_blocks.1.{resnets,attentions}.0"
+    # Too long for the card the default names sized: shortened in the middle, whole in the tooltip.
+    shown = _titles(page)["input_blocks.4"]
+    assert (
+        shown.startswith("down")
+        and shown.endswith("}.0")
+        and "…" in shown
+        and len(shown) < len(titles["input_blocks.4"])
+    )
+    tip = page.locator(f'{TOP}[data-path="input_blocks.4"] > .card > title').text_content()
+    assert tip.startswith("down_blocks.1.{resnets,attentions}.0, input_blocks.4")
     page.click(f'{TOP}[data-path="input_blocks.4"] > .card')
     page.click('svg.unet g.box[data-path="input_blocks.4.0"] > .card')
     in_layers = page.locator('svg.unet g.box[data-path="input_blocks.4.0.in_layers"] > .card')
@@ -137,7 +156,7 @@ def test_names_switch_relabels_every_card_and_details_list_every_name(page, live
     assert conv1.text_content() == "conv1"
     modules = {m["path"]: m["labels"] for m in table["modules"]}
     assert modules["input_blocks.4.0.in_layers.2"]["diffusers"] == "down_blocks.1.resnets.0.conv1"
-    # Cards grow to their names: every top-level title fits inside its card.
+    # Every top-level title fits inside its card.
     overflow = page.eval_on_selector_all(
         TOP,
         "els => els.filter(e => { const t = e.querySelector(':scope > .card > .t1').getBBox();"

@@ -9,6 +9,7 @@ The page's CSP forbids eval, so every wait_for_function gets a function expressi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -307,10 +308,15 @@ COMPARE_SIDE = """(side) => {
 
 
 def test_compare_one_above_the_other_is_readable_at_720p(page, live_server, console_errors) -> None:
+    # Side by side, SD 1.x beside SDXL would be about 5 px titles at 1280×720: the page stacks them by itself, and
+    # says why.
     _load(page, live_server, "sd1&vs=sdxl-base", (1280, 720))
     page.wait_for_function("() => document.body.dataset.compare === 'true'")
-    page.locator("#compare .compare-stacked").check()
     page.wait_for_function(SETTLED)
+    assert page.locator("#compare .compare-stacked").is_checked()
+    why = page.locator('#compare [data-field="compare-why"]').inner_text()
+    said = float(re.search(r"titles would be ([\d.]+) px", why).group(1))
+    assert said < 9
     for side in "ab":
         page.locator(f'#compare [data-side="{side}"] .compare-diagram').scroll_into_view_if_needed()
         m = page.evaluate(COMPARE_SIDE, side)
@@ -320,6 +326,22 @@ def test_compare_one_above_the_other_is_readable_at_720p(page, live_server, cons
         assert m["host"]["top"] >= -0.5 and m["host"]["bottom"] <= m["vh"] + 0.5, m
     RESULTS.mkdir(exist_ok=True)
     page.screenshot(path=str(RESULTS / "page-compare-stacked-720p.png"))
+    # The reader may still want them side by side: then the note goes, and the titles are what it said.
+    page.locator("#compare .compare-stacked").uncheck()
+    page.wait_for_function(SETTLED)
+    assert page.locator('#compare [data-field="compare-why"]').is_hidden()
+    side_by_side = min(page.evaluate(COMPARE_SIDE, "a")["titles"])
+    assert side_by_side == pytest.approx(said, abs=0.05)
+    assert console_errors == []
+
+
+def test_compare_stays_side_by_side_where_that_is_readable(page, live_server, console_errors) -> None:
+    _load(page, live_server, "sd1&vs=bk-sdm-tiny", (2560, 1440))
+    page.wait_for_function("() => document.body.dataset.compare === 'true'")
+    page.wait_for_function(SETTLED)
+    assert not page.locator("#compare .compare-stacked").is_checked()
+    assert page.locator('#compare [data-field="compare-why"]').is_hidden()
+    assert min(min(page.evaluate(COMPARE_SIDE, side)["titles"]) for side in "ab") >= 9
     assert console_errors == []
 
 

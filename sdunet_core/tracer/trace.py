@@ -20,6 +20,7 @@ import torch
 from ..errors import ConfigError
 from ..model.config import UNetConfig
 from ..model.unet import UNetModel
+from ..pipeline import pipeline_for
 from ..presets import Preset
 from ..schema import SCHEMA_VERSION, Block, Node, Skip, Timing, Totals, Trace, TraceInput
 from .counting import FlopAndMemoryMode, TraceTimeout
@@ -174,6 +175,7 @@ def _meta_trace(
         blocks=_blocks(model, by_path),
         skips=_skips(model, by_path),
         nodes=nodes,
+        pipeline=pipeline_for(m.preset, m.config, trace_input),
     )
 
 

@@ -25,6 +25,10 @@ from .world import IMAGE_SIZE
 
 Sampler = Literal["ddim", "euler"]
 SAMPLERS: tuple[str, ...] = ("ddim", "euler")
+# The defaults of a generation (the API's, the CLI's and the pipeline the trace describes): 50 DDIM steps as SD's
+# scripts take, and a guidance scale the twin's gates were measured at.
+DEFAULT_STEPS = 50
+DEFAULT_GUIDANCE = 3.0
 
 
 def scheduler(sampler: Sampler, schedule: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
@@ -85,8 +89,8 @@ def generate_many(
     prompts: list[str],
     seeds: list[int],
     *,
-    steps: int = 50,
-    guidance: float = 3.0,
+    steps: int = DEFAULT_STEPS,
+    guidance: float = DEFAULT_GUIDANCE,
     sampler: Sampler = "ddim",
 ) -> torch.Tensor:
     """Pictures [N, 3, 32, 32] for many captions at once (one batch: the gates and benches sample this way).
@@ -125,8 +129,8 @@ def generate(
     prompt: str,
     *,
     seed: int = 0,
-    steps: int = 50,
-    guidance: float = 3.0,
+    steps: int = DEFAULT_STEPS,
+    guidance: float = DEFAULT_GUIDANCE,
     sampler: Sampler = "ddim",
     negative: str = "",
     keep_steps: bool = True,

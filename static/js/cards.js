@@ -2,6 +2,9 @@
 // A top-level card has four lines: its path, what it is made of ("Res · Transformer ×10"), its key fact from the
 // trace ("20 heads × 64", "3×3 conv, stride 2", "320 → 640 ch") and its output shape. An inner card has three:
 // its name, its kind with its layer settings ("Conv2d 3×3 s2 p1"), and its output shape.
+// A top-level card's width comes from its own lines, whatever the "Names" switch shows (issue 24): another scheme's
+// longer names never widen the U, so it keeps its fit; they are shortened in the middle instead, the full name in
+// the card's tooltip and in the details. An inner card grows to its name up to its widest, and is shortened past it.
 
 import { FONT, SIZES as Z, textWidth } from './config.js';
 import { KINDS, RESAMPLE } from './kinds.js';
@@ -80,8 +83,39 @@ function ownCardLines(ix, node) {
   return { title: node.name, sub: kindLine(node), fact: '', shape: out };
 }
 
+/** `text` shortened in the middle to about `maxW` px at `size`: its first word, "…", and as much of its end as fits
+ * (where a name's index and kind are: "down…attentions}.0", "lora…blocks_1_"), starting after a separator when
+ * one is near. */
+export function middleEllipsis(text, maxW, size, mono = false) {
+  if (textWidth(text, size, mono) <= maxW) return text;
+  const n = Math.max(2, Math.floor(maxW / textWidth('m', size, mono)) - 1); // characters kept besides "…"
+  const word = text.search(/[._{},]/);
+  const head = word > 0 && word <= 0.4 * n ? word : Math.max(1, Math.floor(0.3 * n));
+  let from = text.length - (n - head);
+  for (let i = from; i < Math.min(from + 4, text.length - 1); i += 1) {
+    if ('._{,'.includes(text[i - 1])) {
+      from = i;
+      break;
+    }
+  }
+  return `${text.slice(0, head)}…${text.slice(from)}`;
+}
+
+/** The lines drawn on a card `w` px wide: a naming scheme's title and subtitle shortened to the room the card has
+ * for them (cardSize), and `full`, the unshortened lines, when anything was cut (else null). */
+export function fittedCardLines(ix, node, top, w) {
+  const own = ownCardLines(ix, node);
+  const named = ix.cardLabel?.(ix, node, own);
+  if (!named) return { ...own, full: null }; // its own lines: the card was sized for them
+  const lines = { ...own, ...named };
+  // The room cardSize reserves around each line: what a card sized for the line would leave it.
+  const title = middleEllipsis(lines.title, w - (top ? 24 : 36), top ? FONT.title : FONT.title * 1.1, top);
+  const sub = middleEllipsis(lines.sub, w - (top ? 34 : 20), FONT.sub);
+  return { ...lines, title, sub, full: title !== lines.title || sub !== lines.sub ? lines : null };
+}
+
 export function cardSize(ix, node, top) {
-  const lines = cardLines(ix, node);
+  const lines = top ? ownCardLines(ix, node) : cardLines(ix, node); // a top card's own lines: see the header
   const need = Math.max(
     textWidth(lines.title, top ? FONT.title : FONT.title * 1.1, top) + (top ? 4 : 16), // inner titles are bold sans; 16: ±
     textWidth(lines.sub, FONT.sub) + (top ? 14 : 0), // top cards have their ± sign on this line

@@ -12,6 +12,7 @@ import { alignScenes, counterpartOf, createMemo, flowOf, indexTrace, layoutScene
 import { h } from './dom.js';
 import { KINDS, hasRole } from './kinds.js';
 
+const MIN_TITLE_PX = 9; // titles smaller than this cannot be read on a 720p projector from the back of a room
 
 /** The latent size at a level: "32×32". */
 function latentAt(input, level) {
@@ -190,28 +191,58 @@ export function createCompare(root, { getTrace, getComparison, onState, decorate
       s.scene = natural[i];
       s.diagram.render(scenes[i], s.ix, { metric: 'flops', selection: s.selection });
     });
-    // Side by side a view is up to 75% of the window; stacked (for a projector), one U at a time fills the window
-    // but for its title, and fits it whole.
-    const room = stacked?.checked ? window.innerHeight - 56 : window.innerHeight * 0.75;
     if (!fitted) {
-      // One zoom for both, so a level is as tall on the left as on the right. Stacked, each U has the whole width.
-      const tall = stacked?.checked ? room - 24 : Infinity;
-      setZoom(Math.min(1, ...scenes.map((sc, i) => Math.min((hosts[i].clientWidth - 4) / sc.w, tall / sc.h))));
+      // Side by side first; where that would draw the titles under MIN_TITLE_PX (SD 1.x beside SDXL at 1280×720:
+      // about 5 px) the U's go one above the other, unless the reader chose the layout.
+      if (!layoutChosen) {
+        setStacked(false);
+        const px = titlePx(fitZoom(scenes));
+        setStacked(px < MIN_TITLE_PX);
+        why.textContent = px < MIN_TITLE_PX
+          ? `One above the other: side by side, the titles would be ${px.toFixed(1)} px at this window, too small to read on a projector.`
+          : '';
+        why.hidden = !why.textContent;
+      }
+      setZoom(fitZoom(scenes));
       fitted = true;
     }
     // As tall as the taller U needs (scrollbars aside), up to the room above.
+    const room = stacked.checked ? window.innerHeight - 56 : window.innerHeight * 0.75;
     const need = Math.max(...scenes.map((sc) => sc.h)) * sides[0].diagram.zoom + 24;
     for (const host of hosts) host.style.height = `${Math.round(Math.min(need, room))}px`;
     if (shown) decorate?.(root, sides, shown.cmp, shown.names);
   }
 
-  // "One above the other": each U twice as wide as side by side (issue 24: 44% side by side at 1280×720).
+  // "One above the other": each U twice as wide as side by side (issue 24: 44% side by side at 1280×720). The
+  // page chooses it where side by side is too small to read; a reader's own choice stands from then on.
   const stacked = root.querySelector('.compare-stacked');
-  stacked?.addEventListener('change', () => {
-    root.classList.toggle('stacked', stacked.checked);
+  const why = root.querySelector('.compare-why');
+  let layoutChosen = false;
+  function setStacked(on) {
+    stacked.checked = on;
+    root.classList.toggle('stacked', on);
+  }
+  stacked.addEventListener('change', () => {
+    layoutChosen = true;
+    why.hidden = true;
+    setStacked(stacked.checked);
     fitted = false;
     render();
   });
+
+  /** The zoom that fits both U's: side by side each view is up to 75% of the window high; stacked, one U at a
+   * time fills the window but for its title, and has the whole width. One zoom for both, so a level is as tall on
+   * the left as on the right. */
+  function fitZoom(scenes) {
+    const tall = stacked.checked ? window.innerHeight - 56 - 24 : Infinity;
+    return Math.min(1, ...scenes.map((sc, i) => Math.min((hosts[i].clientWidth - 4) / sc.w, tall / sc.h)));
+  }
+
+  /** The CSS px a top-level card's title renders at, at zoom `z`. */
+  function titlePx(z) {
+    const t = hosts[0].querySelector('.layer-boxes > g.box > .card .t1');
+    return (t ? parseFloat(getComputedStyle(t).fontSize) : 11.5) * z;
+  }
 
   const zoomLabel = root.querySelector('.compare-zoom-level');
   function setZoom(z) {

@@ -5,7 +5,7 @@
 
 import { OVERLAY_DARK_FROM, rampColor } from './config.js';
 import { ms, percent } from './format.js';
-import { barFraction, cardLines, metricOf, overlayValue } from './layout.js';
+import { barFraction, fittedCardLines, metricOf, overlayValue } from './layout.js';
 import { el } from './diagram-svg.js';
 
 // "Colour by" quantities a card's figure can show; the others leave the "Cards show" choice.
@@ -15,7 +15,8 @@ const CARD_METRIC = { flops: 'flops', params: 'params', time: 'time' };
  * diagram's index and "Cards show" / "Colour by" settings at this render. */
 export function drawCard(g, box, depth, { ix, metric, overlay, scale, painter }) {
   const node = box.node;
-  const lines = cardLines(ix, node);
+  const lines = fittedCardLines(ix, node, box.top, box.w);
+  const full = lines.full ?? lines; // a long name shortened on the card is whole in its tooltip
   // The card element lives as long as its box, so that the keyboard focus on it survives a redraw.
   let card = g.__card;
   if (card) {
@@ -54,8 +55,8 @@ export function drawCard(g, box, depth, { ix, metric, overlay, scale, painter })
   // Top cards: path, make-up, key fact, shape; inner cards: name, kind with settings, shape.
   const ys = top ? [15, 28, 40, 52] : [15, 28, 40];
   const x0 = top ? 10 : 11;
-  card.append(el('text', { class: 't1', x: x0, y: ys[0] }, lines.title));
-  if (lines.title !== node.path && lines.title !== node.name) g.setAttribute('aria-label', `${lines.title} ${node.path} ${node.kind}`);
+  card.append(el('text', { class: 't1', x: x0, y: ys[0], 'data-full': lines.full ? full.title : null }, lines.title));
+  if (full.title !== node.path && full.title !== node.name) g.setAttribute('aria-label', `${full.title} ${node.path} ${node.kind}`);
   card.append(el('text', { class: 't2', x: x0, y: ys[1] }, lines.sub));
   if (top) card.append(el('text', { class: 't2 fact', x: x0, y: ys[2] }, lines.fact));
   const shapeY = ys.at(-1);
@@ -74,9 +75,11 @@ export function drawCard(g, box, depth, { ix, metric, overlay, scale, painter })
   if (top) {
     // A tooltip on the big blocks only (thousands of <title>s would slow a fully opened SDXL down). It is also
     // the card's accessible name, so it starts with what the card shows.
-    const seen = [lines.title, lines.sub, lines.fact, lines.shape, figure].filter(Boolean).join(', ');
+    const seen = [full.title, full.sub, lines.fact, lines.shape, figure].filter(Boolean).join(', ');
     const tip = `${seen} (${node.kind})${box.expandable ? (box.expanded ? ' — click to close' : ' — click to open') : ''}`;
     card.append(el('title', {}, tip));
+  } else if (lines.full) {
+    card.append(el('title', {}, `${full.title} — ${full.sub}`)); // only where a name was cut: tooltips cost
   }
   // After the frame (so the frame stays behind it), before the inner flow.
   if (card.parentNode !== g || card.previousSibling !== (g.__frame ?? null)) {

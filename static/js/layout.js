@@ -13,7 +13,7 @@
 // an opened block shows), block-geometry.js (one box), u-geometry.js (the U). This module is their one door.
 
 export { indexTrace, metricOf, barFraction, overlayValue, overlayScale } from './trace-index.js';
-export { cardLines } from './cards.js';
+export { cardLines, fittedCardLines } from './cards.js';
 export { flowOf, expandablePaths, pathToOpen } from './flows.js';
 export { layoutBox, createMemo } from './block-geometry.js';
 export { layoutScene, alignScenes, boxRect, counterpartOf } from './u-geometry.js';

@@ -23,6 +23,7 @@ import { createFeatures } from './features.js';
 import { createFocus } from './focus.js';
 import { explainOnHover } from './glossary.js';
 import { createKeepClear } from './keepclear.js';
+import { createPipelineStrip } from './pipeline-strip.js';
 import { createTeach } from './teach.js';
 import { createLessonPlayer } from './lesson_player.js';
 import { MAX_IMAGE_SIZE } from './limits.js';
@@ -357,6 +358,9 @@ createKeepClear(diagram, store, [
   { el: minimap.element, places: ['bottom-right', 'top-right', 'bottom-left', 'top-left'], hide: true },
 ]);
 
+// Where the U sits: the sampling pipeline in the free band of the U's top row (the trace's `pipeline`).
+createPipelineStrip(document.querySelector('.diagram-stage'), { diagram, store });
+
 /** The server's weights file, if it has one: the badge, and the model to show first (its preset or its config). */
 async function loadWeights() {
   let info;
@@ -381,8 +385,10 @@ async function loadWeights() {
 async function init() {
   setReady(false);
   try {
-    store.setPresets(await api.getPresets());
-    for (const p of await getControlPresets()) store.addModel(presetEntry(p));
+    // Both lists at once (the template preloads them, so they are usually here before this module runs).
+    const [presets, controls] = await Promise.all([api.getPresets(), getControlPresets()]);
+    store.setPresets(presets);
+    for (const p of controls) store.addModel(presetEntry(p));
   } catch (err) {
     showError(`Could not load the presets: ${err.message}`);
     setReady(true);

@@ -30,6 +30,8 @@ export const TOPICS = Object.freeze({
   presenting: "'true' | 'false': Present mode",
   walk: "the Walk step shown, or ''",
   focus: "the focused block's path, or ''",
+  pipeline: "'shown' | 'hidden' | 'none': the pipeline strip above the U (hidden: no free room in the view; none: the trace has no pipeline)",
+  pipelineStage: "the pipeline stage whose sentence is shown, or ''",
   lessonStep: 'the lesson step shown (absent with no lesson)',
   lessonShown: 'the lesson step whose view has been drawn',
   lessonAnswer: 'the step whose answer is revealed',

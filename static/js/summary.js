@@ -16,12 +16,13 @@ export function summaryList(trace, title) {
     ['Peak memory', bytes(trace.totals.peak_memory_bytes)],
   ];
   // A conditioned model is sampled with classifier-free guidance: each step runs the UNet with the prompt (or
-  // label) and without, and mixes the two predictions. An unconditional model has nothing to guide by.
-  if (input.context || input.y) {
+  // label) and without, and mixes the two predictions. The trace's pipeline says how many forwards a step takes.
+  const calls = trace.pipeline?.unet_calls_per_step ?? 1;
+  if (trace.pipeline?.guidance) {
     parts.splice(3, 0, [
       'Per sampling step',
-      `${compact(2 * trace.totals.flops)} FLOPs with classifier-free guidance: the UNet runs twice, with the prompt `
-        + 'and without, and the two predictions are mixed',
+      `${compact(calls * trace.totals.flops)} FLOPs with classifier-free guidance: the UNet runs `
+        + `${calls === 2 ? 'twice' : `${calls} times`}, with the prompt and without, and the two predictions are mixed`,
     ]);
   }
   if (input.context) parts.push(['Context', shapeText(input.context.shape)]);
