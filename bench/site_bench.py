@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import machine, table
+from bench.common import LESSON_STEP, machine, table
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, free_port
 
 VIEWPORT = {"width": 1280, "height": 720}
@@ -34,17 +34,6 @@ CLICK = """async (selector) => {
   const el = document.querySelector(selector);
   const t0 = performance.now();
   el.dispatchEvent(new MouseEvent('click', {bubbles: true}));
-  await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
-  return performance.now() - t0;
-}"""
-# A lesson step: the key press to the step's view drawn (data-lesson-shown set after the render and Present mode).
-STEP = """async (i) => {
-  const t0 = performance.now();
-  window.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}));
-  while (document.body.dataset.lessonShown !== String(i)) {
-    if (performance.now() - t0 > 10000) return null; // never shown: not a step (a question's answer, say)
-    await new Promise((r) => requestAnimationFrame(r));
-  }
   await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
   return performance.now() - t0;
 }"""
@@ -96,7 +85,7 @@ def _measure(url: str, repeats: int) -> dict[str, list[float]]:
                 page.goto(f"{url}/?lesson={LESSON}&step=3&run={r}")
                 page.wait_for_function("() => document.body.dataset.lessonShown === '2'")
                 for i in (3, 4):
-                    t = page.evaluate(STEP, i)
+                    t = page.evaluate(LESSON_STEP, ["ArrowRight", i])
                     if t is not None:
                         samples["lesson_step"].append(t)
         finally:

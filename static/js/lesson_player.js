@@ -3,7 +3,9 @@
 // Generate state, and shows its Markdown text; → / ← step (a question's answer is revealed by the first →), Esc
 // ends. The step is in the URL (?lesson=…&step=N), so a reload or a shared link lands on it. The "Lessons" menu
 // opens the shipped lessons, a file or an address, and records the current view as a new step of a lesson being
-// written, saved as a file. All text goes in through textContent (markdown.js).
+// written, saved as a file. The skips a step's top-level block saves (down) or takes (up) are marked on the U.
+// The "Walk the tensor" button (teach.js) plays the shipped Walk lesson here. All text goes in through textContent
+// (markdown.js).
 
 import { h } from './dom.js';
 import { renderMarkdown } from './markdown.js';
@@ -11,6 +13,8 @@ import { LessonError, readLesson, stepFromView } from './lessons.js';
 import { announce, when } from './status.js';
 
 const SHIPPED = 'static/lessons/'; // relative to the page: the same address on the server and on a static site
+/** The lesson the "Walk the tensor" button plays. */
+export const WALK_LESSON = `${SHIPPED}walk-the-tensor.json`;
 
 /** Where a lesson's address points, resolved against the page (a relative one names a shipped lesson's folder). */
 function lessonUrl(ref) {
@@ -20,9 +24,10 @@ function lessonUrl(ref) {
 /**
  * els: {after} (the button the "Lessons" button goes after); hooks: store, applyView(view, preset, size),
  * currentView(), showGenerate(state) (fills and runs the Generate view; resolves when drawn), setPresenting(on),
- * reveal(path) (scroll the diagram to a module).
+ * reveal(path) (scroll the diagram to a module), diagram (diagram.js: its SVG is where the skips are marked),
+ * onPlaying(ref) (a lesson from address `ref` starts playing; null when none plays).
  */
-export function createLessonPlayer({ after }, { store, applyView, currentView, showGenerate, setPresenting, reveal }) {
+export function createLessonPlayer({ after }, { store, applyView, currentView, showGenerate, setPresenting, reveal, diagram, onPlaying }) {
   const { state } = store;
   let lesson = null; // the lesson playing
   let source = null; // its address (for the URL), or null for one from a file or the editor
@@ -171,6 +176,7 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
   function play(l, ref, step) {
     lesson = l;
     source = ref;
+    onPlaying?.(ref);
     showError(null);
     showMenu(false);
     go(Math.max(0, Math.min(l.steps.length - 1, step)));
@@ -215,6 +221,7 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     }
     await drawn();
     if (lesson?.steps[at] !== step) return; // the reader stepped on meanwhile
+    markSkips(step.select ?? null);
     // A compare pair or a generation is shown below the diagram: those steps leave Present mode to show it.
     setPresenting(Boolean(state.trace) && !(step.compare || step.generate));
     // After Present mode's refit (a frame away): the selected module in the middle of the view.
@@ -223,6 +230,28 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     if (step.generate) await showGenerate(step.generate);
     announce('lessonShown', String(i));
   }
+
+  // ---- the skips of the step's block, marked on the U -----------------------------------------------------------
+  let marked = [];
+  let markedFor = null;
+  /** Marks the skip the top-level block of `path` saves (its output, kept for the way up) and the one it takes. */
+  function markSkips(path) {
+    for (const el of marked) el.classList.remove('lesson-save', 'lesson-take');
+    marked = [];
+    markedFor = path;
+    const top = path == null ? null : state.trace?.blocks.find((b) => path === b.path || path.startsWith(`${b.path}.`))?.path;
+    if (!top) return;
+    const mark = (selector, cls) => {
+      for (const el of diagram.element.querySelectorAll(selector)) {
+        el.classList.add(cls);
+        marked.push(el);
+      }
+    };
+    mark(`g.skip[data-skip-from="${CSS.escape(top)}"]`, 'lesson-save');
+    mark(`g.skip[data-skip-to="${CSS.escape(top)}"]`, 'lesson-take');
+  }
+  // A redraw (a block opened by hand during the step) draws new groups: mark them again.
+  store.on('expanded', () => lesson && markSkips(markedFor));
 
   /** Resolves once the page has drawn what applyView asked for (main.js announces ready after each render). A
    * ready page with no trace could not draw the model (its error is on the page); the step shows its text. */
@@ -247,6 +276,9 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     if (!lesson) return;
     announce('lessonEnded', finished ? 'finished' : 'closed');
     lesson = null;
+    source = null;
+    onPlaying?.(null);
+    markSkips(null);
     panel.hidden = true;
     document.body.classList.remove('lesson');
     announce('lessonStep', null);
@@ -278,5 +310,11 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
       if (ref) openUrl(ref, Math.max(0, (Number(q.get('step')) || 1) - 1));
     },
     play,
+    /** Play the lesson at `ref` from its first step, or end it when it is the one playing (the Walk button). */
+    toggle(ref) {
+      if (lesson && source === ref) end(false);
+      else openUrl(ref, 0);
+    },
+    panel,
   };
 }

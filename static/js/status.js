@@ -28,7 +28,6 @@ export const TOPICS = Object.freeze({
   knobs: "'running' | 'done' | 'error': an intervention run",
   sweep: "'running' | 'done' | 'error': an ablation sweep",
   presenting: "'true' | 'false': Present mode",
-  walk: "the Walk step shown, or ''",
   focus: "the focused block's path, or ''",
   lessonStep: 'the lesson step shown (absent with no lesson)',
   lessonShown: 'the lesson step whose view has been drawn',
