@@ -23,11 +23,13 @@ function lessonUrl(ref) {
 
 /**
  * els: {after} (the button the "Lessons" button goes after); hooks: store, applyView(view, preset, size),
- * currentView(), showGenerate(state) (fills and runs the Generate view; resolves when drawn), setPresenting(on),
+ * currentView(), currentGenerate() (the Generate state on screen, or null), showGenerate(state) (fills and runs
+ * the Generate view; resolves when drawn), setPresenting(on),
  * reveal(path) (scroll the diagram to a module), diagram (diagram.js: its SVG is where the skips are marked),
  * onPlaying(ref) (a lesson from address `ref` starts playing; null when none plays).
  */
-export function createLessonPlayer({ after }, { store, applyView, currentView, showGenerate, setPresenting, reveal, diagram, onPlaying }) {
+export function createLessonPlayer({ after }, hooks) {
+  const { store, applyView, currentView, currentGenerate, showGenerate, setPresenting, reveal, diagram, onPlaying } = hooks;
   const { state } = store;
   let lesson = null; // the lesson playing
   let source = null; // its address (for the URL), or null for one from a file or the editor
@@ -66,7 +68,7 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     h('h2', {}, 'Lessons'), list,
     h('label', { class: 'field', for: 'lesson-file' }, 'Open a lesson file ', fileInput), error,
     h('h3', {}, 'Write a lesson'),
-    h('p', { class: 'hint' }, 'Set up the view (model, size, open blocks, selection, Colour by, compare), write what to say, record it.'),
+    h('p', { class: 'hint' }, 'Set up the view (model, size, open blocks, selection, Colour by, compare, a generation on screen), write what to say, record it.'),
     draftTitle, stepTitle, stepText, h('div', { class: 'lesson-draft-buttons' }, record, playDraft, save, draftCount));
   document.body.append(menu);
 
@@ -123,7 +125,8 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
   }
   record.addEventListener('click', () => {
     const n = draft.steps.length + 1;
-    draft.steps.push(stepFromView(currentView(), { title: stepTitle.value.trim() || `Step ${n}`, text: stepText.value.trim() || '…' }));
+    const words = { title: stepTitle.value.trim() || `Step ${n}`, text: stepText.value.trim() || '…' };
+    draft.steps.push(stepFromView(currentView(), words, currentGenerate?.() ?? null));
     stepTitle.value = '';
     stepText.value = '';
     refreshDraft();

@@ -84,13 +84,18 @@ export function readLesson(text, presets = null) {
   return parseLesson(raw, presets);
 }
 
-/** A step made of a view of the page (features.js currentView()): what the editor records. */
-export function stepFromView(view, { title, text }) {
+/** A step made of a view of the page (features.js currentView()) and the Generate view's state when a generation is
+ * on screen (generate.js current(), or null): what the editor records. */
+export function stepFromView(view, { title, text }, generate = null) {
   const step = { title, model: view.preset, text };
   if (view.size) step.size = view.size;
   if (view.selection) step.select = view.selection;
   if (Array.isArray(view.open) && view.open.length) step.open = [...view.open];
   if (view.overlay && COLOURS.includes(view.overlay) && view.overlay !== 'none') step.colour = view.overlay;
   if (view.compare?.preset) step.compare = view.compare.preset;
+  if (generate) {
+    step.generate = {};
+    for (const key of Object.keys(GENERATE_FIELDS)) if (generate[key] != null) step.generate[key] = generate[key];
+  }
   return step;
 }

@@ -410,6 +410,7 @@ const lessons = createLessonPlayer({ after: $('present') }, {
   store,
   applyView: features.applyView,
   currentView: features.currentView,
+  currentGenerate: () => generateView.current(),
   showGenerate: (want) => generateView.show(want),
   setPresenting: (on) => document.body.classList.contains('presenting') !== on && teach.setPresenting(on),
   reveal: (path) => diagram.scene && diagram.reveal(boxRect(diagram.scene, path)),
