@@ -10,21 +10,15 @@ The export runs with an empty trace cache of its own, so its time is that of a f
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench.common import LESSON_STEP, machine, table
-from tests.harness import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, serve_static
 
 VIEWPORT = {"width": 1280, "height": 720}
 READY = "() => document.body.dataset.ready === 'true' && document.body.dataset.preset === 'sd1'"
@@ -37,28 +31,6 @@ CLICK = """async (selector) => {
   await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
   return performance.now() - t0;
 }"""
-
-
-@contextlib.contextmanager
-def _static_server(root: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            with contextlib.suppress(httpx.TransportError):
-                httpx.get(f"{url}/index.html", timeout=1)
-                break
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _measure(url: str, repeats: int) -> dict[str, list[float]]:
@@ -110,7 +82,7 @@ def run(presets: list[str] | None = None, site: Path | None = None, repeats: int
                 ("its size on disk", f"{report.bytes / 2**20:.1f} MiB ({report.files} files)", "<= 60 MiB"),
                 ("its size gzipped (each file)", f"{report.gzip_bytes / 2**20:.1f} MiB", "<= 25 MiB"),
             ]
-        with _static_server(site) as url:
+        with serve_static(site) as url:
             samples = _measure(url, repeats)
     med = {k: statistics.median(v) for k, v in samples.items()}
     rows += [
