@@ -1,7 +1,8 @@
 """The lesson editor (issue 27) in a real Chromium at 1280x720 against a real server: a generation of the twin on
 screen is recorded with the step (caption, seed, steps, guidance, sampler and the step the scrubber shows), saved
 as a file, and that file played back on a fresh page shows the same generation at the same step; a view of the
-diagram recorded with the Generate view out of sight carries no generation."""
+diagram recorded with the Generate view out of sight carries no generation. A Knobs run on screen is recorded and
+played back the same way."""
 
 from __future__ import annotations
 
@@ -84,4 +85,53 @@ def test_a_recorded_generation_plays_back_the_same(page, live_server, console_er
     assert page.input_value("#gen-seed") == "3"
     assert page.input_value("#gen-steps") == "8"
     page.screenshot(path="test-results/lesson-editor-generation-1280x720.png")
+    assert console_errors == []
+
+
+KNOB_SHOWN = """() => ({
+  caption: document.getElementById('knob-caption').value,
+  kind: document.getElementById('knob-kind').value,
+  result: document.getElementById('knob-result').getAttribute('src'),
+  baseline: document.getElementById('knob-baseline').getAttribute('src'),
+  metrics: document.getElementById('knob-metrics').textContent,
+})"""
+
+
+def test_a_recorded_knobs_run_plays_back_the_same(page, live_server, console_errors, tmp_path: Path) -> None:
+    _open(page, live_server)
+    page.locator("#lessons").dispatch_event("click")
+    page.locator("#knobs").scroll_into_view_if_needed()
+    page.fill("#knob-caption", CAPTION)
+    page.fill("#knob-steps", "6")
+    page.select_option("#knob-kind", "token_weight")
+    page.fill("#knob-word", "blue")
+    page.fill("#knob-weight", "0.5")
+    page.click("#knob-go")
+    page.wait_for_function("() => ['done', 'error'].includes(document.body.dataset.knobs)", timeout=GENERATE_S)
+    assert page.evaluate("document.body.dataset.knobs") == "done", page.inner_text("#knob-error")
+    before = page.evaluate(KNOB_SHOWN)
+    page.locator("#knobs").scroll_into_view_if_needed()
+    _record(page, "a word weighed")
+    with page.expect_download() as saving:
+        page.click("#lesson-save")
+    file = tmp_path / "knobs.json"
+    saving.value.save_as(file)
+    step = json.loads(file.read_text())["steps"][0]
+    assert "generate" not in step  # no generation was on screen
+    assert step["knobs"] == {
+        "prompt": CAPTION,
+        "seed": 0,
+        "steps": 6,
+        "guidance": 3,
+        "interventions": [{"kind": "token_weight", "from_step": 0, "word": "blue", "weight": 0.5}],
+    }
+
+    _open(page, live_server)
+    page.locator("#lessons").dispatch_event("click")
+    page.set_input_files("#lesson-file", str(file))
+    page.wait_for_function("() => document.body.dataset.lessonShown === '0'", timeout=GENERATE_S)
+    assert page.evaluate("document.body.dataset.knobs") == "done"
+    assert page.evaluate(KNOB_SHOWN) == before
+    assert page.input_value("#knob-word") == "blue"
+    page.screenshot(path="test-results/lesson-editor-knobs-1280x720.png")
     assert console_errors == []

@@ -23,13 +23,13 @@ function lessonUrl(ref) {
 
 /**
  * els: {after} (the button the "Lessons" button goes after); hooks: store, applyView(view, preset, size),
- * currentView(), currentGenerate() (the Generate state on screen, or null), showGenerate(state) (fills and runs
- * the Generate view; resolves when drawn), setPresenting(on),
+ * currentView(), currentGenerate() / currentKnobs() (the Generate / Knobs state on screen, or null),
+ * showGenerate(state) / showKnobs(state) (fill and run that view; resolve when drawn), setPresenting(on),
  * reveal(path) (scroll the diagram to a module), diagram (diagram.js: its SVG is where the skips are marked),
  * onPlaying(ref) (a lesson from address `ref` starts playing; null when none plays).
  */
 export function createLessonPlayer({ after }, hooks) {
-  const { store, applyView, currentView, currentGenerate, showGenerate, setPresenting, reveal, diagram, onPlaying } = hooks;
+  const { store, applyView, currentView, currentGenerate, currentKnobs, showGenerate, showKnobs, setPresenting, reveal, diagram, onPlaying } = hooks;
   const { state } = store;
   let lesson = null; // the lesson playing
   let source = null; // its address (for the URL), or null for one from a file or the editor
@@ -68,7 +68,7 @@ export function createLessonPlayer({ after }, hooks) {
     h('h2', {}, 'Lessons'), list,
     h('label', { class: 'field', for: 'lesson-file' }, 'Open a lesson file ', fileInput), error,
     h('h3', {}, 'Write a lesson'),
-    h('p', { class: 'hint' }, 'Set up the view (model, size, open blocks, selection, Colour by, compare, a generation on screen), write what to say, record it.'),
+    h('p', { class: 'hint' }, 'Set up the view (model, size, open blocks, selection, Colour by, compare, a generation or a Knobs run on screen), write what to say, record it.'),
     draftTitle, stepTitle, stepText, h('div', { class: 'lesson-draft-buttons' }, record, playDraft, save, draftCount));
   document.body.append(menu);
 
@@ -126,7 +126,7 @@ export function createLessonPlayer({ after }, hooks) {
   record.addEventListener('click', () => {
     const n = draft.steps.length + 1;
     const words = { title: stepTitle.value.trim() || `Step ${n}`, text: stepText.value.trim() || '…' };
-    draft.steps.push(stepFromView(currentView(), words, currentGenerate?.() ?? null));
+    draft.steps.push(stepFromView(currentView(), words, currentGenerate?.() ?? null, currentKnobs?.() ?? null));
     stepTitle.value = '';
     stepText.value = '';
     refreshDraft();
@@ -225,12 +225,13 @@ export function createLessonPlayer({ after }, hooks) {
     await drawn();
     if (lesson?.steps[at] !== step) return; // the reader stepped on meanwhile
     markSkips(step.select ?? null);
-    // A compare pair or a generation is shown below the diagram: those steps leave Present mode to show it.
-    setPresenting(Boolean(state.trace) && !(step.compare || step.generate));
+    // A compare pair, a generation or a Knobs run is shown below the diagram: those steps leave Present mode for it.
+    setPresenting(Boolean(state.trace) && !(step.compare || step.generate || step.knobs));
     // After Present mode's refit (a frame away): the selected module in the middle of the view.
     if (step.select) requestAnimationFrame(() => requestAnimationFrame(() => reveal(step.select)));
     if (step.compare) document.getElementById('compare')?.scrollIntoView({ block: 'start' });
     if (step.generate) await showGenerate(step.generate);
+    if (step.knobs && lesson?.steps[at] === step) await showKnobs(step.knobs);
     announce('lessonShown', String(i));
   }
 

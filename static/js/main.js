@@ -404,14 +404,16 @@ const features = createFeatures({ store, diagram, getIndex: () => ix, traceCache
 
 // The "Activations" panel (issue 16): the catalog of points tied to the U, and captures of one real forward.
 const generateView = createGenerate($('generate'));
-createKnobs($('knobs'));
+const knobsView = createKnobs($('knobs'));
 // Lessons (issue 27): played in Present mode through the same path a link takes (features.applyView).
 const lessons = createLessonPlayer({ after: $('present') }, {
   store,
   applyView: features.applyView,
   currentView: features.currentView,
   currentGenerate: () => generateView.current(),
+  currentKnobs: () => knobsView.current(),
   showGenerate: (want) => generateView.show(want),
+  showKnobs: (want) => knobsView.show(want),
   setPresenting: (on) => document.body.classList.contains('presenting') !== on && teach.setPresenting(on),
   reveal: (path) => diagram.scene && diagram.reveal(boxRect(diagram.scene, path)),
   diagram,
