@@ -336,14 +336,16 @@ def _export_twin(w: _Asker, captions: Sequence[str] | None, report: Report) -> N
     if not weights_shipped():
         log.warning("the twin's weights are not installed: the site has no Generate answers")
         return
-    info = w.ask(Ask("GET", "/api/twin"))
-    d = info["defaults"]
+    # The defaults are read first; the description that goes into the site is asked after the generations, once
+    # the twin is loaded, so that it says so (as it did when the generations came last).
+    d = w.writer.client.get("/api/twin").json()["defaults"]
     for caption in world.EXAMPLES if captions is None else captions:
         body = {"prompt": caption, **{k: d[k] for k in ("seed", "steps", "guidance", "sampler")}}
         try:
             w.ask(Ask("POST", "/api/generate", body=body))
         except RuntimeError as exc:  # past the capture's time limit on a busy machine: the rest of the site stands
             report.skipped.append(f"the generation of {caption!r}: {exc}")
+    w.ask(Ask("GET", "/api/twin"))
 
 
 def default_cache_env() -> None:
