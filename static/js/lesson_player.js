@@ -1,6 +1,6 @@
 // lesson_player.js — plays a lesson (lessons.js) in Present mode: each step sets the model, size, opened blocks,
-// selection, "Colour by" and compare pair through features.js's applyView (the same path a link takes), or a
-// Generate state, and shows its Markdown text; → / ← step (a question's answer is revealed by the first →), Esc
+// selection, "Colour by" and compare pair through features.js's applyView (the same path a link takes), and a
+// Generate or Knobs state, and shows its Markdown text; → / ← step (a question's answer is revealed by the first →), Esc
 // ends. The step is in the URL (?lesson=…&step=N), so a reload or a shared link lands on it. The "Lessons" menu
 // opens the shipped lessons, a file or an address, and records the current view as a new step of a lesson being
 // written, saved as a file. The skips a step's top-level block saves (down) or takes (up) are marked on the U.
