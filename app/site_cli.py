@@ -38,4 +38,8 @@ def _export_site(args: argparse.Namespace) -> int:
     for note in report.skipped:
         print(f"skipped {note}")
     print(f"{args.dir}: {report.line()}")
+    # Where the time went, so that an export on a quiet machine can be compared with the budget (3 minutes).
+    print("time by phase (wall clock; the twin's generations run beside the presets), then by request (summed):")
+    for line in report.timings.lines():
+        print(line)
     return 0

@@ -16,12 +16,16 @@ import json
 import logging
 import math
 import os
+import resource
 import shutil
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from app.site_writer import AnswerWriter, Timings
 
 log = logging.getLogger(__name__)
 
@@ -134,40 +138,26 @@ class Report:
     bytes: int = 0
     gzip_bytes: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's and its worker processes' CPU time: what a busy machine does not change
     skipped: list[str] = field(default_factory=list)
+    timings: Timings = field(default_factory=Timings)
 
     def line(self) -> str:
         mib = 2**20
         return (
             f"{self.answers} answers, {self.files} files, {self.bytes / mib:.1f} MiB "
-            f"({self.gzip_bytes / mib:.1f} MiB gzipped) in {self.seconds:.0f} s"
+            f"({self.gzip_bytes / mib:.1f} MiB gzipped) in {self.seconds:.0f} s ({self.cpu_seconds:.0f} s of CPU)"
         )
 
 
-class _Writer:
-    """Asks the app and writes each answer once (two requests with the same answer share one file)."""
+class _Asker:
+    """Asks through the shared writer in the Ask form (the request's file name is its key's hash)."""
 
-    def __init__(self, client: Any, data: Path) -> None:
-        self.client = client
-        self.data = data
-        self.index: dict[str, str] = {}  # request file name → the file that holds its answer
-        self.by_content: dict[bytes, str] = {}
+    def __init__(self, writer: AnswerWriter) -> None:
+        self.writer = writer
 
     def ask(self, ask: Ask) -> Any:
-        if ask.name in self.index:
-            return None
-        r = self.client.request(ask.method, ask.path, params=list(ask.query) or None, json=ask.body)
-        if r.status_code != 200:
-            raise RuntimeError(f"{ask.method} {ask.path} {dict(ask.query)} {ask.body}: {r.status_code} {r.text[:300]}")
-        content = r.content
-        # The page asks some answers under two keys (a preset's trace with and without its reference size).
-        file = self.by_content.get(content)
-        if file is None:
-            file = ask.name
-            (self.data / file).write_bytes(content)
-            self.by_content[content] = file
-        self.index[ask.name] = file
-        return None if ask.text else r.json()
+        return self.writer.ask(ask.name, ask.method, ask.path, list(ask.query), ask.body, ask.text)
 
 
 def _render_page(out: Path) -> None:
@@ -227,7 +217,7 @@ def export_site(
     from app.main import create_app
     from sdunet_core import PRESETS, ConfigError
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     chosen = list(presets) if presets is not None else list(PRESETS)
     for name in chosen:
         if name not in PRESETS:
@@ -242,33 +232,62 @@ def export_site(
     data = out / DATA_DIR
     data.mkdir()
 
-    _render_page(out)
-    _copy_assets(out)
-
     report = Report()
+    phase = report.timings.phase
+    with phase("the page and its assets"):
+        _render_page(out)
+        _copy_assets(out)
+    started = time.perf_counter()
     with TestClient(create_app(), base_url="http://localhost") as client:
-        w = _Writer(client, data)
-        listed = w.ask(Ask("GET", "/api/presets"))
-        w.ask(Ask("GET", "/api/controlnet/presets"))
-        kinds = w.ask(Ask("GET", "/api/source"))
-        for kind in kinds:
-            w.ask(Ask("GET", f"/api/source/{kind}"))
+        report.timings.phases["the app's start (trace workers warm, the twin)"] = time.perf_counter() - started
+        writer = AnswerWriter(client, report.timings)
+        w = _Asker(writer)
+        with phase("listings (presets, sources)"):
+            listed = w.ask(Ask("GET", "/api/presets"))
+            w.ask(Ask("GET", "/api/controlnet/presets"))
+            kinds = w.ask(Ask("GET", "/api/source"))
+            for kind in kinds:
+                w.ask(Ask("GET", f"/api/source/{kind}"))
         entry = {p["name"]: p for p in listed}
-        for name in chosen:
-            _export_preset(w, name, entry[name], extra, report)
-        for a, b in _pairs(chosen):
-            w.ask(Ask("GET", "/api/compare", (("a", a), ("b", b))))
-        _export_twin(w, captions, report)
-    (data / "index.json").write_text(json.dumps({"answers": w.index}, separators=(",", ":"), sort_keys=True))
-    report.answers = len(w.index)
-    report.files, report.bytes, report.gzip_bytes = _sizes_on_disk(out)
+        # The twin generates in its own worker process and the presets are traced in the trace workers: the two
+        # run side by side, and the presets go two at a time (one per core; each request waits on its worker).
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="export") as pool:
+            twin_phase = "twin generations (beside the presets)"
+            twin = pool.submit(_timed, phase, twin_phase, _export_twin, w, captions, report)
+            with phase("presets (traces, names, catalogs, summaries, scaling)"):
+                for done in [pool.submit(_export_preset, w, name, entry[name], extra, report) for name in chosen]:
+                    done.result()
+            with phase("comparisons"):
+                asks = [Ask("GET", "/api/compare", (("a", a), ("b", b))) for a, b in _pairs(chosen)]
+                for done in [pool.submit(w.ask, ask) for ask in asks]:
+                    done.result()
+            with phase("waiting for the twin"):
+                twin.result()
+    with phase("writing the answers and the index"):
+        index = writer.write(data)
+        (data / "index.json").write_text(json.dumps({"answers": index}, separators=(",", ":"), sort_keys=True))
+    with phase("measuring the size on disk and gzipped"):
+        report.answers = len(index)
+        report.files, report.bytes, report.gzip_bytes = _sizes_on_disk(out)
     report.seconds = time.perf_counter() - t0
+    report.cpu_seconds = _cpu_seconds() - cpu0
     if report.bytes > BUDGET_BYTES or report.gzip_bytes > BUDGET_GZIP_BYTES:
         log.warning("the site is past the budget (60 MiB, 25 MiB gzipped): %s", report.line())
     return report
 
 
-def _export_preset(w: _Writer, name: str, entry: dict[str, Any], extra: list[int], report: Report) -> None:
+def _cpu_seconds() -> float:
+    """User and system CPU seconds of this process and of its ended children (the app's workers end with it)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _timed(phase: Any, name: str, fn: Any, *args: Any) -> None:
+    with phase(name):
+        fn(*args)
+
+
+def _export_preset(w: _Asker, name: str, entry: dict[str, Any], extra: list[int], report: Report) -> None:
     """A preset's traces (reference size, asked with and without it, and the extra sizes), its names, diffusers
     names, activation catalog, summary table and scaling data at each size, as the page asks for them."""
     trace = w.ask(Ask("POST", "/api/trace", body={"preset": name}))
@@ -309,7 +328,7 @@ def _pairs(chosen: list[str]) -> list[tuple[str, str]]:
     return [p for a, b in pairs for p in ((a, b), (b, a))]
 
 
-def _export_twin(w: _Writer, captions: Sequence[str] | None, report: Report) -> None:
+def _export_twin(w: _Asker, captions: Sequence[str] | None, report: Report) -> None:
     """The twin's description and a generation of each caption at the Generate view's defaults (the body exactly
     as generate.js sends it)."""
     from sdunet_core.twin import weights_shipped, world
@@ -317,16 +336,19 @@ def _export_twin(w: _Writer, captions: Sequence[str] | None, report: Report) -> 
     if not weights_shipped():
         log.warning("the twin's weights are not installed: the site has no Generate answers")
         return
-    info = w.ask(Ask("GET", "/api/twin"))
-    d = info["defaults"]
+    # The defaults are read first; the description that goes into the site is asked after the generations, once
+    # the twin is loaded, so that it says so (as it did when the generations came last).
+    d = w.writer.client.get("/api/twin").json()["defaults"]
     for caption in world.EXAMPLES if captions is None else captions:
         body = {"prompt": caption, **{k: d[k] for k in ("seed", "steps", "guidance", "sampler")}}
         try:
             w.ask(Ask("POST", "/api/generate", body=body))
         except RuntimeError as exc:  # past the capture's time limit on a busy machine: the rest of the site stands
             report.skipped.append(f"the generation of {caption!r}: {exc}")
+    w.ask(Ask("GET", "/api/twin"))
 
 
 def default_cache_env() -> None:
-    """One trace worker: an export runs beside other work on a small machine, and the traces are cached anyway."""
-    os.environ.setdefault("SDUNET_TRACE_WORKERS", "1")
+    """Two trace workers (the export asks for two presets at once, one per core of a small machine) unless the
+    environment says otherwise."""
+    os.environ.setdefault("SDUNET_TRACE_WORKERS", "2")

@@ -34,3 +34,18 @@ def table(rows: list[tuple[str, str, str]], header: tuple[str, str, str] = ("mea
     lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
     lines += [f"| {' | '.join(r)} |" for r in rows]
     return "\n".join(lines)
+
+
+# A lesson step timed inside the page: the key press (→ or ←) to the step's view drawn (lesson_player.js announces
+# lessonShown after the render and Present mode), then to the first task after the next frame. null when step `i`
+# never shows (the key revealed a question's answer instead).
+LESSON_STEP = """async ([key, i]) => {
+  const t0 = performance.now();
+  window.dispatchEvent(new KeyboardEvent('keydown', {key, bubbles: true}));
+  while (document.body.dataset.lessonShown !== String(i)) {
+    if (performance.now() - t0 > 10000) return null;
+    await new Promise((r) => requestAnimationFrame(r));
+  }
+  await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+  return performance.now() - t0;
+}"""

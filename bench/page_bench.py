@@ -10,14 +10,15 @@ frame: script, style, layout and paint of the change, without Playwright's round
 
 from __future__ import annotations
 
+import json
 import statistics
 from typing import Any
 
 import httpx
 
-from bench.common import machine, table
+from bench.common import LESSON_STEP, machine, table
 from bench.server import serve
-from tests.harness import CHROMIUM, CHROMIUM_ARGS
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, ROOT
 
 ARGS = CHROMIUM_ARGS
 VIEWPORT = {"width": 1600, "height": 1000}
@@ -108,14 +109,16 @@ def _measure(url: str, repeats: int) -> dict[str, list[float]]:
                     samples["sd1_close"].append(page.evaluate(CLICK, _card(path)))
                 page.evaluate(CLICK, _card("input_blocks.1"))
 
-            # 3. Walk the tensor on sd1: every step forward from x to out, then back again.
+            # 3. Walk the tensor on sd1 (the Walk lesson): every step forward from x to out, then back again.
             page.evaluate(CLICK, "#walk")
-            page.wait_for_function("() => document.body.dataset.walk === '0'")
+            page.wait_for_function("() => document.body.dataset.lessonShown === '0'")
+            last = len(json.loads((ROOT / "static/lessons/walk-the-tensor.json").read_text())["steps"]) - 1
             for _ in range(max(1, repeats // 2)):
-                for button in ("#walk-next", "#walk-prev"):
-                    while page.evaluate("(b) => !document.querySelector(b).disabled", button):
-                        samples["walk_step"].append(page.evaluate(CLICK, button))
-            page.evaluate(CLICK, "#walk-close")
+                for key, order in (("ArrowRight", range(1, last + 1)), ("ArrowLeft", range(last - 1, -1, -1))):
+                    for i in order:
+                        if (t := page.evaluate(LESSON_STEP, [key, i])) is not None:
+                            samples["walk_step"].append(t)
+            page.evaluate(CLICK, "#walk")  # ends the lesson it started
 
             # 4. SDXL fully opened: open everything, then toggle blocks that are on screen, select, scroll.
             page.select_option("#model", "sdxl-base")

@@ -10,21 +10,15 @@ The export runs with an empty trace cache of its own, so its time is that of a f
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.common import machine, table
-from tests.harness import CHROMIUM, CHROMIUM_ARGS, free_port
+from bench.common import LESSON_STEP, machine, table
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, serve_static
 
 VIEWPORT = {"width": 1280, "height": 720}
 READY = "() => document.body.dataset.ready === 'true' && document.body.dataset.preset === 'sd1'"
@@ -37,39 +31,6 @@ CLICK = """async (selector) => {
   await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
   return performance.now() - t0;
 }"""
-# A lesson step: the key press to the step's view drawn (data-lesson-shown set after the render and Present mode).
-STEP = """async (i) => {
-  const t0 = performance.now();
-  window.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}));
-  while (document.body.dataset.lessonShown !== String(i)) {
-    if (performance.now() - t0 > 10000) return null; // never shown: not a step (a question's answer, say)
-    await new Promise((r) => requestAnimationFrame(r));
-  }
-  await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
-  return performance.now() - t0;
-}"""
-
-
-@contextlib.contextmanager
-def _static_server(root: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            with contextlib.suppress(httpx.TransportError):
-                httpx.get(f"{url}/index.html", timeout=1)
-                break
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _measure(url: str, repeats: int) -> dict[str, list[float]]:
@@ -96,7 +57,7 @@ def _measure(url: str, repeats: int) -> dict[str, list[float]]:
                 page.goto(f"{url}/?lesson={LESSON}&step=3&run={r}")
                 page.wait_for_function("() => document.body.dataset.lessonShown === '2'")
                 for i in (3, 4):
-                    t = page.evaluate(STEP, i)
+                    t = page.evaluate(LESSON_STEP, ["ArrowRight", i])
                     if t is not None:
                         samples["lesson_step"].append(t)
         finally:
@@ -115,13 +76,18 @@ def run(presets: list[str] | None = None, site: Path | None = None, repeats: int
 
             default_cache_env()
             report = export_site(site, presets=presets)
+            print("\n".join(report.timings.lines()), file=sys.stderr)  # where the export's time went
             label = "default site" if presets is None else f"site of {', '.join(presets)}"
             rows += [
-                (f"export of the {label}", f"{report.seconds:.0f} s", "<= 180 s" if presets is None else "-"),
+                (
+                    f"export of the {label} (CPU: the process and its workers)",
+                    f"{report.seconds:.0f} s (CPU {report.cpu_seconds:.0f} s)",
+                    "<= 180 s" if presets is None else "-",
+                ),
                 ("its size on disk", f"{report.bytes / 2**20:.1f} MiB ({report.files} files)", "<= 60 MiB"),
                 ("its size gzipped (each file)", f"{report.gzip_bytes / 2**20:.1f} MiB", "<= 25 MiB"),
             ]
-        with _static_server(site) as url:
+        with serve_static(site) as url:
             samples = _measure(url, repeats)
     med = {k: statistics.median(v) for k, v in samples.items()}
     rows += [

@@ -89,3 +89,35 @@ def serve(
             proc.wait(timeout=10)
         if fresh:
             shutil.rmtree(fresh, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def serve_static(root: Path) -> Iterator[str]:
+    """A plain `python -m http.server` (not this app) serving `root` on 127.0.0.1 and a free port, as any static host
+    would serve an exported site; yields its base URL once it answers, and stops it on the way out."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60  # a bound for a busy machine, not a timing
+        while True:
+            try:
+                httpx.get(f"{url}/", timeout=2)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"python -m http.server did not start in {root}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

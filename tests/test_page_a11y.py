@@ -61,9 +61,9 @@ def test_no_serious_accessibility_violations(audited, live_server) -> None:
     assert audit() == [], "compare"
     page.get_by_label("Compare with").select_option("")
 
-    page.get_by_role("button", name="Walk the tensor").click()
-    page.wait_for_function("() => document.body.dataset.walk === '0'")
+    page.get_by_role("button", name="Walk the tensor").click()  # the Walk lesson, in the lesson player
+    page.wait_for_function("() => document.body.dataset.lessonShown === '0'")
     page.get_by_role("button", name="Next step").click()
-    page.wait_for_function("() => document.body.dataset.walk === '1'")
+    page.wait_for_function("() => document.body.dataset.lessonShown === '1'")
     assert audit() == [], "the walk"
     assert errors == []

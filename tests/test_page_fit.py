@@ -1,7 +1,7 @@
 """What a student sees, measured in a real Chromium: at a 1280×720 projector and a 1600×1000 laptop, for SD 1.x and
 SDXL, the whole U is on screen after load with no scrolling, every top-level card's title renders at 11 CSS px or
 more, no two cards or labels overlap, and every drawn edge starts on its producer and ends on its consumer. Then
-the guided walk from the first block to the last, and presentation mode with the keyboard.
+the Walk the tensor lesson from x to out, and presentation mode with the keyboard.
 
 The page's CSP forbids eval, so every wait_for_function gets a function expression, never a bare string.
 """
@@ -9,6 +9,8 @@ The page's CSP forbids eval, so every wait_for_function gets a function expressi
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 SIZES = [(1280, 720), (1600, 1000)]
+LESSONS = Path(__file__).parent.parent / "static" / "lessons"
 
 # Rendered sizes and positions of what the diagram shows, in CSS pixels of the viewport.
 MEASURE = """() => {
@@ -198,45 +201,53 @@ def _path_to_open(path: str) -> list[str]:
 
 
 def test_walk_the_tensor_from_x_to_out(page, live_server, console_errors) -> None:
+    """The Walk button plays the shipped Walk lesson: every step selects and marks its module, marks the skip its
+    block saves (down) or takes (up), keeps the step in the URL, and steps back and ends."""
     trace = httpx.post(f"{live_server}/api/trace", json={"preset": "sd1"}, timeout=120).json()
-    blocks = trace["blocks"]
-    _open(page, live_server, "sd1", (1280, 720))
-    page.get_by_role("button", name="Walk the tensor").click()
-    panel = page.get_by_role("region", name="Walk the tensor")
+    lesson = json.loads((LESSONS / "walk-the-tensor.json").read_text())
+    steps = lesson["steps"]
+    tops = [b["path"] for b in trace["blocks"]]
     skip_from = {s["from"]: s["to"] for s in trace["skips"]}
     skip_to = {s["to"]: s["from"] for s in trace["skips"]}
-    nodes = {n["path"]: n for n in trace["nodes"]}
-    for i, block in enumerate(blocks):
-        path = block["path"]
-        page.wait_for_function("(i) => document.body.dataset.walk === String(i)", arg=i)
-        assert panel.locator(".walk-step").inner_text() == f"Step {i + 1} of {len(blocks)}: {path}"
-        out = "×".join(map(str, nodes[path]["outputs"][0]["shape"][1:]))
-        assert panel.locator(".walk-shapes").inner_text().endswith(f"→ {out}")
-        assert panel.locator(".walk-text").inner_text()
-        assert page.locator("#diagram g.box.walk-current").evaluate_all("els => els.map(e => e.dataset.path)") == [path]
-        # The skip being saved (down stage) and taken (up stage) is marked on the U.
-        saved = page.locator("#diagram g.skip.walk-save").evaluate_all("els => els.map(e => e.dataset.skipTo)")
-        taken = page.locator("#diagram g.skip.walk-take").evaluate_all("els => els.map(e => e.dataset.skipFrom)")
-        assert saved == ([skip_from[path]] if path in skip_from else [])
-        assert taken == ([skip_to[path]] if path in skip_to else [])
-        if path in skip_to:
-            assert skip_to[path] in panel.locator(".walk-shapes").inner_text()
-        page.wait_for_function("(i) => location.hash.includes(`walk=${i}`)", arg=i)
-        if i < len(blocks) - 1:
+    _open(page, live_server, "sd1", (1280, 720))
+    walk = page.get_by_role("button", name="Walk the tensor")
+    walk.click()
+    panel = page.get_by_role("region", name="Lesson")
+    for i, step in enumerate(steps):
+        page.wait_for_function("(i) => document.body.dataset.lessonShown === String(i)", arg=i)
+        assert walk.get_attribute("aria-pressed") == "true"
+        assert panel.locator("#lesson-step").inner_text() == f"{lesson['title']} · step {i + 1} of {len(steps)}"
+        assert panel.locator("#lesson-title").inner_text() == step["title"]
+        selected = page.locator("#diagram .selected").evaluate_all("els => els.map(e => e.dataset.path)")
+        assert selected == [step["select"]]
+        # The skip the step's top-level block saves (down stage) and takes (up stage) is marked on the U.
+        top = next(t for t in tops if step["select"] == t or step["select"].startswith(f"{t}."))
+        saved = page.locator("#diagram g.skip.lesson-save").evaluate_all("els => els.map(e => e.dataset.skipTo)")
+        taken = page.locator("#diagram g.skip.lesson-take").evaluate_all("els => els.map(e => e.dataset.skipFrom)")
+        assert saved == ([skip_from[top]] if top in skip_from else [])
+        assert taken == ([skip_to[top]] if top in skip_to else [])
+        page.wait_for_function("(n) => location.search.includes(`step=${n}`)", arg=i + 1)
+        if "question" in step:
+            page.keyboard.press("ArrowRight")  # the answer first
+            page.wait_for_function("(i) => document.body.dataset.lessonAnswer === String(i)", arg=i)
+        if i < len(steps) - 1:
             if i % 2:
                 page.keyboard.press("ArrowRight")
             else:
                 panel.get_by_role("button", name="Next step").click()
-    assert panel.get_by_role("button", name="Next step").is_disabled()
+    assert panel.get_by_role("button", name="Next step").inner_text() == "End"
     panel.get_by_role("button", name="Previous step").click()
-    page.wait_for_function("(i) => document.body.dataset.walk === String(i)", arg=len(blocks) - 2)
+    page.wait_for_function("(i) => document.body.dataset.lessonShown === String(i)", arg=len(steps) - 2)
     # The step is in the URL: a reload comes back to it.
-    page.wait_for_function("(i) => location.hash.includes(`walk=${i}`)", arg=len(blocks) - 2)
+    page.wait_for_function("(n) => location.search.includes(`step=${n}`)", arg=len(steps) - 1)
     page.reload()
-    page.wait_for_function("(i) => document.body.dataset.walk === String(i)", arg=len(blocks) - 2)
-    panel.get_by_role("button", name="End the walk").click()
+    page.wait_for_function("(i) => document.body.dataset.lessonShown === String(i)", arg=len(steps) - 2)
+    # The button ends what it started.
+    walk.click()
+    page.wait_for_function("() => document.body.dataset.lessonEnded === 'closed'")
     assert panel.is_hidden()
-    assert page.locator("#diagram .walk-current").count() == 0
+    assert walk.get_attribute("aria-pressed") == "false"
+    assert page.locator("#diagram .lesson-save, #diagram .lesson-take").count() == 0
     assert console_errors == []
 
 

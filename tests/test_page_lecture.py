@@ -1,6 +1,7 @@
-"""What a teacher says from the page is true (issue 24): the walk's words, a Downsample's inputs, the attention score
-matrix in the details, the cost of a guided sampling step, and one drawn edge per producer → consumer pair inside
-attention, with every step named for what it does. Measured in Chromium against the trace the server gives.
+"""What a teacher says from the page is true (issue 24): the Walk lesson's shapes, a Downsample's inputs, the
+attention score matrix in the details, the cost of a guided sampling step, and one drawn edge per producer →
+consumer pair inside attention, with every step named for what it does. Measured in Chromium against the trace
+the server gives.
 
 The page's CSP forbids eval, so every wait_for_function gets a function expression, never a bare string.
 """
@@ -8,6 +9,8 @@ The page's CSP forbids eval, so every wait_for_function gets a function expressi
 from __future__ import annotations
 
 import collections
+import json
+import re
 from pathlib import Path
 
 import httpx
@@ -16,6 +19,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 RESULTS = Path(__file__).parent.parent / "test-results"
+LESSONS = Path(__file__).parent.parent / "static" / "lessons"
 ATTN = "input_blocks.1.1.transformer_blocks.0"
 
 
@@ -45,26 +49,37 @@ def _details(page):
 
 
 def test_the_walk_says_what_the_shapes_are(page, live_server, console_errors) -> None:
+    """The Walk button's lesson, as the page shows it: every shape it names (c×h×w) is a top-level block's input,
+    output or skip in the trace, and the skip it spells out adds up as the trace's concatenation does."""
     trace = _trace(live_server)
-    blocks = [b["path"] for b in trace["blocks"]]
-    skips = {s["to"]: s for s in trace["skips"]}
-    _open(page, live_server, "sd1&walk=0")
-    panel = page.get_by_role("region", name="Walk the tensor")
-    # Step 1, the time embedding: t's shape is [1], which shown bare ("t 1 → 1280") reads as t = 1.
-    shapes = panel.locator(".walk-shapes").inner_text()
-    assert shapes == "t, one timestep per image → 1280"
-    # The up blocks that take the 8×8 skips (steps 15 to 17 for sd1) say nothing of fine detail.
-    coarse = [i for i, p in enumerate(blocks) if p in skips and skips[p]["shape"][2:] == [8, 8]]
-    assert [i + 1 for i in coarse] == [15, 16, 17]
-    for i in range(coarse[-1] + 1):
-        page.wait_for_function("(i) => document.body.dataset.walk === String(i)", arg=i)
-        if i not in coarse:
-            panel.get_by_role("button", name="Next step").click()
-            continue
-        text = panel.locator(".walk-text").inner_text()
-        assert "fine detail" not in text
-        assert "saved at this resolution" in text, text
-        panel.get_by_role("button", name="Next step").click()
+    nodes = {n["path"]: n for n in trace["nodes"]}
+    shown = lambda shape: "×".join(map(str, shape[1:]))  # noqa: E731
+    shapes = set()
+    for b in trace["blocks"]:
+        node = nodes[b["path"]]
+        shapes |= {shown(t["shape"]) for t in [*node["inputs"][:1], *node["outputs"]] if len(t["shape"]) == 4}
+    for skip in trace["skips"]:
+        shapes |= {shown(skip["shape"]), shown(skip["concat_shape"])}
+    _open(page, live_server, "sd1")
+    page.get_by_role("button", name="Walk the tensor").click()
+    texts = []
+    n = len(json.loads((LESSONS / "walk-the-tensor.json").read_text())["steps"])
+    for i in range(n):
+        page.wait_for_function("(i) => document.body.dataset.lessonShown === String(i)", arg=i)
+        texts.append(page.locator("#lesson-text").inner_text())
+        if i < n - 1:
+            page.get_by_role("button", name="Next step").click()
+    named = [m for t in texts for m in re.findall(r"\d+×\d+×\d+", t)]
+    assert len(named) > 10
+    assert [m for m in named if m not in shapes] == []
+    # "t joins every block": the time embedding's width is its output's, not t's own shape ([1]).
+    assert f"{nodes['time_embed']['outputs'][0]['shape'][-1]} numbers" in texts[1]
+    # The first up block's skip: what runs up ⧺ what was saved = what the block reads.
+    skip = next(s for s in trace["skips"] if s["to"] == "output_blocks.0")
+    running = [*skip["concat_shape"]]
+    running[1] -= skip["shape"][1]
+    said = f"{shown(running)} ⧺ {shown(skip['shape'])} = {shown(skip['concat_shape'])}"
+    assert any(said in t for t in texts), said
     assert console_errors == []
 
 

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from app.site_export import export_site, request_key
 from sdunet_core.twin import world
-from tests.harness import free_port
+from tests.harness import serve_static
 
 pytestmark = pytest.mark.browser
 
@@ -33,25 +29,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     bad = json.loads((out / "static/lessons/sd-unet-in-20-minutes.json").read_text())
     bad["steps"][1]["colour"] = "rainbow"
     (out / "static/lessons/bad.json").write_text(json.dumps(bad))
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        cwd=out,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{url}/index.html", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield url
+        with serve_static(out) as url:
+            yield url
     finally:
-        proc.terminate()
-        proc.wait(10)
         shutil.rmtree(out, ignore_errors=True)
 
 
@@ -145,7 +126,7 @@ def test_a_lesson_plays_to_its_end_with_the_step_in_the_url(page, site, no_api, 
         step = lesson["steps"][i]
         page.wait_for_function(f"() => document.body.dataset.lessonShown === '{i}'", timeout=30_000)
         assert page.inner_text("#lesson-title") == step["title"]
-        assert f"step={i + 1}" in page.url
+        page.wait_for_function("(n) => location.search.includes(`step=${n}`)", arg=i + 1)  # written once shown
         if "select" in step:  # the step's module is selected, drawn (its block opened) and marked
             marked = page.evaluate("document.querySelector('#diagram .selected')?.getAttribute('data-path')")
             assert marked == step["select"]

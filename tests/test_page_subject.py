@@ -1,14 +1,15 @@
 """The subject of a lecture in view (issue 24), measured in Chromium: Focus makes a block fill the view with its
 titles at 14 px or more and everything in it at 11 px or more, at any depth, and Esc gives the whole U back; and
-nothing the page draws over the diagram (the Walk panel, the minimap, legends, the zoom, Present's buttons, the
-details dock, the tools) covers the block being talked about, at 1280×720 and 1600×1000, for every Walk step, an
-opened block of each kind, and Tools open with a painted legend.
+nothing the page draws over the diagram (a lesson's panel, the minimap, legends, the zoom, Present's buttons, the
+details dock, the tools) covers the block being talked about, at 1280×720 and 1600×1000, for every step of the Walk
+lesson, an opened block of each kind, and Tools open with a painted legend.
 
 The page's CSP forbids eval, so every wait_for_function gets a function expression, never a bare string.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 RESULTS = Path(__file__).parent.parent / "test-results"
+LESSONS = Path(__file__).parent.parent / "static" / "lessons"
 SIZES = [(1280, 720), (1600, 1000)]
 ATTN = "input_blocks.1.1.transformer_blocks.0"
 # One block of each kind of sd1: the time embedding, the input conv, a ResBlock with attention, a Downsample, a
@@ -34,7 +36,7 @@ KINDS = [
 ]
 
 # Everything that is drawn over or beside the view and could hide what is in it.
-COVERS = "#walk-panel, [data-field='minimap'], .diagram-foot, .topbar, #details, #tools, .overlay-legend"
+COVERS = "#lesson-panel, [data-field='minimap'], .diagram-foot, .topbar, #details, #tools, .overlay-legend"
 
 # Where `path` is on screen (its card; its frame too when open), the view's client area (scroll bars are not
 # seen), and every visible element of COVERS. CSS px of the viewport.
@@ -193,14 +195,17 @@ def test_in_present_opening_a_block_focuses_it(page, live_server, console_errors
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_no_walk_step_is_covered(page, live_server, console_errors, size) -> None:
-    trace = httpx.post(f"{live_server}/api/trace", json={"preset": "sd1"}, timeout=120).json()
-    _load(page, live_server, "sd1&walk=0", size)
-    panel = page.get_by_role("region", name="Walk the tensor")
-    for i, block in enumerate(trace["blocks"]):
-        page.wait_for_function("(i) => document.body.dataset.walk === String(i)", arg=i)
-        m = _uncovered(page, block["path"])
-        assert any(c["what"] == "walk-panel" for c in m["covers"])  # the panel is there, beside the block
-        if i < len(trace["blocks"]) - 1:
+    """Every step of the Walk lesson (the Walk button plays it): the module it selects is in view and uncovered, and
+    the lesson's panel is on screen beside it."""
+    steps = json.loads((LESSONS / "walk-the-tensor.json").read_text())["steps"]
+    _load(page, live_server, "sd1", size)
+    page.get_by_role("button", name="Walk the tensor").click()
+    panel = page.get_by_role("region", name="Lesson")
+    for i, step in enumerate(steps):
+        page.wait_for_function("(i) => document.body.dataset.lessonShown === String(i)", arg=i)
+        m = _uncovered(page, step["select"])
+        assert any(c["what"] == "lesson-panel" for c in m["covers"])  # the panel is there, beside the block
+        if i < len(steps) - 1:
             panel.get_by_role("button", name="Next step").click()
     assert console_errors == []
 

@@ -28,7 +28,6 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
   let loading = true; // between a model being chosen and its trace arriving: the URL waits
   let pendingAll = false; // a link said open=*: open everything once the trace is here
   let pendingReveal = false; // a link selected a module: scroll to it once drawn
-  let pendingWalk = null; // a link was at a step of the walk: go there once drawn
 
   const isPreset = (name) => state.presets.some((p) => p.name === name);
 
@@ -60,7 +59,6 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       compare: state.compare,
       names: state.names,
       blockWeights: state.blockWeights,
-      walk: state.walk,
     };
   }
   function writeSoon() {
@@ -87,7 +85,6 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       store.setBlockWeights(view.blockWeights);
     }
     if (view) store.setCompare(view.compare && isPreset(view.compare.preset) ? view.compare : null);
-    pendingWalk = view?.walk ?? null;
     store.setModel(preset, size, v);
   }
 
@@ -338,10 +335,6 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
       measured.get(state.preset).set(trace.input.image_size[0], trace.totals.time_ms);
     }
     if (search.query && searchedPreset !== state.preset) search.run();
-    if (pendingWalk != null) {
-      store.setWalk(pendingWalk);
-      pendingWalk = null;
-    }
     if (pendingReveal && state.selection && diagram.scene) {
       pendingReveal = false;
       diagram.reveal(boxRect(diagram.scene, state.selection));
@@ -351,7 +344,6 @@ export function createFeatures({ store, diagram, getIndex, traceCache, renderDia
     writeSoon();
   });
   store.on('expanded', writeSoon);
-  store.on('walk', writeSoon);
   store.on('selection', writeSoon);
   store.on('names', writeSoon);
   store.on('blockweights', writeSoon);

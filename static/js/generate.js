@@ -229,6 +229,15 @@ export function createGenerate(root) {
   seen.observe(root);
 
   return {
+    /** The generation on screen as a lesson's Generate state ({prompt, seed, steps, guidance, sampler, step}: the
+     * request that made it and the step the scrubber shows), or null when none is shown or the view is scrolled out
+     * of sight (a teacher recording a view of the diagram has not opened this one). */
+    current() {
+      if (!result || output.hidden) return null;
+      const r = root.getBoundingClientRect();
+      if (r.bottom <= 0 || r.top >= window.innerHeight) return null;
+      return { ...result.body, step: Number(scrub.value) };
+    },
     /** A lesson's Generate state ({prompt, seed?, steps?, guidance?, sampler?, step?}): the form filled, the view
      * shown, the generation run and the scrubber at `step` (0-based; the last step when not given). */
     async show(want) {

@@ -1,9 +1,9 @@
 // keepclear.js — what floats over the diagram never covers the block being talked about (issue 24). The subject is
-// the focused block (focus.js), else the Walk's current block (teach.js), else the selected one: its card, or its
-// frame when it is open, as far as it is on screen. Each floating element (the Walk panel, the minimap) has places
-// it may sit, in order of preference (data-place, styled in focus.css); after every change it takes the first
-// place where it does not meet the subject. An aid with no free place hides (the minimap); the Walk panel, which is
-// the lesson itself, keeps its first place. Legends and the zoom sit below the view and cover nothing.
+// the focused block (focus.js), else the selected one (a lesson's step selects what it talks about): its card, or
+// its frame when it is open, as far as it is on screen. Each floating element (the lesson panel, the minimap) has
+// places it may sit, in order of preference (data-place, styled in focus.css); after every change it takes the
+// first place where it does not meet the subject. An aid with no free place hides (the minimap); the lesson panel,
+// which is the lesson itself, keeps its first place. Legends and the zoom sit below the view and cover nothing.
 // And the view pans: when a block is opened or the view changes size (the details dock opening beside it), the
 // selected block's card is scrolled into view, with as much of its opened body as fits.
 
@@ -25,9 +25,7 @@ export function intersect(a, b) {
 /** The subject's rectangle on screen, clipped to the visible part of the view, or null. */
 export function subjectRect(svg, host) {
   const g =
-    svg.querySelector('g.box.focused') ??
-    svg.querySelector('.layer-boxes > g.box.walk-current') ??
-    svg.querySelector('g.box.selected');
+    svg.querySelector('g.box.focused') ?? svg.querySelector('g.box.selected');
   const shape = g && (g.querySelector(':scope > .frame') ?? g.querySelector(':scope > .card > .card-bg'));
   if (!shape) return null;
   const view = host.getBoundingClientRect();
@@ -98,14 +96,15 @@ export function createKeepClear(diagram, store, floats) {
     });
   }
 
-  for (const type of ['trace', 'selection', 'walk']) store.on(type, soon);
+  for (const type of ['trace', 'selection']) store.on(type, soon);
   store.on('expanded', () => soon(true));
   host.addEventListener('scroll', soon);
   // Not on the reader's own scrolling: only a change of the view's size pans.
   new ResizeObserver(() => soon(true)).observe(host);
-  // Focus and the walk mark their block by a class; the body's data-focus says when focus moves.
+  // Focus marks its block by a class; the body's data-focus says when focus moves, data-lesson-shown when a lesson's
+  // step has drawn its view.
   const watch = new MutationObserver(soon);
-  watch.observe(document.body, { attributes: true, attributeFilter: ['data-focus', 'data-walk'] });
+  watch.observe(document.body, { attributes: true, attributeFilter: ['data-focus', 'data-lesson-shown'] });
   // A zoom resizes the drawn SVG; a float shows or hides itself (the minimap, while the U outgrows the view).
   watch.observe(diagram.element, { attributes: true, attributeFilter: ['width', 'height'] });
   for (const { el } of floats) watch.observe(el, { attributes: true, attributeFilter: ['style', 'hidden'] });

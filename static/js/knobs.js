@@ -146,6 +146,8 @@ export function createKnobs(root) {
       h('figcaption', {}, h('b', {}, title), reading ? h('span', { class: 'knob-reading' }, reading) : null));
   }
 
+  let shown = null; // the request whose run is on screen: a lesson's Knobs state
+
   async function run() {
     const body = {
       prompt: caption.value.trim(), seed: Number(seed.value), steps: Number(steps.value), guidance: Number(guidance.value),
@@ -175,6 +177,7 @@ export function createKnobs(root) {
           figure(data.image, 'With the knob', data.reading.text, 'knob-result'),
           figure(x.difference, 'Difference (|a − b| ×2)', null, 'knob-difference')),
         h('p', { class: 'knob-metrics', id: 'knob-metrics' }, ...lines));
+      shown = { prompt: body.prompt, seed: body.seed, steps: body.steps, guidance: body.guidance, interventions: body.interventions };
       const ms = data.timings.total_ms;
       status.textContent = `baseline and knob run: ${ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`}`;
       announce('knobs', 'done');
@@ -273,10 +276,41 @@ export function createKnobs(root) {
   go.addEventListener('click', run);
   sweepGo.addEventListener('click', () => sweep());
   pickKind();
+
+  // An intervention's fields → the control that holds each (cut_skip's blocks are its "Skip into" choice).
+  const FIELD_CONTROL = { weight: 'knob-weight', mode: 'knob-mode', word: 'knob-word', prompt: 'knob-prompt', every: 'knob-every', scale: 'knob-scale' };
+
   return {
     /** Run the ablation sweep with the panel's caption and guidance ('blocks' or 'skips'); the running one if any. */
     sweep,
     /** fn({state: 'running', done, total} | {state: 'done', result} | {state: 'error', message}) on every change. */
     onSweep: (fn) => listeners.add(fn),
+    /** The run on screen as a lesson's Knobs state ({prompt, seed, steps, guidance, interventions: [one]}), or null
+     * when none is shown or the view is scrolled out of sight. */
+    current() {
+      if (!shown || output.hidden) return null;
+      const r = root.getBoundingClientRect();
+      if (r.bottom <= 0 || r.top >= window.innerHeight) return null;
+      return structuredClone(shown);
+    },
+    /** A lesson's Knobs state: the form filled with it (its one intervention's knob and fields), the view shown and
+     * the run made; resolves when it is drawn (or its error shown). */
+    async show(want) {
+      root.scrollIntoView({ block: 'start' });
+      caption.value = want.prompt;
+      for (const [el, key] of [[seed, 'seed'], [steps, 'steps'], [guidance, 'guidance']]) if (want[key] != null) el.value = String(want[key]);
+      const iv = want.interventions[0];
+      kind.value = iv.kind;
+      pickKind();
+      fromStep.value = String(iv.from_step ?? 0);
+      toStep.value = iv.to_step != null ? String(iv.to_step) : '';
+      if (iv.blocks != null) {
+        const id = iv.kind === 'cut_skip' ? 'knob-skip' : 'knob-blocks';
+        root.querySelector(`#${id}`).value = Array.isArray(iv.blocks) ? iv.blocks[0] : iv.blocks;
+      }
+      for (const [key, id] of Object.entries(FIELD_CONTROL)) if (iv[key] != null) root.querySelector(`#${id}`).value = String(iv[key]);
+      if (iv.every != null) root.querySelector('#knob-every-value').textContent = `${iv.every} steps`;
+      await run();
+    },
   };
 }

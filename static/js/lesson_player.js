@@ -1,9 +1,11 @@
 // lesson_player.js — plays a lesson (lessons.js) in Present mode: each step sets the model, size, opened blocks,
-// selection, "Colour by" and compare pair through features.js's applyView (the same path a link takes), or a
-// Generate state, and shows its Markdown text; → / ← step (a question's answer is revealed by the first →), Esc
+// selection, "Colour by" and compare pair through features.js's applyView (the same path a link takes), and a
+// Generate or Knobs state, and shows its Markdown text; → / ← step (a question's answer is revealed by the first →), Esc
 // ends. The step is in the URL (?lesson=…&step=N), so a reload or a shared link lands on it. The "Lessons" menu
 // opens the shipped lessons, a file or an address, and records the current view as a new step of a lesson being
-// written, saved as a file. All text goes in through textContent (markdown.js).
+// written, saved as a file. The skips a step's top-level block saves (down) or takes (up) are marked on the U.
+// The "Walk the tensor" button (teach.js) plays the shipped Walk lesson here. All text goes in through textContent
+// (markdown.js).
 
 import { h } from './dom.js';
 import { renderMarkdown } from './markdown.js';
@@ -11,6 +13,8 @@ import { LessonError, readLesson, stepFromView } from './lessons.js';
 import { announce, when } from './status.js';
 
 const SHIPPED = 'static/lessons/'; // relative to the page: the same address on the server and on a static site
+/** The lesson the "Walk the tensor" button plays. */
+export const WALK_LESSON = `${SHIPPED}walk-the-tensor.json`;
 
 /** Where a lesson's address points, resolved against the page (a relative one names a shipped lesson's folder). */
 function lessonUrl(ref) {
@@ -19,10 +23,13 @@ function lessonUrl(ref) {
 
 /**
  * els: {after} (the button the "Lessons" button goes after); hooks: store, applyView(view, preset, size),
- * currentView(), showGenerate(state) (fills and runs the Generate view; resolves when drawn), setPresenting(on),
- * reveal(path) (scroll the diagram to a module).
+ * currentView(), currentGenerate() / currentKnobs() (the Generate / Knobs state on screen, or null),
+ * showGenerate(state) / showKnobs(state) (fill and run that view; resolve when drawn), setPresenting(on),
+ * reveal(path) (scroll the diagram to a module), diagram (diagram.js: its SVG is where the skips are marked),
+ * onPlaying(ref) (a lesson from address `ref` starts playing; null when none plays).
  */
-export function createLessonPlayer({ after }, { store, applyView, currentView, showGenerate, setPresenting, reveal }) {
+export function createLessonPlayer({ after }, hooks) {
+  const { store, applyView, currentView, currentGenerate, currentKnobs, showGenerate, showKnobs, setPresenting, reveal, diagram, onPlaying } = hooks;
   const { state } = store;
   let lesson = null; // the lesson playing
   let source = null; // its address (for the URL), or null for one from a file or the editor
@@ -61,7 +68,7 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     h('h2', {}, 'Lessons'), list,
     h('label', { class: 'field', for: 'lesson-file' }, 'Open a lesson file ', fileInput), error,
     h('h3', {}, 'Write a lesson'),
-    h('p', { class: 'hint' }, 'Set up the view (model, size, open blocks, selection, Colour by, compare), write what to say, record it.'),
+    h('p', { class: 'hint' }, 'Set up the view (model, size, open blocks, selection, Colour by, compare, a generation or a Knobs run on screen), write what to say, record it.'),
     draftTitle, stepTitle, stepText, h('div', { class: 'lesson-draft-buttons' }, record, playDraft, save, draftCount));
   document.body.append(menu);
 
@@ -118,7 +125,8 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
   }
   record.addEventListener('click', () => {
     const n = draft.steps.length + 1;
-    draft.steps.push(stepFromView(currentView(), { title: stepTitle.value.trim() || `Step ${n}`, text: stepText.value.trim() || '…' }));
+    const words = { title: stepTitle.value.trim() || `Step ${n}`, text: stepText.value.trim() || '…' };
+    draft.steps.push(stepFromView(currentView(), words, currentGenerate?.() ?? null, currentKnobs?.() ?? null));
     stepTitle.value = '';
     stepText.value = '';
     refreshDraft();
@@ -155,7 +163,18 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     }
   }
 
+  // The step goes into the URL a moment after it is shown, not before it is drawn: replaceState cost 15 ms of a
+  // step's 100 (Chromium throttles history updates), and arrowing through steps writes once (as features.js does
+  // with the hash).
+  let urlTimer = null;
+  function writeUrlSoon() {
+    clearTimeout(urlTimer);
+    urlTimer = setTimeout(writeUrl, 150);
+  }
+
   function writeUrl() {
+    clearTimeout(urlTimer);
+    urlTimer = null;
     const q = new URLSearchParams(location.search);
     if (lesson && source) {
       q.set('lesson', source);
@@ -171,6 +190,7 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
   function play(l, ref, step) {
     lesson = l;
     source = ref;
+    onPlaying?.(ref);
     showError(null);
     showMenu(false);
     go(Math.max(0, Math.min(l.steps.length - 1, step)));
@@ -192,7 +212,7 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     prev.disabled = i === 0;
     next.textContent = step.question ? 'Answer ›' : i === lesson.steps.length - 1 ? 'End' : 'Next ›';
     announce('lessonStep', String(i));
-    writeUrl();
+    writeUrlSoon();
     const compare = step.compare ? { preset: step.compare, sameSize: false } : null;
     const shownSize = state.trace?.input?.image_size?.[0] ?? null;
     const sameModel = state.trace && state.preset === step.model && (step.size == null ? state.imageSize == null : shownSize === step.size);
@@ -215,14 +235,38 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     }
     await drawn();
     if (lesson?.steps[at] !== step) return; // the reader stepped on meanwhile
-    // A compare pair or a generation is shown below the diagram: those steps leave Present mode to show it.
-    setPresenting(Boolean(state.trace) && !(step.compare || step.generate));
+    markSkips(step.select ?? null);
+    // A compare pair, a generation or a Knobs run is shown below the diagram: those steps leave Present mode for it.
+    setPresenting(Boolean(state.trace) && !(step.compare || step.generate || step.knobs));
     // After Present mode's refit (a frame away): the selected module in the middle of the view.
     if (step.select) requestAnimationFrame(() => requestAnimationFrame(() => reveal(step.select)));
     if (step.compare) document.getElementById('compare')?.scrollIntoView({ block: 'start' });
     if (step.generate) await showGenerate(step.generate);
+    if (step.knobs && lesson?.steps[at] === step) await showKnobs(step.knobs);
     announce('lessonShown', String(i));
   }
+
+  // ---- the skips of the step's block, marked on the U -----------------------------------------------------------
+  let marked = [];
+  let markedFor = null;
+  /** Marks the skip the top-level block of `path` saves (its output, kept for the way up) and the one it takes. */
+  function markSkips(path) {
+    for (const el of marked) el.classList.remove('lesson-save', 'lesson-take');
+    marked = [];
+    markedFor = path;
+    const top = path == null ? null : state.trace?.blocks.find((b) => path === b.path || path.startsWith(`${b.path}.`))?.path;
+    if (!top) return;
+    const mark = (selector, cls) => {
+      for (const el of diagram.element.querySelectorAll(selector)) {
+        el.classList.add(cls);
+        marked.push(el);
+      }
+    };
+    mark(`g.skip[data-skip-from="${CSS.escape(top)}"]`, 'lesson-save');
+    mark(`g.skip[data-skip-to="${CSS.escape(top)}"]`, 'lesson-take');
+  }
+  // A redraw (a block opened by hand during the step) draws new groups: mark them again.
+  store.on('expanded', () => lesson && markSkips(markedFor));
 
   /** Resolves once the page has drawn what applyView asked for (main.js announces ready after each render). A
    * ready page with no trace could not draw the model (its error is on the page); the step shows its text. */
@@ -247,6 +291,9 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
     if (!lesson) return;
     announce('lessonEnded', finished ? 'finished' : 'closed');
     lesson = null;
+    source = null;
+    onPlaying?.(null);
+    markSkips(null);
     panel.hidden = true;
     document.body.classList.remove('lesson');
     announce('lessonStep', null);
@@ -278,5 +325,11 @@ export function createLessonPlayer({ after }, { store, applyView, currentView, s
       if (ref) openUrl(ref, Math.max(0, (Number(q.get('step')) || 1) - 1));
     },
     play,
+    /** Play the lesson at `ref` from its first step, or end it when it is the one playing (the Walk button). */
+    toggle(ref) {
+      if (lesson && source === ref) end(false);
+      else openUrl(ref, 0);
+    },
+    panel,
   };
 }

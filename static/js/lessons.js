@@ -2,15 +2,17 @@
 // LessonError naming the step and the field; no DOM, no requests. The player (lesson_player.js) shows it.
 //
 // A lesson: {lesson: 1, title, description?, steps: [step, ...]}; a step: {title, model, size?, select?, open?,
-// colour?, compare?, generate?, text, question?, answer?}. Unknown fields are refused (a misspelt "colour" would
+// colour?, compare?, generate?, knobs?, text, question?, answer?}. Unknown fields are refused (a misspelt "colour" would
 // otherwise be dropped without a word), and so is a step that is not what its field says.
 
 import { OVERLAYS } from './config.js';
 
 export const LESSON_VERSION = 1;
 const LESSON_FIELDS = new Set(['lesson', 'title', 'description', 'steps']);
-const STEP_FIELDS = new Set(['title', 'model', 'size', 'select', 'open', 'colour', 'compare', 'generate', 'text', 'question', 'answer']);
+const STEP_FIELDS = new Set(['title', 'model', 'size', 'select', 'open', 'colour', 'compare', 'generate', 'knobs', 'text', 'question', 'answer']);
 const GENERATE_FIELDS = { prompt: 'string', seed: 'number', steps: 'number', guidance: 'number', sampler: 'string', step: 'number' };
+// A Knobs run: the generation it changes and its one intervention (the server checks the intervention's own fields).
+const KNOBS_FIELDS = { prompt: 'string', seed: 'number', steps: 'number', guidance: 'number', interventions: 'object' };
 // "Colour by" keys a lesson may name: the overlays drawn from the trace (the painted ones need a file or a spec).
 const COLOURS = OVERLAYS.filter((o) => !o.external && o.key !== 'time').map((o) => o.key);
 
@@ -53,6 +55,19 @@ function checkStep(raw, i, presets) {
     }
     if (!isText(g.prompt)) fail('generate.prompt', 'must be a caption in the twin\'s words');
   }
+  if (raw.knobs !== undefined) {
+    const k = raw.knobs;
+    if (!k || typeof k !== 'object' || Array.isArray(k)) fail('knobs', 'must be an object ({prompt, seed, steps, guidance, interventions})');
+    for (const [key, value] of Object.entries(k)) {
+      if (!(key in KNOBS_FIELDS)) fail(`knobs.${key}`, `is not a Knobs field (${Object.keys(KNOBS_FIELDS).join(', ')})`);
+      if (typeof value !== KNOBS_FIELDS[key]) fail(`knobs.${key}`, `must be a ${KNOBS_FIELDS[key] === 'object' ? 'list' : KNOBS_FIELDS[key]}`);
+    }
+    if (!isText(k.prompt)) fail('knobs.prompt', 'must be a caption in the twin\'s words');
+    const ivs = k.interventions;
+    if (!Array.isArray(ivs) || ivs.length !== 1 || !ivs[0] || typeof ivs[0] !== 'object' || !isText(ivs[0].kind)) {
+      fail('knobs.interventions', 'must be a list of one intervention ({kind, ...}, as the Knobs view runs it)');
+    }
+  }
   if (raw.question !== undefined && !isText(raw.question)) fail('question', 'must be a non-empty text');
   if (raw.answer !== undefined && !isText(raw.answer)) fail('answer', 'must be a non-empty text');
   if ((raw.question === undefined) !== (raw.answer === undefined)) fail(raw.question === undefined ? 'question' : 'answer', 'comes with an answer (a question and its answer go together)');
@@ -84,13 +99,23 @@ export function readLesson(text, presets = null) {
   return parseLesson(raw, presets);
 }
 
-/** A step made of a view of the page (features.js currentView()): what the editor records. */
-export function stepFromView(view, { title, text }) {
+/** A step made of a view of the page (features.js currentView()), the Generate view's state when a generation is on
+ * screen (generate.js current(), or null) and the Knobs view's when a run is (knobs.js current()): what the editor
+ * records. */
+export function stepFromView(view, { title, text }, generate = null, knobs = null) {
   const step = { title, model: view.preset, text };
   if (view.size) step.size = view.size;
   if (view.selection) step.select = view.selection;
   if (Array.isArray(view.open) && view.open.length) step.open = [...view.open];
   if (view.overlay && COLOURS.includes(view.overlay) && view.overlay !== 'none') step.colour = view.overlay;
   if (view.compare?.preset) step.compare = view.compare.preset;
+  if (generate) {
+    step.generate = {};
+    for (const key of Object.keys(GENERATE_FIELDS)) if (generate[key] != null) step.generate[key] = generate[key];
+  }
+  if (knobs) {
+    step.knobs = {};
+    for (const key of Object.keys(KNOBS_FIELDS)) if (knobs[key] != null) step.knobs[key] = structuredClone(knobs[key]);
+  }
   return step;
 }

@@ -25,7 +25,7 @@ import { explainOnHover } from './glossary.js';
 import { createKeepClear } from './keepclear.js';
 import { createPipelineStrip } from './pipeline-strip.js';
 import { createTeach } from './teach.js';
-import { createLessonPlayer } from './lesson_player.js';
+import { WALK_LESSON, createLessonPlayer } from './lesson_player.js';
 import { MAX_IMAGE_SIZE } from './limits.js';
 import { readUrl } from './urlstate.js';
 import { createWeights, weightsModelKey } from './weights.js';
@@ -241,7 +241,7 @@ store.on('trace', (trace) => {
   timeRadio.disabled = !timed;
   document.querySelector(`input[name="metric"][value="${state.metric}"]`).checked = true;
   $('summary').replaceChildren(summaryList(trace, shownModel().title));
-  if (state.selection && state.walk == null) setDetails(true); // a link that selected a module shows it
+  if (state.selection) setDetails(true); // a link that selected a module shows it
   showDetails();
   drawChartsSoon();
   controlView.show(shownModel().custom, trace); // a control model beside the U, or nothing
@@ -256,7 +256,7 @@ store.on('expanded', () => {
 
 store.on('selection', (path) => {
   diagram.highlight(path);
-  if (path != null && !document.body.classList.contains('presenting') && state.walk == null) setDetails(true);
+  if (path != null && !document.body.classList.contains('presenting')) setDetails(true);
   showDetails();
 });
 
@@ -346,17 +346,15 @@ createDiffusersOpen({ button: $('open-diffusers'), panel: $('diffusers-open') },
   },
 });
 
-const teach = createTeach(
-  { present: $('present'), walk: $('walk'), panel: $('walk-panel') },
-  { store, diagram, getIndex: () => ix, refit: () => requestAnimationFrame(() => (zoom.auto ? zoom.refit() : null)) },
-);
+const teach = createTeach({ present: $('present'), walk: $('walk') }, {
+  store,
+  diagram,
+  getIndex: () => ix,
+  refit: () => requestAnimationFrame(() => (zoom.auto ? zoom.refit() : null)),
+  toggleWalk: () => lessons.toggle(WALK_LESSON),
+});
 // Focus (F, or in Present on opening): one block fills the view, titles 14 px or more; Esc returns to the U.
 createFocus({ button: $('focus') }, { store, diagram, zoom, isPresenting: () => document.body.classList.contains('presenting') });
-// The Walk panel and the minimap move off the block being talked about (the minimap hides when no corner is free).
-createKeepClear(diagram, store, [
-  { el: $('walk-panel'), places: ['bottom', 'top'], hide: false },
-  { el: minimap.element, places: ['bottom-right', 'top-right', 'bottom-left', 'top-left'], hide: true },
-]);
 
 // Where the U sits: the sampling pipeline in the free band of the U's top row (the trace's `pipeline`).
 createPipelineStrip(document.querySelector('.diagram-stage'), { diagram, store });
@@ -404,7 +402,9 @@ async function init() {
   const preset = names.includes(hashPreset) ? hashPreset : fromWeights ?? (names.includes('sd1') ? 'sd1' : names[0]);
   const size = Number(hashSize) > 0 ? Number(hashSize) : null;
   features.applyView(preset === hashPreset ? view : null, preset, size);
-  lessons.openFromUrl(); // ?lesson=…: after the first view, so the lesson's step is what shows
+  // ?lesson=…: after the first view, so the lesson's step is what shows (an old link into the Walk plays its lesson).
+  if (view.walk) lessons.toggle(WALK_LESSON);
+  else lessons.openFromUrl();
 }
 
 // Compare, scaling, "Colour by", search, exports and the URL; after the listeners above, so it sees drawn views.
@@ -419,10 +419,20 @@ const lessons = createLessonPlayer({ after: $('present') }, {
   store,
   applyView: features.applyView,
   currentView: features.currentView,
+  currentGenerate: () => generateView.current(),
+  currentKnobs: () => knobs.current(),
   showGenerate: (want) => generateView.show(want),
+  showKnobs: (want) => knobs.show(want),
   setPresenting: (on) => document.body.classList.contains('presenting') !== on && teach.setPresenting(on),
   reveal: (path) => diagram.scene && diagram.reveal(boxRect(diagram.scene, path)),
+  diagram,
+  onPlaying: (ref) => teach.showWalking(ref === WALK_LESSON),
 });
+// The lesson panel and the minimap move off the block being talked about (the minimap hides when no corner is free).
+createKeepClear(diagram, store, [
+  { el: lessons.panel, places: ['bottom', 'top'], hide: false },
+  { el: minimap.element, places: ['bottom-right', 'top-right', 'bottom-left', 'top-left'], hide: true },
+]);
 probes = createProbes($('probes'), { store, diagram, getIndex: () => ix, renderDiagram, legend: $('probe-legend'), weights });
 createActivations($('activations'), { store, diagram, getIndex: () => ix, weights });
 

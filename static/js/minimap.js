@@ -10,7 +10,8 @@ const MAX_H = 110;
 
 /**
  * The overview of `diagram` (diagram.js: host, element, zoom, scene), placed in `container` (the diagram's panel).
- * draw(scene) after each render; update() after the zoom changed (scrolling and resizing it follows by itself).
+ * draw(scene) after each render; update() after the zoom changed (scrolling and resizing it follows by itself);
+ * both take effect in the next frame.
  */
 export function createMinimap(container, diagram) {
   const svg = el('svg', {
@@ -18,7 +19,9 @@ export function createMinimap(container, diagram) {
     role: 'img',
     'aria-label': 'Overview of the U: the frame is the part on screen',
     'data-field': 'minimap',
+    'data-shown': 'false',
   });
+  svg.style.display = 'none'; // until the first update() finds the U larger than the view
   const blocks = el('g', {});
   const frame = el('rect', { class: 'minimap-view' });
   svg.append(blocks, frame);
@@ -71,7 +74,17 @@ export function createMinimap(container, diagram) {
         }),
       ),
     );
-    update();
+    soon();
+  }
+
+  let queued = false;
+  function soon() {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => {
+      queued = false;
+      update();
+    });
   }
 
   /** Centre the view on the minimap point of a pointer event. */
@@ -91,17 +104,11 @@ export function createMinimap(container, diagram) {
     if (svg.hasPointerCapture(event.pointerId)) panTo(event);
   });
 
-  let queued = false;
-  const soon = () => {
-    if (queued) return;
-    queued = true;
-    requestAnimationFrame(() => {
-      queued = false;
-      update();
-    });
-  };
   diagram.host.addEventListener('scroll', soon);
   new ResizeObserver(soon).observe(diagram.host);
 
-  return { draw, update, element: svg };
+  // update() is asked for by a render, by the zoom and by the scroll, often several times in one task: it runs
+  // once, in the next frame, where it reads the layout the browser computes for that frame anyway (read at once,
+  // after each write, it forced a layout of the whole U each time: a third of a lesson step).
+  return { draw, update: soon, element: svg };
 }

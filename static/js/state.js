@@ -29,7 +29,7 @@ export const NAME_SCHEMES = Object.freeze(['original', 'diffusers', 'lora_diffus
  * Events: 'presets', 'models' (a model from a file added), 'model' (preset or size chosen), 'trace' (a new trace
  * to draw), 'expanded' (with the paths that changed, or null for all), 'selection', 'metric', 'profile', 'error',
  * 'overlay' (the "Colour by" choice), 'compare' (the preset shown beside this one), 'names' (the naming scheme),
- * 'blockweights' (the block-weight spec), 'lora' (a LoRA file opened or closed), 'walk' (the tour's step).
+ * 'blockweights' (the block-weight spec), 'lora' (a LoRA file opened or closed).
  */
 export function createStore() {
   const emitter = createEmitter();
@@ -46,7 +46,6 @@ export function createStore() {
     metric: 'flops',
     overlay: 'none', // the "Colour by" fill of the blocks
     compare: null, // {preset, sameSize} shown beside this model, or null
-    walk: null, // the step of "Walk the tensor" on screen (an index into trace.blocks), or null
     profile: { state: 'idle', phase: '', done: 0, total: 0, error: null },
     error: null,
     // Community names (issue 14): the "Names" scheme the cards speak, the block-weight spec typed (or null), and
@@ -135,14 +134,6 @@ export function createStore() {
       if (JSON.stringify(next) === JSON.stringify(state.compare)) return;
       state.compare = next;
       emitter.emit('compare', next);
-    },
-
-    /** Walk the tensor: show step `step` (null ends the walk). */
-    setWalk(step) {
-      const next = Number.isInteger(step) && step >= 0 ? step : null;
-      if (next === state.walk) return;
-      state.walk = next;
-      emitter.emit('walk', next);
     },
 
     setProfile(patch) {

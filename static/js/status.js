@@ -28,7 +28,6 @@ export const TOPICS = Object.freeze({
   knobs: "'running' | 'done' | 'error': an intervention run",
   sweep: "'running' | 'done' | 'error': an ablation sweep",
   presenting: "'true' | 'false': Present mode",
-  walk: "the Walk step shown, or ''",
   focus: "the focused block's path, or ''",
   pipeline: "'shown' | 'hidden' | 'none': the pipeline strip above the U (hidden: no free room in the view; none: the trace has no pipeline)",
   pipelineStage: "the pipeline stage whose sentence is shown, or ''",

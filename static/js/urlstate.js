@@ -3,9 +3,9 @@
 // The hash keeps the old "#preset@size" form and adds what else is set, as &key=value pairs:
 //   #sdxl-base@1024&open=input_blocks.4,input_blocks.4.1&sel=input_blocks.4.1&color=flops&vs=sd1&vssize=same
 // open: the opened blocks ("*" for every one), sel: the selected module, color: the "Colour by" overlay,
-// vs: the preset compared with, vssize=same: both at this image size, walk: the step of "Walk the tensor".
+// vs: the preset compared with, vssize=same: both at this image size.
 // names: the naming scheme the cards speak (block_id, diffusers, ...), bw: the block-weight spec (IN04-OUT05).
-// Old links ("#sd1", "#sd1@768") still work.
+// Old links ("#sd1", "#sd1@768") still work; one with walk=N (the old tour's step) plays the Walk lesson.
 // Module paths are letters, digits, "_" and ".", so lists stay readable with plain commas.
 
 const ALL = '*';
@@ -36,17 +36,16 @@ export function readUrl(hash) {
     compare: vs ? { preset: vs, sameSize: params.get('vssize') === 'same' } : null,
     names: params.get('names') || null,
     blockWeights: params.get('bw') || null,
-    walk: /^\d+$/.test(params.get('walk') ?? '') ? Number(params.get('walk')) : null,
+    walk: params.has('walk'), // an old link into the Walk tour, which is a lesson now (lesson_player.js)
   };
 }
 
 /**
- * The hash for a view: {preset, size, open (paths, or "*"), selection, overlay, compare, names, blockWeights, walk}. Only what differs
+ * The hash for a view: {preset, size, open (paths, or "*"), selection, overlay, compare, names, blockWeights}. Only what differs
  * from the defaults is written, so an untouched page keeps the short "#sd1@512".
  */
 export function writeUrl({
   preset, size, open = [], selection = null, overlay = 'none', compare = null, names = 'original', blockWeights = null,
-  walk = null,
 }) {
   let hash = `#${encodeURIComponent(preset ?? '')}@${size ?? ''}`;
   const item = (s) => encodeURIComponent(s).replaceAll('%2C', ',');
@@ -60,6 +59,5 @@ export function writeUrl({
   }
   if (names && names !== 'original') hash += `&names=${item(names)}`;
   if (blockWeights) hash += `&bw=${item(blockWeights)}`;
-  if (walk != null) hash += `&walk=${walk}`;
   return hash;
 }
