@@ -124,6 +124,23 @@ def denoise(
     """The denoising loop every sampler here runs: per step, every lane's rows in one UNet call, each lane's
     guidance, one scheduler step for all pictures. `x` is the starting noise (already times `init_noise_sigma`),
     `lanes(i)` says what step i feeds the UNet, `keep` which picture's steps to record (None: none)."""
+    out = Denoised(x)
+    for latest in denoise_steps(sched, x, lanes, call, keep=keep, stop_after=stop_after):
+        out = latest
+    return out
+
+
+def denoise_steps(
+    sched: Any,
+    x: torch.Tensor,
+    lanes: Callable[[int], list[Lane]],
+    call: UNetCall,
+    *,
+    keep: int | None = None,
+    stop_after: int | None = None,
+) -> Iterator[Denoised]:
+    """`denoise` one step at a time: the state after each step (its `images` are the latest x). A caller that
+    must report progress or be cancelled between steps (a checkpoint's run, seconds a step) drives it."""
     prediction = sched.config.prediction_type
     out = Denoised(x)
     for i, t in enumerate(sched.timesteps):
@@ -150,10 +167,10 @@ def denoise(
             noise = noise_of(eps[k], scaled[k], abar_t, prediction)
             out.steps.append(Step(i, round(float(t)), scaled[k], x[k], noise, eps[k], result.pred_original_sample[k]))
         x = result.prev_sample
+        out.images = x
+        yield out
         if stop_after is not None and i >= stop_after:
             break
-    out.images = x
-    return out
 
 
 def halves(guidance: float) -> tuple[bool, bool]:

@@ -9,7 +9,8 @@ from typing import Any
 from ..model import shipped
 from ..report import data_url, reading_dict, render
 from ..sampling import one_thread
-from .run import as_generation, batchable, experiment, macs_report, same_reading
+from .pair import batchable
+from .run import as_generation, experiment, macs_report, same_reading
 from .specs import parse_knobs
 
 

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from ..model import Twin
-from ..sampling import Generation, Lane, Sampler, Step, denoise, initial_noise, scheduler, to_uint8
+from ..sampling import Generation, Sampler, Step, denoise, initial_noise, scheduler, to_uint8
 from .hooks import Knobs, macs_per_call
 from .metrics import difference_picture, mse, ssim
+from .pair import Captions, PairRun, cond_rows
 from .specs import Knob
 
 
@@ -35,40 +36,6 @@ class Run:
     full_calls: int = 0
     shallow_calls: int = 0
     rows: int = 1  # UNet rows per picture a step: 2 with guidance (negative and caption), else 1
-
-
-class Captions:
-    """What one lane of pictures sees on each step under its knobs: the captions (swapped from a step on, or not),
-    the negatives, the guidance scale. Every caption's context is encoded on its own and kept, so a knob that
-    changes nothing (a caption swapped for itself) gives the same numbers."""
-
-    def __init__(self, model: Twin, state: Knobs, prompts: list[str], negative: str, guidance: float,
-                 steps: int) -> None:  # fmt: skip
-        self.model, self.state, self.prompts, self.negative = model, state, prompts, negative
-        self.contexts: dict[str, torch.Tensor] = {}
-        self.scales = []
-        for i in range(steps):
-            state.step = i
-            found = state.active("guidance")
-            self.scales.append(found[-1].scale if found else guidance)
-
-    def halves(self) -> tuple[bool, bool]:
-        """Whether any step needs the negatives' rows, the captions' rows (fixed for the run: the rows stay put)."""
-        return any(g != 1.0 for g in self.scales), any(g != 0.0 for g in self.scales)
-
-    def _ctx(self, caption: str) -> torch.Tensor:
-        if caption not in self.contexts:
-            self.contexts[caption] = self.model.context([caption])
-        return self.contexts[caption]
-
-    def lane(self, i: int, uncond: bool, cond: bool) -> Lane:
-        self.state.step = i
-        n = len(self.prompts)
-        swapped, negatived = self.state.active("swap_prompt"), self.state.active("negative")
-        captions = [swapped[-1].prompt] * n if swapped else self.prompts
-        negatives = [negatived[-1].prompt if negatived else self.negative] * n
-        rows = (negatives if uncond else []) + (captions if cond else [])
-        return Lane(n, torch.cat([self._ctx(c) for c in rows]), uncond, cond, self.scales[i])
 
 
 @torch.inference_mode()
@@ -89,10 +56,9 @@ def sample(
     sched = scheduler(sampler, model.schedule)
     sched.set_timesteps(steps)
     state = Knobs(model.unet, knobs or [])
-    lanes = Captions(model, state, prompts, negative, guidance, steps)
+    lanes = Captions(lambda c: model.context([c]), state, prompts, negative, guidance, steps)
     uncond, cond = lanes.halves()
-    # The rows whose caption a token_weight knob reweights: the second half with guidance, else all or none.
-    state.cond_rows = slice(n, 2 * n) if uncond and cond else slice(None) if cond else slice(0)
+    state.cond_rows = cond_rows(uncond, cond, n)
     x = torch.cat([initial_noise(s) for s in seeds]) * sched.init_noise_sigma
     with state.installed():
         done = denoise(sched, x, lambda i: [lanes.lane(i, uncond, cond)], state.unet_call,
@@ -100,13 +66,6 @@ def sample(
     return Run(done.images, done.steps, done.unet_calls, state.full_calls, state.shallow_calls, int(uncond) + int(cond))
 
 
-def batchable(knobs: list[Knob]) -> bool:
-    """Whether the baseline can ride in the knob run's batch: every knob but the cache acts on chosen rows; the
-    cache replaces whole UNet calls by shallow ones, which cannot be done for half a batch."""
-    return not any(k.kind == "cache" for k in knobs)
-
-
-@torch.inference_mode()
 def sample_pair(
     model: Twin,
     prompt: str,
@@ -118,30 +77,27 @@ def sample_pair(
     negative: str = "",
     sampler: Sampler = "ddim",
 ) -> tuple[Run, Run]:
-    """(baseline, knob run) of one seed in one loop: each step is one UNet call on the batch [baseline's rows,
-    knob run's rows], the hooks acting on the second lane's rows only, each lane with its own captions and
-    guidance. A row's numbers depend on the batch it runs in only through float rounding (the kernels may block a
-    batch of four differently from a batch of two), so the knob picture equals `sample`'s to rounding; the two
-    lanes of one batch run the same kernels, so a neutral knob gives the baseline lane bit for bit."""
-    if not batchable(knobs):
-        raise ValueError("a cache knob skips whole UNet calls: run the baseline on its own (`sample`)")
-    sched = scheduler(sampler, model.schedule)
-    sched.set_timesteps(steps)
-    state = Knobs(model.unet, knobs)
-    base = Captions(model, Knobs(model.unet, []), [prompt], negative, guidance, steps)
-    knob = Captions(model, state, [prompt], negative, guidance, steps)
-    # One row layout for both lanes (the union of what either needs), so a lane's rows stay put from step to step.
-    (bu, bc), (ku, kc) = base.halves(), knob.halves()
-    uncond, cond = bu or ku, bc or kc
-    per = int(uncond) + int(cond)
-    state.rows = slice(per, 2 * per)  # the knob lane's rows: the hooks leave the baseline's alone
-    state.cond_rows = slice(2 * per - 1, 2 * per) if cond else slice(0)
-    x = initial_noise(seed).repeat(2, 1, 1, 1) * sched.init_noise_sigma
-    with state.installed():
-        done = denoise(sched, x, lambda i: [base.lane(i, uncond, cond), knob.lane(i, uncond, cond)],
-                       state.unet_call, keep=1)  # fmt: skip
-    calls = done.unet_calls
-    return Run(done.images[:1], [], calls, calls, 0, per), Run(done.images[1:], done.steps, calls, calls, 0, per)
+    """(baseline, knob run with its picture's steps) of one seed (pair.PairRun). Batched, a row's numbers depend
+    on the batch it runs in only through float rounding (the kernels may block a batch of four differently from a
+    batch of two), so the knob picture equals `sample`'s to rounding; the two lanes of one batch run the same
+    kernels, so a neutral knob gives the baseline lane bit for bit. With a cache knob each is `sample`'s exactly."""
+
+    def sched():  # type: ignore[no-untyped-def]
+        made = scheduler(sampler, model.schedule)
+        made.set_timesteps(steps)
+        return made
+
+    pair = PairRun(model.unet, lambda c: model.context([c]), sched, initial_noise(seed), prompt=prompt,
+                   negative=negative, guidance=guidance, steps=steps, knobs=knobs)  # fmt: skip
+    base, knob = pair.finish()
+    plain, state = pair.plain, pair.state
+    if pair.batched:  # one loop: every call full, and the same calls for both
+        n = knob.unet_calls
+        return Run(base.images, [], n, n, 0, pair.rows), Run(knob.images, knob.steps, n, n, 0, pair.rows)
+    return (
+        Run(base.images, [], base.unet_calls, plain.full_calls, plain.shallow_calls, pair.base_rows),
+        Run(knob.images, knob.steps, knob.unet_calls, state.full_calls, state.shallow_calls, pair.rows),
+    )
 
 
 def same_reading(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -190,20 +146,12 @@ def experiment(
     negative: str = "",
     sampler: Sampler = "ddim",
 ) -> tuple[Run, Run, Comparison, dict[str, float]]:
-    """(baseline run, knob run with its first picture's steps, their comparison, timings in ms). The baseline
-    rides in the knob run's batch (`sample_pair`) unless a cache knob forbids it; then it runs first, alone."""
+    """(baseline run, knob run with its picture's steps, their comparison, timings in ms). The baseline rides in
+    the knob run's batch (`sample_pair`) unless a cache knob forbids it; then it runs first, alone."""
     started = time.perf_counter()
-    kwargs: dict[str, Any] = {"steps": steps, "guidance": guidance, "negative": negative, "sampler": sampler}
-    if batchable(knobs):
-        base, run = sample_pair(model, prompt, seed, knobs, **kwargs)
-        timings = {"sampling_ms": round((time.perf_counter() - started) * 1e3, 1)}
-    else:
-        base = sample(model, [prompt], [seed], **kwargs)
-        mid = time.perf_counter()
-        run = sample(model, [prompt], [seed], knobs=knobs, keep_steps=True, **kwargs)
-        done = time.perf_counter()
-        timings = {"baseline_ms": round((mid - started) * 1e3, 1), "intervention_ms": round((done - mid) * 1e3, 1),
-                   "sampling_ms": round((done - started) * 1e3, 1)}  # fmt: skip
+    base, run = sample_pair(model, prompt, seed, knobs, steps=steps, guidance=guidance, negative=negative,
+                            sampler=sampler)  # fmt: skip
+    timings = {"sampling_ms": round((time.perf_counter() - started) * 1e3, 1)}
     return base, run, compare(to_uint8(base.images), to_uint8(run.images)), timings
 
 
