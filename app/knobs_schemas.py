@@ -62,7 +62,9 @@ class InterventionRequest(BaseModel):
     seed: Seed = 0
     steps: int = Field(20, ge=1, le=50, description="DDIM steps (a step is seconds of CPU on a real checkpoint)")
     guidance: float = Field(7.5, ge=0, le=20, description="classifier-free guidance scale")
-    image_size: tuple[int, int] = Field((256, 256), description="[height, width] in pixels, multiples of 8")
+    image_size: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        [256, 256], min_length=2, max_length=2, description="[height, width] in pixels, multiples of 8"
+    )
     interventions: list[dict[str, Any]] = Field(min_length=1, max_length=8, description="as /api/generate's")
 
 
