@@ -387,6 +387,7 @@ async function init() {
     return;
   }
   const fromWeights = await loadWeights();
+  knobs.offerCheckpoint(weights.info); // the Knobs panel runs on the server's checkpoint too, when it has one
   // "#sdxl-base@1024" picks the model and size; otherwise the weights file's model, or SD 1.x at its reference size.
   // The rest of the view in the link (opened blocks, selection, overlay, compare): urlstate.js, features.js.
   const view = readUrl(location.hash);
@@ -404,7 +405,7 @@ const features = createFeatures({ store, diagram, getIndex: () => ix, traceCache
 
 // The "Activations" panel (issue 16): the catalog of points tied to the U, and captures of one real forward.
 const generateView = createGenerate($('generate'));
-createKnobs($('knobs'));
+const knobs = createKnobs($('knobs'));
 // Lessons (issue 27): played in Present mode through the same path a link takes (features.applyView).
 const lessons = createLessonPlayer({ after: $('present') }, {
   store,
