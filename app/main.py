@@ -30,6 +30,7 @@ from app.routes import (
     diffusers_names,
     docs,
     health,
+    interventions,
     knobs,
     lora,
     names,
@@ -121,6 +122,7 @@ def create_app() -> FastAPI:
         lora,
         twin,
         knobs,
+        interventions,
         probes,
     )
     for module in (*routers, activations, docs, pages):

@@ -9,7 +9,7 @@ import torch
 from sdunet_core.twin import shipped, world
 from sdunet_core.twin.knobs import KnobError, compare, parse_knobs, sample
 from sdunet_core.twin.knobs.hooks import macs_per_call
-from sdunet_core.twin.knobs.run import same_reading
+from sdunet_core.twin.knobs.run import same_reading, sample_pair
 from sdunet_core.twin.report import reading_dict
 from sdunet_core.twin.sampling import generate, one_thread, to_uint8
 
@@ -67,6 +67,34 @@ def test_every_knob_away_from_neutral_changes_the_picture(model, baseline, spec)
     knobs = parse_knobs([spec], prompt=PROMPT, steps=STEPS, config=model.unet.config)
     with one_thread():
         assert not torch.equal(sample(model, [PROMPT], [3], steps=STEPS, knobs=knobs).images, baseline)
+
+
+PAIRED = [s for s in NEUTRAL if s["kind"] != "cache"]  # the cache cannot skip for half a batch: it runs alone
+
+
+@pytest.mark.parametrize("spec", PAIRED, ids=[s["kind"] for s in PAIRED])
+def test_in_one_batch_a_neutral_knob_gives_the_baseline_lane_bit_for_bit(model, spec):
+    knobs = parse_knobs([spec], prompt=PROMPT, steps=STEPS, config=model.unet.config)
+    with one_thread():
+        base, run = sample_pair(model, PROMPT, 3, knobs, steps=STEPS)
+    assert torch.equal(base.images, run.images)
+
+
+# A row's numbers depend on its batch's size through float rounding only (measured: at most 1.2e-5 after 8 steps,
+# pixel values in -1..1); 1e-3 is an eighth of one level of the 0..255 picture.
+PAIR_TOLERANCE = 1e-3
+
+
+@pytest.mark.parametrize("spec", [s for s in CHANGING if s["kind"] != "cache"], ids=lambda s: s["kind"])
+def test_in_one_batch_the_knob_lane_is_the_separate_run_to_rounding(model, baseline, spec):
+    knobs = parse_knobs([spec], prompt=PROMPT, steps=STEPS, config=model.unet.config)
+    with one_thread():
+        base, run = sample_pair(model, PROMPT, 3, knobs, steps=STEPS)
+        alone = sample(model, [PROMPT], [3], steps=STEPS, knobs=knobs, keep_steps=True)
+    assert (base.images - baseline).abs().max() < PAIR_TOLERANCE
+    assert (run.images - alone.images).abs().max() < PAIR_TOLERANCE
+    assert not torch.equal(run.images, base.images)  # the knob acted on its lane and left the baseline's alone
+    assert len(run.steps) == STEPS and (run.steps[-1].x0 - alone.steps[-1].x0).abs().max() < PAIR_TOLERANCE
 
 
 def test_hooks_are_removed_after_a_run(model):

@@ -1,4 +1,5 @@
-"""The capture child process: keeps the last model it built and answers ("capture" | "export", job) messages.
+"""The capture child process: keeps the last model it built and answers ("capture" | "export", job) messages, and
+the twin's ("generate" | "warm" | "ablate") and a checkpoint knob run's ("intervene") steps.
 
 Replies: ("ok", result), ("input", field, reason) for an input the capture refused, ("error", reason) otherwise.
 One model at a time is kept (a new one replaces it), so the process holds at most one UNet's weights.
@@ -50,6 +51,10 @@ def handle(op: str, job: dict[str, Any], cache: dict[str, Any]) -> Any:
 
         return child_step(job)
     explorer = _explorer(job, cache)
+    if op == "intervene":  # one message of a knob run on the server's checkpoint (app/workers/interventions.py)
+        from sdunet_core.activations.interventions import child_step
+
+        return child_step(explorer, job)
     spec = CaptureSpec(**{**job["spec"], "sample_size": tuple(job["spec"]["sample_size"])})
     if op == "export":
         from safetensors.torch import save_file

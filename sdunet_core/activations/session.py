@@ -63,6 +63,11 @@ class Outcome:
     kept: frozenset[str] = frozenset()
 
 
+def latent_factor(config: UNetConfig) -> int:
+    """Image pixels per latent pixel: the preset's when the config is one, else SD's 8."""
+    return next((p.latent_factor for p in PRESETS.values() if p.config == config), 8)
+
+
 class Explorer:
     """A UNet ready for captures, with the checkpoint's VAE and text encoder(s) when it has them."""
 
@@ -79,8 +84,7 @@ class Explorer:
         self.latent_source = None  # what a picture becomes without a VAE: a stand-in latent, or (twin) the pixels
         self.schedule: dict | None = None  # how an image is noised: SD's schedule unless a model states its own
         self.default_sample = (64, 64)  # the latent size when a capture names none
-        # Image pixels per latent pixel: the preset's when the config is one, else SD's 8.
-        self.latent_factor = next((p.latent_factor for p in PRESETS.values() if p.config == config), 8)
+        self.latent_factor = latent_factor(config)
 
     def to(self, device: str | torch.device) -> Explorer:
         """Run the UNet on `device` (a GPU, say); the VAE and text encoders stay on the CPU, they run once."""

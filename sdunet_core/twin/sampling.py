@@ -83,6 +83,107 @@ def initial_noise(seed: int) -> torch.Tensor:
     return torch.randn((1, 3, IMAGE_SIZE, IMAGE_SIZE), generator=torch.Generator().manual_seed(seed))
 
 
+@dataclass
+class Lane:
+    """A group of `n` pictures in one step's batch: the captions they see and the guidance that combines them.
+
+    Its rows are the negatives' (when `uncond`) and then the captions' (when `cond`), n each, as classifier-free
+    guidance batches them; `context` holds exactly those rows. Two lanes in one batch are two experiments' pictures
+    (a baseline and its intervened twin) sharing every UNet call."""
+
+    n: int
+    context: torch.Tensor  # [rows, tokens, width]
+    uncond: bool
+    cond: bool
+    guidance: float
+
+    @property
+    def rows(self) -> int:
+        return self.n * (int(self.uncond) + int(self.cond))
+
+    def combine(self, out: torch.Tensor) -> torch.Tensor:
+        """The guided output of the lane's pictures from its rows' outputs: ε̂_u + g (ε̂_c − ε̂_u), or one half
+        alone where g is 0 or 1 (so a step at g = 1 is the caption's output exactly, not a rounded blend)."""
+        if not (self.uncond and self.cond):
+            return out
+        uncond, cond = out[: self.n], out[self.n :]
+        g = self.guidance
+        return uncond if g == 0.0 else cond if g == 1.0 else uncond + g * (cond - uncond)
+
+
+@dataclass
+class Denoised:
+    images: torch.Tensor  # [N, 3, 32, 32]: every lane's pictures, in lane order
+    steps: list[Step] = field(default_factory=list)  # the kept picture's steps
+    unet_calls: int = 0
+
+
+def denoise(
+    sched: Any,
+    x: torch.Tensor,
+    lanes: Callable[[int], list[Lane]],
+    call: UNetCall,
+    *,
+    keep: int | None = None,
+    stop_after: int | None = None,
+) -> Denoised:
+    """The denoising loop every sampler here runs: per step, every lane's rows in one UNet call, each lane's
+    guidance, one scheduler step for all pictures. `x` is the starting noise (already times `init_noise_sigma`),
+    `lanes(i)` says what step i feeds the UNet, `keep` which picture's steps to record (None: none)."""
+    out = Denoised(x)
+    for latest in denoise_steps(sched, x, lanes, call, keep=keep, stop_after=stop_after):
+        out = latest
+    return out
+
+
+def denoise_steps(
+    sched: Any,
+    x: torch.Tensor,
+    lanes: Callable[[int], list[Lane]],
+    call: UNetCall,
+    *,
+    keep: int | None = None,
+    stop_after: int | None = None,
+) -> Iterator[Denoised]:
+    """`denoise` one step at a time: the state after each step (its `images` are the latest x). A caller that
+    must report progress or be cancelled between steps (a checkpoint's run, seconds a step) drives it."""
+    prediction = sched.config.prediction_type
+    out = Denoised(x)
+    for i, t in enumerate(sched.timesteps):
+        plan = lanes(i)
+        scaled = sched.scale_model_input(x, t)
+        parts, at = [], 0
+        for lane in plan:  # each picture once per half it is guided with
+            parts.append(scaled[at : at + lane.n].repeat(lane.rows // lane.n, 1, 1, 1))
+            at += lane.n
+        x_in = parts[0] if len(parts) == 1 else torch.cat(parts)
+        context = plan[0].context if len(plan) == 1 else torch.cat([lane.context for lane in plan])
+        # DDIM's timesteps are whole numbers (int64) and Euler's are not: each goes to the UNet as it is.
+        raw = call(i, round(float(t)), x_in, t.expand(x_in.shape[0]), context)
+        out.unet_calls += 1
+        guided, at = [], 0
+        for lane in plan:
+            guided.append(lane.combine(raw[at : at + lane.rows]))
+            at += lane.rows
+        eps = guided[0] if len(guided) == 1 else torch.cat(guided)
+        result = sched.step(eps, t, x)
+        if keep is not None:  # eps is the guided output; ε̂ is what it implies (itself for an ε-prediction model)
+            k = slice(keep, keep + 1)
+            abar_t = float(sched.alphas_cumprod[round(float(t))])
+            noise = noise_of(eps[k], scaled[k], abar_t, prediction)
+            out.steps.append(Step(i, round(float(t)), scaled[k], x[k], noise, eps[k], result.pred_original_sample[k]))
+        x = result.prev_sample
+        out.images = x
+        yield out
+        if stop_after is not None and i >= stop_after:
+            break
+
+
+def halves(guidance: float) -> tuple[bool, bool]:
+    """Which captions the UNet must see for a guidance scale: both, or only the one whose weight is not zero."""
+    return guidance != 1.0, guidance != 0.0
+
+
 @torch.inference_mode()
 def generate_many(
     model: Twin,
@@ -100,15 +201,11 @@ def generate_many(
     """
     sched = scheduler(sampler, model.schedule)
     sched.set_timesteps(steps)
-    n = len(prompts)
-    context = model.context(["" for _ in prompts] + list(prompts))
+    # Both halves at every scale, as the gates were measured (at guidance 1 with empty captions, as
+    # `evaluate.unconditional` asks, both halves are the same rows and the guided output is either).
+    lane = Lane(len(prompts), model.context([""] * len(prompts) + list(prompts)), True, True, guidance)
     x = torch.cat([initial_noise(s) for s in seeds]) * sched.init_noise_sigma
-    for t in sched.timesteps:
-        x_in = sched.scale_model_input(x, t).repeat(2, 1, 1, 1)
-        eps_all = model.unet(x_in, t.expand(2 * n), context)
-        eps = eps_all[:n] + guidance * (eps_all[n:] - eps_all[:n])
-        x = sched.step(eps, t, x).prev_sample
-    return x
+    return denoise(sched, x, lambda _i: [lane], lambda _i, _t, xin, tt, ctx: model.unet(xin, tt, ctx)).images
 
 
 @contextmanager
@@ -140,34 +237,12 @@ def generate(
     """Sample one picture for `prompt` (every step recorded when `keep_steps`)."""
     sched = scheduler(sampler, model.schedule)
     sched.set_timesteps(steps)
-    prediction = sched.config.prediction_type
-    # Which captions the UNet sees each step: both for guidance, else only the one whose weight is not zero.
-    if guidance == 1.0:
-        captions = [prompt]
-    elif guidance == 0.0:
-        captions = [negative]
-    else:
-        captions = [negative, prompt]
-    context = model.context(captions)
-    x = initial_noise(seed) * sched.init_noise_sigma
-    out = Generation(prompt, negative, seed, guidance, sampler, x)
+    uncond, cond = halves(guidance)
+    lane = Lane(1, model.context([negative] * uncond + [prompt] * cond), uncond, cond, guidance)
     call = unet_call or (lambda _i, _t, xin, tt, ctx: model.unet(xin, tt, ctx))
-    for i, t in enumerate(sched.timesteps):
-        x_in = sched.scale_model_input(x, t).expand(len(captions), -1, -1, -1)
-        tt = t.expand(len(captions)).to(torch.long) if sampler == "ddim" else t.expand(len(captions))
-        eps_all = call(i, round(float(t)), x_in, tt, context)
-        out.unet_calls += 1
-        guided = eps_all[-1:] if len(captions) == 1 else eps_all[:1] + guidance * (eps_all[1:] - eps_all[:1])
-        result = sched.step(guided, t, x)
-        if keep_steps:
-            abar_t = float(sched.alphas_cumprod[round(float(t))])
-            eps = noise_of(guided, x_in[:1], abar_t, prediction)
-            out.steps.append(Step(i, round(float(t)), x_in[:1], x, eps, guided, result.pred_original_sample))
-        x = result.prev_sample
-        if stop_after is not None and i >= stop_after:
-            break
-    out.image = x
-    return out
+    x = initial_noise(seed) * sched.init_noise_sigma
+    run = denoise(sched, x, lambda _i: [lane], call, keep=0 if keep_steps else None, stop_after=stop_after)
+    return Generation(prompt, negative, seed, guidance, sampler, run.images, run.steps, run.unet_calls)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

@@ -237,3 +237,15 @@ export function getProbes(id) {
 export function correspondence(body) {
   return request('POST', '/api/correspondence', body);
 }
+
+// ---- knobs on the server's checkpoint (issue 26): a job, like a probe run ----------------------------------------
+
+/** POST /api/interventions → 202 {id, state, progress}: the knobs on the server's --weights model, queued. */
+export function startIntervention(body) {
+  return request('POST', '/api/interventions', body);
+}
+
+/** GET /api/interventions/{id} → {state, progress: {phase, done, total}, error, result}. */
+export function getIntervention(id) {
+  return request('GET', `/api/interventions/${encodeURIComponent(id)}`);
+}

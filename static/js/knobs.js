@@ -6,6 +6,7 @@
 
 import * as api from './api.js';
 import { h } from './dom.js';
+import { createModelChoice, runOnCheckpoint } from './knobs_checkpoint.js';
 import { announce } from './status.js';
 
 // One sentence per knob: what it does here, and what the real model (SD) does at that place.
@@ -61,8 +62,10 @@ function input(id, attrs) {
   return h('input', { id, autocomplete: 'off', spellcheck: 'false', ...attrs });
 }
 
-/** root: the <section id="knobs">. */
+/** root: the <section id="knobs">. Returns { offerCheckpoint(weightsInfo | null) }: main.js calls it once it has
+ * read the server's weights file, and the panel then offers "server checkpoint" as the model. */
 export function createKnobs(root) {
+  const choice = createModelChoice();
   const caption = input('knob-caption', { type: 'text', value: 'a large red circle at the top left on a black background' });
   const seed = input('knob-seed', { type: 'number', min: 0, max: 2147483647, step: 1, value: 0 });
   const steps = input('knob-steps', { type: 'number', min: 2, max: 200, step: 1, value: 50 });
@@ -148,38 +151,60 @@ export function createKnobs(root) {
 
   let shown = null; // the request whose run is on screen: a lesson's Knobs state
 
+  // One shape for both models' answers: the twin's /api/generate (with its readings) and a checkpoint job's result.
+  function fromTwin(data) {
+    const x = data.experiment;
+    return { ...x, image: data.image, reading: data.reading.text, baselineReading: x.baseline_reading.text, ms: data.timings.total_ms };
+  }
+
+  function fromCheckpoint(r) {
+    return { ...r, same_reading: null, reading: null, baselineReading: null, macs: null, ms: r.timings.total_ms };
+  }
+
+  function show(x) {
+    const same = x.same_reading == null
+      ? h('span', { id: 'knob-same', class: 'none', title: x.verdict_reason }, 'no reader’s verdict on a checkpoint’s pictures')
+      : h('span', { id: 'knob-same', class: x.same_reading ? 'same' : 'changed' },
+        x.same_reading ? 'the reader sees the same' : 'the reader’s verdict changed');
+    const lines = [
+      h('span', { id: 'knob-ssim' }, `SSIM ${x.ssim.toFixed(3)}`), ' · ',
+      h('span', { id: 'knob-mse' }, `MSE ${x.mse.toFixed(4)}`), ' · ', same,
+    ];
+    if (x.macs) {
+      lines.push(' · ', h('span', { id: 'knob-macs' },
+        `UNet MACs saved ${(100 * x.macs.saved_fraction).toFixed(0)} % (${x.macs.full_calls} full, ${x.macs.shallow_calls} shallow calls)`));
+    }
+    output.hidden = false;
+    output.replaceChildren(
+      h('div', { class: 'knob-figures' },
+        figure(x.baseline, 'Baseline (same seed)', x.baselineReading, 'knob-baseline'),
+        figure(x.image, 'With the knob', x.reading, 'knob-result'),
+        figure(x.difference, 'Difference (|a − b| ×2)', null, 'knob-difference')),
+      h('p', { class: 'knob-metrics', id: 'knob-metrics' }, ...lines));
+    status.textContent = `baseline and knob run: ${x.ms < 1000 ? `${Math.round(x.ms)} ms` : `${(x.ms / 1000).toFixed(1)} s`}`;
+  }
+
   async function run() {
     const body = {
       prompt: caption.value.trim(), seed: Number(seed.value), steps: Number(steps.value), guidance: Number(guidance.value),
-      interventions: [intervention()], return: ['x0'],
+      interventions: [intervention()],
     };
     go.disabled = true;
     status.textContent = 'Running the baseline and the knob…';
     showError(null);
     announce('knobs', 'running');
     try {
-      const data = await api.generate(body);
-      const x = data.experiment;
-      const same = x.same_reading ? 'the reader sees the same' : 'the reader’s verdict changed';
-      const lines = [
-        h('span', { id: 'knob-ssim' }, `SSIM ${x.ssim.toFixed(3)}`), ' · ',
-        h('span', { id: 'knob-mse' }, `MSE ${x.mse.toFixed(4)}`), ' · ',
-        h('span', { id: 'knob-same', class: x.same_reading ? 'same' : 'changed' }, same),
-      ];
-      if (x.macs) {
-        lines.push(' · ', h('span', { id: 'knob-macs' },
-          `UNet MACs saved ${(100 * x.macs.saved_fraction).toFixed(0)} % (${x.macs.full_calls} full, ${x.macs.shallow_calls} shallow calls)`));
+      if (choice.model === 'checkpoint') {
+        const result = await runOnCheckpoint({ ...body, image_size: choice.imageSize }, (snap) => {
+          const p = snap.progress;
+          status.textContent = snap.state === 'queued' ? 'queued' : `${p.phase}${p.total ? `: ${p.done} of ${p.total} steps` : ''}`;
+        });
+        show(fromCheckpoint(result));
+        shown = null; // a lesson's Knobs state is the twin's: a checkpoint is the server's own file
+      } else {
+        show(fromTwin(await api.generate({ ...body, return: ['x0'] })));
+        shown = { prompt: body.prompt, seed: body.seed, steps: body.steps, guidance: body.guidance, interventions: body.interventions };
       }
-      output.hidden = false;
-      output.replaceChildren(
-        h('div', { class: 'knob-figures' },
-          figure(x.baseline, 'Baseline (same seed)', x.baseline_reading.text, 'knob-baseline'),
-          figure(data.image, 'With the knob', data.reading.text, 'knob-result'),
-          figure(x.difference, 'Difference (|a − b| ×2)', null, 'knob-difference')),
-        h('p', { class: 'knob-metrics', id: 'knob-metrics' }, ...lines));
-      shown = { prompt: body.prompt, seed: body.seed, steps: body.steps, guidance: body.guidance, interventions: body.interventions };
-      const ms = data.timings.total_ms;
-      status.textContent = `baseline and knob run: ${ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`}`;
       announce('knobs', 'done');
     } catch (e) {
       showError(e);
@@ -262,11 +287,11 @@ export function createKnobs(root) {
 
   root.replaceChildren(
     h('div', { class: 'act-head' }, h('h2', {}, 'Knobs'), status),
-    h('p', { class: 'hint' }, 'Change one thing in the twin’s forward pass, run the same seed, and compare. ',
+    h('p', { class: 'hint' }, 'Change one thing in the twin’s forward pass (or the server’s checkpoint’s, when it has one), run the same seed, and compare. ',
       'The baseline is the same caption and seed with nothing changed.'),
     h('div', { class: 'gen-form knob-form' },
       h('label', { class: 'field gen-caption-field', for: 'knob-caption' }, 'Caption ', caption),
-      field('Seed', seed), field('Steps', steps), field('Guidance', guidance)),
+      field('Seed', seed), field('Steps', steps), field('Guidance', guidance), choice.element),
     h('div', { class: 'gen-form knob-form' }, field('Knob', kind), params, field('From step', fromStep), field('to', toStep), go),
     says, error, output,
     h('div', { class: 'knob-sweep-head' }, h('h3', {}, 'Remove each in turn'), field('Remove', sweepWhat), sweepGo, sweepStatus),
@@ -281,6 +306,8 @@ export function createKnobs(root) {
   const FIELD_CONTROL = { weight: 'knob-weight', mode: 'knob-mode', word: 'knob-word', prompt: 'knob-prompt', every: 'knob-every', scale: 'knob-scale' };
 
   return {
+    /** Offer the server's checkpoint as a model (knobs_checkpoint.js), when GET /api/weights reports one. */
+    offerCheckpoint: choice.offer,
     /** Run the ablation sweep with the panel's caption and guidance ('blocks' or 'skips'); the running one if any. */
     sweep,
     /** fn({state: 'running', done, total} | {state: 'done', result} | {state: 'error', message}) on every change. */

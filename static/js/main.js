@@ -393,6 +393,7 @@ async function init() {
     return;
   }
   const fromWeights = await loadWeights();
+  knobs.offerCheckpoint(weights.info); // the Knobs panel runs on the server's checkpoint too, when it has one
   // "#sdxl-base@1024" picks the model and size; otherwise the weights file's model, or SD 1.x at its reference size.
   // The rest of the view in the link (opened blocks, selection, overlay, compare): urlstate.js, features.js.
   const view = readUrl(location.hash);

@@ -26,6 +26,7 @@ export const TOPICS = Object.freeze({
   look: "'done' | 'error': activations of a generation step",
   twin: "'ready' | 'error': the twin's record was read",
   knobs: "'running' | 'done' | 'error': an intervention run",
+  knobsModels: "'twin' | 'twin+checkpoint': the models the Knobs panel offers (the server's weights read)",
   sweep: "'running' | 'done' | 'error': an ablation sweep",
   presenting: "'true' | 'false': Present mode",
   focus: "the focused block's path, or ''",

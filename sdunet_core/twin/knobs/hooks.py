@@ -13,7 +13,9 @@ The model's code stays as it is. Each knob acts through the part of the forward 
 - `cache`: on steps between recomputations the UNet call is replaced by a shallow forward (the outermost input
   block, the outermost output block and the head) that takes the deep branch's feature from the last full step.
 
-Every hook reads the step it is on from `Knobs.step`, which the sampling loop sets before each UNet call.
+Every hook reads the step it is on from `Knobs.step`, which the sampling loop sets before each UNet call, and
+acts on the batch rows `Knobs.rows` (all by default; the knob lane's when a baseline shares the batch): the other
+rows pass through untouched (multiplied by exactly 1, or copied).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ class Knobs:
         self.unet = unet
         self.knobs = knobs
         self.step = 0
-        self.cond_rows = slice(None)  # the batch rows that carry the caption (not the negative / empty one)
+        self.rows = slice(None)  # the batch rows the knobs act on (a baseline lane's rows are left alone)
+        self.cond_rows = slice(None)  # the acted-on rows that carry the caption (not the negative / empty one)
         self.cached: torch.Tensor | None = None  # the deep branch's output at the last full step
         self.full_calls = 0
         self.shallow_calls = 0
@@ -64,7 +67,13 @@ class Knobs:
             factor = 1.0
             for k in self.active("scale"):
                 factor *= k.factors.get(path, 1.0)
-            return out * factor if any(path in k.factors for k in self.active("scale")) else None
+            if not any(path in k.factors for k in self.active("scale")):
+                return None
+            if self.rows == slice(None):
+                return out * factor
+            per_row = torch.ones(out.shape[0], *([1] * (out.dim() - 1)), dtype=out.dtype)
+            per_row[self.rows] = factor
+            return out * per_row
 
         return hook
 
@@ -76,12 +85,17 @@ class Knobs:
             if not cuts:
                 return None
             h = args[0]
-            trunk, skip = h[:, :-channels], h[:, -channels:]
+            rows = self.rows
+            trunk, skip = h[rows, :-channels], h[rows, -channels:]
             if cuts[-1].mode == "zero":
                 skip = torch.zeros_like(skip)
             else:  # each channel's spatial mean: its level stays, where things are goes
                 skip = skip.mean(dim=(2, 3), keepdim=True).expand_as(skip)
-            return (torch.cat([trunk, skip], dim=1), *args[1:])
+            if rows == slice(None):
+                return (torch.cat([trunk, skip], dim=1), *args[1:])
+            h = h.clone()
+            h[rows, -channels:] = skip
+            return (h, *args[1:])
 
         return hook
 
@@ -133,6 +147,10 @@ class Knobs:
         self.cached = out
 
     # ---- the call --------------------------------------------------------------------------------------
+    def unet_call(self, _step: int, _t: int, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """`call` in the shape sampling.denoise calls the UNet (the step is already in `self.step`)."""
+        return self.call(x, t, context)
+
     def call(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         if self.shallow_step():
             self.shallow_calls += 1

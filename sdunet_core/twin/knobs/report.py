@@ -9,6 +9,7 @@ from typing import Any
 from ..model import shipped
 from ..report import data_url, reading_dict, render
 from ..sampling import one_thread
+from .pair import batchable
 from .run import as_generation, experiment, macs_report, same_reading
 from .specs import parse_knobs
 
@@ -23,13 +24,14 @@ def experiment_dict(job: dict[str, Any]) -> dict[str, Any]:
                                              guidance=job["guidance"], negative=job["negative"],
                                              sampler=job["sampler"])  # fmt: skip
     gen = as_generation(run, job["prompt"], job["negative"], job["seed"], job["guidance"], job["sampler"])
-    out = render(gen, job, {"sampling_ms": timings["baseline_ms"] + timings["intervention_ms"], **timings}, started)
+    out = render(gen, job, timings, started)
     base_reading, knob_reading = reading_dict(cmp.baseline), out["reading"]
     out["experiment"] = {
         "interventions": [k.to_dict() for k in knobs],
         "baseline": data_url(cmp.baseline),
         "baseline_reading": base_reading,
         "baseline_unet_calls": base.unet_calls,
+        "batched": batchable(knobs),
         "difference": data_url(cmp.difference),
         "mse": round(cmp.mse, 6),
         "ssim": round(cmp.ssim, 6),

@@ -18,14 +18,16 @@ A request's `interventions` is a list of plain objects, each with a `kind` and o
 - `guidance`: `{"scale": g}` the classifier-free guidance scale on these steps;
 - `negative`: `{"prompt": "..."}` the caption guidance moves away from on these steps.
 
-A bad spec is a `KnobError` naming the field as the API reports it (`interventions[1].blocks`).
+A bad spec is a `KnobError` naming the field as the API reports it (`interventions[1].blocks`). Captions and
+words are checked by a `Words`: the twin's vocabulary by default; a checkpoint's model brings CLIP's
+(sdunet_core.activations.interventions).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ...model.config import ConfigError, UNetConfig
 from ...names.block_weights import parse_block_weights
@@ -99,6 +101,24 @@ _KEYS = {
 }
 
 
+class Words(Protocol):
+    """How a model reads captions: whether one can be read (ValueError saying why not), and where a word sits."""
+
+    def check(self, caption: str) -> None: ...
+
+    def positions(self, prompt: str, word: str) -> tuple[int, ...]: ...
+
+
+class TwinWords:
+    """The twin's words: its vocabulary, one token per word after the start token."""
+
+    def check(self, caption: str) -> None:
+        WordTokenizer().check(caption)  # an UnknownWord names the word and the vocabulary
+
+    def positions(self, prompt: str, word: str) -> tuple[int, ...]:
+        return tuple(1 + i for i, w in enumerate(WordTokenizer().split(prompt)) if w == word)
+
+
 def _number(raw: Any, where: str, lo: float, hi: float) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
         raise KnobError(where, f"must be a number, got {raw!r}")
@@ -115,12 +135,12 @@ def _int(raw: Any, where: str, lo: int, hi: int) -> int:
     return raw
 
 
-def _caption(raw: Any, where: str) -> str:
+def _caption(raw: Any, where: str, words: Words) -> str:
     if not isinstance(raw, str):
         raise KnobError(where, f"must be a string, got {type(raw).__name__}")
     try:
-        WordTokenizer().check(raw)
-    except ValueError as exc:  # an UnknownWord names the word and the vocabulary
+        words.check(raw)
+    except ValueError as exc:
         raise KnobError(where, str(exc)) from None
     return raw
 
@@ -177,7 +197,7 @@ def _skips(item: dict[str, Any], where: str, config: UNetConfig) -> tuple[str, .
     return tuple(dict.fromkeys(raw))
 
 
-def parse_knob(item: Any, index: int, *, prompt: str, steps: int, config: UNetConfig) -> Knob:
+def parse_knob(item: Any, index: int, *, prompt: str, steps: int, config: UNetConfig, words: Words) -> Knob:
     where = f"interventions[{index}]"
     if not isinstance(item, dict):
         raise KnobError(where, "must be an object with a kind")
@@ -202,28 +222,31 @@ def parse_knob(item: Any, index: int, *, prompt: str, steps: int, config: UNetCo
         word = item.get("word")
         if not isinstance(word, str) or not word.strip():
             raise KnobError(f"{where}.word", "is required: a word of the caption")
-        said = WordTokenizer().split(prompt)
-        positions = tuple(1 + i for i, w in enumerate(said) if w == word.strip().lower())
+        positions = words.positions(prompt, word.strip().lower())
         if not positions:
             raise KnobError(f"{where}.word", f"{word!r} is not in the caption {prompt!r}")
         weight = _number(item.get("weight", 1.0), f"{where}.weight", 0.0, MAX_TOKEN_WEIGHT)
         return Knob(**common, word=word.strip().lower(), positions=positions, weight=weight)
     if kind in ("swap_prompt", "negative"):
         if "prompt" not in item:
-            raise KnobError(f"{where}.prompt", "is required: a caption in the twin's words")
-        return Knob(**common, prompt=_caption(item["prompt"], f"{where}.prompt"))
+            raise KnobError(f"{where}.prompt", "is required: a caption")
+        return Knob(**common, prompt=_caption(item["prompt"], f"{where}.prompt", words))
     if kind == "cache":
         return Knob(**common, every=_int(item.get("every", 1), f"{where}.every", 1, steps))
     return Knob(**common, scale=_number(item.get("scale"), f"{where}.scale", 0.0, MAX_GUIDANCE))
 
 
-def parse_knobs(items: Any, *, prompt: str, steps: int, config: UNetConfig) -> list[Knob]:
-    """Every intervention of a request, checked (KnobError naming the first bad field)."""
+def parse_knobs(items: Any, *, prompt: str, steps: int, config: UNetConfig, words: Words | None = None) -> list[Knob]:
+    """Every intervention of a request, checked (KnobError naming the first bad field); captions and words as
+    `words` reads them (the twin's by default)."""
+    words = words or TwinWords()
     if not isinstance(items, list):
         raise KnobError("interventions", "must be a list of objects")
     if len(items) > MAX_INTERVENTIONS:
         raise KnobError("interventions", f"has {len(items)} items; at most {MAX_INTERVENTIONS}")
-    knobs = [parse_knob(item, i, prompt=prompt, steps=steps, config=config) for i, item in enumerate(items)]
+    knobs = [
+        parse_knob(item, i, prompt=prompt, steps=steps, config=config, words=words) for i, item in enumerate(items)
+    ]
     if sum(k.kind == "cache" for k in knobs) > 1:
         raise KnobError("interventions", "holds more than one cache knob; the cache has one schedule")
     return knobs
