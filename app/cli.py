@@ -129,7 +129,7 @@ def _inspect(args: argparse.Namespace) -> int:
         if control is not None:
             return _inspect_control(args, control)
         if looks_like_lora(header):
-            from app.lora_cli import inspect_lora
+            from app.commands.lora import inspect_lora
 
             return inspect_lora(args, header)
         detection = detect_unet(header)
@@ -293,13 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the UNet runs")
     features.set_defaults(func=_features)
 
-    from app.twin_cli import add_train_twin
+    from app.commands.twin import add_train_twin
 
     add_train_twin(sub)
-    from app.site_cli import add_export_site
+    from app.commands.site import add_export_site
 
     add_export_site(sub)
-    from app.probe_cli import add_probe
+    from app.commands.probe import add_probe
 
     add_probe(sub)
     return parser

@@ -17,7 +17,6 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from app import __version__
-from app.activations import close_worker, warm_twin
 from app.diskcache import DiskCache
 from app.errors import install_error_handlers
 from app.fastpath import RequestMemo, TraceFastPath
@@ -46,6 +45,7 @@ from app.routes import (
 from app.settings import get_settings
 from app.shutdown import Shutdown, ShutdownMiddleware
 from app.tracing import TraceStore
+from app.workers.captures import close_worker, warm_twin
 from app.workers.jobs import ProfileManager
 from app.workers.pool import WorkerPool
 from sdunet_core.checkpoint.weights import open_weights

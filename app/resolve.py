@@ -12,7 +12,7 @@ import dataclasses
 
 from app.errors import ApiError, quote
 from app.limits import CostLimits, check_raw_config, check_raw_diffusers_config
-from app.schemas import TraceRequest
+from app.schemas.trace import TraceRequest
 from app.settings import Settings
 from app.tracing import TraceSpec
 from sdunet_core import PRESETS, ConfigError, UNetConfig

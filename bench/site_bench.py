@@ -72,7 +72,7 @@ def run(presets: list[str] | None = None, site: Path | None = None, repeats: int
             site = Path(tmp) / "site"
             # A fresh trace cache and one trace worker, as a first `sdunet-explorer export-site` on a user's machine.
             os.environ["SDUNET_CACHE_DIR"] = str(Path(tmp) / "cache")
-            from app.site_export import default_cache_env, export_site
+            from app.commands.site_export import default_cache_env, export_site
 
             default_cache_env()
             report = export_site(site, presets=presets)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-import app.activations as service
+import app.workers.captures as service
 from app.errors import ApiError
 from sdunet_core import PRESETS
 

@@ -24,9 +24,9 @@ from schemathesis.checks import (
 
 from app.deps import current_settings
 from app.main import create_app
-from app.probe_jobs import ProbeJobs
 from app.routes.probes import get_jobs
 from app.settings import get_settings
+from app.workers.probe_runs import ProbeJobs
 from tests.conftest import BASE_URL
 
 

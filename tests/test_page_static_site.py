@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.site_export import export_site, request_key
+from app.commands.site_export import export_site, request_key
 from sdunet_core.twin import world
 from tests.harness import serve_static
 
@@ -161,7 +161,8 @@ def test_a_lesson_with_a_bad_step_is_refused_naming_the_step_and_field(page, sit
 
 
 def test_the_page_and_the_exporter_make_the_same_keys(page, site) -> None:
-    """The key of a request as static_site.js computes it equals app/site_export.py's, floats and Unicode too."""
+    """The key of a request as static_site.js computes it equals the exporter's (app/commands/site_export.py),
+    floats and Unicode too."""
     _open(page, f"{site}/")
     cases = [
         ("GET", "/api/scaling", [("sizes", "256,512"), ("preset", "sd1")], None),

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.probe_schemas import ProbeRow
+from app.schemas.probes import ProbeRow
 from sdunet_core.probes import checkpoint as ckpt
 from tests.activation_fixtures import write_checkpoint
 from tests.harness import serve

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.site_export import canonical, export_site, fnv1a64, js_number, request_key
+from app.commands.site_export import canonical, export_site, fnv1a64, js_number, request_key
 
 # What JavaScript's String(x) gives (node and Chromium agree; the ECMAScript Number::toString rules).
 JS = {

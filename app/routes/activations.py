@@ -7,7 +7,7 @@
 
 The catalog's handler is plain `def` (it runs in the threadpool); captures and exports are planned in the threadpool
 and then awaited, so that a capture waiting for the child process holds no thread. The capture itself runs in a
-child process with a time and memory bound (app.activations).
+child process with a time and memory bound (app.workers.captures).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
-from app.activation_schemas import CaptureRequest, CaptureResponse, CatalogRequest, CatalogResponse, ExportRequest
-from app.activations import capture_tokens, catalog_in_worker, plan, resolve_model, worker_for
 from app.errors import ERROR_RESPONSES
+from app.schemas.activations import CaptureRequest, CaptureResponse, CatalogRequest, CatalogResponse, ExportRequest
 from app.settings import Settings, get_settings
+from app.workers.captures import capture_tokens, catalog_in_worker, plan, resolve_model, worker_for
 from sdunet_core.activations import GROUPS
 from sdunet_core.activations.report import point_dict
 from sdunet_core.tracer import DEFAULT_LATENT_FACTOR

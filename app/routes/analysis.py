@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from app.deps import PoolDep, SettingsDep, StoreDep
 from app.errors import ERROR_RESPONSES, ApiError, quote
 from app.resolve import resolve
-from app.schemas import TraceRequest
+from app.schemas.trace import TraceRequest
 from app.settings import Settings
 from app.tracing import TraceSpec
 from sdunet_core import PRESETS

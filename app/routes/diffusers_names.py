@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from app.deps import PoolDep, SettingsDep
 from app.errors import ERROR_RESPONSES
 from app.resolve import resolve
-from app.schemas import TraceRequest
+from app.schemas.trace import TraceRequest
 
 router = APIRouter(prefix="/api", tags=["names"], responses=ERROR_RESPONSES)
 

@@ -15,10 +15,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from app.activations import model_bytes
 from app.deps import MaybeWeightsDep
 from app.errors import ERROR_RESPONSES, ApiError
-from app.knobs_schemas import InterventionJob, InterventionRequest
+from app.schemas.knobs import InterventionJob, InterventionRequest
+from app.workers.captures import model_bytes
 from app.workers.interventions import jobs_for
 from sdunet_core.activations.conditioning import InputError
 from sdunet_core.activations.interventions import MAX_PIXELS, check

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.errors import ERROR_RESPONSES, ApiError
-from app.knobs_schemas import AblationJob, AblationRequest
 from app.routes.twin import _require_weights, check_caption
+from app.schemas.knobs import AblationJob, AblationRequest
 from app.workers.ablation import jobs_for
 
 MAX_PICTURE_STEPS = 1280  # e.g. 64 pictures x 20 steps, or 8 seeds x 100 steps

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Query, Request
 
 from app.deps import PoolDep, SettingsDep
 from app.errors import ERROR_RESPONSES, ApiError
-from app.lora_schemas import LoraDetection
 from app.routes.checkpoint import _BODY_SCHEMA, _read_body
+from app.schemas.lora import LoraDetection
 
 router = APIRouter(prefix="/api/lora", tags=["lora"], responses=ERROR_RESPONSES)
 

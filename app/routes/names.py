@@ -17,9 +17,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from app.deps import PoolDep, SettingsDep
 from app.errors import ERROR_RESPONSES
-from app.names_schemas import BlockWeights, BlockWeightsRequest, NamesTable
 from app.resolve import resolve
-from app.schemas import TraceRequest
+from app.schemas.names import BlockWeights, BlockWeightsRequest, NamesTable
+from app.schemas.trace import TraceRequest
 from sdunet_core.names import parse_block_weights
 
 router = APIRouter(prefix="/api/names", tags=["names"], responses=ERROR_RESPONSES)

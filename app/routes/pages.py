@@ -18,7 +18,7 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 def page_limits(settings: Settings) -> dict[str, int]:
     """The limits the page checks before it asks (the server checks them again): one place, the server's. A static
-    site (app/site_export.py) writes the same into its page."""
+    site (app/commands/site_export.py) writes the same into its page."""
     return {"max_image_size": settings.max_image_size, "max_header_bytes": MAX_BODY_BYTES}
 
 

@@ -19,8 +19,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from app.errors import ERROR_RESPONSES, ApiError
-from app.probe_jobs import ProbeJobs
-from app.probe_schemas import CorrespondenceRequest, PCKRequest, ProbeJob, ProbeModel, ProbeRequest
+from app.schemas.probes import CorrespondenceRequest, PCKRequest, ProbeJob, ProbeModel, ProbeRequest
+from app.workers.probe_runs import ProbeJobs
 from sdunet_core.activations.conditioning import InputError
 from sdunet_core.probes import MAX_IMAGES, Cancelled, ProbeSpec, check, run
 from sdunet_core.probes.checkpoint import MAX_IMAGES as CHECKPOINT_MAX_IMAGES

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from app.deps import MaybeWeightsDep, PoolDep, ProfilesDep, SettingsDep, StoreDep
 from app.errors import ERROR_RESPONSES, ApiError
 from app.resolve import resolve
-from app.schemas import ProfileRequest
+from app.schemas.trace import ProfileRequest
 from app.workers.jobs import TERMINAL
 from sdunet_core.tracer.trace import available_bytes, parse_dtype, run_memory_bytes
 

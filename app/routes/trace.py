@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, Response
 from app.deps import MemoDep, SettingsDep, StoreDep
 from app.errors import ERROR_RESPONSES
 from app.resolve import resolve
-from app.schemas import TraceRequest
+from app.schemas.trace import TraceRequest
 from app.settings import Settings
 from app.tracing import TraceSpec
 from sdunet_core.schema import Trace

@@ -15,9 +15,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from app.activations import worker_for
 from app.errors import ERROR_RESPONSES, ApiError
-from app.twin_schemas import GenerateRequest, GenerateResponse, TwinInfo
+from app.schemas.twin import GenerateRequest, GenerateResponse, TwinInfo
+from app.workers.captures import worker_for
 from sdunet_core import PRESETS
 from sdunet_core.twin import PRESET, SAMPLERS, weights_shipped, world
 from sdunet_core.twin.knobs import KnobError, parse_knobs

@@ -56,7 +56,7 @@ _MANAGERS_LOCK = threading.Lock()
 
 def jobs_for(app: Any) -> AblationJobs:
     """The app's sweep jobs, made on first use beside its capture worker."""
-    from app.activations import worker_for
+    from app.workers.captures import worker_for
 
     with _MANAGERS_LOCK:
         return _MANAGERS.setdefault(id(app), AblationJobs(worker_for(app)))

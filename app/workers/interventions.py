@@ -62,7 +62,7 @@ _MANAGERS_LOCK = threading.Lock()
 
 def jobs_for(app: Any) -> InterventionJobs:
     """The app's knob-run jobs, made on first use beside its capture worker."""
-    from app.activations import worker_for
+    from app.workers.captures import worker_for
 
     with _MANAGERS_LOCK:
         return _MANAGERS.setdefault(id(app), InterventionJobs(worker_for(app)))

@@ -1,6 +1,6 @@
 """The static site's answers: asked of the app once each, kept by content, written at the end, and timed (issue 27).
 
-`AnswerWriter` is what app/site_export.py asks through. Several threads ask at once (the presets over the trace
+`AnswerWriter` is what app/commands/site_export.py asks through. Several threads ask at once (the presets over the trace
 workers, the twin's generations in the twin's own process), so the writer is thread-safe, and because the order
 in which answers arrive then varies from run to run, the files are written only at the end: two requests whose
 answers are the same bytes share one file, named after the smaller of their names, so an export writes the same

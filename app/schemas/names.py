@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.schemas import TraceRequest
+from app.schemas.trace import TraceRequest
 from sdunet_core.names.block_weights import MAX_SPEC_CHARS
 
 Layout = Literal["sd1", "sdxl"]

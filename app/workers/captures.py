@@ -29,10 +29,10 @@ from concurrent.futures import Future
 from functools import lru_cache
 from typing import Any
 
-from app.activation_schemas import CaptureRequest, ExportRequest, ModelChoice
 from app.errors import ApiError, shutting_down
 from app.resolve import resolve
-from app.schemas import TraceRequest
+from app.schemas.activations import CaptureRequest, ExportRequest, ModelChoice
+from app.schemas.trace import TraceRequest
 from app.settings import Settings
 from app.workers.pool import WorkerPool
 from sdunet_core import PRESETS, UNetConfig

@@ -1,4 +1,4 @@
-"""`sdunet-explorer export-site DIR`: write the page as a static site (app/site_export.py does the work)."""
+"""`sdunet-explorer export-site DIR`: write the page as a static site (app/commands/site_export.py does the work)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def add_export_site(sub: argparse._SubParsersAction) -> None:
 
 
 def _export_site(args: argparse.Namespace) -> int:
-    from app.site_export import default_cache_env, export_site
+    from app.commands.site_export import default_cache_env, export_site
 
     default_cache_env()
     captions = [] if args.no_generations else None

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from app.site_writer import AnswerWriter, Timings
+from app.commands.site_writer import AnswerWriter, Timings
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas import Size
+from app.schemas.trace import Size
 
 MAX_POINTS = 1024
 # A base64 image of up to 16 MiB (the request body limit is larger).
@@ -16,7 +16,7 @@ MAX_IMAGE_CHARS = 16 * 2**20 * 4 // 3 + 64
 class ModelChoice(BaseModel):
     """Which UNet (a preset, our config fields, the original yaml params, or the server's weights) and input size."""
 
-    # The same strictness and bounds as /api/trace's body (app.schemas), whose fields these are.
+    # The same strictness and bounds as /api/trace's body (app.schemas.trace), whose fields these are.
     model_config = ConfigDict(extra="forbid", strict=True)
 
     preset: str | None = Field(None, max_length=64, description="a preset name from /api/presets (random weights)")
