@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from app.routes.checkpoint import MAX_BODY_BYTES
 from sdunet_core import PRESETS
 from sdunet_core.checkpoint.detect import detect_unet
-from tests.test_checkpoint import VAE, diffusers_shapes, header_bytes, make_header, preset_shapes, without_offsets
+from tests.checkpoint_headers import VAE, diffusers_shapes, header_bytes, make_header, preset_shapes, without_offsets
 
 URL = "/api/checkpoint/detect"
 

@@ -13,8 +13,8 @@ from sdunet_core.control.controlnet import ControlNetModel
 from sdunet_core.control.detect import detect_control
 from sdunet_core.control.presets import load_controlnet_preset
 from sdunet_core.tracer.trace import trace_unet
+from tests.checkpoint_headers import CLIP, VAE, header_bytes, make_header, preset_shapes
 from tests.diffusers_configs import DIFFUSERS_CONFIGS
-from tests.test_checkpoint import CLIP, VAE, header_bytes, make_header, preset_shapes
 
 diffusers = pytest.importorskip("diffusers")
 

@@ -13,7 +13,7 @@ import pytest
 from app.deps import current_settings
 from app.settings import get_settings
 from sdunet_core import PRESETS
-from tests.test_checkpoint import make_header, preset_shapes, shapes_of
+from tests.checkpoint_headers import make_header, preset_shapes, shapes_of
 
 TINY = {
     "in_channels": 4,

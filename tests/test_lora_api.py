@@ -9,9 +9,9 @@ import pytest
 
 from app.routes.checkpoint import MAX_BODY_BYTES
 from sdunet_core.names.ids import block_weight_data
+from tests.checkpoint_headers import header_bytes, preset_shapes
+from tests.checkpoint_headers import make_header as checkpoint_header
 from tests.lora_factory import kohya_metadata, lora_tensors, make_header
-from tests.test_checkpoint import header_bytes, preset_shapes
-from tests.test_checkpoint import make_header as checkpoint_header
 
 URL = "/api/lora/detect"
 TO_Q = "input_blocks.1.1.transformer_blocks.0.attn1.to_q"

@@ -85,7 +85,7 @@ def test_sd1_u_has_every_block_and_skip(page, live_server, console_errors) -> No
     # The model selector lists every preset, then the ControlNet presets.
     presets = httpx.get(f"{live_server}/api/presets", timeout=30).json()
     controls = httpx.get(f"{live_server}/api/controlnet/presets", timeout=30).json()
-    select = page.get_by_label("Model")
+    select = page.get_by_label("Model", exact=True)
     assert select.evaluate("e => e.tagName") == "SELECT"
     options = select.evaluate("e => [...e.options].map(o => o.value)")
     assert options == [p["name"] for p in presets] + [p["name"] for p in controls]
@@ -253,7 +253,7 @@ def test_every_preset_draws_and_is_screenshotted(page, live_server, console_erro
     _open(page, live_server)
     for preset in [p["name"] for p in presets]:
         trace = _trace(live_server, preset)
-        page.get_by_label("Model").select_option(preset)
+        page.get_by_label("Model", exact=True).select_option(preset)
         _wait_ready(page, preset)
         page.wait_for_function("() => document.body.dataset.charts === 'true'")
         assert _top_paths(page) == [b["path"] for b in trace["blocks"]], preset
@@ -265,7 +265,7 @@ def test_every_preset_draws_and_is_screenshotted(page, live_server, console_erro
             assert "label_emb" in paths
         page.screenshot(path=str(RESULTS / f"page-{preset}.png"))
     # The README's picture: SD 1.x with one block opened, and the ResBlock inside it.
-    page.get_by_label("Model").select_option("sd1")
+    page.get_by_label("Model", exact=True).select_option("sd1")
     _wait_ready(page, "sd1")
     for path in ("input_blocks.4", "input_blocks.4.0"):
         _card(page, path).click()

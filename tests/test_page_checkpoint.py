@@ -147,7 +147,7 @@ def test_open_an_ldm_checkpoint_shows_it_and_draws_its_unet(page, live_server, c
     assert paths == [b["path"] for b in trace["blocks"]]
     assert [p for p in paths if p.startswith("input_blocks.")] == [f"input_blocks.{i}" for i in range(9)]
     assert [p for p in paths if p.startswith("output_blocks.")] == [f"output_blocks.{i}" for i in range(9)]
-    select = page.get_by_label("Model")
+    select = page.get_by_label("Model", exact=True)
     assert select.input_value() == key
     assert select.locator("option:checked").inner_text() == "From checkpoint: tiny.safetensors"
     assert "From checkpoint: tiny.safetensors" in page.locator("#summary").inner_text()
@@ -166,7 +166,7 @@ def test_open_an_ldm_checkpoint_shows_it_and_draws_its_unet(page, live_server, c
     page.reload()
     _wait_model(page, key)
     assert _top_paths(page) == paths
-    assert page.get_by_label("Model").input_value() == key
+    assert page.get_by_label("Model", exact=True).input_value() == key
     assert console_errors == []
 
 
@@ -225,7 +225,10 @@ def test_markup_in_names_stays_text(page, live_server, console_errors, files) ->
     assert XSS_NAMES[0] in meta and XSS_NAMES[1] in meta and "<b>bold</b>" in meta
     key = f"checkpoint:{files['xss'].name}"
     _wait_model(page, key)
-    assert page.get_by_label("Model").locator("option:checked").inner_text() == f"From checkpoint: {files['xss'].name}"
+    assert (
+        page.get_by_label("Model", exact=True).locator("option:checked").inner_text()
+        == f"From checkpoint: {files['xss'].name}"
+    )
     page.wait_for_timeout(200)  # an onerror handler, if one had been made, would have run by now
     assert page.locator("img[src=x]").count() == 0
     assert page.locator("#checkpoint script, #checkpoint b, #summary img").count() == 0
@@ -308,7 +311,7 @@ def test_weights_file_stats_histogram_and_profile(page, weights_server, console_
         page.get_by_role("button", name="Profile").click()
     assert json.loads(req.value.post_data)["use_weights"] is True
     # Another architecture: no statistics, and profiles use random weights.
-    page.get_by_label("Model").select_option("ldm-churches")
+    page.get_by_label("Model", exact=True).select_option("ldm-churches")
     _wait_model(page, "ldm-churches")
     assert details.get_by_role("region", name="Weights").count() == 0
     assert console_errors == []

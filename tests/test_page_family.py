@@ -226,7 +226,7 @@ def test_a_t2i_adapter_file_marks_its_injection_points_on_the_u(
     diffusers = pytest.importorskip("diffusers")
     import torch
 
-    from tests.test_checkpoint import header_bytes, make_header
+    from tests.checkpoint_headers import header_bytes, make_header
 
     with torch.device("meta"):
         adapter = diffusers.T2IAdapter(

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.checkpoint_headers import make_header, preset_shapes
 from tests.lora_factory import kohya_metadata, lora_tensors
 from tests.lora_factory import make_header as lora_header
-from tests.test_checkpoint import make_header, preset_shapes
 
 LONE = ("\ud800", "\udfff", "a\udc00b")
 PER_ROUTE = 14
