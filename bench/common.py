@@ -39,6 +39,8 @@ def table(rows: list[tuple[str, str, str]], header: tuple[str, str, str] = ("mea
 # A lesson step timed inside the page: the key press (→ or ←) to the step's view drawn (lesson_player.js announces
 # lessonShown after the render and Present mode), then to the first task after the next frame. null when step `i`
 # never shows (the key revealed a question's answer instead).
+# Resolves when the page has nothing left to do (or after a second): before a timed key, as a person presses it.
+IDLE = "() => new Promise((resolve) => requestIdleCallback(() => resolve(), {timeout: 1000}))"
 LESSON_STEP = """async ([key, i]) => {
   const t0 = performance.now();
   window.dispatchEvent(new KeyboardEvent('keydown', {key, bubbles: true}));

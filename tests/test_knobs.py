@@ -9,7 +9,7 @@ import torch
 from sdunet_core.twin import shipped, world
 from sdunet_core.twin.knobs import KnobError, compare, parse_knobs, sample
 from sdunet_core.twin.knobs.hooks import macs_per_call
-from sdunet_core.twin.knobs.run import same_reading, sample_pair
+from sdunet_core.twin.knobs.run import same_reading, sample_beside, sample_pair
 from sdunet_core.twin.report import reading_dict
 from sdunet_core.twin.sampling import generate, one_thread, to_uint8
 
@@ -95,6 +95,28 @@ def test_in_one_batch_the_knob_lane_is_the_separate_run_to_rounding(model, basel
     assert (run.images - alone.images).abs().max() < PAIR_TOLERANCE
     assert not torch.equal(run.images, base.images)  # the knob acted on its lane and left the baseline's alone
     assert len(run.steps) == STEPS and (run.steps[-1].x0 - alone.steps[-1].x0).abs().max() < PAIR_TOLERANCE
+
+
+@pytest.mark.parametrize("spec", CHANGING, ids=[s["kind"] for s in CHANGING])
+def test_beside_each_picture_is_the_separate_run_bit_for_bit(model, baseline, spec):
+    # The experiment's way: the baseline on a second thread while the knob run's hooks are on the shared UNet. The
+    # hooks must act on the knob run's thread only, and neither picture may differ from its run alone in one bit.
+    knobs = parse_knobs([spec], prompt=PROMPT, steps=STEPS, config=model.unet.config)
+    with one_thread():
+        base, run = sample_beside(model, PROMPT, 3, knobs, steps=STEPS)
+        alone = sample(model, [PROMPT], [3], steps=STEPS, knobs=knobs, keep_steps=True)
+    assert torch.equal(base.images, baseline)
+    assert torch.equal(run.images, alone.images)
+    assert len(run.steps) == STEPS and torch.equal(run.steps[-1].x0, alone.steps[-1].x0)
+    assert not torch.equal(run.images, base.images)
+
+
+@pytest.mark.parametrize("spec", NEUTRAL, ids=[s["kind"] for s in NEUTRAL])
+def test_beside_a_neutral_knob_gives_the_baseline_bit_for_bit(model, baseline, spec):
+    knobs = parse_knobs([spec], prompt=PROMPT, steps=STEPS, config=model.unet.config)
+    with one_thread():
+        base, run = sample_beside(model, PROMPT, 3, knobs, steps=STEPS)
+    assert torch.equal(base.images, baseline) and torch.equal(run.images, baseline)
 
 
 def test_hooks_are_removed_after_a_run(model):

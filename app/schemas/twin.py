@@ -67,12 +67,10 @@ class Experiment(BaseModel):
     interventions: list[dict[str, Any]] = Field(description="the knobs as checked (block factors, token positions)")
     baseline: str = Field(description="the picture without the knobs (PNG data URL)")
     baseline_reading: Reading
-    baseline_unet_calls: int = Field(
-        description="UNet calls of the loop the baseline ran in (the same as the knob run's when batched)"
-    )
+    baseline_unet_calls: int = Field(description="UNet calls of the baseline's loop")
     batched: bool = Field(
-        description="the baseline rode in the knob run's batch, one UNet call a step for both "
-        "(every knob but the cache); else it ran on its own first"
+        description="the baseline rode in the knob run's batch, one UNet call a step for both; false for the "
+        "twin, whose baseline runs beside the knob run on a second thread"
     )
     difference: str = Field(description="|knobs - baseline| per channel, doubled (PNG data URL)")
     mse: float = Field(description="mean squared error, pixel values 0..1")

@@ -20,6 +20,7 @@ rows pass through untouched (multiplied by exactly 1, or copied).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -49,6 +50,9 @@ class Knobs:
         self.skip_channels = {p: b.skip_channels for p, b in plan.items() if b.skip_from is not None}
         cache = next((k for k in knobs if k.kind == "cache"), None)
         self.cache = cache if cache is not None and cache.every > 1 else None
+        # The thread whose forwards the hooks act on (the one that installed them): a baseline running beside the
+        # knob run on another thread (run.sample_beside) goes through the same modules untouched.
+        self.owner: int | None = None
 
     # ---- per-step questions the loop asks ----------------------------------------------------------------
     def active(self, kind: str) -> list[Knob]:
@@ -62,8 +66,13 @@ class Knobs:
         return (self.step - k.from_step) % k.every != 0
 
     # ---- hooks -------------------------------------------------------------------------------------------
+    def _mine(self) -> bool:
+        return threading.get_ident() == self.owner
+
     def _scale_hook(self, path: str):  # type: ignore[no-untyped-def]
         def hook(_m: nn.Module, _args: Any, out: torch.Tensor) -> torch.Tensor | None:
+            if not self._mine():
+                return None
             factor = 1.0
             for k in self.active("scale"):
                 factor *= k.factors.get(path, 1.0)
@@ -82,7 +91,7 @@ class Knobs:
 
         def hook(_m: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
             cuts = [k for k in self.active("cut_skip") if path in k.skips]
-            if not cuts:
+            if not cuts or not self._mine():
                 return None
             h = args[0]
             rows = self.rows
@@ -102,7 +111,7 @@ class Knobs:
     def _value_hook(self):  # type: ignore[no-untyped-def]
         def hook(_m: nn.Module, _args: Any, v: torch.Tensor) -> torch.Tensor | None:
             knobs = self.active("token_weight")
-            if not knobs:
+            if not knobs or not self._mine():
                 return None
             factor = torch.ones(v.shape[0], v.shape[1], 1, dtype=v.dtype)
             for k in knobs:
@@ -117,6 +126,7 @@ class Knobs:
         """The hooks on the UNet for the run's length, removed however it ends (torchinfo's discipline)."""
         handles = []
         u = self.unet
+        self.owner = threading.get_ident()
         try:
             blocks = dict(self._blocks())
             scaled = {p for k in self.knobs if k.kind == "scale" for p in k.factors}
@@ -144,7 +154,8 @@ class Knobs:
         yield from ((f"output_blocks.{i}", b) for i, b in enumerate(u.output_blocks))
 
     def _keep_deep(self, _m: nn.Module, _args: Any, out: torch.Tensor) -> None:
-        self.cached = out
+        if self._mine():
+            self.cached = out
 
     # ---- the call --------------------------------------------------------------------------------------
     def unet_call(self, _step: int, _t: int, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:

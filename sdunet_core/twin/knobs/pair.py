@@ -1,6 +1,6 @@
 """A baseline and its knob run from one noise, as a loop that advances one step at a time.
 
-`PairRun` serves the twin (`run.sample_pair`, `run.experiment`) and a checkpoint's model alike
+`PairRun` serves the twin (`run.sample_pair`) and a checkpoint's model alike
 (sdunet_core.activations.interventions): it needs a UNet, a caption encoder, a scheduler and the noise. Every knob
 but the cache runs the two pictures as two lanes of one batch (sampling.denoise: one UNet call a step for both),
 the hooks acting on the knob lane's rows only and each lane with its own captions and guidance. The cache replaces

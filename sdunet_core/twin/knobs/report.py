@@ -9,7 +9,6 @@ from typing import Any
 from ..model import shipped
 from ..report import data_url, reading_dict, render
 from ..sampling import one_thread
-from .pair import batchable
 from .run import as_generation, experiment, macs_report, same_reading
 from .specs import parse_knobs
 
@@ -31,7 +30,7 @@ def experiment_dict(job: dict[str, Any]) -> dict[str, Any]:
         "baseline": data_url(cmp.baseline),
         "baseline_reading": base_reading,
         "baseline_unet_calls": base.unet_calls,
-        "batched": batchable(knobs),
+        "batched": False,  # the twin runs them side by side on two threads (run.sample_beside)
         "difference": data_url(cmp.difference),
         "mse": round(cmp.mse, 6),
         "ssim": round(cmp.ssim, 6),

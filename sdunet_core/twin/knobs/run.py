@@ -7,13 +7,17 @@ batches them; a run whose guidance is 1 on every step sees the captions only, 0 
 caption's context is encoded on its own, so a knob that changes nothing (a caption swapped for itself) leaves
 every number as it was.
 
-`sample_pair` runs the baseline and the knob run of one seed as two lanes of one batch (one UNet call a step
-instead of two); `experiment` uses it for every knob but the cache.
+`experiment` runs the baseline and the knob run of one seed side by side on two threads (`sample_beside`), each
+picture exactly `sample`'s; `sample_pair` runs them as two lanes of one batch (one UNet call a step instead of two,
+as a checkpoint's job does: pair.PairRun). On a small CPU the threads are the faster way: one thread computes a
+batch of four rows in about the time of two batches of two, while two threads use two cores (bench/knobs_bench.py).
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,20 +54,54 @@ def sample(
     sampler: Sampler = "ddim",
     knobs: list[Knob] | None = None,
     keep_steps: bool = False,
+    installed: Knobs | None = None,
 ) -> Run:
-    """Sample one picture per (prompt, seed) with the knobs applied on their steps (sampling.denoise's loop)."""
+    """Sample one picture per (prompt, seed) with the knobs applied on their steps (sampling.denoise's loop).
+    `installed`: the knobs' state with its hooks already on the UNet (sample_beside), in place of `knobs`."""
     n = len(prompts)
     sched = scheduler(sampler, model.schedule)
     sched.set_timesteps(steps)
-    state = Knobs(model.unet, knobs or [])
+    state = installed or Knobs(model.unet, knobs or [])
     lanes = Captions(lambda c: model.context([c]), state, prompts, negative, guidance, steps)
     uncond, cond = lanes.halves()
     state.cond_rows = cond_rows(uncond, cond, n)
     x = torch.cat([initial_noise(s) for s in seeds]) * sched.init_noise_sigma
-    with state.installed():
+    with nullcontext() if installed else state.installed():
         done = denoise(sched, x, lambda i: [lanes.lane(i, uncond, cond)], state.unet_call,
                        keep=0 if keep_steps else None)  # fmt: skip
     return Run(done.images, done.steps, done.unet_calls, state.full_calls, state.shallow_calls, int(uncond) + int(cond))
+
+
+def sample_beside(
+    model: Twin,
+    prompt: str,
+    seed: int,
+    knobs: list[Knob],
+    *,
+    steps: int = 50,
+    guidance: float = 3.0,
+    negative: str = "",
+    sampler: Sampler = "ddim",
+) -> tuple[Run, Run]:
+    """(baseline, knob run with its picture's steps) of one seed, each `sample`'s exactly, the baseline on a second
+    thread beside the knob run. Each runs on one torch thread (the twin's ops are small: see sampling.one_thread),
+    so together they use the two cores of a small machine without the stalls of two threads inside one op; on a
+    busy machine they share what there is. The hooks go on before the baseline starts and come off after it ends
+    (so no forward sees the hook tables change) and act only on the knob run's thread (`Knobs.owner`)."""
+    kw: dict[str, Any] = {"steps": steps, "guidance": guidance, "negative": negative, "sampler": sampler}
+
+    def baseline() -> Run:
+        torch.set_num_threads(1)  # this thread's own setting: OpenMP keeps one per thread
+        return sample(model, [prompt], [seed], **kw)
+
+    state = Knobs(model.unet, knobs)
+    with state.installed(), ThreadPoolExecutor(1, thread_name_prefix="baseline") as pool:
+        base = pool.submit(baseline)
+        try:
+            run = sample(model, [prompt], [seed], keep_steps=True, installed=state, **kw)
+        finally:
+            wait([base])  # the hooks stay on until the baseline is done with the UNet
+        return base.result(), run
 
 
 def sample_pair(
@@ -146,11 +184,11 @@ def experiment(
     negative: str = "",
     sampler: Sampler = "ddim",
 ) -> tuple[Run, Run, Comparison, dict[str, float]]:
-    """(baseline run, knob run with its picture's steps, their comparison, timings in ms). The baseline rides in
-    the knob run's batch (`sample_pair`) unless a cache knob forbids it; then it runs first, alone."""
+    """(baseline run, knob run with its picture's steps, their comparison, timings in ms). The baseline runs beside
+    the knob run on a second thread (`sample_beside`): each picture is `sample`'s exactly."""
     started = time.perf_counter()
-    base, run = sample_pair(model, prompt, seed, knobs, steps=steps, guidance=guidance, negative=negative,
-                            sampler=sampler)  # fmt: skip
+    base, run = sample_beside(model, prompt, seed, knobs, steps=steps, guidance=guidance, negative=negative,
+                              sampler=sampler)  # fmt: skip
     timings = {"sampling_ms": round((time.perf_counter() - started) * 1e3, 1)}
     return base, run, compare(to_uint8(base.images), to_uint8(run.images)), timings
 
