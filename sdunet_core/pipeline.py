@@ -95,7 +95,14 @@ def _dims(shape: list[int]) -> str:
 
 def pipeline_for(preset: Preset | None, config: UNetConfig, given: TraceInput) -> Pipeline:
     """The pipeline of a traced UNet: `preset` names the released model (None for a custom config), `given` is
-    the trace's input (latent shape, context, y, image size)."""
+    the trace's input (latent shape, context, y, image size). A config traced without a preset's name (a diffusers
+    config, a checkpoint's) gets the pipeline of the released models whose UNet config it is, where they agree."""
+    if preset is None:
+        from .presets import PRESETS
+
+        alike = [pipeline_for(p, config, given) for p in PRESETS.values() if p.config == config]
+        if alike and all(a == alike[0] for a in alike):
+            return alike[0]
     pixel = given.latent_factor == 1
     x = given.x.shape[1:]
     # The prediction has the latent's channels; more input channels than that are a conditioning image stacked on
