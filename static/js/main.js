@@ -35,10 +35,11 @@ import { rememberModel, restoreModel } from './session-models.js';
 import { metricHint, summaryList } from './summary.js';
 import { createZoom } from './zoom.js';
 // Control models (ControlNet presets and files, T2I-Adapters, control-LoRAs) beside the U: controlnet*.js.
-import { CONTROL_GROUP, fileEntry, getControlPresets, presetEntry } from './controlnet.js';
+import { fileEntry, getControlPresets, presetEntry } from './controlnet.js';
 import { createControlView } from './controlnet_view.js';
 import { createDiffusersOpen } from './diffusers_open.js';
 import { announce } from './status.js';
+import { fillModelSelect } from './model-select.js';
 
 const $ = (id) => document.getElementById(id);
 const store = createStore();
@@ -168,30 +169,9 @@ async function drawChartsSoon() {
 
 // ---- store → views --------------------------------------------------------------------------------------------
 
-function fillModelSelect() {
-  const select = $('model');
-  const option = (value, text) => {
-    const o = document.createElement('option');
-    o.value = value;
-    o.textContent = text;
-    return o;
-  };
-  const options = state.presets.map((p) => option(p.name, `${p.name} — ${p.title}`));
-  // Models beside the presets, one group each: the ControlNet presets, then those from files.
-  for (const label of [CONTROL_GROUP, 'From files']) {
-    const models = [...state.models.values()].filter((m) => (m.group ?? 'From files') === label);
-    if (!models.length) continue;
-    const group = document.createElement('optgroup');
-    group.label = label;
-    group.append(...models.map((m) => option(m.key, m.label)));
-    options.push(group);
-  }
-  select.replaceChildren(...options);
-  if (state.preset) select.value = state.preset;
-}
-
-store.on('presets', fillModelSelect);
-store.on('models', fillModelSelect);
+const refillModels = () => fillModelSelect($('model'), state);
+store.on('presets', refillModels);
+store.on('models', refillModels);
 
 store.on('model', ({ preset }) => {
   $('model').value = preset;
